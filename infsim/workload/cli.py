@@ -1,0 +1,174 @@
+"""`infsim trace ...`: inspect, convert and synthesise traces.
+
+The main CLI mounts this group (`main.add_command(trace_cli)`) and turns `InputError` into
+exit code 2; these commands only parse arguments, call the workload API and write output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import yaml
+
+from infsim.errors import InputError
+from infsim.workload import synthetic as syn
+from infsim.workload.loaders import format_names, load_trace
+from infsim.workload.spec import SyntheticSource, generate, parse_model
+from infsim.workload.trace import Trace
+
+FORMAT_CHOICE = click.Choice(["auto", *format_names()])
+
+
+def _load(path: str, fmt: str, drop_zero_output: bool, drop_failed: bool) -> Trace:
+    return load_trace(path, fmt, drop_zero_output=drop_zero_output, drop_failed=drop_failed)
+
+
+def _write(trace: Trace, out: Path, to: str | None) -> None:
+    kind = to or {".parquet": "parquet", ".csv": "csv"}.get(out.suffix.lower())
+    if kind is None:
+        raise InputError(f"{out}: cannot tell the output format; use .parquet/.csv or --to")
+    if kind == "parquet":
+        trace.to_parquet(out)
+    else:
+        trace.to_csv(out)
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=summary["source"], show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k} {v:,.1f}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:,.3f}"
+        elif isinstance(value, list):
+            value = "\n".join(value) or "-"
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@click.group("trace")
+def trace_cli() -> None:
+    """Inspect, convert and generate request traces."""
+
+
+drop_options = [
+    click.option("--drop-zero-output", is_flag=True, help="Drop rows with 0 output tokens."),
+    click.option("--drop-failed", is_flag=True, help="vllm-bench: drop failed requests."),
+]
+
+
+def _with_drop_options(command):
+    for option in reversed(drop_options):
+        command = option(command)
+    return command
+
+
+@trace_cli.command("info")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_with_drop_options
+def info(path: str, fmt: str, as_json: bool, drop_zero_output: bool, drop_failed: bool) -> None:
+    """Summarise the trace at PATH."""
+    summary = _load(path, fmt, drop_zero_output, drop_failed).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+
+
+@trace_cli.command("convert")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
+@click.option("--to", type=click.Choice(["parquet", "csv"]), help="Default: from OUT's suffix.")
+@click.option("--time-scale", type=float, help="Multiply inter-arrival times.")
+@click.option("--rate-scale", type=float, help="Multiply the arrival rate.")
+@click.option("--start-s", type=float, help="Keep arrivals >= this (re-based to 0).")
+@click.option("--end-s", type=float, help="Keep arrivals < this (source seconds).")
+@click.option("--max-requests", type=int, help="Keep at most this many requests.")
+@_with_drop_options
+def convert(src: str, out: Path, fmt: str, to: str | None, **kwargs) -> None:
+    """Convert SRC to the canonical table OUT; window first, then scale."""
+    if kwargs["time_scale"] is not None and kwargs["rate_scale"] is not None:
+        raise InputError("give --time-scale or --rate-scale, not both")
+    trace = _load(src, fmt, kwargs["drop_zero_output"], kwargs["drop_failed"])
+    trace = trace.slice(kwargs["start_s"], kwargs["end_s"], kwargs["max_requests"])
+    if kwargs["time_scale"] is not None:
+        trace = trace.scale_time(kwargs["time_scale"])
+    if kwargs["rate_scale"] is not None:
+        trace = trace.scale_rate(kwargs["rate_scale"])
+    _write(trace, out, to)
+    click.echo(f"wrote {trace.num_requests} requests to {out}")
+
+
+def _length_sampler(text: str) -> syn.LengthSampler:
+    """`N` (fixed), `uniform:MIN:MAX`, `lognormal:MEAN:SIGMA:MAX`."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            return syn.FixedLengths(int(parts[0]))
+        if parts[0] == "uniform" and len(parts) == 3:
+            return syn.UniformLengths(int(parts[1]), int(parts[2]))
+        if parts[0] == "lognormal" and len(parts) == 4:
+            return syn.LognormalLengths.from_mean(
+                float(parts[1]), float(parts[2]), 1, int(parts[3])
+            )
+    except ValueError:
+        pass
+    raise InputError(
+        f"length {text!r}: expected N, uniform:MIN:MAX or lognormal:MEAN:SIGMA:MAX (tokens)"
+    )
+
+
+def _synth_from_spec(spec_path: Path, rng: np.random.Generator) -> Trace:
+    try:
+        data = yaml.safe_load(spec_path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{spec_path}: cannot read YAML ({exc})") from None
+    if not isinstance(data, dict) or "synthetic" not in data:
+        raise InputError(f"{spec_path}: expected a mapping with a 'synthetic:' block")
+    spec = parse_model(
+        SyntheticSource, data["synthetic"], source=str(spec_path), section="synthetic"
+    )
+    return generate(spec, base_dir=spec_path.parent, rng=rng)
+
+
+@trace_cli.command("synth")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file with a `synthetic:` block (overrides the options).")  # fmt: skip
+@click.option("--num-requests", type=int, default=1000, show_default=True)
+@click.option("--rate", "rate_per_s", type=float, default=1.0, show_default=True, help="req/s")
+@click.option("--arrival", type=click.Choice(["poisson", "gamma"]), default="poisson")
+@click.option("--cv", type=float, default=1.0, show_default=True, help="Gamma gap CV.")
+@click.option("--prompt-tokens", default="lognormal:1000:0.8:8192", show_default=True,
+              help="N | uniform:MIN:MAX | lognormal:MEAN:SIGMA:MAX")  # fmt: skip
+@click.option("--output-tokens", default="200", show_default=True)
+@click.option("--to", type=click.Choice(["parquet", "csv"]), help="Default: from OUT's suffix.")
+def synth(out: Path, seed: int, spec_path: Path | None, **kwargs) -> None:
+    """Generate a synthetic trace into OUT (deterministic for a given --seed)."""
+    rng = np.random.default_rng(seed)
+    if spec_path is not None:
+        trace = _synth_from_spec(spec_path, rng)
+    else:
+        rate_per_s, cv = kwargs["rate_per_s"], kwargs["cv"]
+        if rate_per_s <= 0 or cv <= 0 or kwargs["num_requests"] < 1:
+            raise InputError("--rate and --cv must be > 0 and --num-requests >= 1")
+        arrivals = (
+            syn.PoissonArrivals(rate_per_s)
+            if kwargs["arrival"] == "poisson"
+            else syn.GammaArrivals(rate_per_s, cv)
+        )
+        prompt = _length_sampler(kwargs["prompt_tokens"])
+        output = _length_sampler(kwargs["output_tokens"])
+        trace = syn.generate_requests(kwargs["num_requests"], arrivals, prompt, output, rng)
+    _write(trace, out, kwargs["to"])
+    click.echo(f"wrote {trace.num_requests} requests to {out}")

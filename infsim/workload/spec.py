@@ -1,0 +1,299 @@
+"""The scenario's `workload:` section (pydantic v2) and `build_trace`.
+
+    workload:
+      trace: {path: traces/x.parquet, format: auto, hash_block_size_tokens: null}
+      # or
+      synthetic:
+        num_requests: 2000
+        arrival: {kind: poisson, rate_per_s: 4}
+        prompt_tokens: {kind: lognormal, mean: 1000, sigma: 0.8, min: 1, max: 8192}
+        output_tokens: {kind: fixed, value: 200}
+        sessions: null
+      time_scale: 1.0        # or rate_scale (not both)
+      start_s: 0
+      duration_s: null
+      max_requests: null
+
+`build_trace` applies, in this order: (1) load or generate, (2) keep arrivals in
+[start_s, start_s + duration_s) of the source clock and re-base them to start_s,
+(3) keep the first max_requests, (4) scale time (time_scale, or 1 / rate_scale).
+So the window and the cap are in the source trace's own seconds and requests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from infsim.errors import InputError
+from infsim.workload import synthetic as syn
+from infsim.workload.loaders import load_trace
+from infsim.workload.trace import Trace
+
+FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TraceSource(BaseModel):
+    """Replay a trace file."""
+
+    model_config = FROZEN
+    path: str = Field(description="Trace file, relative to the scenario file's directory.")
+    format: str = Field("auto", description="azure, burstgpt, mooncake, llmservingsim, "
+                        "vllm-bench, infsim or auto (by extension and first line).")  # fmt: skip
+    hash_block_size_tokens: int | None = Field(
+        None, ge=1, description="Override the format's prefix hash block size (tokens)."
+    )
+    drop_zero_output: bool = Field(
+        False, description="Drop rows with 0 output tokens (failed requests) instead of failing."
+    )
+    drop_failed: bool = Field(
+        False, description="vllm-bench: drop requests with an error instead of failing."
+    )
+
+
+# -- arrival processes -------------------------------------------------------------------
+
+
+class PoissonSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["poisson"] = Field(description="Poisson arrivals (exponential gaps).")
+    rate_per_s: float = Field(gt=0, description="Mean arrival rate, requests per second.")
+
+    def build(self) -> syn.ArrivalProcess:
+        return syn.PoissonArrivals(self.rate_per_s)
+
+
+class GammaSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["gamma"] = Field(description="Gamma-distributed gaps (burstiness by CV).")
+    rate_per_s: float = Field(gt=0, description="Mean arrival rate, requests per second.")
+    cv: float = Field(gt=0, description="Coefficient of variation of the gaps; 1 = Poisson.")
+
+    def build(self) -> syn.ArrivalProcess:
+        return syn.GammaArrivals(self.rate_per_s, self.cv)
+
+
+ArrivalSpec = Annotated[PoissonSpec | GammaSpec, Field(discriminator="kind")]
+
+
+# -- length distributions ----------------------------------------------------------------
+
+
+class FixedSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["fixed"] = Field(description="Every request gets `value` tokens.")
+    value: int = Field(ge=1, description="Token count.")
+
+    def build(self, base_dir: Path) -> syn.LengthSampler:
+        return syn.FixedLengths(self.value)
+
+
+class UniformSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["uniform"] = Field(description="Integers uniform on [min, max].")
+    min: int = Field(ge=1, description="Smallest token count (inclusive).")
+    max: int = Field(ge=1, description="Largest token count (inclusive).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+    def build(self, base_dir: Path) -> syn.LengthSampler:
+        return syn.UniformLengths(self.min, self.max)
+
+
+class LognormalSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["lognormal"] = Field(description="Lognormal, rounded and clipped.")
+    mean: float | None = Field(None, gt=0, description="Mean before clipping (or give median).")
+    median: float | None = Field(None, gt=0, description="Median (or give mean).")
+    sigma: float = Field(gt=0, description="Standard deviation of the underlying normal.")
+    min: int = Field(1, ge=1, description="Clip below to this many tokens.")
+    max: int = Field(ge=1, description="Clip above to this many tokens.")
+
+    @model_validator(mode="after")
+    def _one_centre(self) -> LognormalSpec:
+        if (self.mean is None) == (self.median is None):
+            raise ValueError("give exactly one of mean or median")
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+    def build(self, base_dir: Path) -> syn.LengthSampler:
+        if self.mean is not None:
+            return syn.LognormalLengths.from_mean(self.mean, self.sigma, self.min, self.max)
+        return syn.LognormalLengths.from_median(self.median, self.sigma, self.min, self.max)
+
+
+class EmpiricalSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["empirical"] = Field(description="Resample observed values.")
+    values: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(
+        None, min_length=1, description="Explicit token counts to draw from (or give trace)."
+    )
+    trace: TraceSource | None = Field(None, description="Trace file to draw a column from.")
+    column: Literal["num_prompt_tokens", "num_output_tokens"] | None = Field(
+        None, description="Which trace column to resample (with `trace`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmpiricalSpec:
+        if (self.values is None) == (self.trace is None):
+            raise ValueError("give exactly one of values or trace")
+        if self.trace is not None and self.column is None:
+            raise ValueError("with trace, give column: num_prompt_tokens or num_output_tokens")
+        return self
+
+    def build(self, base_dir: Path) -> syn.LengthSampler:
+        if self.values is not None:
+            return syn.EmpiricalLengths(self.values)
+        trace = _load(self.trace, base_dir)
+        return syn.EmpiricalLengths(tuple(getattr(trace, self.column).tolist()))
+
+
+LengthSpec = Annotated[
+    FixedSpec | UniformSpec | LognormalSpec | EmpiricalSpec, Field(discriminator="kind")
+]
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+class FixedThinkSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["fixed"] = Field(description="Constant think time.")
+    value_s: float = Field(ge=0, description="Seconds between a turn's arrival and the next.")
+
+
+class ExponentialThinkSpec(BaseModel):
+    model_config = FROZEN
+    kind: Literal["exponential"] = Field(description="Exponential think time.")
+    mean_s: float = Field(gt=0, description="Mean seconds between a turn's arrival and the next.")
+
+
+class SessionsSpec(BaseModel):
+    """Multi-turn chat sessions (see infsim/workload/synthetic.py for the model)."""
+
+    model_config = FROZEN
+    num_sessions: int = Field(ge=1, description="Number of sessions; `arrival` spaces starts.")
+    turns: LengthSpec = Field(description="Turns per session (a count distribution, >= 1).")
+    think_time: FixedThinkSpec | ExponentialThinkSpec = Field(
+        discriminator="kind",
+        description="Gap from one turn's *arrival* to the next turn's arrival (open loop).",
+    )
+    system_prompt_tokens: int = Field(0, ge=0, description="Shared prefix of every session.")
+    hash_block_size_tokens: int = Field(16, ge=1, description="Prefix hash block size.")
+    max_context_tokens: int | None = Field(
+        None, ge=1, description="End a session before a turn whose prompt+output exceeds this."
+    )
+
+
+class SyntheticSource(BaseModel):
+    """Generated requests. With `sessions`, prompt_tokens is each turn's new user text."""
+
+    model_config = FROZEN
+    num_requests: int | None = Field(None, ge=1, description="Requests (without sessions).")
+    arrival: ArrivalSpec = Field(description="Request (or session-start) arrival process.")
+    prompt_tokens: LengthSpec = Field(description="Prompt length (new user tokens per turn).")
+    output_tokens: LengthSpec = Field(description="Output length per request / turn.")
+    sessions: SessionsSpec | None = Field(None, description="Multi-turn sessions, or null.")
+
+    @model_validator(mode="after")
+    def _count(self) -> SyntheticSource:
+        if (self.num_requests is None) == (self.sessions is None):
+            raise ValueError(
+                "give num_requests (single-turn) or sessions (then sessions.num_sessions and "
+                "turns set the count), not both and not neither"
+            )
+        return self
+
+
+class WorkloadSpec(BaseModel):
+    """The scenario's `workload:` section: one source plus window and scaling."""
+
+    model_config = FROZEN
+    trace: TraceSource | None = Field(None, description="Replay a trace file.")
+    synthetic: SyntheticSource | None = Field(None, description="Generate requests.")
+    time_scale: float | None = Field(None, gt=0, description="Multiply inter-arrival times.")
+    rate_scale: float | None = Field(None, gt=0, description="Multiply the arrival rate.")
+    start_s: float = Field(0.0, ge=0, description="Window start in the source's seconds.")
+    duration_s: float | None = Field(None, gt=0, description="Window length; null = to end.")
+    max_requests: int | None = Field(None, ge=1, description="Keep at most this many requests.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadSpec:
+        if (self.trace is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of workload.trace or workload.synthetic")
+        if self.time_scale is not None and self.rate_scale is not None:
+            raise ValueError("give time_scale or rate_scale, not both")
+        return self
+
+
+def _load(source: TraceSource, base_dir: Path) -> Trace:
+    path = Path(source.path)
+    return load_trace(
+        path if path.is_absolute() else base_dir / path,
+        source.format,
+        hash_block_size_tokens=source.hash_block_size_tokens,
+        drop_zero_output=source.drop_zero_output,
+        drop_failed=source.drop_failed,
+    )
+
+
+def generate(spec: SyntheticSource, *, base_dir: Path, rng: np.random.Generator) -> Trace:
+    """Run the synthetic generator a `synthetic:` block describes."""
+    arrivals = spec.arrival.build()
+    prompt = spec.prompt_tokens.build(base_dir)
+    output = spec.output_tokens.build(base_dir)
+    if spec.sessions is None:
+        return syn.generate_requests(spec.num_requests, arrivals, prompt, output, rng)
+    s = spec.sessions
+    think = s.think_time
+    sessions = syn.ChatSessions(
+        num_sessions=s.num_sessions,
+        session_arrivals=arrivals,
+        turns=s.turns.build(base_dir),
+        user_tokens=prompt,
+        output_tokens=output,
+        think_time=syn.FixedThinkTime(think.value_s)
+        if think.kind == "fixed"
+        else syn.ExponentialThinkTime(think.mean_s),
+        system_prompt_tokens=s.system_prompt_tokens,
+        hash_block_size_tokens=s.hash_block_size_tokens,
+        max_context_tokens=s.max_context_tokens,
+    )
+    return syn.generate_sessions(sessions, rng)
+
+
+def build_trace(spec: WorkloadSpec, *, base_dir: Path, rng: np.random.Generator) -> Trace:
+    """Load or generate, then window, cap and scale (order in the module docstring)."""
+    if spec.trace is not None:
+        trace = _load(spec.trace, base_dir)
+    else:
+        trace = generate(spec.synthetic, base_dir=base_dir, rng=rng)
+    end_s = None if spec.duration_s is None else spec.start_s + spec.duration_s
+    trace = trace.slice(spec.start_s, end_s, spec.max_requests)
+    if spec.time_scale is not None:
+        trace = trace.scale_time(spec.time_scale)
+    if spec.rate_scale is not None:
+        trace = trace.scale_rate(spec.rate_scale)
+    return trace
+
+
+def parse_model(model: type[BaseModel], data: object, *, source: str, section: str) -> BaseModel:
+    """Validate `data` as `model`; pydantic errors become one `InputError` with dotted paths.
+
+    `source` names the file, `section` the dotted path of `data` in it (e.g. "workload").
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, (section, *err['loc'])))}: {err['msg']}" for err in exc.errors()
+        )
+        raise InputError(f"{source}: {problems}") from None
