@@ -1,0 +1,3 @@
+from infsim.cli import main
+
+main()

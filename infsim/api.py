@@ -1,0 +1,92 @@
+"""Library entry points: `load_scenario` → `run` → `RunResult` (and `write`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from infsim.metrics.requests import requests_table
+from infsim.metrics.summary import summarize
+from infsim.report.write import write_run
+from infsim.scenario.load import load_scenario
+from infsim.scenario.resolve import ResolvedScenario, resolve
+from infsim.scenario.schema import Scenario
+from infsim.sim.engine import simulate
+from infsim.workload.spec import build_trace
+from infsim.workload.trace import Trace
+
+__all__ = ["RunResult", "Scenario", "load_scenario", "prepare", "run"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    resolved: ResolvedScenario
+    requests: pa.Table
+    timeline: pa.Table
+    summary: dict[str, Any]
+
+    def write(self, out_dir: Path) -> None:
+        write_run(
+            out_dir,
+            requests=self.requests,
+            timeline=self.timeline,
+            resolved_scenario=self.resolved.scenario.model_dump(mode="json"),
+            summary=self.summary,
+        )
+
+
+def prepare(
+    scenario: Scenario, base_dir: Path | str = ".", source: str = "scenario"
+) -> tuple[ResolvedScenario, Trace]:
+    """Resolve catalogs and defaults, and build the workload (seeded by `scenario.seed`)."""
+    base = Path(base_dir)
+    resolved = resolve(scenario, base, source)
+    rng = np.random.default_rng(scenario.seed)
+    trace = build_trace(scenario.workload, base_dir=base, rng=rng)
+    return resolved, trace
+
+
+def run(
+    scenario: Scenario,
+    base_dir: Path | str = ".",
+    *,
+    source: str = "scenario",
+    progress: Callable[[float, int], None] | None = None,
+) -> RunResult:
+    resolved, trace = prepare(scenario, base_dir, source)
+    return run_resolved(resolved, trace, progress=progress)
+
+
+def run_resolved(
+    resolved: ResolvedScenario,
+    trace: Trace,
+    *,
+    progress: Callable[[float, int], None] | None = None,
+) -> RunResult:
+    out = simulate(resolved, trace, progress)
+    requests = requests_table(out.recorder.requests)
+    summary = summarize(
+        requests,
+        out.recorder.itl_samples(),
+        slo=resolved.scenario.slo,
+        num_gpus=resolved.num_gpus,
+        usd_per_gpu_hour=resolved.usd_per_gpu_hour,
+        simulated_s=out.simulated_s,
+        wall_s=out.wall_s,
+        num_events=out.num_events,
+    )
+    summary["deployment"] = {
+        "model": resolved.model.name,
+        "gpu": resolved.gpu.name,
+        "num_gpus": resolved.num_gpus,
+        "kv_cache_blocks_per_replica": resolved.kv.num_blocks,
+        "kv_cache_tokens_per_replica": resolved.kv.num_tokens,
+        "kv_capacity_source": resolved.kv.source,
+        "usd_per_gpu_hour": resolved.usd_per_gpu_hour,
+    }
+    return RunResult(resolved, requests, out.recorder.timeline_table(), summary)

@@ -1,0 +1,171 @@
+"""`infsim` command line: parses arguments, calls `infsim.api`, prints. No model logic.
+
+Every `InputError` (bad scenario, trace, override, path) is printed as one paragraph and
+the command exits with status 2; click's own usage errors also exit with 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from infsim.errors import InputError
+
+_SET_HELP = (
+    "Override a scenario field: dotted.path=value (repeatable), e.g. engine.max_num_seqs=64."
+)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            click.echo(f"infsim: error: {err}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="infsim")
+def main() -> None:
+    """infsim: predict LLM-serving latency, throughput and cost from a trace."""
+
+
+class _Progress:
+    """A rich progress bar that appears only once a run has taken over ~2 s of wall time."""
+
+    def __init__(self, total: int, span_s: float) -> None:
+        self.total, self.span_s = total, span_s
+        self._t0 = time.perf_counter()
+        self._bar = None
+        self._task = None
+
+    def __call__(self, now_s: float, done: int) -> None:
+        if self._bar is None:
+            if time.perf_counter() - self._t0 < 2.0:
+                return
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True, console=Console(stderr=True))
+            self._bar.start()
+            self._task = self._bar.add_task("simulating", total=self.total)
+        self._bar.update(self._task, completed=done, description=f"t={now_s:,.0f}s")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: runs/<scenario name>).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def run(
+    scenario: Path, out_dir: Path | None, overrides: tuple[str, ...], as_json: bool, quiet: bool
+) -> None:
+    """Simulate SCENARIO and write requests/timeline Parquet, summary.json and the
+    resolved scenario to the output directory."""
+    from infsim import api
+
+    spec = api.load_scenario(scenario, overrides)
+    resolved, trace = api.prepare(spec, scenario.parent, source=str(scenario))
+    progress = None if quiet or as_json else _Progress(trace.num_requests, trace.duration_s)
+    try:
+        result = api.run_resolved(resolved, trace, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    out_dir = out_dir or Path("runs") / spec.name
+    result.write(out_dir)
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+    elif not quiet:
+        from infsim.report.console import print_summary
+
+        console = Console()
+        print_summary(
+            result.summary,
+            f"{spec.name}: {resolved.model.name} on {resolved.deployment_label()}",
+            console,
+        )
+        console.print(
+            f"[dim]wrote {out_dir}/{{requests,timeline}}.parquet, summary.json, "
+            "scenario.resolved.yaml[/dim]"
+        )
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the schema to a file instead of stdout.",
+)
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of scenario files (for editors and validation)."""
+    from infsim.scenario.schema import Scenario
+
+    text = json.dumps(Scenario.model_json_schema(), indent=2)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n")
+
+
+@main.group()
+def catalog() -> None:
+    """List built-in models and accelerators."""
+
+
+@catalog.command("models")
+def catalog_models() -> None:
+    from infsim.catalog.model import load_model, model_names
+
+    for name in model_names():
+        m = load_model(name)
+        click.echo(
+            f"{m.name:28s} {m.num_params_total / 1e9:7.2f}B params  "
+            f"KV {m.kv_bytes_per_token() / 1024:6.1f} KiB/token  ({m.source})"
+        )
+
+
+@catalog.command("gpus")
+def catalog_gpus() -> None:
+    from infsim.catalog.hardware import gpu_names, load_gpu
+
+    for name in gpu_names():
+        g = load_gpu(name)
+        click.echo(
+            f"{g.name:14s} {g.memory_bytes / 2**30:6.1f} GiB  "
+            f"{g.mem_bandwidth_bytes_per_s / 1e12:5.2f} TB/s  "
+            f"bf16 {g.flops_per_s('bfloat16') / 1e12:7.1f} TFLOP/s  "
+            f"${g.price.on_demand_usd_per_hour:.2f}/GPU-h"
+        )
+
+
+def _mount_trace() -> None:
+    from infsim.workload.cli import trace_cli
+
+    main.add_command(trace_cli)
+
+
+_mount_trace()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

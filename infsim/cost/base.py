@@ -1,0 +1,44 @@
+"""Cost-model protocol: how long one engine step takes.
+
+A cost model prices a `Batch` (tokens per request on top of their cached context) on one
+replica. The calibrated per-kernel tables (issue #3) and the analytic roofline implement
+the same two methods. `decode_run_times_s` prices a run of pure-decode steps in one
+vectorised call: step j (0-based) has `num_seqs` requests each decoding one token with
+`sum_context_tokens + j * num_seqs` KV tokens in total; it must equal calling
+`step_time_s` on each of those steps, which the tests check.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from infsim.registry import Registry
+from infsim.scheduling.batch import Batch
+
+
+class CostModel(Protocol):
+    def step_time_s(self, batch: Batch) -> float: ...
+
+    def decode_run_times_s(
+        self, num_seqs: int, sum_context_tokens: int, num_steps: int
+    ) -> np.ndarray: ...
+
+    def op_times_s(self, batch: Batch) -> dict[str, float]: ...
+
+
+cost_models: Registry[type] = Registry("cost_model")
+
+
+def attention_work(batch: Batch) -> tuple[int, int]:
+    """(query·key pairs under the causal mask, KV tokens read) summed over the batch.
+
+    A request computing q new tokens on top of c cached ones has q·c + q(q+1)/2 pairs and
+    reads c + q KV tokens per layer. Decode (q = 1): both are c + 1.
+    """
+    pairs = kv_tokens = 0
+    for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
+        pairs += q * c + q * (q + 1) // 2
+        kv_tokens += c + q
+    return pairs, kv_tokens

@@ -1,0 +1,158 @@
+"""Roofline cost model v0: every operation is compute- or memory-bound, whichever is slower.
+
+For each op, time = max(FLOPs / (peak FLOP/s × compute_efficiency),
+bytes / (HBM bandwidth × memory_efficiency)). Per decoder layer (per GPU under TP):
+
+    qkv_proj   GEMM  [T × h] · [h × (q + 2·kv)·d / TP]
+    attention        pairs·4·heads·d FLOPs; KV bytes read = kv_tokens · 2·kv_heads·d·kv_bytes
+    o_proj     GEMM  [T × heads·d/TP] · [heads·d/TP × h]
+    mlp        GEMMs gate+up [h × 2i/TP], down [i/TP × h]   (MoE: top-k experts of E)
+    norms etc. elementwise, memory-bound (2 RMSNorms, residual adds, activation)
+    all_reduce 2 per layer when TP > 1: α + 2(TP−1)/TP · T·h·2 bytes / link bandwidth
+
+plus the LM head for the rows that sample, and a per-step overhead (scheduler, Python,
+kernel launches) fixed + per sequence. T = batched tokens. Weight bytes follow the weight
+precision (fp8 halves them; fp8/fp4 GEMMs run at the GPU's fp8/fp4 rate, weight-only
+int4 at the bf16 rate); KV bytes follow the KV-cache precision. The efficiencies and
+overheads are parameters, not measurements: issue #3's calibrated tables replace them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infsim.cost.base import attention_work, cost_models
+from infsim.scheduling.batch import Batch
+
+ACTIVATION_BYTES = 2  # bf16 activations
+
+
+@dataclass(frozen=True, slots=True)
+class RooflineParams:
+    compute_efficiency: float = 0.6
+    memory_efficiency: float = 0.8
+    step_overhead_s: float = 0.0005
+    per_seq_overhead_s: float = 0.000005
+    collective_latency_s: float = 0.00001
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaShape:
+    """What the cost model needs of model × GPU × parallelism (numbers per GPU)."""
+
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int
+    num_heads_per_gpu: float
+    num_kv_heads_per_gpu: float
+    head_dim: int
+    vocab_size: int
+    num_experts: int
+    num_experts_per_tok: int
+    moe_intermediate_size: int
+    tensor_parallel: int
+    weight_bytes_per_param: float
+    kv_bytes_per_element: float
+    gemm_flops_per_s: float
+    attention_flops_per_s: float
+    mem_bandwidth_bytes_per_s: float
+    link_bandwidth_bytes_per_s: float
+
+
+@cost_models.register("roofline")
+class RooflineCostModel:
+    """Analytic step time; dense GEMM cost cached per (tokens, sampled rows)."""
+
+    def __init__(self, shape: ReplicaShape, params: RooflineParams) -> None:
+        self.shape = shape
+        self.params = params
+        s = shape
+        flops = s.gemm_flops_per_s * params.compute_efficiency
+        self._flops = flops
+        self._bw = s.mem_bandwidth_bytes_per_s * params.memory_efficiency
+        attn_flops = s.attention_flops_per_s * params.compute_efficiency
+        self._s_per_pair = s.num_layers * 4 * s.num_heads_per_gpu * s.head_dim / attn_flops
+        kv_bytes_per_token = 2 * s.num_kv_heads_per_gpu * s.head_dim * s.kv_bytes_per_element
+        self._s_per_kv_token = s.num_layers * kv_bytes_per_token / self._bw
+        self._dense_cache: dict[tuple[int, int], float] = {}
+
+    # -- public ---------------------------------------------------------------------
+    def step_time_s(self, batch: Batch) -> float:
+        pairs, kv_tokens = attention_work(batch)
+        dense = self._dense_s(batch.num_batched_tokens, batch.num_sampled)
+        attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
+        return dense + attn + self._overhead_s(batch.num_seqs)
+
+    def decode_run_times_s(
+        self, num_seqs: int, sum_context_tokens: int, num_steps: int
+    ) -> np.ndarray:
+        dense = self._dense_s(num_seqs, num_seqs)
+        kv = sum_context_tokens + num_seqs * (1 + np.arange(num_steps, dtype=np.float64))
+        attn = np.maximum(kv * self._s_per_pair, kv * self._s_per_kv_token)
+        return dense + attn + self._overhead_s(num_seqs)
+
+    def op_times_s(self, batch: Batch) -> dict[str, float]:
+        """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
+        pairs, kv_tokens = attention_work(batch)
+        ops = self._dense_ops(batch.num_batched_tokens, batch.num_sampled)
+        ops["attention"] = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
+        ops["overhead"] = self._overhead_s(batch.num_seqs)
+        return ops
+
+    # -- internals ------------------------------------------------------------------
+    def _dense_s(self, num_tokens: int, num_sampled: int) -> float:
+        key = (num_tokens, num_sampled)
+        dense = self._dense_cache.get(key)
+        if dense is None:
+            dense = sum(self._dense_ops(num_tokens, num_sampled).values())
+            self._dense_cache[key] = dense
+        return dense
+
+    def _overhead_s(self, num_seqs: int) -> float:
+        return self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+
+    def _gemm_s(self, m: float, n: float, k: float) -> float:
+        if m <= 0:
+            return 0.0
+        flops = 2.0 * m * n * k
+        nbytes = n * k * self.shape.weight_bytes_per_param + m * (n + k) * ACTIVATION_BYTES
+        return max(flops / self._flops, nbytes / self._bw)
+
+    def _dense_ops(self, num_tokens: int, num_sampled: int) -> dict[str, float]:
+        s, t = self.shape, num_tokens
+        h, d, layers = s.hidden_size, s.head_dim, s.num_layers
+        q_out = s.num_heads_per_gpu * d
+        kv_out = s.num_kv_heads_per_gpu * d
+        ops = {
+            "qkv_proj": layers * self._gemm_s(t, q_out + 2 * kv_out, h),
+            "o_proj": layers * self._gemm_s(t, h, q_out),
+            "mlp": layers * self._mlp_s(t),
+            "elementwise": layers * t * (8 * h) * ACTIVATION_BYTES / self._bw,
+            "lm_head": self._gemm_s(num_sampled, s.vocab_size / s.tensor_parallel, h),
+        }
+        ops["all_reduce"] = 2 * layers * self._all_reduce_s(t * h * ACTIVATION_BYTES)
+        return ops
+
+    def _mlp_s(self, t: int) -> float:
+        s, h = self.shape, self.shape.hidden_size
+        if not s.num_experts:
+            i = s.intermediate_size / s.tensor_parallel
+            return self._gemm_s(t, 2 * i, h) + self._gemm_s(t, h, i)
+        # MoE: T·k token-expert pairs; expected distinct experts touched E·(1-(1-k/E)^T),
+        # each of whose weights is read once.
+        e, k = s.num_experts, s.num_experts_per_tok
+        i = s.moe_intermediate_size / s.tensor_parallel
+        touched = e * (1.0 - (1.0 - k / e) ** t)
+        flops = 2.0 * t * k * 3 * h * i
+        nbytes = touched * 3 * h * i * s.weight_bytes_per_param + t * k * 3 * h * 2
+        router = self._gemm_s(t, e, h)
+        return router + max(flops / self._flops, nbytes / self._bw)
+
+    def _all_reduce_s(self, nbytes: float) -> float:
+        tp = self.shape.tensor_parallel
+        if tp <= 1:
+            return 0.0
+        ring_bytes = 2.0 * (tp - 1) / tp * nbytes
+        return self.params.collective_latency_s + ring_bytes / self.shape.link_bandwidth_bytes_per_s

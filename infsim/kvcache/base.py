@@ -1,0 +1,90 @@
+"""KV-cache manager protocol: what the scheduler asks of paged KV memory.
+
+A replica's KV memory is `num_total_blocks` blocks of `block_size` tokens. A request
+holding `b` blocks can hold `b * block_size` tokens of KV. Invariant, checked by the
+property tests for every implementation::
+
+    num_free_blocks + num_used_blocks == num_total_blocks
+
+where free blocks include cached blocks that no request references (evictable).
+Two implementations: `BlockCounter` (prefix caching off: only counts matter, so no
+block ids are kept, which is what makes long traces cheap) and `PrefixCachingKV`
+(block ids, chained block keys and LRU eviction, as vLLM V1's `BlockPool`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from infsim.scheduling.request import RequestState
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixMatch:
+    """Result of a prefix-cache lookup: leading cached blocks and the tokens they hold."""
+
+    block_ids: list[int] = field(default_factory=list)
+
+    def num_tokens(self, block_size: int) -> int:
+        return len(self.block_ids) * block_size
+
+
+NO_MATCH = PrefixMatch()
+
+
+class KVCacheManager(Protocol):
+    block_size: int
+    num_total_blocks: int
+
+    @property
+    def num_free_blocks(self) -> int: ...
+
+    def num_blocks_held(self, req: RequestState) -> int: ...
+
+    def match_prefix(self, req: RequestState) -> PrefixMatch: ...
+
+    def allocate(
+        self, req: RequestState, num_new_tokens: int, match: PrefixMatch = NO_MATCH
+    ) -> bool: ...
+
+    def free(self, req: RequestState) -> None: ...
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def max_decode_steps(kv: KVCacheManager, running: list[RequestState], limit: int) -> int:
+    """Largest k ≤ limit such that k decode steps of every running request fit in free blocks.
+
+    Request i with c_i computed tokens and b_i blocks needs blocks for c_i + j tokens
+    in step j, i.e. max(0, ceil((j - o_i) / block_size)) new blocks, o_i = b_i*bs - c_i
+    free slots. The need is non-decreasing in j, so the answer is found by bisection on
+    the total need; the common case (plenty of free blocks) is settled by an upper bound.
+    """
+    bs = kv.block_size
+    free = kv.num_free_blocks
+    if len(running) * cdiv(limit, bs) <= free:
+        return limit
+    slack = np.fromiter(
+        (kv.num_blocks_held(r) * bs - r.num_computed_tokens for r in running),
+        dtype=np.int64,
+        count=len(running),
+    )
+
+    def need(j: int) -> int:
+        return int(np.maximum(0, -((slack - j) // bs)).sum())
+
+    lo, hi = 0, limit  # need(lo) fits; find the largest fitting
+    if need(hi) <= free:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if need(mid) <= free:
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,132 @@
+"""Paged KV blocks with automatic prefix caching (vLLM V1 `BlockPool` semantics).
+
+    block ids 0..N-1, each with ref_cnt and an optional content key
+    cached:     key -> block id          (full blocks whose content is known)
+    free queue: block ids with ref_cnt 0, least recently freed first
+
+             head (evicted first)                          tail (freed last)
+    free queue: [b7 (key k3)] [b2] [b9 (key k8)] ... [b4 (key k1)]
+
+Allocation pops from the head; a popped block that still holds a key is evicted (its
+key leaves `cached`). A prefix hit on a free cached block removes it from the queue
+("touch") and bumps its ref count. A request frees its blocks in reverse order, so its
+tail blocks (least likely to be shared) are evicted before its head blocks. Full blocks
+are registered in `cached` when scheduled tokens fill them and the request knows their
+key (from trace hash ids or session-derived ids); generated tokens without a known key
+are never cached. A prefix hit is capped at num_tokens - 1 so at least one token is
+computed, as in vLLM.
+
+Invariant: len(free queue) + #{blocks with ref_cnt > 0} == num_total_blocks.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from infsim.kvcache.base import NO_MATCH, PrefixMatch, cdiv
+from infsim.scheduling.request import RequestState
+
+
+class PrefixCachingKV:
+    """KV block pool with hash-chained prefix caching and LRU eviction."""
+
+    def __init__(self, num_total_blocks: int, block_size: int) -> None:
+        self.num_total_blocks = num_total_blocks
+        self.block_size = block_size
+        self.ref_cnt = [0] * num_total_blocks
+        self.block_key: list[int | None] = [None] * num_total_blocks
+        self.cached: dict[int, int] = {}
+        # OrderedDict, not deque: O(1) removal from the middle when a hit touches a block.
+        self.free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_total_blocks))
+        self.num_evictions = 0
+
+    @property
+    def num_free_blocks(self) -> int:
+        return len(self.free_queue)
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.num_total_blocks - len(self.free_queue)
+
+    @property
+    def num_cached_blocks(self) -> int:
+        return len(self.cached)
+
+    def num_blocks_held(self, req: RequestState) -> int:
+        return len(req.block_ids)
+
+    def match_prefix(self, req: RequestState) -> PrefixMatch:
+        """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
+        keys = req.block_keys
+        if not keys:
+            return NO_MATCH
+        max_blocks = min(len(keys), (req.num_tokens - 1) // self.block_size)
+        cached = self.cached
+        hits: list[int] = []
+        for i in range(max_blocks):
+            block = cached.get(keys[i])
+            if block is None:
+                break
+            hits.append(block)
+        return PrefixMatch(hits) if hits else NO_MATCH
+
+    def allocate(
+        self, req: RequestState, num_new_tokens: int, match: PrefixMatch = NO_MATCH
+    ) -> bool:
+        """Give `req` blocks for its computed tokens, `match`'s hit tokens and new tokens.
+
+        `match` is only passed on admission, when the request holds no blocks; the
+        caller then sets num_computed_tokens to the hit length. Returns False, changing
+        nothing, when free blocks (minus the hit blocks that would leave the free queue)
+        are too few.
+        """
+        hits = match.block_ids
+        num_computed = req.num_computed_tokens + len(hits) * self.block_size
+        need = cdiv(num_computed + num_new_tokens, self.block_size) - len(req.block_ids)
+        need -= len(hits)
+        evictable_hits = sum(1 for b in hits if self.ref_cnt[b] == 0)
+        if need > len(self.free_queue) - evictable_hits:
+            return False
+        for b in hits:
+            if self.ref_cnt[b] == 0:
+                del self.free_queue[b]
+            self.ref_cnt[b] += 1
+        req.block_ids.extend(hits)
+        for _ in range(need):
+            req.block_ids.append(self._pop_free())
+        if not req.num_cached_blocks:
+            req.num_cached_blocks = len(hits)
+        self._cache_full_blocks(req, num_computed + num_new_tokens)
+        return True
+
+    def free(self, req: RequestState) -> None:
+        for b in reversed(req.block_ids):
+            self.ref_cnt[b] -= 1
+            if self.ref_cnt[b] == 0:
+                self.free_queue[b] = None
+        req.block_ids = []
+        req.num_cached_blocks = 0
+
+    def _pop_free(self) -> int:
+        block, _ = self.free_queue.popitem(last=False)
+        key = self.block_key[block]
+        if key is not None:
+            if self.cached.get(key) == block:
+                del self.cached[key]
+            self.block_key[block] = None
+            self.num_evictions += 1
+        self.ref_cnt[block] = 1
+        return block
+
+    def _cache_full_blocks(self, req: RequestState, num_tokens_after: int) -> None:
+        keys = req.block_keys
+        if not keys:
+            return
+        num_full = min(num_tokens_after // self.block_size, len(keys))
+        for i in range(req.num_cached_blocks, num_full):
+            key = keys[i]
+            if key not in self.cached:
+                block = req.block_ids[i]
+                self.cached[key] = block
+                self.block_key[block] = key
+        req.num_cached_blocks = max(req.num_cached_blocks, num_full)

@@ -1,0 +1,82 @@
+"""Append-only run records; analysis happens afterwards (metrics/summary.py).
+
+Per-step rows go to column lists (one Python append per column, no row objects), so a
+fast-forwarded run of k decode steps is one row with num_steps = k. ITLs are a weighted
+sample: value `itl_s[i]` occurred `itl_count[i]` times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from infsim.scheduling.batch import StepOutcome
+from infsim.scheduling.request import RequestState
+
+TIMELINE_SCHEMA = pa.schema(
+    [
+        ("replica_id", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("num_steps", pa.int32()),
+        ("num_batched_tokens", pa.int32()),
+        ("num_running", pa.int32()),
+        ("num_waiting", pa.int32()),
+        ("num_preempted", pa.int32()),
+        ("kv_used_blocks", pa.int32()),
+        ("kv_usage", pa.float64()),
+    ]
+)
+
+
+class Recorder:
+    """Collects requests, engine steps and ITL samples of one simulation."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestState] = []
+        self._cols: dict[str, list] = {name: [] for name in TIMELINE_SCHEMA.names}
+        self.itl_s: list[float] = []
+        self.itl_count: list[int] = []
+        self.num_steps = 0
+
+    def on_request(self, req: RequestState) -> None:
+        self.requests.append(req)
+
+    def on_step(
+        self,
+        replica_id: int,
+        start_s: float,
+        end_s: float,
+        num_steps: int,
+        num_batched_tokens: int,
+        state: tuple[int, int, int, int, float],
+    ) -> None:
+        """One engine step (or a fast-forwarded run of identical ones).
+
+        `state` = (running, waiting, preempted, KV blocks used, KV usage) after the step.
+        """
+        c = self._cols
+        c["replica_id"].append(replica_id)
+        c["start_s"].append(start_s)
+        c["end_s"].append(end_s)
+        c["num_steps"].append(num_steps)
+        c["num_batched_tokens"].append(num_batched_tokens)
+        running, waiting, preempted, used, usage = state
+        c["num_running"].append(running)
+        c["num_waiting"].append(waiting)
+        c["num_preempted"].append(preempted)
+        c["kv_used_blocks"].append(used)
+        c["kv_usage"].append(usage)
+        self.num_steps += num_steps
+
+    def on_outcome(self, outcome: StepOutcome) -> None:
+        self.itl_s.extend(outcome.itl_step_s)
+        self.itl_count.extend(outcome.itl_step_count)
+        self.itl_s.extend(outcome.itl_other_s)
+        self.itl_count.extend([1] * len(outcome.itl_other_s))
+
+    def timeline_table(self) -> pa.Table:
+        return pa.table(self._cols, schema=TIMELINE_SCHEMA)
+
+    def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.itl_s, dtype=np.float64), np.asarray(self.itl_count, np.int64)

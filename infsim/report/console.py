@@ -1,0 +1,58 @@
+"""Compact console summary of a run (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v * 1e3:,.1f}"
+
+
+def print_summary(summary: dict[str, Any], title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    lat = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    lat.add_column("latency (ms)")
+    for stat in ("mean", "p50", "p90", "p99"):
+        lat.add_column(stat, justify="right")
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        row = summary["latency_s"][metric]
+        lat.add_row(metric.upper(), *(_ms(row[s]) for s in ("mean", "p50", "p90", "p99")))
+    console.print(lat)
+
+    req, thr, slo, cost = (summary[k] for k in ("requests", "throughput", "slo", "cost"))
+    facts = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row(
+        "requests",
+        f"{req['completed']:,} completed, {req['rejected']:,} rejected of {req['total']:,}; "
+        f"{req['preemptions']:,} preemptions",
+    )
+    facts.add_row(
+        "throughput",
+        f"{thr['requests_per_s']:.2f} req/s, {thr['output_tokens_per_s']:,.0f} output tok/s "
+        f"({thr['output_tokens_per_s_per_gpu']:,.0f} per GPU)",
+    )
+    att = slo["attainment"]
+    facts.add_row(
+        "SLO",
+        f"{'—' if att is None else f'{att:.1%}'} attained, "
+        f"goodput {slo['goodput_requests_per_s']:.2f} req/s",
+    )
+    per_m = cost["usd_per_million_output_tokens"]
+    facts.add_row(
+        "cost",
+        f"${cost['usd_per_hour']:,.2f}/h, "
+        f"{'—' if per_m is None else f'${per_m:,.3f}'} per M output tokens, "
+        f"${cost['usd_total']:,.2f} for {cost['gpu_hours']:,.2f} GPU-h",
+    )
+    sim = summary["simulation"]
+    facts.add_row(
+        "simulation",
+        f"{sim['simulated_s']:,.1f} s simulated in {sim['wall_s']:.2f} s wall",
+    )
+    console.print(facts)

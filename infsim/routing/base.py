@@ -1,0 +1,32 @@
+"""Router protocol and the read-only cluster view routers decide from.
+
+A router is a pure object: `route(request, view, now) -> replica index`. It never
+mutates replicas; the wiring layer submits the request to the chosen replica.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from infsim.registry import Registry
+from infsim.scheduling.request import RequestState
+
+
+class ClusterView(Protocol):
+    """Read-only load of each replica at routing time (index 0..num_replicas-1)."""
+
+    @property
+    def num_replicas(self) -> int: ...
+
+    def outstanding_requests(self, replica: int) -> int: ...
+
+    def outstanding_tokens(self, replica: int) -> int: ...
+
+    def kv_usage(self, replica: int) -> float: ...
+
+
+class Router(Protocol):
+    def route(self, request: RequestState, view: ClusterView, now: float) -> int: ...
+
+
+routers: Registry[type] = Registry("router")

@@ -1,0 +1,157 @@
+"""From a validated `Scenario` to everything a run needs: catalog specs, vLLM defaults,
+KV capacity and price. Checks that need the catalogs (TP vs heads, weights vs memory)
+live here and raise `InputError` with the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infsim.catalog import precision as prec
+from infsim.catalog.hardware import GPUSpec, load_gpu
+from infsim.catalog.model import load_model
+from infsim.catalog.model_spec import ModelSpec
+from infsim.errors import InputError
+from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
+from infsim.scenario.schema import Scenario
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class ResolvedScenario:
+    """A scenario with every default filled in (`scenario` is the resolved copy)."""
+
+    scenario: Scenario
+    base_dir: Path
+    model: ModelSpec
+    gpu: GPUSpec
+    kv: KVCapacity
+    usd_per_gpu_hour: float
+
+    def deployment_label(self) -> str:
+        d = self.scenario.deployment
+        return f"{d.replicas}× {self.gpu.name} TP{d.tensor_parallel}"
+
+    @property
+    def num_gpus(self) -> int:
+        d = self.scenario.deployment
+        return d.replicas * d.tensor_parallel
+
+
+def vllm_batch_defaults(gpu: GPUSpec) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) of `vllm serve` for this device (vLLM 0.33
+    EngineArgs.get_batch_defaults, API-server column): ≥160 GiB: 1024/16384; ≥70 GiB and
+    not A100: 1024/8192; otherwise 256/2048."""
+    mem_gib = gpu.memory_bytes / GIB
+    if mem_gib >= 160:
+        return 1024, 16384
+    if mem_gib >= 70 and "a100" not in gpu.name.lower():
+        return 1024, 8192
+    return 256, 2048
+
+
+def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> ResolvedScenario:
+    model = _located(lambda: load_model(scenario.model, base_dir=base_dir), source, "model")
+    gpu = _located(lambda: load_gpu(scenario.hardware.gpu), source, "hardware.gpu")
+    dep, eng = scenario.deployment, scenario.engine
+    weight_prec = _located(
+        lambda: prec.resolve(dep.weight_precision, model.dtype),
+        source,
+        "deployment.weight_precision",
+    )
+    kv_prec = _located(
+        lambda: prec.resolve(dep.kv_cache_precision, model.dtype),
+        source,
+        "deployment.kv_cache_precision",
+    )
+    _check_tensor_parallel(model, dep.tensor_parallel, source)
+    seqs_default, tokens_default = vllm_batch_defaults(gpu)
+    engine = eng.model_copy(
+        update={
+            "max_num_seqs": eng.max_num_seqs or seqs_default,
+            "max_num_batched_tokens": eng.max_num_batched_tokens or tokens_default,
+            "max_model_len": eng.max_model_len or model.max_position_embeddings,
+        }
+    )
+    deployment = dep.model_copy(
+        update={"weight_precision": weight_prec, "kv_cache_precision": kv_prec}
+    )
+    kv = kv_capacity(
+        model=model,
+        memory_bytes=gpu.memory_bytes,
+        tensor_parallel=dep.tensor_parallel,
+        weight_precision=weight_prec,
+        kv_precision=kv_prec,
+        block_size=engine.block_size,
+        gpu_memory_utilization=engine.gpu_memory_utilization,
+        max_num_batched_tokens=engine.max_num_batched_tokens,
+        max_num_seqs=engine.max_num_seqs,
+        runtime_overhead_bytes=0 if gpu.vendor.lower() == "cpu" else GPU_RUNTIME_OVERHEAD_BYTES,
+        num_gpu_blocks_override=engine.num_gpu_blocks_override,
+        kv_cache_memory_bytes=engine.kv_cache_memory_bytes,
+    )
+    _check_fits(kv, gpu, engine.gpu_memory_utilization, source)
+    resolved = scenario.model_copy(update={"engine": engine, "deployment": deployment})
+    return ResolvedScenario(
+        scenario=resolved,
+        base_dir=base_dir,
+        model=model,
+        gpu=gpu,
+        kv=kv,
+        usd_per_gpu_hour=_price(scenario, gpu),
+    )
+
+
+def _located(fn, source: str, path: str):
+    try:
+        return fn()
+    except InputError as err:
+        raise InputError(f"{source}: {path}: {err}") from None
+
+
+def _check_tensor_parallel(model: ModelSpec, tp: int, source: str) -> None:
+    heads, kv_heads = model.num_attention_heads, model.num_kv_heads
+    if heads % tp:
+        raise InputError(
+            f"{source}: deployment.tensor_parallel: {tp} does not divide the {heads} attention "
+            f"heads of {model.name}; allowed: a divisor of {heads}"
+        )
+    if kv_heads % tp and tp % kv_heads:
+        raise InputError(
+            f"{source}: deployment.tensor_parallel: {tp} neither divides nor is a multiple of "
+            f"the {kv_heads} KV heads of {model.name}"
+        )
+
+
+def _check_fits(kv: KVCapacity, gpu: GPUSpec, utilization: float, source: str) -> None:
+    if kv.num_blocks >= 1:
+        return
+    budget = gpu.memory_bytes * utilization
+    raise InputError(
+        f"{source}: the model does not fit: per GPU, {gpu.name} gives "
+        f"{budget / GIB:.1f} GiB ({utilization:.2f} of {gpu.memory_bytes / GIB:.1f} GiB) but "
+        f"weights need {kv.weight_bytes_per_gpu / GIB:.1f} GiB, activations "
+        f"{kv.activation_bytes_per_gpu / GIB:.1f} GiB and runtime "
+        f"{kv.overhead_bytes_per_gpu / GIB:.1f} GiB, leaving no room for one KV block "
+        f"({kv.block_size} tokens × {kv.kv_bytes_per_token_per_gpu:.0f} B); raise "
+        "deployment.tensor_parallel, use a smaller weight_precision or a larger GPU"
+    )
+
+
+def _price(scenario: Scenario, gpu: GPUSpec) -> float:
+    cost = scenario.cost
+    if cost.usd_per_gpu_hour is not None:
+        return cost.usd_per_gpu_hour
+    price = {
+        "on_demand": gpu.price.on_demand_usd_per_hour,
+        "spot": gpu.price.spot_usd_per_hour,
+        "reserved": gpu.price.reserved_usd_per_hour,
+    }[cost.pricing]
+    if price is None:
+        raise InputError(
+            f"cost.pricing: the catalog has no {cost.pricing} price for {gpu.name}; set "
+            "cost.usd_per_gpu_hour or use pricing: on_demand"
+        )
+    return price

@@ -1,0 +1,159 @@
+"""The scenario file: what to simulate, as frozen pydantic models (extra fields forbidden).
+
+Dotted paths into these models are public interface (`--set engine.max_num_seqs=64`):
+`seed`, `model`, `hardware.gpu`, `deployment.replicas`, `deployment.tensor_parallel` and
+`engine.<vLLM engine-arg name>` keep their names. Engine knobs use vLLM's vocabulary and
+meaning; a knob left null takes vLLM's default for the hardware, and the resolved value
+is written to `scenario.resolved.yaml`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from infsim.workload.spec import WorkloadSpec
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HardwareSpec(_Frozen):
+    gpu: str = Field(
+        description="Accelerator name from the hardware catalog (`infsim catalog gpus`), "
+        "e.g. h100-sxm, a100-80gb, cpu-host."
+    )
+
+
+class DeploymentSpec(_Frozen):
+    replicas: int = Field(1, ge=1, description="Number of identical engine replicas (DP).")
+    tensor_parallel: int = Field(
+        1, ge=1, description="GPUs per replica (TP); must divide the attention heads."
+    )
+    weight_precision: str = Field(
+        "auto",
+        description="Weight precision: auto (the model's dtype), bf16, fp16, fp8, int8, "
+        "int4 (weight-only), fp4.",
+    )
+    kv_cache_precision: str = Field(
+        "auto", description="KV-cache dtype (vLLM kv_cache_dtype): auto, bf16, fp16, fp8."
+    )
+
+
+class EngineSpec(_Frozen):
+    """vLLM V1 engine arguments (same names and meaning)."""
+
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="Max requests running at once; null = vLLM's default."
+    )
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="Token budget per engine step; null = vLLM's default."
+    )
+    enable_chunked_prefill: bool = Field(
+        True, description="Split prompts across steps to fit the token budget."
+    )
+    long_prefill_token_threshold: int = Field(
+        0, ge=0, description="Cap on one request's prefill tokens per step (0 = none)."
+    )
+    block_size: int = Field(16, ge=1, description="Tokens per KV-cache block.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Fraction of each GPU's memory the engine may use."
+    )
+    num_gpu_blocks_override: int | None = Field(
+        None, ge=1, description="Explicit KV capacity in blocks per replica (as vLLM)."
+    )
+    kv_cache_memory_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Explicit KV memory per GPU in bytes (vLLM's knob; CPU: "
+        "VLLM_CPU_KVCACHE_SPACE GiB).",
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="Automatic prefix caching with chained block hashes."
+    )
+    scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs", description="Waiting-queue order: fcfs, or priority (lower value first)."
+    )
+    max_model_len: int | None = Field(
+        None, ge=1, description="Max prompt+output tokens; null = the model's maximum."
+    )
+
+
+class RouterSpec(_Frozen):
+    kind: Literal[
+        "round_robin", "least_outstanding_requests", "least_outstanding_tokens", "least_kv_usage"
+    ] = Field("round_robin", description="How arriving requests are spread over replicas.")
+
+
+class SLOSpec(_Frozen):
+    ttft_s: float | None = Field(None, gt=0, description="Max time to first token (s).")
+    tpot_s: float | None = Field(None, gt=0, description="Max time per output token (s).")
+    e2e_s: float | None = Field(None, gt=0, description="Max end-to-end latency (s).")
+
+
+class CostSpec(_Frozen):
+    pricing: Literal["on_demand", "spot", "reserved"] = Field(
+        "on_demand", description="Which catalog price applies."
+    )
+    usd_per_gpu_hour: float | None = Field(
+        None, ge=0, description="Override the catalog's indicative $/GPU-hour."
+    )
+
+
+class RooflineSpec(_Frozen):
+    kind: Literal["roofline"] = "roofline"
+    compute_efficiency: float = Field(
+        0.6, gt=0, le=1, description="Achieved fraction of peak FLOP/s in GEMMs/attention."
+    )
+    memory_efficiency: float = Field(
+        0.8, gt=0, le=1, description="Achieved fraction of peak memory bandwidth."
+    )
+    step_overhead_s: float = Field(
+        0.0005, ge=0, description="Fixed CPU/runtime cost per engine step (s)."
+    )
+    per_seq_overhead_s: float = Field(
+        5e-6, ge=0, description="Extra CPU cost per scheduled request per step (s)."
+    )
+    collective_latency_s: float = Field(
+        1e-5, ge=0, description="Latency term α of each TP all-reduce (s)."
+    )
+
+
+class SimulationSpec(_Frozen):
+    fast_forward: bool = Field(
+        True,
+        description="Price runs of identical decode steps at once (exact; off = one event "
+        "per step, for checking).",
+    )
+
+
+class Scenario(_Frozen):
+    """One serving configuration and the workload to replay through it."""
+
+    name: str = Field("scenario", description="Label used in reports.")
+    description: str = Field("", description="Free text.")
+    seed: int = Field(0, ge=0, description="Seed of the run's single random generator.")
+    model: str = Field(
+        description="Built-in model name (`infsim catalog models`) or a path to an HF "
+        "config.json (relative to the scenario file)."
+    )
+    workload: WorkloadSpec = Field(description="Trace file or synthetic generator.")
+    hardware: HardwareSpec
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    slo: SLOSpec = Field(default_factory=SLOSpec)
+    cost: CostSpec = Field(default_factory=CostSpec)
+    cost_model: RooflineSpec = Field(default_factory=RooflineSpec)
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+
+    @model_validator(mode="after")
+    def _engine_consistent(self) -> Scenario:
+        e = self.engine
+        if e.num_gpu_blocks_override is not None and e.kv_cache_memory_bytes is not None:
+            raise ValueError(
+                "engine: set at most one of num_gpu_blocks_override and kv_cache_memory_bytes"
+            )
+        return self

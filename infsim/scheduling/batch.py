@@ -1,0 +1,62 @@
+"""The scheduler → cost-model boundary: one engine step.
+
+A `Batch` maps each scheduled request to its number of new tokens, as vLLM's
+`SchedulerOutput.num_scheduled_tokens`. Prefill, chunked prefill, prefix hits and decode
+are all the same thing here: `num_new_tokens[i]` tokens computed on top of
+`num_context_tokens[i]` already in the KV cache. `num_sampled` counts requests whose
+step reaches the end of their known tokens, so the step samples a token for them (these
+rows go through the LM head).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infsim.scheduling.request import RequestState
+
+
+@dataclass(slots=True)
+class Batch:
+    requests: list[RequestState] = field(default_factory=list)
+    num_new_tokens: list[int] = field(default_factory=list)
+    num_context_tokens: list[int] = field(default_factory=list)
+    num_batched_tokens: int = 0
+    num_sampled: int = 0
+    num_admitted: int = 0
+    num_preempted: int = 0
+
+    @property
+    def num_seqs(self) -> int:
+        return len(self.requests)
+
+    def add(self, req: RequestState, num_new_tokens: int) -> None:
+        self.requests.append(req)
+        self.num_new_tokens.append(num_new_tokens)
+        self.num_context_tokens.append(req.num_computed_tokens)
+        self.num_batched_tokens += num_new_tokens
+        if req.num_computed_tokens + num_new_tokens == req.num_tokens:
+            self.num_sampled += 1
+
+    def remove(self, req: RequestState) -> None:
+        i = self.requests.index(req)
+        n = self.num_new_tokens[i]
+        if self.num_context_tokens[i] + n == req.num_tokens:
+            self.num_sampled -= 1
+        self.num_batched_tokens -= n
+        del self.requests[i], self.num_new_tokens[i], self.num_context_tokens[i]
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What a finished step (or run of decode steps) produced.
+
+    ITL samples are recorded compactly: `itl_step_s[k]` occurred `itl_step_count[k]`
+    times (requests that also emitted at the previous step end), `itl_other_s` lists
+    the other gaps (after a preemption, or a chunked prefill of others in between).
+    """
+
+    finished: list[RequestState]
+    num_first_tokens: int
+    itl_step_s: list[float]
+    itl_step_count: list[int]
+    itl_other_s: list[float]

@@ -1,0 +1,237 @@
+"""vLLM V1 continuous-batching scheduler (token budget, chunked prefill, recompute preemption).
+
+One call to `schedule(now)` builds one engine step, following vLLM V1's `Scheduler.schedule`:
+
+1. Running requests first, in admission order: each gets
+   n = num_tokens - num_computed_tokens (1 when decoding), capped by
+   `long_prefill_token_threshold` and by the remaining token budget. When its KV blocks
+   cannot be allocated, the lowest-priority running request (FCFS: the last admitted)
+   is preempted — blocks freed, progress reset to zero, put back at the front of the
+   waiting queue — until the allocation succeeds or the request itself was preempted.
+2. If nothing was preempted, waiting requests are admitted in queue order while
+   `max_num_seqs`, the token budget and free KV blocks allow; a prefix-cache hit starts
+   the request at the cached length. With chunked prefill off, a prompt larger than the
+   remaining budget waits (and so does everybody behind it).
+
+`on_batch_done` applies the step at its end time: a request whose computed tokens reach
+num_tokens samples one token (the first is its TTFT event) and finishes after its last.
+
+Fast-forward: when a step is pure decode (every running request scheduled for exactly one
+token, nobody admitted or preempted), the next steps are the same until a request
+finishes, KV blocks run out or a request arrives, because none of the conditions that
+blocked admission can loosen in between (see `decode_run_limit`). `apply_decode_run`
+applies k such steps at once; the result equals k calls of schedule/on_batch_done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infsim.kvcache.base import KVCacheManager, cdiv, max_decode_steps
+from infsim.scheduling.batch import Batch, StepOutcome
+from infsim.scheduling.queues import preemption_victim, waiting_queues
+from infsim.scheduling.request import RequestState, Status
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    enable_chunked_prefill: bool = True
+    long_prefill_token_threshold: int = 0
+    scheduling_policy: str = "fcfs"
+    max_model_len: int = 1 << 62
+
+
+class ContinuousBatchingScheduler:
+    """Iteration-level scheduler of one replica. Pure: time enters only as arguments."""
+
+    def __init__(self, config: SchedulerConfig, kv: KVCacheManager) -> None:
+        self.config = config
+        self.kv = kv
+        self.waiting = waiting_queues.get(config.scheduling_policy)()
+        self.running: list[RequestState] = []
+        self.num_preemptions = 0
+
+    # -- admission ------------------------------------------------------------------
+    def rejection_reason(self, req: RequestState) -> str:
+        """Why `req` can never be served by this replica ('' if it can)."""
+        cfg = self.config
+        total = req.num_prompt_tokens + req.num_output_tokens
+        if total > cfg.max_model_len:
+            return f"prompt+output {total} tokens > max_model_len {cfg.max_model_len}"
+        # The last sampled token's KV is never computed.
+        need_blocks = cdiv(total - 1, self.kv.block_size)
+        if need_blocks > self.kv.num_total_blocks:
+            return f"needs {need_blocks} KV blocks, replica has {self.kv.num_total_blocks}"
+        if not cfg.enable_chunked_prefill and total - 1 > cfg.max_num_batched_tokens:
+            return (
+                f"prompt+output {total} tokens > max_num_batched_tokens "
+                f"{cfg.max_num_batched_tokens} with chunked prefill off"
+            )
+        return ""
+
+    def add(self, req: RequestState) -> None:
+        req.status = Status.WAITING
+        self.waiting.add(req)
+
+    @property
+    def num_outstanding(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def has_work(self) -> bool:
+        return bool(self.running) or bool(self.waiting)
+
+    # -- one step -------------------------------------------------------------------
+    def schedule(self, now: float) -> Batch:
+        batch = Batch()
+        budget = self.config.max_num_batched_tokens
+        budget = self._schedule_running(batch, budget)
+        if not batch.num_preempted:
+            self._schedule_waiting(batch, budget, now)
+        return batch
+
+    def _cap(self, n: int, budget: int) -> int:
+        threshold = self.config.long_prefill_token_threshold
+        if 0 < threshold < n:
+            n = threshold
+        return min(n, budget)
+
+    def _schedule_running(self, batch: Batch, budget: int) -> int:
+        kv, running = self.kv, self.running
+        i = 0
+        while i < len(running) and budget > 0:
+            req = running[i]
+            n = self._cap(req.num_tokens - req.num_computed_tokens, budget)
+            while not kv.allocate(req, n):
+                victim = preemption_victim(self.config.scheduling_policy, running)
+                if victim in batch.requests:  # priority policy may pick a scheduled one
+                    budget += batch.num_new_tokens[batch.requests.index(victim)]
+                    batch.remove(victim)
+                    i -= 1
+                self._preempt(victim)
+                batch.num_preempted += 1
+                if victim is req:
+                    break
+            else:
+                batch.add(req, n)
+                budget -= n
+                i += 1
+        return budget
+
+    def _preempt(self, req: RequestState) -> None:
+        self.running.remove(req)
+        self.kv.free(req)
+        req.num_computed_tokens = 0
+        req.num_preemptions += 1
+        req.status = Status.WAITING
+        self.num_preemptions += 1
+        self.waiting.prepend(req)
+
+    def _schedule_waiting(self, batch: Batch, budget: int, now: float) -> None:
+        cfg, kv, waiting = self.config, self.kv, self.waiting
+        while waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
+            req = waiting.peek()
+            match = kv.match_prefix(req)
+            num_hit = match.num_tokens(kv.block_size)
+            n = req.num_tokens - num_hit
+            if not cfg.enable_chunked_prefill and n > budget:
+                break
+            n = self._cap(n, budget)
+            if not kv.allocate(req, n, match):
+                break
+            waiting.pop()
+            if req.first_scheduled_s < 0:
+                req.first_scheduled_s = now
+                req.num_cached_tokens = num_hit
+            req.num_computed_tokens = num_hit
+            req.status = Status.RUNNING
+            self.running.append(req)
+            batch.add(req, n)
+            batch.num_admitted += 1
+            budget -= n
+
+    def on_batch_done(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
+        """Apply a step that ran from start_s to end_s; return what it produced."""
+        finished: list[RequestState] = []
+        num_first = num_step_itl = 0
+        itl_other: list[float] = []
+        for req, n in zip(batch.requests, batch.num_new_tokens, strict=True):
+            req.num_computed_tokens += n
+            if req.num_computed_tokens != req.num_tokens:
+                continue  # a prefill chunk: no token sampled
+            if req.num_output_done == 0:
+                req.first_token_s = end_s
+                num_first += 1
+            elif req.last_emit_s == start_s:
+                num_step_itl += 1
+            else:
+                itl_other.append(end_s - req.last_emit_s)
+            req.num_output_done += 1
+            req.last_emit_s = end_s
+            if req.num_output_done == req.num_output_tokens:
+                finished.append(req)
+        if finished:
+            self._finish(finished, end_s)
+        counts = [num_step_itl] if num_step_itl else []
+        steps = [end_s - start_s] if num_step_itl else []
+        return StepOutcome(finished, num_first, steps, counts, itl_other)
+
+    def _finish(self, finished: list[RequestState], end_s: float) -> None:
+        for req in finished:
+            req.status = Status.FINISHED
+            req.finish_s = end_s
+            self.kv.free(req)
+        done = set(map(id, finished))
+        self.running = [r for r in self.running if id(r) not in done]
+
+    # -- fast-forward of pure decode steps -------------------------------------------
+    def decode_run_limit(self, batch: Batch, now: float) -> int:
+        """How many identical pure-decode steps, starting with `batch`, are certain.
+
+        0 if `batch` is not pure decode. Otherwise k ≥ 1: the run stops at the first
+        step that finishes a request, and before the first step whose KV blocks would
+        not fit (that step must go through `schedule` to preempt).
+        """
+        running = self.running
+        if (
+            batch.num_admitted
+            or batch.num_preempted
+            or batch.num_batched_tokens != len(running)
+            or batch.num_sampled != len(running)
+        ):
+            return 0
+        limit = 1 << 62
+        for r in running:
+            # Every token of the run must be an ITL sample of one step: no first tokens,
+            # no resumption after a preemption.
+            if r.num_output_done == 0 or r.last_emit_s != now:
+                return 0
+            limit = min(limit, r.num_output_tokens - r.num_output_done)
+        return max(1, max_decode_steps(self.kv, running, limit))
+
+    def apply_decode_run(
+        self, num_steps: int, start_s: float, step_end_s: list[float]
+    ) -> StepOutcome:
+        """Apply the first `num_steps` pure-decode steps; step i ends at step_end_s[i]."""
+        kv = self.kv
+        end_s = step_end_s[num_steps - 1]
+        finished: list[RequestState] = []
+        for req in self.running:
+            # Step 1's blocks were allocated by schedule(); the limit guarantees the rest.
+            if not kv.allocate(req, num_steps):
+                raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
+            req.num_computed_tokens += num_steps
+            req.num_output_done += num_steps
+            req.last_emit_s = end_s
+            if req.num_output_done == req.num_output_tokens:
+                finished.append(req)
+        num_seqs = len(self.running)
+        if finished:
+            self._finish(finished, end_s)
+        prev = start_s
+        gaps = []
+        for t in step_end_s[:num_steps]:
+            gaps.append(t - prev)
+            prev = t
+        return StepOutcome(finished, 0, gaps, [num_seqs] * num_steps, [])

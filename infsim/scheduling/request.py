@@ -1,0 +1,110 @@
+"""Per-request mutable state inside a replica.
+
+One `RequestState` per trace row, created by the wiring layer when the request arrives.
+Token accounting follows vLLM V1 (`Request.num_computed_tokens` catching up with
+`num_tokens`); there is no separate prefill/decode phase::
+
+    num_tokens = num_prompt_tokens + num_output_done
+    a step schedules n = num_tokens - num_computed_tokens (capped by budget/threshold)
+    after the step, num_computed_tokens += n; if it now equals num_tokens the engine
+    sampled one token: num_output_done += 1 (the first one is the TTFT event)
+    the request finishes when num_output_done == num_output_tokens
+
+Preemption (recompute) resets `num_computed_tokens` to 0 and frees the KV blocks; the
+tokens already generated are kept and recomputed as part of the prompt, exactly as vLLM.
+
+`__slots__` keeps a request at ~200 bytes: the speed budget is microseconds per request.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(enum.IntEnum):
+    """Lifecycle: WAITING → RUNNING ⇄ (preempted) WAITING → FINISHED, or REJECTED."""
+
+    WAITING = 0
+    RUNNING = 1
+    FINISHED = 2
+    REJECTED = 3
+
+
+class RequestState:
+    """Mutable scheduling state of one request (times in seconds of simulated time)."""
+
+    __slots__ = (
+        "arrival_s",
+        "block_ids",
+        "block_keys",
+        "finish_s",
+        "first_scheduled_s",
+        "first_token_s",
+        "index",
+        "last_emit_s",
+        "num_blocks",
+        "num_cached_blocks",
+        "num_cached_tokens",
+        "num_computed_tokens",
+        "num_output_done",
+        "num_output_tokens",
+        "num_preemptions",
+        "num_prompt_tokens",
+        "priority",
+        "reject_reason",
+        "replica_id",
+        "request_id",
+        "status",
+    )
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        request_id: int,
+        arrival_s: float,
+        num_prompt_tokens: int,
+        num_output_tokens: int,
+        priority: int = 0,
+        block_keys: list[int] | None = None,
+    ) -> None:
+        self.index = index  # position in the trace; orders ties deterministically
+        self.request_id = request_id
+        self.arrival_s = arrival_s
+        self.num_prompt_tokens = num_prompt_tokens
+        self.num_output_tokens = num_output_tokens
+        self.priority = priority
+        # Prefix-cache keys of consecutive engine blocks (None: no prefix identity).
+        self.block_keys = block_keys
+        self.status = Status.WAITING
+        self.replica_id = -1
+        self.num_computed_tokens = 0
+        self.num_output_done = 0
+        self.num_cached_tokens = 0  # prefix-cache hit at first admission
+        self.num_preemptions = 0
+        self.first_scheduled_s = -1.0
+        self.first_token_s = -1.0
+        self.last_emit_s = -1.0
+        self.finish_s = -1.0
+        self.reject_reason = ""
+        # KV bookkeeping owned by the KV manager: a block count (no prefix caching) or
+        # block ids (prefix caching); num_cached_blocks = leading blocks registered.
+        self.num_blocks = 0
+        self.block_ids: list[int] = []
+        self.num_cached_blocks = 0
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens whose KV the next sample needs: prompt plus tokens generated so far."""
+        return self.num_prompt_tokens + self.num_output_done
+
+    @property
+    def num_remaining_output(self) -> int:
+        return self.num_output_tokens - self.num_output_done
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestState(id={self.request_id}, {self.status.name}, "
+            f"computed={self.num_computed_tokens}/{self.num_tokens}, "
+            f"out={self.num_output_done}/{self.num_output_tokens})"
+        )

@@ -1,0 +1,26 @@
+"""Read-only view of the replicas for routers (`routing.base.ClusterView`)."""
+
+from __future__ import annotations
+
+from infsim.sim.replica import Replica
+
+
+class ReplicaSetView:
+    """Load of each replica as of the last event it processed."""
+
+    def __init__(self, replicas: list[Replica]) -> None:
+        self._replicas = replicas
+
+    @property
+    def num_replicas(self) -> int:
+        return len(self._replicas)
+
+    def outstanding_requests(self, replica: int) -> int:
+        return self._replicas[replica].scheduler.num_outstanding
+
+    def outstanding_tokens(self, replica: int) -> int:
+        return self._replicas[replica].num_outstanding_tokens
+
+    def kv_usage(self, replica: int) -> float:
+        kv = self._replicas[replica].scheduler.kv
+        return 1.0 - kv.num_free_blocks / kv.num_total_blocks

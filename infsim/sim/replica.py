@@ -1,0 +1,142 @@
+"""Replica runtime: one engine's loop in simulated time. Wiring only, no policy.
+
+    loop:  no work → sleep until a request is submitted
+           batch = scheduler.schedule(now)                      (pure)
+           k = scheduler.decode_run_limit(batch, now)           (pure)
+           k ≤ 1: step time from the cost model, wait it, apply the step
+           k > 1: price k decode steps at once, wait for the last step end or for a
+                  new request; on a new request only the steps already finished plus
+                  the one in progress happen (a running step cannot take new work)
+
+The replica keeps its own clock `clock_s` equal to the exact step end times (sums of step
+durations), so a fast-forwarded run lands on the same floats as stepping one by one.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from infsim.cost.base import CostModel
+from infsim.metrics.recorder import Recorder
+from infsim.scheduling.batch import StepOutcome
+from infsim.scheduling.continuous import ContinuousBatchingScheduler
+from infsim.scheduling.request import RequestState, Status
+
+
+class Replica:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        replica_id: int,
+        scheduler: ContinuousBatchingScheduler,
+        cost_model: CostModel,
+        recorder: Recorder,
+        fast_forward: bool = True,
+    ) -> None:
+        self.env = env
+        self.replica_id = replica_id
+        self.scheduler = scheduler
+        self.cost_model = cost_model
+        self.recorder = recorder
+        self.fast_forward = fast_forward
+        self.num_outstanding_tokens = 0
+        self._wake: simpy.Event | None = None
+        self._run_id = 0
+        self.clock_s = 0.0
+        self.process = env.process(self._loop())
+
+    # -- called by the arrival process ----------------------------------------------
+    def submit(self, req: RequestState) -> bool:
+        """Queue `req`, or reject it if this replica can never serve it."""
+        req.replica_id = self.replica_id
+        reason = self.scheduler.rejection_reason(req)
+        if reason:
+            req.status = Status.REJECTED
+            req.reject_reason = reason
+            return False
+        self.num_outstanding_tokens += req.num_prompt_tokens + req.num_output_tokens
+        self.scheduler.add(req)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        return True
+
+    # -- the loop -------------------------------------------------------------------
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        env, sched = self.env, self.scheduler
+        while True:
+            if not sched.has_work():
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                self.clock_s = env.now
+            start = self.clock_s
+            batch = sched.schedule(start)
+            if not batch.requests:
+                raise RuntimeError(f"replica {self.replica_id}: work but nothing schedulable")
+            k = sched.decode_run_limit(batch, start) if self.fast_forward else 0
+            if k > 1:
+                yield from self._decode_run(batch.num_seqs, start, k)
+                continue
+            end = start + self.cost_model.step_time_s(batch)
+            yield env.timeout(end - env.now)
+            self.clock_s = end
+            outcome = sched.on_batch_done(batch, start, end)
+            self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
+
+    def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
+        env, sched = self.env, self.scheduler
+        sum_ctx = sum(r.num_computed_tokens for r in sched.running)
+        ends: list[float] = []
+        t = start
+        for d in self.cost_model.decode_run_times_s(num_seqs, sum_ctx, k).tolist():
+            t += d
+            ends.append(t)
+        self._run_id += 1
+        self._wake = env.event()
+        timer = env.timeout(ends[-1] - env.now)
+        timer.callbacks.append(self._timer_callback(self._run_id))
+        yield self._wake
+        self._wake = None
+        if env.now < ends[-1]:  # a request arrived: finish the step in progress, then stop
+            k = min(bisect_right(ends, env.now) + 1, k)
+            if ends[k - 1] > env.now:
+                yield env.timeout(ends[k - 1] - env.now)
+        self.clock_s = ends[k - 1]
+        outcome = sched.apply_decode_run(k, start, ends)
+        self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
+
+    def _timer_callback(self, run_id: int) -> Callable[[simpy.Event], None]:
+        def fire(_event: simpy.Event) -> None:
+            wake = self._wake
+            if run_id == self._run_id and wake is not None and not wake.triggered:
+                wake.succeed()
+
+        return fire
+
+    def _record(
+        self,
+        start: float,
+        end: float,
+        num_steps: int,
+        num_tokens: int,
+        num_preempted: int,
+        outcome: StepOutcome,
+    ) -> None:
+        sched = self.scheduler
+        for req in outcome.finished:
+            self.num_outstanding_tokens -= req.num_prompt_tokens + req.num_output_tokens
+        kv = sched.kv
+        used = kv.num_total_blocks - kv.num_free_blocks
+        state = (
+            len(sched.running),
+            len(sched.waiting),
+            num_preempted,
+            used,
+            used / kv.num_total_blocks,
+        )
+        self.recorder.on_step(self.replica_id, start, end, num_steps, num_tokens, state)
+        self.recorder.on_outcome(outcome)
