@@ -160,7 +160,7 @@ def reject_or_drop(
     return drop_rows(columns, bad, rows, what)
 
 
-def hash_ids_or_none(array: pa.ChunkedArray | pa.Array) -> pa.Array:
+def as_hash_ids_array(array: pa.ChunkedArray | pa.Array) -> pa.Array:
     """A list<int64> column as one array (what `Trace.from_columns` accepts)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()

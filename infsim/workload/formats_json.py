@@ -19,7 +19,7 @@ from infsim.errors import InputError
 from infsim.workload.formats import (
     LoadOptions,
     TraceFormat,
-    hash_ids_or_none,
+    as_hash_ids_array,
     register_format,
     reject_or_drop,
     require_no_nulls,
@@ -95,7 +95,7 @@ def read_mooncake(path: Path, options: LoadOptions) -> Trace:
         "arrival_s": _numpy(table, "timestamp") / 1e3,
         "num_prompt_tokens": _numpy(table, "input_length"),
         "num_output_tokens": _numpy(table, "output_length"),
-        "prefix_hash_ids": hash_ids_or_none(table.column("hash_ids")),
+        "prefix_hash_ids": as_hash_ids_array(table.column("hash_ids")),
     }
     block_size = options.hash_block_size_tokens or 512
     return Trace.from_columns(
@@ -132,7 +132,7 @@ def read_llmservingsim(path: Path, options: LoadOptions) -> Trace:
         "arrival_s": _numpy(table, "arrival_time_ns") / 1e9,
         "num_prompt_tokens": _numpy(table, "input_toks"),
         "num_output_tokens": _numpy(table, "output_toks"),
-        "prefix_hash_ids": hash_ids_or_none(table.column("hash_ids")),
+        "prefix_hash_ids": as_hash_ids_array(table.column("hash_ids")),
     }
     block_size = options.hash_block_size_tokens or 16
     return Trace.from_columns(

@@ -34,6 +34,8 @@ import pyarrow.parquet as pq
 from infsim.errors import InputError
 from infsim.workload.validate import TRACE_SCHEMA, RowLocator, build_table
 
+__all__ = ["TRACE_SCHEMA", "RowLocator", "Trace"]
+
 META_BLOCK_SIZE = b"infsim.hash_block_size_tokens"
 META_SOURCE = b"infsim.source"
 META_NOTES = b"infsim.notes"

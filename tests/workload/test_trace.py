@@ -88,7 +88,11 @@ def test_csv_round_trip(tmp_path):
 @st.composite
 def traces(draw):
     num = draw(st.integers(1, 40))
-    gaps = draw(st.lists(st.floats(0, 100, allow_nan=False), min_size=num, max_size=num))
+    gaps = draw(
+        st.lists(
+            st.floats(0, 100, allow_nan=False, allow_subnormal=False), min_size=num, max_size=num
+        )
+    )
     prompts = draw(st.lists(st.integers(1, 5000), min_size=num, max_size=num))
     outputs = draw(st.lists(st.integers(1, 500), min_size=num, max_size=num))
     return Trace.from_columns(
