@@ -5,14 +5,14 @@ replica. The calibrated per-kernel tables (issue #3) and the analytic roofline i
 the same two methods. `decode_run_times_s` prices a run of pure-decode steps in one
 vectorised call: step j (0-based) has `num_seqs` requests each decoding one token with
 `sum_context_tokens + j * num_seqs` KV tokens in total; it must equal calling
-`step_time_s` on each of those steps, which the tests check.
+`step_time_s` on each of those steps (bit for bit: the fast-forward is exact), which the
+tests check. It returns a list, not an array: runs are short (~10 steps) and the replica
+walks them in Python, where numpy's per-call overhead would dominate.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
-
-import numpy as np
 
 from infsim.registry import Registry
 from infsim.scheduling.batch import Batch
@@ -23,7 +23,7 @@ class CostModel(Protocol):
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> np.ndarray: ...
+    ) -> list[float]: ...
 
     def op_times_s(self, batch: Batch) -> dict[str, float]: ...
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from infsim.cost.base import attention_work, cost_models
 from infsim.scheduling.batch import Batch
 
@@ -87,11 +85,14 @@ class RooflineCostModel:
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> np.ndarray:
-        dense = self._dense_s(num_seqs, num_seqs)
-        kv = sum_context_tokens + num_seqs * (1 + np.arange(num_steps, dtype=np.float64))
-        attn = np.maximum(kv * self._s_per_pair, kv * self._s_per_kv_token)
-        return dense + attn + self._overhead_s(num_seqs)
+    ) -> list[float]:
+        # Decode: pairs == KV tokens, and max(kv·a, kv·b) == kv·max(a, b) exactly in IEEE
+        # arithmetic (rounding is monotone), so this equals step_time_s bit for bit.
+        fixed = self._dense_s(num_seqs, num_seqs)
+        overhead = self._overhead_s(num_seqs)
+        per_kv = max(self._s_per_pair, self._s_per_kv_token)
+        kv0 = sum_context_tokens + num_seqs
+        return [fixed + (kv0 + num_seqs * j) * per_kv + overhead for j in range(num_steps)]
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""

@@ -53,7 +53,7 @@ class PrefixCachingKV:
         return len(self.cached)
 
     def num_blocks_held(self, req: RequestState) -> int:
-        return len(req.block_ids)
+        return req.num_blocks
 
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
@@ -94,6 +94,7 @@ class PrefixCachingKV:
         req.block_ids.extend(hits)
         for _ in range(need):
             req.block_ids.append(self._pop_free())
+        req.num_blocks = len(req.block_ids)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
         self._cache_full_blocks(req, num_computed + num_new_tokens)
@@ -105,6 +106,7 @@ class PrefixCachingKV:
             if self.ref_cnt[b] == 0:
                 self.free_queue[b] = None
         req.block_ids = []
+        req.num_blocks = 0
         req.num_cached_blocks = 0
 
     def _pop_free(self) -> int:

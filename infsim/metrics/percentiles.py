@@ -25,8 +25,10 @@ def describe(values: np.ndarray) -> dict[str, float | None]:
 
 def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
     order = np.argsort(values, kind="stable")
-    v, c = values[order], counts[order]
-    cum = np.cumsum(c)
+    return _sorted_weighted_percentile(values[order], np.cumsum(counts[order]), q)
+
+
+def _sorted_weighted_percentile(v: np.ndarray, cum: np.ndarray, q: float) -> float:
     n = int(cum[-1])
     rank = q / 100.0 * (n - 1)
     lo, frac = int(np.floor(rank)), rank - np.floor(rank)
@@ -41,4 +43,6 @@ def describe_weighted(values: np.ndarray, counts: np.ndarray) -> dict[str, float
     if values.size == 0:
         return dict.fromkeys(STATS)
     mean = float(np.dot(values, counts) / counts.sum())
-    return {"mean": mean, **{f"p{int(q)}": weighted_percentile(values, counts, q) for q in _QS}}
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(counts[order])
+    return {"mean": mean, **{f"p{int(q)}": _sorted_weighted_percentile(v, cum, q) for q in _QS}}

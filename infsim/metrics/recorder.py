@@ -75,6 +75,10 @@ class Recorder:
         self.itl_s.extend(outcome.itl_other_s)
         self.itl_count.extend([1] * len(outcome.itl_other_s))
 
+    @property
+    def num_rows(self) -> int:
+        return len(self._cols["start_s"])
+
     def timeline_table(self) -> pa.Table:
         return pa.table(self._cols, schema=TIMELINE_SCHEMA)
 

@@ -99,24 +99,38 @@ class ContinuousBatchingScheduler:
 
     def _schedule_running(self, batch: Batch, budget: int) -> int:
         kv, running = self.kv, self.running
+        block_size = kv.block_size
+        threshold = self.config.long_prefill_token_threshold
+        # Batch.add inlined: this loop runs once per running request per step.
+        reqs, news, ctxs = batch.requests, batch.num_new_tokens, batch.num_context_tokens
         i = 0
         while i < len(running) and budget > 0:
             req = running[i]
-            n = self._cap(req.num_tokens - req.num_computed_tokens, budget)
-            while not kv.allocate(req, n):
-                victim = preemption_victim(self.config.scheduling_policy, running)
-                if victim in batch.requests:  # priority policy may pick a scheduled one
-                    budget += batch.num_new_tokens[batch.requests.index(victim)]
-                    batch.remove(victim)
-                    i -= 1
-                self._preempt(victim)
-                batch.num_preempted += 1
-                if victim is req:
-                    break
-            else:
-                batch.add(req, n)
+            computed = req.num_computed_tokens
+            remaining = n = req.num_prompt_tokens + req.num_output_done - computed
+            if 0 < threshold < n:
+                n = threshold
+            if n > budget:
+                n = budget
+            # Hot path: the new tokens stay inside the last held block (which therefore
+            # does not fill up either), so there is nothing to allocate or cache.
+            if computed + n < req.num_blocks * block_size or kv.allocate(req, n):
+                reqs.append(req)
+                news.append(n)
+                ctxs.append(computed)
+                batch.num_batched_tokens += n
+                if n == remaining:
+                    batch.num_sampled += 1
                 budget -= n
                 i += 1
+                continue
+            victim = preemption_victim(self.config.scheduling_policy, running)
+            if victim in reqs:  # priority policy may pick a scheduled one
+                budget += news[reqs.index(victim)]
+                batch.remove(victim)
+                i -= 1
+            self._preempt(victim)
+            batch.num_preempted += 1
         return budget
 
     def _preempt(self, req: RequestState) -> None:
@@ -211,17 +225,18 @@ class ContinuousBatchingScheduler:
         return max(1, max_decode_steps(self.kv, running, limit))
 
     def apply_decode_run(
-        self, num_steps: int, start_s: float, step_end_s: list[float]
+        self, num_steps: int, end_s: float, step_durations_s: list[float]
     ) -> StepOutcome:
-        """Apply the first `num_steps` pure-decode steps; step i ends at step_end_s[i]."""
+        """Apply `num_steps` pure-decode steps (durations given) ending at `end_s`."""
         kv = self.kv
-        end_s = step_end_s[num_steps - 1]
+        bs = kv.block_size
         finished: list[RequestState] = []
         for req in self.running:
             # Step 1's blocks were allocated by schedule(); the limit guarantees the rest.
-            if not kv.allocate(req, num_steps):
+            computed = req.num_computed_tokens
+            if computed + num_steps >= req.num_blocks * bs and not kv.allocate(req, num_steps):
                 raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
-            req.num_computed_tokens += num_steps
+            req.num_computed_tokens = computed + num_steps
             req.num_output_done += num_steps
             req.last_emit_s = end_s
             if req.num_output_done == req.num_output_tokens:
@@ -229,9 +244,4 @@ class ContinuousBatchingScheduler:
         num_seqs = len(self.running)
         if finished:
             self._finish(finished, end_s)
-        prev = start_s
-        gaps = []
-        for t in step_end_s[:num_steps]:
-            gaps.append(t - prev)
-            prev = t
-        return StepOutcome(finished, 0, gaps, [num_seqs] * num_steps, [])
+        return StepOutcome(finished, 0, step_durations_s, [num_seqs] * num_steps, [])

@@ -87,8 +87,8 @@ class RequestState:
         self.last_emit_s = -1.0
         self.finish_s = -1.0
         self.reject_reason = ""
-        # KV bookkeeping owned by the KV manager: a block count (no prefix caching) or
-        # block ids (prefix caching); num_cached_blocks = leading blocks registered.
+        # KV bookkeeping owned by the KV manager: the number of blocks held (always),
+        # their ids (prefix caching only) and how many leading ones are registered.
         self.num_blocks = 0
         self.block_ids: list[int] = []
         self.num_cached_blocks = 0

@@ -75,7 +75,12 @@ def build_cost_model(rs: ResolvedScenario):
     return cost_models.get(spec.kind)(shape, params)
 
 
-def _scheduler(rs: ResolvedScenario) -> ContinuousBatchingScheduler:
+def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatchingScheduler:
+    """vLLM V1 scheduler over the KV manager the scenario needs.
+
+    Prefix caching without any prefix identity in the trace can never hit, so block ids
+    could not change any outcome: the cheap `BlockCounter` gives identical results.
+    """
     e = rs.scenario.engine
     config = SchedulerConfig(
         max_num_seqs=e.max_num_seqs,
@@ -85,7 +90,7 @@ def _scheduler(rs: ResolvedScenario) -> ContinuousBatchingScheduler:
         scheduling_policy=e.scheduling_policy,
         max_model_len=e.max_model_len,
     )
-    kv_cls = PrefixCachingKV if e.enable_prefix_caching else BlockCounter
+    kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
     return ContinuousBatchingScheduler(config, kv_cls(rs.kv.num_blocks, e.block_size))
 
 
@@ -96,7 +101,14 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     cost_model = build_cost_model(rs)
     fast = rs.scenario.simulation.fast_forward
     replicas = [
-        Replica(env, i, _scheduler(rs), cost_model, recorder, fast)
+        Replica(
+            env,
+            i,
+            _scheduler(rs, trace.hash_block_size_tokens is not None),
+            cost_model,
+            recorder,
+            fast,
+        )
         for i in range(rs.scenario.deployment.replicas)
     ]
     router = routers.get(rs.scenario.router.kind)()
@@ -106,7 +118,7 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     env.run()
     simulated_s = max((r.finish_s for r in recorder.requests), default=0.0)
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
-    num_events = len(recorder.requests) + len(recorder.timeline_table())
+    num_events = len(recorder.requests) + recorder.num_rows
     return SimOutput(recorder, time.perf_counter() - wall0, simulated_s, num_events)
 
 

@@ -90,9 +90,10 @@ class Replica:
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
         sum_ctx = sum(r.num_computed_tokens for r in sched.running)
+        durations = self.cost_model.decode_run_times_s(num_seqs, sum_ctx, k)
         ends: list[float] = []
         t = start
-        for d in self.cost_model.decode_run_times_s(num_seqs, sum_ctx, k).tolist():
+        for d in durations:
             t += d
             ends.append(t)
         self._run_id += 1
@@ -106,7 +107,7 @@ class Replica:
             if ends[k - 1] > env.now:
                 yield env.timeout(ends[k - 1] - env.now)
         self.clock_s = ends[k - 1]
-        outcome = sched.apply_decode_run(k, start, ends)
+        outcome = sched.apply_decode_run(k, ends[k - 1], durations[:k])
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
 
     def _timer_callback(self, run_id: int) -> Callable[[simpy.Event], None]:
