@@ -200,12 +200,28 @@ class ContinuousBatchingScheduler:
         self.running = [r for r in self.running if id(r) not in done]
 
     # -- fast-forward of pure decode steps -------------------------------------------
+    def plan_decode_run(self, now: float) -> int:
+        """Steps of a pure-decode run that `schedule(now)` would start, without building it.
+
+        Nothing waits, every running request is decoding (emitted at `now`, one token
+        left to compute) and the token budget covers them all: the next step schedules
+        exactly one token each, and so do the following ones until a request finishes or
+        KV blocks run out. Returns 0 when that is not certain (then call `schedule`).
+        """
+        running = self.running
+        if self.waiting or not running or len(running) > self.config.max_num_batched_tokens:
+            return 0
+        limit = self._decode_limit(now)
+        return max_decode_steps(self.kv, running, limit) if limit else 0
+
     def decode_run_limit(self, batch: Batch, now: float) -> int:
         """How many identical pure-decode steps, starting with `batch`, are certain.
 
         0 if `batch` is not pure decode. Otherwise k ≥ 1: the run stops at the first
         step that finishes a request, and before the first step whose KV blocks would
-        not fit (that step must go through `schedule` to preempt).
+        not fit (that step must go through `schedule` to preempt). Requests still waiting
+        stay blocked through the run: the running set, the token budget and the
+        hit-adjusted KV need of the waiting head cannot loosen until a request finishes.
         """
         running = self.running
         if (
@@ -215,14 +231,25 @@ class ContinuousBatchingScheduler:
             or batch.num_sampled != len(running)
         ):
             return 0
+        limit = self._decode_limit(now)
+        return max(1, max_decode_steps(self.kv, running, limit)) if limit else 0
+
+    def _decode_limit(self, now: float) -> int:
+        """Steps until the first running request finishes, or 0 if some request is not a
+        plain decode (first token pending, resuming after preemption, prefill left)."""
         limit = 1 << 62
-        for r in running:
-            # Every token of the run must be an ITL sample of one step: no first tokens,
-            # no resumption after a preemption.
-            if r.num_output_done == 0 or r.last_emit_s != now:
+        for r in self.running:
+            done = r.num_output_done
+            if (
+                done == 0
+                or r.last_emit_s != now
+                or r.num_computed_tokens != r.num_prompt_tokens + done - 1
+            ):
                 return 0
-            limit = min(limit, r.num_output_tokens - r.num_output_done)
-        return max(1, max_decode_steps(self.kv, running, limit))
+            remaining = r.num_output_tokens - done
+            if remaining < limit:
+                limit = remaining
+        return limit
 
     def apply_decode_run(
         self, num_steps: int, end_s: float, step_durations_s: list[float]

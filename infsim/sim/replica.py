@@ -74,6 +74,10 @@ class Replica:
                 self._wake = None
                 self.clock_s = env.now
             start = self.clock_s
+            k = sched.plan_decode_run(start) if self.fast_forward else 0
+            if k:
+                yield from self._decode_run(len(sched.running), start, k)
+                continue
             batch = sched.schedule(start)
             if not batch.requests:
                 raise RuntimeError(f"replica {self.replica_id}: work but nothing schedulable")
