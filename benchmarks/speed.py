@@ -24,21 +24,26 @@ DEFAULT_TRACE = (
 
 CASES = {
     "1x-h100": [],
-    "4x-h100-4x-rate": ["deployment.replicas=4", "workload.rate_scale=4",
-                        "router.kind=least_outstanding_requests"],
+    "4x-h100-4x-rate": [
+        "deployment.replicas=4",
+        "workload.rate_scale=4",
+        "router.kind=least_outstanding_requests",
+    ],
 }
 
 
 def one(trace: Path, overrides: list[str], max_requests: int | None) -> dict:
     from infsim import api
-    from infsim.scenario.load import validate_scenario, apply_override
+    from infsim.scenario.load import apply_override, validate_scenario
 
     raw = {
         "name": "speed",
         "model": "llama-3.1-8b",
         "hardware": {"gpu": "h100-sxm"},
-        "workload": {"trace": {"path": str(trace), "format": "azure"},
-                     "max_requests": max_requests},
+        "workload": {
+            "trace": {"path": str(trace), "format": "azure"},
+            "max_requests": max_requests,
+        },
     }
     for o in overrides:
         apply_override(raw, o)
@@ -76,17 +81,28 @@ def main() -> None:
             best = None
             for _ in range(args.repeats):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--trace", str(args.trace), "--child", f"{case}:{n}"],
-                    check=True, capture_output=True, text=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--trace",
+                        str(args.trace),
+                        "--child",
+                        f"{case}:{n}",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 ).stdout
                 r = json.loads(out)
                 if best is None or r["wall_s"] < best["wall_s"]:
                     best = r
             rows.append((case, best))
-            print(f"{case:18s} {best['requests']:6d} req  wall {best['wall_s']:6.2f} s  "
-                  f"{best['requests_per_wall_s']:9,.0f} req/s  events {best['num_events']:7d}  "
-                  f"peak RSS {best['peak_rss_mib']:6.0f} MiB  p99 TTFT {best['p99_ttft_s']:.3f} s",
-                  flush=True)
+            print(
+                f"{case:18s} {best['requests']:6d} req  wall {best['wall_s']:6.2f} s  "
+                f"{best['requests_per_wall_s']:9,.0f} req/s  events {best['num_events']:7d}  "
+                f"peak RSS {best['peak_rss_mib']:6.0f} MiB  p99 TTFT {best['p99_ttft_s']:.3f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
