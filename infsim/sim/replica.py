@@ -4,9 +4,9 @@
            batch = scheduler.schedule(now)                      (pure)
            k = scheduler.decode_run_limit(batch, now)           (pure)
            k ≤ 1: step time from the cost model, wait it, apply the step
-           k > 1: price k decode steps at once, wait for the last step end or for a
-                  new request; on a new request only the steps already finished plus
-                  the one in progress happen (a running step cannot take new work)
+           k > 1: price k decode steps at once and wait for the last step end; a new
+                  request interrupts the wait, and then only the steps already finished
+                  plus the one in progress happen (a running step takes no new work)
 
 The replica keeps its own clock `clock_s` equal to the exact step end times (sums of step
 durations), so a fast-forwarded run lands on the same floats as stepping one by one.
@@ -15,7 +15,8 @@ durations), so a fast-forwarded run lands on the same floats as stepping one by 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Generator
+from collections.abc import Generator
+from itertools import accumulate
 from typing import Any
 
 import simpy
@@ -44,8 +45,8 @@ class Replica:
         self.recorder = recorder
         self.fast_forward = fast_forward
         self.num_outstanding_tokens = 0
-        self._wake: simpy.Event | None = None
-        self._run_id = 0
+        self._wake: simpy.Event | None = None  # set while idle
+        self._in_run = False  # True while waiting on a fast-forwarded run
         self.clock_s = 0.0
         self.process = env.process(self._loop())
 
@@ -62,6 +63,9 @@ class Replica:
         self.scheduler.add(req)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
+        elif self._in_run:
+            self._in_run = False
+            self.process.interrupt()
         return True
 
     # -- the loop -------------------------------------------------------------------
@@ -95,32 +99,20 @@ class Replica:
         env, sched = self.env, self.scheduler
         sum_ctx = sum(r.num_computed_tokens for r in sched.running)
         durations = self.cost_model.decode_run_times_s(num_seqs, sum_ctx, k)
-        ends: list[float] = []
-        t = start
-        for d in durations:
-            t += d
-            ends.append(t)
-        self._run_id += 1
-        self._wake = env.event()
-        timer = env.timeout(ends[-1] - env.now)
-        timer.callbacks.append(self._timer_callback(self._run_id))
-        yield self._wake
-        self._wake = None
-        if env.now < ends[-1]:  # a request arrived: finish the step in progress, then stop
+        # Sequential sums (not start + cumsum) land on the same floats as single steps.
+        ends = list(accumulate(durations, initial=start))
+        del ends[0]
+        self._in_run = True
+        try:
+            yield env.timeout(ends[-1] - env.now)
+        except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
             k = min(bisect_right(ends, env.now) + 1, k)
             if ends[k - 1] > env.now:
                 yield env.timeout(ends[k - 1] - env.now)
+        self._in_run = False
         self.clock_s = ends[k - 1]
         outcome = sched.apply_decode_run(k, ends[k - 1], durations[:k])
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
-
-    def _timer_callback(self, run_id: int) -> Callable[[simpy.Event], None]:
-        def fire(_event: simpy.Event) -> None:
-            wake = self._wake
-            if run_id == self._run_id and wake is not None and not wake.triggered:
-                wake.succeed()
-
-        return fire
 
     def _record(
         self,
