@@ -1,0 +1,108 @@
+"""Roofline cost model: the fast-forward pricing equals per-step pricing bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infsim.cost.roofline import RooflineCostModel
+from infsim.scenario.load import validate_scenario
+from infsim.scenario.resolve import resolve
+from infsim.scheduling.batch import Batch
+from infsim.scheduling.request import RequestState
+from infsim.sim.engine import build_cost_model
+
+
+def cost_model(model: str = "llama-3.1-8b", tp: int = 1, **roofline: float) -> RooflineCostModel:
+    raw = {
+        "model": model,
+        "hardware": {"gpu": "h100-sxm"},
+        "deployment": {"tensor_parallel": tp},
+        "workload": {
+            "synthetic": {
+                "num_requests": 1,
+                "arrival": {"kind": "poisson", "rate_per_s": 1},
+                "prompt_tokens": {"kind": "fixed", "value": 10},
+                "output_tokens": {"kind": "fixed", "value": 10},
+            }
+        },
+        "cost_model": {"kind": "roofline", **roofline},
+    }
+    cm = build_cost_model(resolve(validate_scenario(raw, "t"), Path()))
+    assert isinstance(cm, RooflineCostModel)
+    return cm
+
+
+MODELS = {
+    "dense": cost_model(),
+    "dense_tp2": cost_model("llama-3.1-70b", tp=4),
+    "moe": cost_model("mixtral-8x7b", tp=2),
+    "no_overhead": cost_model(step_overhead_s=0.0, per_seq_overhead_s=0.0),
+}
+
+
+def decode_batch(contexts: list[int]) -> Batch:
+    batch = Batch()
+    for i, c in enumerate(contexts):
+        req = RequestState(
+            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=c, num_output_tokens=10**6
+        )
+        req.num_output_done = 1  # decoding: num_tokens = c + 1, computed c
+        req.num_computed_tokens = c
+        batch.add(req, 1)
+    return batch
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(MODELS)),
+    contexts=st.lists(st.integers(0, 200_000), min_size=1, max_size=64),
+    num_steps=st.integers(1, 40),
+)
+def test_decode_run_times_equal_step_times_bitwise(
+    name: str, contexts: list[int], num_steps: int
+) -> None:
+    cm = MODELS[name]
+    run = cm.decode_run_times_s(len(contexts), sum(contexts), num_steps)
+    assert len(run) == num_steps
+    for j in range(num_steps):
+        batch = decode_batch([c + j for c in contexts])
+        assert batch.num_sampled == batch.num_seqs == len(contexts)
+        assert run[j] == cm.step_time_s(batch)  # exact, not approximate
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(sorted(MODELS)),
+    rows=st.lists(st.tuples(st.integers(1, 4096), st.integers(0, 32_768)), min_size=1, max_size=8),
+)
+def test_op_times_sum_to_step_time(name: str, rows: list[tuple[int, int]]) -> None:
+    cm = MODELS[name]
+    batch = Batch()
+    for i, (q, c) in enumerate(rows):
+        req = RequestState(
+            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=q + c, num_output_tokens=1
+        )
+        req.num_computed_tokens = c
+        batch.add(req, q)
+    ops = cm.op_times_s(batch)
+    assert all(v >= 0 for v in ops.values())
+    assert sum(ops.values()) == pytest.approx(cm.step_time_s(batch), rel=1e-12)
+
+
+def test_step_time_monotone_in_context_and_tokens() -> None:
+    cm = MODELS["dense"]
+    assert cm.step_time_s(decode_batch([100])) < cm.step_time_s(decode_batch([100_000]))
+    assert cm.step_time_s(decode_batch([100])) < cm.step_time_s(decode_batch([100] * 64))
+
+
+def test_overheads_add_exactly() -> None:
+    # Two cost models differing only in overheads differ by exactly those overheads.
+    base = cost_model(step_overhead_s=0.0, per_seq_overhead_s=0.0)
+    over = cost_model(step_overhead_s=0.001, per_seq_overhead_s=0.0001)
+    batch = decode_batch([50, 60, 70])
+    diff = over.step_time_s(batch) - base.step_time_s(batch)
+    assert diff == pytest.approx(0.001 + 3 * 0.0001, rel=1e-9)
