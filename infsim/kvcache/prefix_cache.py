@@ -87,13 +87,14 @@ class PrefixCachingKV:
         evictable_hits = sum(1 for b in hits if self.ref_cnt[b] == 0)
         if need > len(self.free_queue) - evictable_hits:
             return False
+        ref_cnt = self.ref_cnt
         for b in hits:
-            if self.ref_cnt[b] == 0:
+            if ref_cnt[b] == 0:
                 del self.free_queue[b]
-            self.ref_cnt[b] += 1
+            ref_cnt[b] += 1
         req.block_ids.extend(hits)
-        for _ in range(need):
-            req.block_ids.append(self._pop_free())
+        if need > 0:
+            req.block_ids.extend(self._pop_free(need))
         req.num_blocks = len(req.block_ids)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
@@ -101,34 +102,49 @@ class PrefixCachingKV:
         return True
 
     def free(self, req: RequestState) -> None:
+        ref_cnt, free_queue = self.ref_cnt, self.free_queue
         for b in reversed(req.block_ids):
-            self.ref_cnt[b] -= 1
-            if self.ref_cnt[b] == 0:
-                self.free_queue[b] = None
+            ref_cnt[b] -= 1
+            if not ref_cnt[b]:
+                free_queue[b] = None
         req.block_ids = []
         req.num_blocks = 0
         req.num_cached_blocks = 0
 
-    def _pop_free(self) -> int:
-        block, _ = self.free_queue.popitem(last=False)
-        key = self.block_key[block]
-        if key is not None:
-            if self.cached.get(key) == block:
-                del self.cached[key]
-            self.block_key[block] = None
-            self.num_evictions += 1
-        self.ref_cnt[block] = 1
-        return block
+    def _pop_free(self, num: int) -> list[int]:
+        """Take `num` blocks from the head of the free queue, evicting their keys."""
+        popitem, block_key, cached, ref_cnt = (
+            self.free_queue.popitem,
+            self.block_key,
+            self.cached,
+            self.ref_cnt,
+        )
+        blocks = []
+        for _ in range(num):
+            block = popitem(last=False)[0]
+            key = block_key[block]
+            if key is not None:
+                if cached.get(key) == block:
+                    del cached[key]
+                block_key[block] = None
+                self.num_evictions += 1
+            ref_cnt[block] = 1
+            blocks.append(block)
+        return blocks
 
     def _cache_full_blocks(self, req: RequestState, num_tokens_after: int) -> None:
         keys = req.block_keys
         if not keys:
             return
         num_full = min(num_tokens_after // self.block_size, len(keys))
-        for i in range(req.num_cached_blocks, num_full):
+        start = req.num_cached_blocks
+        if num_full <= start:
+            return
+        cached, block_key, block_ids = self.cached, self.block_key, req.block_ids
+        for i in range(start, num_full):
             key = keys[i]
-            if key not in self.cached:
-                block = req.block_ids[i]
-                self.cached[key] = block
-                self.block_key[block] = key
-        req.num_cached_blocks = max(req.num_cached_blocks, num_full)
+            if key not in cached:
+                block = block_ids[i]
+                cached[key] = block
+                block_key[block] = key
+        req.num_cached_blocks = num_full
