@@ -251,10 +251,9 @@ class ContinuousBatchingScheduler:
                 limit = remaining
         return limit
 
-    def apply_decode_run(
-        self, num_steps: int, end_s: float, step_durations_s: list[float]
-    ) -> StepOutcome:
-        """Apply `num_steps` pure-decode steps (durations given) ending at `end_s`."""
+    def apply_decode_run(self, num_steps: int, end_s: float, itl_s: list[float]) -> StepOutcome:
+        """Apply `num_steps` pure-decode steps ending at `end_s`; `itl_s` are their
+        end-to-end gaps (each request emits one token per step)."""
         kv = self.kv
         bs = kv.block_size
         finished: list[RequestState] = []
@@ -271,4 +270,4 @@ class ContinuousBatchingScheduler:
         num_seqs = len(self.running)
         if finished:
             self._finish(finished, end_s)
-        return StepOutcome(finished, 0, step_durations_s, [num_seqs] * num_steps, [])
+        return StepOutcome(finished, 0, itl_s, [num_seqs] * num_steps, [])

@@ -14,7 +14,7 @@ durations), so a fast-forwarded run lands on the same floats as stepping one by 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Generator
 from itertools import accumulate
 from typing import Any
@@ -106,12 +106,17 @@ class Replica:
         try:
             yield env.timeout(ends[-1] - env.now)
         except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
-            k = min(bisect_right(ends, env.now) + 1, k)
+            # Steps ending strictly before now are done; the one ending at or after now
+            # is in progress. An arrival exactly at a step end is seen by the next step,
+            # as when stepping (its arrival event was scheduled before that step's end).
+            k = min(bisect_left(ends, env.now) + 1, k)
             if ends[k - 1] > env.now:
                 yield env.timeout(ends[k - 1] - env.now)
         self._in_run = False
         self.clock_s = ends[k - 1]
-        outcome = sched.apply_decode_run(k, ends[k - 1], durations[:k])
+        # ITL samples are differences of end times, exactly as a single step records them.
+        gaps = [b - a for a, b in zip([start, *ends[: k - 1]], ends[:k], strict=True)]
+        outcome = sched.apply_decode_run(k, ends[k - 1], gaps)
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
 
     def _record(

@@ -129,11 +129,6 @@ def test_fast_forward_same_request_times(engine: dict[str, Any]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stepping records ITL as end_s - start_s (float-rounded), the fast-forward "
-    "records the step durations themselves, so ITL summaries differ in the last bits",
-)
 def test_fast_forward_identical_itl_summary() -> None:
     fast = api.run(scenario(fast_forward=True, num_requests=300))
     slow = api.run(scenario(fast_forward=False, num_requests=300))

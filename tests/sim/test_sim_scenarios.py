@@ -87,20 +87,7 @@ def test_rejected_request_is_recorded_and_others_run(constant_step, make_scenari
     assert res.summary["requests"]["rejected"] == 1
 
 
-@pytest.mark.parametrize(
-    "fast_forward",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: Replica._decode_run uses bisect_right, so an arrival exactly "
-                "at a decode-run step end is admitted one step later than when stepping",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("fast_forward", [False, True])
 def test_arrival_on_step_boundary_admitted_next_step(
     constant_step, make_scenario, fast_forward: bool
 ) -> None:
