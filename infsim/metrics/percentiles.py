@@ -6,6 +6,8 @@ without materialising the repeated array (ITL samples are stored as (gap, count)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 STATS = ("mean", "p50", "p90", "p95", "p99")
@@ -42,7 +44,8 @@ def describe_weighted(values: np.ndarray, counts: np.ndarray) -> dict[str, float
     values, counts = values[keep], counts[keep]
     if values.size == 0:
         return dict.fromkeys(STATS)
-    mean = float(np.dot(values, counts) / counts.sum())
+    # fsum is exactly rounded, so the mean does not depend on the order of the samples.
+    mean = math.fsum((values * counts).tolist()) / int(counts.sum())
     order = np.argsort(values, kind="stable")
     v, cum = values[order], np.cumsum(counts[order])
     return {"mean": mean, **{f"p{int(q)}": _sorted_weighted_percentile(v, cum, q) for q in _QS}}

@@ -37,6 +37,12 @@ class Recorder:
         self._cols: dict[str, list] = {name: [] for name in TIMELINE_SCHEMA.names}
         self.itl_s: list[float] = []
         self.itl_count: list[int] = []
+        # Fast-forwarded runs: step end times, flat, with each run's start/length/width;
+        # their gaps are computed once at the end (same floats as per-step end − start).
+        self._run_ends: list[float] = []
+        self._run_starts: list[float] = []
+        self._run_steps: list[int] = []
+        self._run_seqs: list[int] = []
         self.num_steps = 0
 
     def on_request(self, req: RequestState) -> None:
@@ -69,6 +75,15 @@ class Recorder:
         c["kv_usage"].append(usage)
         self.num_steps += num_steps
 
+    def on_decode_run(
+        self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
+    ) -> None:
+        """A run of `num_steps` decode steps of `num_seqs` requests (one token each)."""
+        self._run_ends.extend(ends_s[:num_steps])
+        self._run_starts.append(start_s)
+        self._run_steps.append(num_steps)
+        self._run_seqs.append(num_seqs)
+
     def on_outcome(self, outcome: StepOutcome) -> None:
         self.itl_s.extend(outcome.itl_step_s)
         self.itl_count.extend(outcome.itl_step_count)
@@ -83,4 +98,15 @@ class Recorder:
         return pa.table(self._cols, schema=TIMELINE_SCHEMA)
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.itl_s, dtype=np.float64), np.asarray(self.itl_count, np.int64)
+        """All ITL samples as (gap_s, count) arrays."""
+        ends = np.asarray(self._run_ends, dtype=np.float64)
+        steps = np.asarray(self._run_steps, dtype=np.int64)
+        prev = np.empty_like(ends)
+        prev[1:] = ends[:-1]
+        first = np.cumsum(steps) - steps  # index of each run's first step
+        prev[first] = self._run_starts
+        run_gaps = ends - prev
+        run_counts = np.repeat(np.asarray(self._run_seqs, dtype=np.int64), steps)
+        gaps = np.concatenate([np.asarray(self.itl_s, dtype=np.float64), run_gaps])
+        counts = np.concatenate([np.asarray(self.itl_count, dtype=np.int64), run_counts])
+        return gaps, counts

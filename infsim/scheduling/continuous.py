@@ -251,9 +251,13 @@ class ContinuousBatchingScheduler:
                 limit = remaining
         return limit
 
-    def apply_decode_run(self, num_steps: int, end_s: float, itl_s: list[float]) -> StepOutcome:
-        """Apply `num_steps` pure-decode steps ending at `end_s`; `itl_s` are their
-        end-to-end gaps (each request emits one token per step)."""
+    def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:
+        """Apply `num_steps` pure-decode steps, the last ending at `end_s`.
+
+        Every running request emits one token per step, so the run's ITL samples are its
+        step gaps times the number of running requests; the caller, who knows the step
+        end times, records them (the outcome carries none).
+        """
         kv = self.kv
         bs = kv.block_size
         finished: list[RequestState] = []
@@ -267,7 +271,6 @@ class ContinuousBatchingScheduler:
             req.last_emit_s = end_s
             if req.num_output_done == req.num_output_tokens:
                 finished.append(req)
-        num_seqs = len(self.running)
         if finished:
             self._finish(finished, end_s)
-        return StepOutcome(finished, 0, itl_s, [num_seqs] * num_steps, [])
+        return StepOutcome(finished, 0, [], [], [])

@@ -114,9 +114,8 @@ class Replica:
                 yield env.timeout(ends[k - 1] - env.now)
         self._in_run = False
         self.clock_s = ends[k - 1]
-        # ITL samples are differences of end times, exactly as a single step records them.
-        gaps = [b - a for a, b in zip([start, *ends[: k - 1]], ends[:k], strict=True)]
-        outcome = sched.apply_decode_run(k, ends[k - 1], gaps)
+        outcome = sched.apply_decode_run(k, ends[k - 1])
+        self.recorder.on_decode_run(start, ends, k, num_seqs)
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
 
     def _record(

@@ -150,7 +150,7 @@ def run_loop(setup: Setup, *, fast: bool) -> list[RequestState]:
         if k:
             # Arrivals at integer times; a run may not go past the next one.
             k = int(min(k, max(1, next_arrival - now)))
-            out = sched.apply_decode_run(k, now + k, [1.0] * k)
+            out = sched.apply_decode_run(k, now + k)
             now += k
         else:
             batch = sched.schedule(now)
@@ -163,7 +163,7 @@ def run_loop(setup: Setup, *, fast: bool) -> list[RequestState]:
             kk = sched.decode_run_limit(batch, now) if fast else 0
             if kk > 1:
                 kk = int(min(kk, max(1, next_arrival - now)))
-                out = sched.apply_decode_run(kk, now + kk, [1.0] * kk)
+                out = sched.apply_decode_run(kk, now + kk)
                 now += kk
             else:
                 out = sched.on_batch_done(batch, now, now + 1.0)
