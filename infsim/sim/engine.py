@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import simpy
+from simpy.events import URGENT
 
 from infsim.cost.base import cost_models
 from infsim.cost.roofline import ReplicaShape, RooflineParams
@@ -147,7 +148,7 @@ def _arrivals(
     )
     for index, (rid, arrival, prompt, output, prio, hash_ids) in enumerate(rows):
         if arrival > env.now:
-            yield env.timeout(arrival - env.now)
+            yield _arrival_event(env, arrival - env.now)
         keys = keyer.keys(hash_ids, prompt + output) if keyer and hash_ids else None
         req = RequestState(
             index=index,
@@ -160,6 +161,17 @@ def _arrivals(
         )
         recorder.on_request(req)
         replicas[router.route(req, view, env.now)].submit(req)
+
+
+def _arrival_event(env: simpy.Environment, delay_s: float) -> simpy.Event:
+    """A timeout scheduled URGENT: an arrival at exactly a step end is always processed
+    before the step end, so the request joins the next step whatever the order in which
+    the two events were created (the rule the fast-forward relies on)."""
+    event = simpy.Event(env)
+    event._ok = True  # as simpy.Timeout does, at another priority
+    event._value = None
+    env.schedule(event, URGENT, delay_s)
+    return event
 
 
 def _progress(

@@ -123,3 +123,19 @@ def test_least_outstanding_requests_router_assignment(constant_step, make_scenar
         trace([0.0, 0.1, 0.2, 1.0, 1.1, 1.2], [4] * 6, [100, 1, 100, 100, 100, 100]),
     )
     assert [r[0] for r in rows(res, "replica_id")] == [0, 1, 2, 1, 0, 1]
+
+
+@pytest.mark.parametrize("fast_forward", [False, True])
+def test_arrival_at_step_end_after_an_arrival_inside_that_step(
+    constant_step, make_scenario, fast_forward: bool
+) -> None:
+    # Step time 0.25. A (prompt 4, 20 out) decodes from 0.25 on. B arrives at 1.1, inside
+    # the step [1.0, 1.25]; C arrives at exactly 1.25, that step's end. C's arrival event
+    # is created at 1.1, after the step-end event, yet arrivals are URGENT, so C still
+    # joins the step [1.25, 1.5] together with B: both get their first token at 1.5.
+    constant_step(0.25)
+    resolved, _ = api.prepare(make_scenario(fast_forward=fast_forward), ".")
+    res = api.run_resolved(resolved, trace([0.0, 1.1, 1.25], [4, 4, 4], [20, 2, 2]))
+    got = rows(res, "first_scheduled_s", "first_token_s", "finish_s")
+    assert got[1] == (1.25, 1.5, 1.75)
+    assert got[2] == (1.25, 1.5, 1.75)
