@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from infsim.errors import InputError
 from infsim.workload import synthetic as syn
 from infsim.workload.loaders import load_trace
+from infsim.workload.sessions import derive_session_prefixes
 from infsim.workload.trace import Trace
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +52,13 @@ class TraceSource(BaseModel):
     )
     drop_failed: bool = Field(
         False, description="vllm-bench: drop requests with an error instead of failing."
+    )
+    session_block_tokens: int | None = Field(
+        16,
+        ge=1,
+        description="For traces with session ids but no hash ids: derive prefix ids from "
+        "sessions (each turn extends the previous prompt and answer) at this block size; "
+        "null = no prefix identity from sessions.",
     )
 
 
@@ -236,13 +244,16 @@ class WorkloadSpec(BaseModel):
 
 def _load(source: TraceSource, base_dir: Path) -> Trace:
     path = Path(source.path)
-    return load_trace(
+    trace = load_trace(
         path if path.is_absolute() else base_dir / path,
         source.format,
         hash_block_size_tokens=source.hash_block_size_tokens,
         drop_zero_output=source.drop_zero_output,
         drop_failed=source.drop_failed,
     )
+    if source.session_block_tokens is None:
+        return trace
+    return derive_session_prefixes(trace, source.session_block_tokens)
 
 
 def generate(spec: SyntheticSource, *, base_dir: Path, rng: np.random.Generator) -> Trace:
