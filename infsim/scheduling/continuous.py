@@ -7,7 +7,8 @@ One call to `schedule(now)` builds one engine step, following vLLM V1's `Schedul
    `long_prefill_token_threshold` and by the remaining token budget. When its KV blocks
    cannot be allocated, the lowest-priority running request (FCFS: the last admitted)
    is preempted — blocks freed, progress reset to zero, put back at the front of the
-   waiting queue — until the allocation succeeds or the request itself was preempted.
+   waiting queue — until the allocation succeeds; a request that had to preempt itself
+   ends the running loop (the step may come out empty; the engine then schedules again).
 2. If nothing was preempted, waiting requests are admitted in queue order while
    `max_num_seqs`, the token budget and free KV blocks allow; a prefix-cache hit starts
    the request at the cached length. With chunked prefill off, a prompt larger than the
@@ -91,12 +92,6 @@ class ContinuousBatchingScheduler:
             self._schedule_waiting(batch, budget, now)
         return batch
 
-    def _cap(self, n: int, budget: int) -> int:
-        threshold = self.config.long_prefill_token_threshold
-        if 0 < threshold < n:
-            n = threshold
-        return min(n, budget)
-
     def _schedule_running(self, batch: Batch, budget: int) -> int:
         kv, running = self.kv, self.running
         block_size = kv.block_size
@@ -131,6 +126,8 @@ class ContinuousBatchingScheduler:
                 i -= 1
             self._preempt(victim)
             batch.num_preempted += 1
+            if victim is req:  # nothing left to preempt for it: stop, as vLLM does
+                break
         return budget
 
     def _preempt(self, req: RequestState) -> None:
@@ -149,9 +146,12 @@ class ContinuousBatchingScheduler:
             match = kv.match_prefix(req)
             num_hit = match.num_tokens(kv.block_size)
             n = req.num_tokens - num_hit
+            threshold = cfg.long_prefill_token_threshold
+            if 0 < threshold < n:
+                n = threshold
             if not cfg.enable_chunked_prefill and n > budget:
-                break
-            n = self._cap(n, budget)
+                break  # the whole (capped) prompt must fit; FCFS: nobody jumps the queue
+            n = min(n, budget)
             if not kv.allocate(req, n, match):
                 break
             waiting.pop()

@@ -84,7 +84,9 @@ class Replica:
                 continue
             batch = sched.schedule(start)
             if not batch.requests:
-                raise RuntimeError(f"replica {self.replica_id}: work but nothing schedulable")
+                if not batch.num_preempted:
+                    raise RuntimeError(f"replica {self.replica_id}: work but nothing to schedule")
+                continue  # a request preempted itself: vLLM's step is empty; schedule again
             k = sched.decode_run_limit(batch, start) if self.fast_forward else 0
             if k > 1:
                 yield from self._decode_run(batch.num_seqs, start, k)

@@ -407,11 +407,16 @@ def test_priority_victim_already_scheduled_is_removed_from_batch() -> None:
     # Step 2: B decodes (computed 3 -> 4, stays in its block); A is admitted (1 block).
     assert st.step() == [(1, 1), (0, 4)]
     assert sched.kv.num_free_blocks == 0
-    # Step 3: B (4 -> 5) needs a block: none; victim = max priority = B itself.
-    # A (4 -> 5) then also needs a block and gets B's freed one.
+    # Step 3: B (4 -> 5) needs a block: none; victim = max priority = B itself. As in
+    # vLLM, a request that preempted itself ends the step's scheduling: nothing runs.
+    batch = sched.schedule(st.now)
+    assert assignment(batch) == []
+    assert batch.num_preempted == 1
+    assert b.status is Status.WAITING
+    # Step 4 (same time): A (4 -> 5) needs a block and gets B's freed one; B waits.
     batch = sched.schedule(st.now)
     assert assignment(batch) == [(0, 1)]
-    assert batch.num_preempted == 1
+    assert batch.num_preempted == 0
     assert batch.num_batched_tokens == 1
     assert batch.num_sampled == 1
     assert b.status is Status.WAITING
