@@ -1,7 +1,7 @@
 """Append-only run records; analysis happens afterwards (metrics/summary.py).
 
-Per-step rows go to column lists (one Python append per column, no row objects), so a
-fast-forwarded run of k decode steps is one row with num_steps = k. ITLs are a weighted
+Per-step rows are plain tuples (one append per step), turned into columns once at the
+end; a fast-forwarded run of k decode steps is one row with num_steps = k. ITLs are a weighted
 sample: value `itl_s[i]` occurred `itl_count[i]` times.
 """
 
@@ -34,7 +34,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.requests: list[RequestState] = []
-        self._cols: dict[str, list] = {name: [] for name in TIMELINE_SCHEMA.names}
+        self._rows: list[tuple] = []
         self.itl_s: list[float] = []
         self.itl_count: list[int] = []
         # Fast-forwarded runs: step end times, flat, with each run's start/length/width;
@@ -48,32 +48,12 @@ class Recorder:
     def on_request(self, req: RequestState) -> None:
         self.requests.append(req)
 
-    def on_step(
-        self,
-        replica_id: int,
-        start_s: float,
-        end_s: float,
-        num_steps: int,
-        num_batched_tokens: int,
-        state: tuple[int, int, int, int, float],
-    ) -> None:
-        """One engine step (or a fast-forwarded run of identical ones).
-
-        `state` = (running, waiting, preempted, KV blocks used, KV usage) after the step.
-        """
-        c = self._cols
-        c["replica_id"].append(replica_id)
-        c["start_s"].append(start_s)
-        c["end_s"].append(end_s)
-        c["num_steps"].append(num_steps)
-        c["num_batched_tokens"].append(num_batched_tokens)
-        running, waiting, preempted, used, usage = state
-        c["num_running"].append(running)
-        c["num_waiting"].append(waiting)
-        c["num_preempted"].append(preempted)
-        c["kv_used_blocks"].append(used)
-        c["kv_usage"].append(usage)
-        self.num_steps += num_steps
+    def on_step(self, row: tuple) -> None:
+        """One engine step (or a fast-forwarded run of identical ones): a tuple in
+        `TIMELINE_SCHEMA` column order (replica, start, end, steps, batched tokens,
+        running, waiting, preempted, KV blocks used, KV usage), after the step."""
+        self._rows.append(row)
+        self.num_steps += row[3]
 
     def on_decode_run(
         self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
@@ -85,6 +65,8 @@ class Recorder:
         self._run_seqs.append(num_seqs)
 
     def on_outcome(self, outcome: StepOutcome) -> None:
+        if not (outcome.itl_step_s or outcome.itl_other_s):
+            return
         self.itl_s.extend(outcome.itl_step_s)
         self.itl_count.extend(outcome.itl_step_count)
         self.itl_s.extend(outcome.itl_other_s)
@@ -92,10 +74,13 @@ class Recorder:
 
     @property
     def num_rows(self) -> int:
-        return len(self._cols["start_s"])
+        return len(self._rows)
 
     def timeline_table(self) -> pa.Table:
-        return pa.table(self._cols, schema=TIMELINE_SCHEMA)
+        columns = list(zip(*self._rows, strict=True)) or [[] for _ in TIMELINE_SCHEMA.names]
+        return pa.table(
+            dict(zip(TIMELINE_SCHEMA.names, columns, strict=True)), schema=TIMELINE_SCHEMA
+        )
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """All ITL samples as (gap_s, count) arrays."""

@@ -46,7 +46,7 @@ class Batch:
         del self.requests[i], self.num_new_tokens[i], self.num_context_tokens[i]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per step, and frozen __init__ is slow
 class StepOutcome:
     """What a finished step (or run of decode steps) produced.
 

@@ -53,6 +53,7 @@ class ContinuousBatchingScheduler:
         self.waiting = waiting_queues.get(config.scheduling_policy)()
         self.running: list[RequestState] = []
         self.num_preemptions = 0
+        self.run_context_tokens = 0  # Σ computed tokens of the run `_decode_limit` vetted
 
     # -- admission ------------------------------------------------------------------
     def rejection_reason(self, req: RequestState) -> str:
@@ -236,19 +237,23 @@ class ContinuousBatchingScheduler:
 
     def _decode_limit(self, now: float) -> int:
         """Steps until the first running request finishes, or 0 if some request is not a
-        plain decode (first token pending, resuming after preemption, prefill left)."""
+        plain decode (first token pending, resuming after preemption, prefill left).
+
+        Also leaves the running requests' total KV context in `run_context_tokens`, which
+        the cost model needs to price the run (one pass over the running list, not two).
+        """
         limit = 1 << 62
+        context = 0
         for r in self.running:
             done = r.num_output_done
-            if (
-                done == 0
-                or r.last_emit_s != now
-                or r.num_computed_tokens != r.num_prompt_tokens + done - 1
-            ):
+            computed = r.num_computed_tokens
+            if done == 0 or r.last_emit_s != now or computed != r.num_prompt_tokens + done - 1:
                 return 0
+            context += computed
             remaining = r.num_output_tokens - done
             if remaining < limit:
                 limit = remaining
+        self.run_context_tokens = context
         return limit
 
     def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:

@@ -99,8 +99,7 @@ class Replica:
 
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
-        sum_ctx = sum(r.num_computed_tokens for r in sched.running)
-        durations = self.cost_model.decode_run_times_s(num_seqs, sum_ctx, k)
+        durations = self.cost_model.decode_run_times_s(num_seqs, sched.run_context_tokens, k)
         # Sequential sums (not start + cumsum) land on the same floats as single steps.
         ends = list(accumulate(durations, initial=start))
         del ends[0]
@@ -134,12 +133,17 @@ class Replica:
             self.num_outstanding_tokens -= req.num_prompt_tokens + req.num_output_tokens
         kv = sched.kv
         used = kv.num_total_blocks - kv.num_free_blocks
-        state = (
+        row = (
+            self.replica_id,
+            start,
+            end,
+            num_steps,
+            num_tokens,
             len(sched.running),
             len(sched.waiting),
             num_preempted,
             used,
             used / kv.num_total_blocks,
         )
-        self.recorder.on_step(self.replica_id, start, end, num_steps, num_tokens, state)
+        self.recorder.on_step(row)
         self.recorder.on_outcome(outcome)
