@@ -88,19 +88,31 @@ MOONCAKE_FIELDS = {
 }
 
 
-def read_mooncake(path: Path, options: LoadOptions) -> Trace:
-    """Mooncake FAST'25: `timestamp` ms → arrival_s; `hash_ids` over 512-token blocks."""
-    table = read_jsonl(path, MOONCAKE_FIELDS)
+def _read_hashed_jsonl(
+    path: Path,
+    options: LoadOptions,
+    fields: dict[str, pa.DataType],
+    seconds_per_unit: float,
+    default_block_tokens: int,
+) -> Trace:
+    """JSONL with (arrival time, prompt, output, hash_ids) in `fields` order."""
+    time_col, prompt_col, output_col, hash_col = fields
+    table = read_jsonl(path, fields)
     columns = {
-        "arrival_s": _numpy(table, "timestamp") / 1e3,
-        "num_prompt_tokens": _numpy(table, "input_length"),
-        "num_output_tokens": _numpy(table, "output_length"),
-        "prefix_hash_ids": as_hash_ids_array(table.column("hash_ids")),
+        "arrival_s": _numpy(table, time_col) * seconds_per_unit,
+        "num_prompt_tokens": _numpy(table, prompt_col),
+        "num_output_tokens": _numpy(table, output_col),
+        "prefix_hash_ids": as_hash_ids_array(table.column(hash_col)),
     }
-    block_size = options.hash_block_size_tokens or 512
+    block_size = options.hash_block_size_tokens or default_block_tokens
     return Trace.from_columns(
         columns, hash_block_size_tokens=block_size, source=str(path), rows=JSONL_LINES
     )
+
+
+def read_mooncake(path: Path, options: LoadOptions) -> Trace:
+    """Mooncake FAST'25: `timestamp` ms → arrival_s; `hash_ids` over 512-token blocks."""
+    return _read_hashed_jsonl(path, options, MOONCAKE_FIELDS, 1e-3, 512)
 
 
 register_format(
@@ -127,17 +139,7 @@ LLMSERVINGSIM_FIELDS = {
 
 def read_llmservingsim(path: Path, options: LoadOptions) -> Trace:
     """LLMServingSim ShareGPT: `arrival_time_ns` → arrival_s; `hash_ids` over 16-token blocks."""
-    table = read_jsonl(path, LLMSERVINGSIM_FIELDS)
-    columns = {
-        "arrival_s": _numpy(table, "arrival_time_ns") / 1e9,
-        "num_prompt_tokens": _numpy(table, "input_toks"),
-        "num_output_tokens": _numpy(table, "output_toks"),
-        "prefix_hash_ids": as_hash_ids_array(table.column("hash_ids")),
-    }
-    block_size = options.hash_block_size_tokens or 16
-    return Trace.from_columns(
-        columns, hash_block_size_tokens=block_size, source=str(path), rows=JSONL_LINES
-    )
+    return _read_hashed_jsonl(path, options, LLMSERVINGSIM_FIELDS, 1e-9, 16)
 
 
 register_format(
