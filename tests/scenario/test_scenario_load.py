@@ -9,37 +9,18 @@ import pytest
 from infsim.errors import InputError
 from infsim.scenario.load import apply_override, load_scenario, validate_scenario
 
-BASE = {
-    "model": "llama-3.1-8b",
-    "hardware": {"gpu": "h100-sxm"},
-    "workload": {
-        "synthetic": {
-            "num_requests": 10,
-            "arrival": {"kind": "poisson", "rate_per_s": 1.0},
-            "prompt_tokens": {"kind": "fixed", "value": 100},
-            "output_tokens": {"kind": "fixed", "value": 10},
-        }
-    },
-}
 
-
-def _raw(**sections):
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
-    raw.update(sections)
-    return raw
-
-
-def test_minimal_scenario_gets_defaults():
-    s = validate_scenario(_raw(), "s.yaml")
+def test_minimal_scenario_gets_defaults(raw_scenario):
+    s = validate_scenario(raw_scenario(), "s.yaml")
     assert s.deployment.replicas == 1
     assert s.engine.block_size == 16
     assert s.engine.max_num_seqs is None  # resolved later from the GPU
     assert s.router.kind == "round_robin"
 
 
-def test_unknown_field_names_path_and_suggests():
+def test_unknown_field_names_path_and_suggests(raw_scenario):
     with pytest.raises(InputError) as err:
-        validate_scenario(_raw(engine={"max_num_seq": 4}), "s.yaml")
+        validate_scenario(raw_scenario(engine={"max_num_seq": 4}), "s.yaml")
     msg = str(err.value)
     assert msg.startswith("s.yaml: invalid scenario: engine.max_num_seq: unknown field")
     assert "did you mean 'max_num_seqs'?" in msg
@@ -47,10 +28,10 @@ def test_unknown_field_names_path_and_suggests():
     assert "max_num_batched_tokens" in msg
 
 
-def test_wrong_type_and_range_are_reported_together():
+def test_wrong_type_and_range_are_reported_together(raw_scenario):
     with pytest.raises(InputError) as err:
         validate_scenario(
-            _raw(engine={"block_size": 0, "gpu_memory_utilization": "lots"}), "s.yaml"
+            raw_scenario(engine={"block_size": 0, "gpu_memory_utilization": "lots"}), "s.yaml"
         )
     msg = str(err.value)
     assert "engine.block_size: Input should be greater than or equal to 1 (got 0)" in msg
@@ -58,27 +39,29 @@ def test_wrong_type_and_range_are_reported_together():
     assert "'lots'" in msg
 
 
-def test_missing_required_section():
-    raw = _raw()
+def test_missing_required_section(raw_scenario):
+    raw = raw_scenario()
     del raw["hardware"]
     with pytest.raises(InputError, match=r"hardware: required field is missing"):
         validate_scenario(raw, "s.yaml")
 
 
-def test_unknown_field_inside_discriminated_union_lists_member_fields():
-    raw = _raw()
+def test_unknown_field_inside_discriminated_union_lists_member_fields(raw_scenario):
+    raw = raw_scenario()
     raw["workload"] = {
-        "synthetic": dict(BASE["workload"]["synthetic"], arrival={"kind": "poisson", "rte": 1})
+        "synthetic": dict(
+            raw_scenario()["workload"]["synthetic"], arrival={"kind": "poisson", "rte": 1}
+        )
     }
     with pytest.raises(InputError) as err:
         validate_scenario(raw, "s.yaml")
     assert "rte" in str(err.value)
 
 
-def test_conflicting_kv_capacity_knobs():
+def test_conflicting_kv_capacity_knobs(raw_scenario):
     with pytest.raises(InputError, match="at most one of num_gpu_blocks_override"):
         validate_scenario(
-            _raw(engine={"num_gpu_blocks_override": 10, "kv_cache_memory_bytes": 1 << 30}),
+            raw_scenario(engine={"num_gpu_blocks_override": 10, "kv_cache_memory_bytes": 1 << 30}),
             "s.yaml",
         )
 
@@ -99,8 +82,8 @@ def test_non_mapping_and_missing_file(tmp_path: Path):
         load_scenario(tmp_path / "nope.yaml")
 
 
-def test_override_sets_nested_values_parsed_as_yaml():
-    raw = _raw()
+def test_override_sets_nested_values_parsed_as_yaml(raw_scenario):
+    raw = raw_scenario()
     apply_override(raw, "engine.max_num_seqs=64")
     apply_override(raw, "engine.enable_prefix_caching=false")
     apply_override(raw, "deployment.replicas=3")
@@ -112,9 +95,9 @@ def test_override_sets_nested_values_parsed_as_yaml():
     assert s.slo.ttft_s == 0.25
 
 
-def test_public_override_paths_exist():
+def test_public_override_paths_exist(raw_scenario):
     """These dotted paths are public interface (issue #2) and must keep their names."""
-    raw = _raw()
+    raw = raw_scenario()
     for item in (
         "seed=7",
         "model=qwen3-8b",
@@ -146,13 +129,13 @@ def test_public_override_paths_exist():
         ("noequals", "expected dotted.path=value"),
     ],
 )
-def test_bad_override_paths(item: str, pattern: str):
+def test_bad_override_paths(item: str, pattern: str, raw_scenario):
     with pytest.raises(InputError, match=pattern):
-        apply_override(_raw(), item)
+        apply_override(raw_scenario(), item)
 
 
-def test_override_value_is_validated_like_the_file():
-    raw = _raw()
+def test_override_value_is_validated_like_the_file(raw_scenario):
+    raw = raw_scenario()
     apply_override(raw, "engine.max_num_seqs=abc")
     with pytest.raises(InputError, match=r"engine.max_num_seqs: .*integer.*'abc'"):
         validate_scenario(raw, "s.yaml")

@@ -13,22 +13,15 @@ from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, kv_capacity
 from infsim.scenario.load import validate_scenario
 from infsim.scenario.resolve import resolve, vllm_batch_defaults
 
-RAW = {
-    "model": "llama-3.1-8b",
-    "hardware": {"gpu": "h100-sxm"},
-    "workload": {
-        "synthetic": {
-            "num_requests": 10,
-            "arrival": {"kind": "poisson", "rate_per_s": 1.0},
-            "prompt_tokens": {"kind": "fixed", "value": 100},
-            "output_tokens": {"kind": "fixed", "value": 10},
-        }
-    },
-}
 
+@pytest.fixture
+def resolve_with(raw_scenario):
+    """`resolve_with(engine={...})`: the minimal scenario with sections replaced, resolved."""
 
-def _resolve(**sections):
-    return resolve(validate_scenario({**RAW, **sections}, "s.yaml"), Path("."), "s.yaml")
+    def build(**sections):
+        return resolve(validate_scenario(raw_scenario(**sections), "s.yaml"), Path("."), "s.yaml")
+
+    return build
 
 
 @pytest.mark.parametrize(
@@ -45,8 +38,8 @@ def test_vllm_batch_defaults(gpu: str, expected: tuple[int, int]):
     assert vllm_batch_defaults(load_gpu(gpu)) == expected
 
 
-def test_resolved_scenario_records_defaults():
-    rs = _resolve()
+def test_resolved_scenario_records_defaults(resolve_with):
+    rs = resolve_with()
     e = rs.scenario.engine
     assert (e.max_num_seqs, e.max_num_batched_tokens) == (1024, 8192)
     assert e.max_model_len == 131072
@@ -79,47 +72,47 @@ def test_kv_capacity_from_memory_matches_hand_computation():
     assert 400_000 < cap.num_tokens < 520_000
 
 
-def test_kv_override_and_explicit_bytes():
-    assert _resolve(engine={"num_gpu_blocks_override": 123}).kv.num_blocks == 123
-    rs = _resolve(engine={"kv_cache_memory_bytes": 2 << 30})
+def test_kv_override_and_explicit_bytes(resolve_with):
+    assert resolve_with(engine={"num_gpu_blocks_override": 123}).kv.num_blocks == 123
+    rs = resolve_with(engine={"kv_cache_memory_bytes": 2 << 30})
     assert rs.kv.num_blocks == (2 << 30) // (16 * 131072)
     assert rs.kv.source == "kv_cache_memory_bytes"
 
 
-def test_fp8_kv_doubles_blocks_and_tp_shards_kv_heads():
-    base = _resolve(engine={"kv_cache_memory_bytes": 1 << 30}).kv.num_blocks
-    fp8 = _resolve(
+def test_fp8_kv_doubles_blocks_and_tp_shards_kv_heads(resolve_with):
+    base = resolve_with(engine={"kv_cache_memory_bytes": 1 << 30}).kv.num_blocks
+    fp8 = resolve_with(
         engine={"kv_cache_memory_bytes": 1 << 30}, deployment={"kv_cache_precision": "fp8"}
     ).kv.num_blocks
-    tp2 = _resolve(
+    tp2 = resolve_with(
         engine={"kv_cache_memory_bytes": 1 << 30}, deployment={"tensor_parallel": 2}
     ).kv.num_blocks
     assert fp8 == 2 * base
     assert tp2 == 2 * base
 
 
-def test_tp_must_divide_heads():
+def test_tp_must_divide_heads(resolve_with):
     with pytest.raises(InputError, match="3 does not divide the 32 attention heads"):
-        _resolve(deployment={"tensor_parallel": 3})
+        resolve_with(deployment={"tensor_parallel": 3})
 
 
-def test_model_that_does_not_fit_reports_numbers():
+def test_model_that_does_not_fit_reports_numbers(resolve_with):
     with pytest.raises(InputError) as err:
-        _resolve(model="llama-3.1-70b", hardware={"gpu": "l4"})
+        resolve_with(model="llama-3.1-70b", hardware={"gpu": "l4"})
     msg = str(err.value)
     assert "does not fit" in msg
     assert "weights need 131.4 GiB" in msg
     assert "tensor_parallel" in msg
 
 
-def test_unknown_model_and_gpu_name_the_field():
+def test_unknown_model_and_gpu_name_the_field(resolve_with):
     with pytest.raises(InputError, match=r"s.yaml: model: unknown model"):
-        _resolve(model="llama-9b")
+        resolve_with(model="llama-9b")
     with pytest.raises(InputError, match=r"s.yaml: hardware.gpu: unknown GPU 'h900'.*h200"):
-        _resolve(hardware={"gpu": "h900"})
+        resolve_with(hardware={"gpu": "h900"})
 
 
-def test_price_override_and_catalog_price():
-    assert _resolve(cost={"usd_per_gpu_hour": 1.5}).usd_per_gpu_hour == 1.5
+def test_price_override_and_catalog_price(resolve_with):
+    assert resolve_with(cost={"usd_per_gpu_hour": 1.5}).usd_per_gpu_hour == 1.5
     gpu = load_gpu("h100-sxm")
-    assert _resolve().usd_per_gpu_hour == gpu.price.on_demand_usd_per_hour
+    assert resolve_with().usd_per_gpu_hour == gpu.price.on_demand_usd_per_hour
