@@ -188,4 +188,3 @@ def ms_to_s(values: Any) -> Any:
 
 def us_to_s(values: Any) -> Any:
     return np.asarray(values, dtype=float) * 1e-6
-

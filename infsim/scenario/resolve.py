@@ -5,9 +5,12 @@ live here and raise `InputError` with the numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from infsim.calibration.store import load_rows, resolve_calibration
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
@@ -29,6 +32,8 @@ class ResolvedScenario:
     gpu: GPUSpec
     kv: KVCapacity
     usd_per_gpu_hour: float
+    calibration_dir: Path | None = None
+    calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
@@ -94,6 +99,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     )
     _check_fits(kv, gpu, engine.gpu_memory_utilization, source)
     resolved = scenario.model_copy(update={"engine": engine, "deployment": deployment})
+    cal_dir, cal_rows = _calibration(scenario, base_dir, gpu, source)
     return ResolvedScenario(
         scenario=resolved,
         base_dir=base_dir,
@@ -101,7 +107,31 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         gpu=gpu,
         kv=kv,
         usd_per_gpu_hour=_price(scenario, gpu),
+        calibration_dir=cal_dir,
+        calibration_rows=cal_rows,
     )
+
+
+def _calibration(
+    scenario: Scenario, base_dir: Path, gpu: GPUSpec, source: str
+) -> tuple[Path | None, pd.DataFrame | None]:
+    if scenario.calibration == "roofline":
+        return None, None
+    directory = _located(
+        lambda: resolve_calibration(scenario.calibration, base_dir), source, "calibration"
+    )
+    rows, meta = _located(lambda: load_rows(directory), source, "calibration")
+    try:
+        measured_on = load_gpu(meta.device).name
+    except InputError:
+        measured_on = meta.device
+    if measured_on != gpu.name:
+        raise InputError(
+            f"{source}: calibration: {meta.name} was measured on {meta.device}, but "
+            f"hardware.gpu is {gpu.name}; use a calibration of that device (infsim calibrate "
+            "list) or calibration: roofline"
+        )
+    return directory, rows
 
 
 def _located(fn, source: str, path: str):

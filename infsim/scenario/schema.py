@@ -146,7 +146,16 @@ class Scenario(_Frozen):
     router: RouterSpec = Field(default_factory=RouterSpec)
     slo: SLOSpec = Field(default_factory=SLOSpec)
     cost: CostSpec = Field(default_factory=CostSpec)
-    cost_model: RooflineSpec = Field(default_factory=RooflineSpec)
+    calibration: str = Field(
+        "roofline",
+        description="Per-op cost tables: 'roofline' (analytic, no table), a built-in "
+        "calibration name (`infsim calibrate list`) or a calibration directory path.",
+    )
+    cost_model: RooflineSpec = Field(
+        default_factory=RooflineSpec,
+        description="Roofline efficiencies (used for ops a calibration lacks) and the "
+        "per-step overhead.",
+    )
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
 
     @model_validator(mode="after")

@@ -19,9 +19,7 @@ from typing import Any
 import simpy
 from simpy.events import URGENT
 
-from infsim.cost.base import cost_models
-from infsim.cost.roofline import ReplicaShape, RooflineParams
-from infsim.kvcache.capacity import kv_heads_per_gpu
+from infsim.cost.factory import build_cost_model
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
 from infsim.kvcache.prefix_cache import PrefixCachingKV
@@ -44,36 +42,6 @@ class SimOutput:
     wall_s: float
     simulated_s: float
     num_events: int
-
-
-def build_cost_model(rs: ResolvedScenario):
-    from infsim.catalog import precision as prec
-
-    m, gpu, dep = rs.model, rs.gpu, rs.scenario.deployment
-    tp = dep.tensor_parallel
-    weight_prec = dep.weight_precision
-    shape = ReplicaShape(
-        num_layers=m.num_layers,
-        hidden_size=m.hidden_size,
-        intermediate_size=m.intermediate_size,
-        num_heads_per_gpu=m.num_attention_heads / tp,
-        num_kv_heads_per_gpu=kv_heads_per_gpu(m, tp),
-        head_dim=m.head_dim,
-        vocab_size=m.vocab_size,
-        num_experts=m.num_experts,
-        num_experts_per_tok=m.num_experts_per_tok,
-        moe_intermediate_size=m.moe_intermediate_size,
-        tensor_parallel=tp,
-        weight_bytes_per_param=prec.bytes_per_element(weight_prec),
-        kv_bytes_per_element=prec.bytes_per_element(dep.kv_cache_precision),
-        gemm_flops_per_s=gpu.flops_per_s(weight_prec),
-        attention_flops_per_s=gpu.flops_per_s("bfloat16"),
-        mem_bandwidth_bytes_per_s=gpu.mem_bandwidth_bytes_per_s,
-        link_bandwidth_bytes_per_s=gpu.intra_node_link.bandwidth_bytes_per_s,
-    )
-    spec = rs.scenario.cost_model
-    params = RooflineParams(**spec.model_dump(exclude={"kind"}))
-    return cost_models.get(spec.kind)(shape, params)
 
 
 def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatchingScheduler:

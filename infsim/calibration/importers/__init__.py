@@ -1,0 +1,119 @@
+"""Importers: profiler and benchmark exports → calibration rows (`calibration.table`).
+
+    import_paths("aiconfigurator", [Path(".../data/h100_sxm")], ImportOptions(engine="vllm",
+                 engine_version="0.19.0"))  →  ImportResult(frame, meta, provenance)
+
+One importer per source format, registered by the name the CLI uses
+(`infsim calibrate import FORMAT PATH …`):
+
+    aiconfigurator   NVIDIA AIConfigurator perf databases (Parquet), or an installed
+                     `aiconfigurator-core` package (`aiconfigurator_data_dir()`)
+    vidur            Vidur `compute/<gpu>/<org>/<model>/mlp.csv`, `network/<topo>/*.csv`
+    llmservingsim    LLMServingSim v1 bundles (`perf/<HW>/<org>/<model>/<variant>/tp<N>/`)
+    nccl-tests       APEX+ nccl-tests CSVs and raw `*_perf` stdout
+
+An importer returns a frame in the canonical columns (a subset; `to_table` fills the rest)
+plus a `source` column naming each row's file. `import_paths` is all-or-nothing: it drops
+compute rows whose dtype is not in `ImportOptions.dtypes`, validates every file's rows with
+`to_table` (so an error names the file), and returns the result only when all of it is
+valid; otherwise it raises `InputError` and nothing is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from infsim.calibration.importers._common import SOURCE, dtype_name
+from infsim.calibration.table import COLLECTIVES, Provenance, to_table
+from infsim.errors import InputError
+from infsim.registry import Registry
+
+__all__ = [
+    "ImportOptions",
+    "ImportResult",
+    "Importer",
+    "aiconfigurator_data_dir",
+    "import_paths",
+    "importers",
+]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to take from the source files and how to label it."""
+
+    device: str | None = None
+    """Hardware catalog name; overrides the device read from the files (needed when the
+    files do not say, e.g. raw nccl-tests output)."""
+    engine: str | None = None
+    """Engine to keep (vllm, sglang, trtllm) where a source holds several; else a label."""
+    engine_version: str | None = None
+    """Engine version to keep (e.g. "0.19.0") where a source holds several."""
+    model: str | None = None
+    """Catalog model name, for model-specific tables (LLMServingSim bundles)."""
+    dtypes: tuple[str, ...] = ()
+    """Compute dtypes to keep (any precision spelling); () keeps all. Collective rows are
+    kept whatever their element dtype: their cost depends on bytes, not on the dtype."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """A complete, validated import: rows, CalibrationMeta fields, one Provenance per file."""
+
+    frame: pd.DataFrame
+    meta: dict[str, object]
+    provenance: tuple[Provenance, ...] = field(default=())
+
+
+Importer = Callable[[list[Path], ImportOptions], ImportResult]
+importers: Registry[Importer] = Registry("calibration importer")
+
+
+def import_paths(fmt: str, paths: list[Path], options: ImportOptions) -> ImportResult:
+    """Run importer `fmt` on `paths`; return a valid result or raise `InputError`."""
+    importer = importers.get(fmt)
+    if not paths:
+        raise InputError(f"{fmt}: no input files given")
+    for path in paths:
+        if not Path(path).exists():
+            raise InputError(f"{path}: no such file or directory")
+    result = importer([Path(p) for p in paths], options)
+    frame = _keep_dtypes(result.frame, options.dtypes)
+    described = ", ".join(map(str, paths))
+    if frame.empty:
+        raise InputError(
+            f"{described}: no rows left after filters (dtypes={list(options.dtypes)}, "
+            f"engine={options.engine}, engine_version={options.engine_version})"
+        )
+    sources = frame[SOURCE] if SOURCE in frame.columns else pd.Series(described, frame.index)
+    for source, rows in frame.groupby(sources, sort=False):
+        to_table(rows.reset_index(drop=True), str(source))
+    kept = sources.value_counts()
+    provenance = tuple(
+        p.model_copy(update={"rows": int(kept.get(p.path, 0))}) for p in result.provenance
+    )
+    frame = frame.drop(columns=[SOURCE], errors="ignore").reset_index(drop=True)
+    return ImportResult(frame=frame, meta=result.meta, provenance=provenance)
+
+
+def _keep_dtypes(frame: pd.DataFrame, dtypes: tuple[str, ...]) -> pd.DataFrame:
+    if not dtypes:
+        return frame
+    wanted = {dtype_name(d, Path("ImportOptions.dtypes")) for d in dtypes}
+    keep = frame["op"].isin(COLLECTIVES) | frame["dtype"].isin(wanted)
+    return frame[keep]
+
+
+from infsim.calibration.importers import (  # noqa: E402  (registration side effects)
+    aiconfigurator,
+    llmservingsim,
+    nccl_tests,
+    vidur,
+)
+from infsim.calibration.importers.aiconfigurator import aiconfigurator_data_dir  # noqa: E402
+
+del aiconfigurator, llmservingsim, nccl_tests, vidur

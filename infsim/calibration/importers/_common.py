@@ -1,0 +1,191 @@
+"""Shared helpers for the importers: strict file reading, units, dtypes and devices.
+
+Every helper raises `InputError` naming the file and what is wrong, so an importer is a
+short sequence of reads and column arithmetic. Conventions shared by all importers:
+
+    times     converted to seconds from the unit the source states (column name or doc)
+    sizes     converted to bytes (`message_bytes`)
+    dtypes    canonical names of `infsim.catalog.precision` where one exists; source names
+              without a canonical equivalent keep a descriptive name (`SOURCE_DTYPES`)
+    devices   hardware catalog names (`DEVICE_NAMES`), or the name the user gave
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from infsim.catalog import precision
+from infsim.errors import InputError
+
+SOURCE = "source"
+"""Extra frame column naming the file each row came from (dropped by `import_paths`)."""
+
+SOURCE_DTYPES: dict[str, str] = {
+    "int4_wo": "int4",  # AIC: 4-bit weight-only GEMM/MoE (w4a16) = canonical int4
+    "int8_wo": "int8",  # AIC: 8-bit weight-only (w8a16) = canonical int8
+    "fp8_block": "fp8_block",  # AIC: fp8 with 128x128 block scales (DeepSeek style)
+    "sq": "int8_sq",  # AIC TRT-LLM SmoothQuant: int8 weights AND activations (w8a8)
+    "w4a16_mxfp4": "fp4_wo",  # AIC: mxfp4 weights, 16-bit activations
+}
+"""Source dtype names that are not `precision` aliases → the name used in tables."""
+
+DEVICE_NAMES: dict[str, str] = {
+    "h100_sxm": "H100-SXM",
+    "h100": "H100-SXM",
+    "h100-sxm-80gb": "H100-SXM",
+    "a100_sxm": "A100-80GB",  # AIC system spec: mem_capacity 80 GiB
+    "a100": "A100-80GB",
+    "h200_sxm": "H200",
+    "h200": "H200",
+    "h200-sxm-141gb": "H200",
+    "rtxpro6000": "RTX-PRO-6000",
+    "rtx4090": "RTX-4090",
+}
+"""Device spellings of the sources (folder names, APEX+ `gpu` column) → catalog names."""
+
+TIME_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0}
+SIZE_UNITS = {"b": 1, "bytes": 1, "kb": 1024, "kib": 1024, "mb": 2**20, "mib": 2**20}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
+    """A non-empty CSV with the `required` columns."""
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise InputError(f"{path}: not a readable CSV file: {err}") from None
+    require_columns(frame, required, path)
+    return frame
+
+
+def read_parquet(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> pd.DataFrame:
+    """The `columns` (and those of `optional` present) of a non-empty Parquet file."""
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(names)}"
+        )
+    wanted = [*columns, *(c for c in optional if c in names)]
+    frame = pq.read_table(path, columns=wanted).to_pandas()
+    if frame.empty:
+        raise InputError(f"{path}: empty table (no rows)")
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"the file has {', '.join(map(str, frame.columns))}"
+        )
+    if frame.empty:
+        raise InputError(f"{path}: empty table (header only, no rows)")
+
+
+def numbers(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """Column as floats; a blank or non-numeric cell is an error naming the row."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"{path}: column {column!r} row {i}: not a number: {frame[column].iloc[i]!r} "
+            f"({bad.size} such rows)"
+        )
+    return values
+
+
+def unit_column(
+    frame: pd.DataFrame, path: Path, stems: Sequence[str], units: Mapping[str, float]
+) -> tuple[str, float]:
+    """Find the column `<stem>_<unit>` or `<stem>(<unit>)`; return it and its factor to SI."""
+    pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, stems))})\s*[_(\[]\s*([^)\]]+)[)\]]?$")
+    for column in frame.columns:
+        match = pattern.match(str(column).strip().lower())
+        if match:
+            unit = match.group(1).strip()
+            if unit not in units:
+                raise InputError(
+                    f"{path}: column {column!r}: unknown unit {unit!r}; "
+                    f"allowed: {', '.join(units)}"
+                )
+            return str(column), units[unit]
+    raise InputError(
+        f"{path}: no {'/'.join(stems)} column with a unit (e.g. {stems[0]}_{next(iter(units))}); "
+        f"the file has {', '.join(map(str, frame.columns))}"
+    )
+
+
+def dtype_name(name: object, path: Path) -> str:
+    """Canonical precision name of a source dtype (see `SOURCE_DTYPES`)."""
+    key = str(name).strip().lower()
+    if key in SOURCE_DTYPES:
+        return SOURCE_DTYPES[key]
+    try:
+        return precision.canonical(key)
+    except InputError as err:
+        raise InputError(f"{path}: unknown dtype {name!r}: {err}") from None
+
+
+def dtype_column(values: pd.Series, path: Path) -> pd.Series:
+    mapping = {raw: dtype_name(raw, path) for raw in values.dropna().unique()}
+    if values.isna().any():
+        raise InputError(f"{path}: blank dtype in column {values.name!r}")
+    return values.map(mapping)
+
+
+def device_name(raw: str) -> str | None:
+    """Catalog name for a source's device spelling, or None when unknown."""
+    key = raw.strip().lower()
+    if key in DEVICE_NAMES:
+        return DEVICE_NAMES[key]
+    from infsim.catalog.hardware import load_gpu
+
+    try:
+        return load_gpu(key).name
+    except InputError:
+        return None
+
+
+def one_device(found: Mapping[Path, str | None], override: str | None) -> str:
+    """The single device of all files: the user's override, else the one they agree on."""
+    known = {path: dev for path, dev in found.items() if dev is not None}
+    names = sorted(set(known.values()))
+    if len(names) > 1:
+        listing = "; ".join(f"{p}: {d}" for p, d in known.items())
+        raise InputError(f"mixed devices across files ({listing}); import one device at a time")
+    if override:
+        return device_name(override) or override
+    if not names:
+        raise InputError(
+            f"{', '.join(map(str, found))}: cannot tell the device from the files; "
+            "name it (ImportOptions.device / --device)"
+        )
+    return names[0]
+
+
+def version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Sort key for versions like 0.19.0, 1.3.0rc20, 2.27.3."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.]", version))

@@ -1,0 +1,48 @@
+"""Where calibrations live and how a scenario names one.
+
+A scenario's `calibration:` is `roofline` (no table), a built-in name — a directory
+under the repository's `calibration/` (shipped defaults, e.g. `h100-vllm-0.19`) — or a
+path to a calibration directory, relative to the scenario file.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pandas as pd
+
+from infsim.calibration.table import CalibrationMeta, read
+from infsim.errors import InputError, did_you_mean
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "calibration"
+
+
+def builtin_names() -> list[str]:
+    if not BUILTIN_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "meta.yaml").is_file())
+
+
+def resolve_calibration(name_or_path: str, base_dir: Path) -> Path:
+    candidate = Path(name_or_path)
+    if not candidate.is_absolute():
+        candidate = base_dir / candidate
+    if (candidate / "meta.yaml").is_file():
+        return candidate.resolve()
+    builtin = BUILTIN_DIR / name_or_path
+    if (builtin / "meta.yaml").is_file():
+        return builtin
+    names = builtin_names()
+    raise InputError(
+        f"unknown calibration {name_or_path!r}{did_you_mean(name_or_path, names)}: not a "
+        f"built-in name and no calibration directory at {candidate}; built-in: "
+        f"{', '.join(names) or '(none)'}, or 'roofline'"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def load_rows(directory: Path) -> tuple[pd.DataFrame, CalibrationMeta]:
+    """The ops table as a DataFrame (cached per process: sweeps reuse it)."""
+    table, meta = read(directory)
+    return table.to_pandas(), meta

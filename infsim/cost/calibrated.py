@@ -1,0 +1,207 @@
+"""Cost model calibrated from measured per-op tables (issue #3).
+
+One decoder layer's time for a step with T batched tokens, decodes d_i and prefill chunks
+(q_j over c_j cached tokens) is
+
+    gemm_qkv(T) + gemm_o(T) + gemm_gate_up(T) + gemm_down(T)      measured GEMM curves
+    + per-token ops(T) + 2 · all_reduce(T · hidden · 2 B)  (TP > 1) measured or roofline
+    + decode_attention_b(mean KV length)                      b = number of decodes
+    + Σ_j prefill_attention(√(q_j² + 2 q_j c_j))              equal-FLOP full prefill
+
+times the layer count, plus the LM head and sampler for the rows that sample and the
+per-step overhead (fixed + per sequence, fitted from whole-step measurements when the
+table has them). A chunk of q tokens over c cached ones does as many query·key pairs as a
+fresh prompt of √(q² + 2qc) tokens, which is the prefill measurement used for it.
+
+All curves are sampled once on dense grids at construction (see `curves.py`), so a step
+costs a handful of `numpy.interp` calls; pure-decode steps go through the same vectorised
+path as fast-forwarded runs, so both give identical floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infsim.cost.base import cost_models
+from infsim.cost.curves import Curve, geometric_grid
+from infsim.cost.lookup import CalibrationLookup
+from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.scheduling.batch import Batch
+
+PER_TOKEN_OPS = ("norm", "rotary", "activation", "elementwise")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The largest sizes a step can ask for (grids cover them, so nothing extrapolates
+    at run time)."""
+
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    max_model_len: int
+
+
+@cost_models.register("calibrated")
+class CalibratedCostModel:
+    def __init__(
+        self,
+        shape: ReplicaShape,
+        lookup: CalibrationLookup,
+        params: RooflineParams,
+        limits: Limits,
+        weight_dtype: str,
+        kv_dtype: str,
+    ) -> None:
+        self.shape, self.lookup, self.params = shape, lookup, params
+        self._roof = RooflineCostModel(shape, params)
+        self._layers = shape.num_layers
+        self._kv_dtype = kv_dtype
+        s = shape
+        self._heads = (
+            round(s.num_heads_per_gpu), round(s.num_kv_heads_per_gpu), s.head_dim
+        )  # fmt: skip
+        self._t_grid = geometric_grid(1, max(limits.max_num_batched_tokens, 2))
+        self._b_grid = geometric_grid(1, max(limits.max_num_seqs, 2))
+        self._kv_grid = geometric_grid(1, max(limits.max_model_len, 2))
+        self._dense = self._dense_layer_curve(weight_dtype)
+        self._head = self._head_curve(weight_dtype)
+        self._prefill = lookup.attention_prefill(
+            self._heads, kv_dtype, self._kv_grid, self._prefill_roof
+        )
+        lookup.log.add("attention_prefill", self._heads_label, self._prefill,
+                       (1, limits.max_model_len))  # fmt: skip
+        self._decode: dict[int, Curve] = {}
+        self._limits = limits
+
+    # -- CostModel ------------------------------------------------------------------------
+    def step_time_s(self, batch: Batch) -> float:
+        n = batch.num_seqs
+        if batch.num_batched_tokens == n == batch.num_sampled:  # pure decode: shared path
+            context = sum(batch.num_context_tokens)
+            return self.decode_run_times_s(n, context, 1)[0]
+        return sum(self.op_times_s(batch).values())
+
+    def decode_run_times_s(
+        self, num_seqs: int, sum_context_tokens: int, num_steps: int
+    ) -> list[float]:
+        fixed = self._layers * float(self._dense(num_seqs)) + float(self._head(num_seqs))
+        overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+        kv_mean = (sum_context_tokens + num_seqs * np.arange(1, num_steps + 1)) / num_seqs
+        attn = self._layers * self._decode_curve(num_seqs)(kv_mean)
+        return (fixed + attn + overhead).tolist()
+
+    def op_times_s(self, batch: Batch) -> dict[str, float]:
+        t = batch.num_batched_tokens
+        decode_kv = [c + 1 for q, c in zip(batch.num_new_tokens, batch.num_context_tokens,
+                                           strict=True) if q == 1]  # fmt: skip
+        prefill_attn = 0.0
+        for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
+            if q > 1:
+                prefill_attn += float(self._prefill(np.sqrt(q * q + 2.0 * q * c)))
+        decode_attn = 0.0
+        if decode_kv:
+            b = len(decode_kv)
+            decode_attn = float(self._decode_curve(b)(sum(decode_kv) / b))
+        return {
+            "dense_layers": self._layers * float(self._dense(t)),
+            "attention": self._layers * (decode_attn + prefill_attn),
+            "lm_head_sampler": float(self._head(batch.num_sampled)) if batch.num_sampled else 0.0,
+            "overhead": self.params.step_overhead_s
+            + self.params.per_seq_overhead_s * batch.num_seqs,
+        }
+
+    # -- construction -----------------------------------------------------------------------
+    @property
+    def _heads_label(self) -> str:
+        h, kvh, d = self._heads
+        return f"heads={h} kv_heads={kvh} head_dim={d}"
+
+    def _gemm_roof(self, m: np.ndarray, n: float, k: float) -> np.ndarray:
+        s, r = self.shape, self._roof
+        flops = 2.0 * m * n * k / r._flops
+        nbytes = (n * k * s.weight_bytes_per_param + m * (n + k) * ACTIVATION_BYTES) / r._bw
+        return np.maximum(flops, nbytes)
+
+    def _dense_layer_curve(self, dtype: str) -> Curve:
+        s, grid, log = self.shape, self._t_grid, self.lookup.log
+        h, d, tp = s.hidden_size, s.head_dim, s.tensor_parallel
+        q_out, kv_out = s.num_heads_per_gpu * d, s.num_kv_heads_per_gpu * d
+        inter = (s.moe_intermediate_size * s.num_experts_per_tok if s.num_experts
+                 else s.intermediate_size) / tp  # fmt: skip
+        shapes = {"qkv_proj": (q_out + 2 * kv_out, h), "o_proj": (h, q_out)}
+        if not s.num_experts:
+            shapes |= {"gate_up_proj": (2 * inter, h), "down_proj": (h, inter)}
+        total = np.zeros_like(grid)
+        for name, (n, k) in shapes.items():
+            curve = self.lookup.gemm(n, k, dtype, grid, self._gemm_roof)
+            log.add("gemm", f"{name} n={n:g} k={k:g} {dtype}", curve, (1, grid[-1]))
+            total += curve.t_grid
+        if s.num_experts:
+            total += self._vectorised(lambda t: self._roof._mlp_s(int(t)), grid, "moe", log)
+        total += self._per_token(grid)
+        if tp > 1:
+            nbytes = grid * h * ACTIVATION_BYTES
+            ar = self.lookup.collective(
+                "all_reduce", tp, nbytes, lambda b: np.vectorize(self._roof._all_reduce_s)(b)
+            )
+            log.add("all_reduce", f"tp={tp}", ar, (nbytes[0], nbytes[-1]))
+            total += 2 * ar.t_grid
+        return Curve(grid, total, (1, grid[-1]), "sum")
+
+    def _per_token(self, grid: np.ndarray) -> np.ndarray:
+        s, log = self.shape, self.lookup.log
+        roof = lambda t: t * 8 * s.hidden_size * ACTIVATION_BYTES / self._roof._bw  # noqa: E731
+        curves = [self.lookup.sized(op, "num_tokens", grid, roof) for op in PER_TOKEN_OPS]
+        measured = [c for c in curves if c is not None]
+        if not measured:
+            curve = Curve(grid, roof(grid), (np.inf, -np.inf), "roofline")
+            log.add("elementwise", "norms, rotary, activation, residual", curve, (1, grid[-1]))
+            return curve.t_grid
+        for c in measured:
+            log.add("per_token", "measured per-token ops", c, (1, grid[-1]))
+        return np.sum([c.t_grid for c in measured], axis=0)
+
+    def _head_curve(self, dtype: str) -> Curve:
+        s, grid, log = self.shape, self._b_grid, self.lookup.log
+        n, k = s.vocab_size / s.tensor_parallel, s.hidden_size
+        measured = self.lookup.sized("lm_head", "batch_size", grid,
+                                     lambda b: self._gemm_roof(b, n, k))  # fmt: skip
+        head = measured or self.lookup.gemm(n, k, dtype, grid, self._gemm_roof)
+        log.add("lm_head", f"n={n:g} k={k:g}", head, (1, grid[-1]))
+        sampler = self.lookup.sized("sampler", "batch_size", grid, lambda b: 1e-6 * b)
+        if sampler is None:
+            return head
+        log.add("sampler", "per sequence", sampler, (1, grid[-1]))
+        return Curve(grid, head.t_grid + sampler.t_grid, (1, grid[-1]), "sum")
+
+    def _decode_curve(self, batch: int) -> Curve:
+        curve = self._decode.get(batch)
+        if curve is None:
+            curve = self.lookup.attention_decode(
+                self._heads, self._kv_dtype, batch, self._kv_grid, self._decode_roof
+            )
+            if not self._decode:
+                self.lookup.log.add("attention_decode", self._heads_label, curve,
+                                    (1, self._limits.max_model_len))  # fmt: skip
+            self._decode[batch] = curve
+        return curve
+
+    def _decode_roof(self, b: float | np.ndarray, kv: float | np.ndarray) -> np.ndarray:
+        r, (h, kvh, d) = self._roof, self._heads
+        flops = 4.0 * b * kv * h * d / r._flops
+        nbytes = b * kv * 2 * kvh * d * self.shape.kv_bytes_per_element / r._bw
+        return np.maximum(flops, nbytes)
+
+    def _prefill_roof(self, isl: np.ndarray) -> np.ndarray:
+        r, (h, kvh, d) = self._roof, self._heads
+        flops = 4.0 * isl * (isl + 1) / 2 * h * d / r._flops
+        nbytes = isl * 2 * kvh * d * self.shape.kv_bytes_per_element / r._bw
+        return np.maximum(flops, nbytes)
+
+    @staticmethod
+    def _vectorised(fn, grid, op, log) -> np.ndarray:
+        curve = Curve(grid, np.array([fn(x) for x in grid]), (np.inf, -np.inf), "roofline")
+        log.add(op, "no table", curve, (1, grid[-1]))
+        return curve.t_grid

@@ -1,0 +1,180 @@
+"""Per-op cost curves for one model shape, built from a calibration table.
+
+`CalibrationLookup` answers "how long does this op take at these sizes" as a `Curve`
+over the size the simulation varies (tokens m for a GEMM, KV length for decode attention,
+prompt length for prefill attention, bytes for a collective), for the fixed shape the
+model and TP give. Inside the measured grid it interpolates in log space — along the
+curve (log-log) and between neighbouring measured shapes (e.g. GEMM n and k, decode batch
+sizes); outside, it scales by the roofline (see `curves.py`); with no usable rows it
+falls back to the roofline itself. Every curve records which of these it used, for
+`infsim calibrate report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from infsim.cost.curves import Curve, bracket, log_blend, loglog_curve
+
+RoofFn = Callable[..., np.ndarray]
+
+
+@dataclass
+class LookupLog:
+    """Which lookups a cost model made and how each was answered."""
+
+    entries: list[dict] = field(default_factory=list)
+
+    def add(self, op: str, shape: str, curve: Curve, used: tuple[float, float]) -> None:
+        lo, hi = curve.measured
+        self.entries.append(
+            {
+                "op": op,
+                "shape": shape,
+                "method": curve.method,
+                "measured_range": f"{lo:g}..{hi:g}" if curve.method != "roofline" else "-",
+                "used_range": f"{used[0]:g}..{used[1]:g}",
+                "extrapolated": curve.method == "roofline" or used[0] < lo or used[1] > hi,
+            }
+        )
+
+
+class CalibrationLookup:
+    """Curves for one device's table. `rows` is the ops table as a DataFrame."""
+
+    def __init__(self, rows: pd.DataFrame, log: LookupLog | None = None) -> None:
+        self.rows = rows
+        self.log = log or LookupLog()
+        self._by_op = {op: g for op, g in rows.groupby("op")}  # noqa: C416  (GroupBy is no mapping)
+
+    def has(self, op: str) -> bool:
+        return op in self._by_op
+
+    # -- GEMM ---------------------------------------------------------------------------
+    def gemm(self, n: float, k: float, dtype: str, grid: np.ndarray, roof: RoofFn) -> Curve:
+        """t(m) of an [m×k]·[k×n] GEMM; bilinear in (log n, log k) between measured shapes."""
+        rows = self._select("gemm", dtype=dtype)
+        if rows is None:
+            return self._roofline(grid, lambda m: roof(m, n, k))
+        by_nk = {nk: g for nk, g in rows.groupby(["n", "k"])}  # noqa: C416
+        n0, n1 = bracket(rows["n"].to_numpy(), n)
+        k0, k1 = bracket(rows["k"].to_numpy(), k)
+
+        def corner(nn: float, kk: float) -> np.ndarray | None:
+            g = by_nk.get((nn, kk))
+            if g is None:
+                return None
+            pts = g.groupby("m")["time_s"].min()  # the engine runs its fastest kernel
+            t = loglog_curve(pts.index.to_numpy(), pts.to_numpy(), grid, lambda m: roof(m, nn, kk))
+            return t * roof(grid, n, k) / roof(grid, nn, kk)  # re-shape to the target n, k
+
+        corners = [corner(a, b) for a in (n0, n1) for b in (k0, k1)]
+        if any(c is None for c in corners):
+            return self._nearest_gemm(by_nk, n, k, grid, roof)
+        t_k0 = log_blend(corners[0], corners[2], n0, n1, n)
+        t_k1 = log_blend(corners[1], corners[3], n0, n1, n)
+        t = log_blend(t_k0, t_k1, k0, k1, k)
+        exact = n0 == n1 == n and k0 == k1 == k
+        ms = rows["m"].to_numpy()
+        method = "measured" if exact else "interpolated-shape"
+        if not (n0 <= n <= n1 and k0 <= k <= k1):
+            method = "scaled-shape"
+        return Curve(grid, t, (float(ms.min()), float(ms.max())), method)
+
+    def _nearest_gemm(self, by_nk, n, k, grid, roof) -> Curve:
+        nn, kk = min(by_nk, key=lambda nk: abs(np.log(nk[0] / n)) + abs(np.log(nk[1] / k)))
+        pts = by_nk[(nn, kk)].groupby("m")["time_s"].min()
+        t = loglog_curve(pts.index.to_numpy(), pts.to_numpy(), grid, lambda m: roof(m, nn, kk))
+        t = t * roof(grid, n, k) / roof(grid, nn, kk)
+        ms = pts.index.to_numpy()
+        return Curve(grid, t, (float(ms.min()), float(ms.max())), "scaled-shape")
+
+    # -- attention ----------------------------------------------------------------------
+    def attention_decode(
+        self, heads: tuple[int, int, int], kv_dtype: str, batch: int, grid: np.ndarray,
+        roof: RoofFn,
+    ) -> Curve:  # fmt: skip
+        """t(kv_len) of one layer's decode attention for `batch` sequences."""
+        rows = self._select("attention_decode", kv_dtype=kv_dtype, heads=heads)
+        if rows is None:
+            return self._roofline(grid, lambda kv: roof(batch, kv))
+        b0, b1 = bracket(rows["batch_size"].to_numpy(), batch)
+
+        def at(b: float) -> np.ndarray:
+            pts = rows[rows["batch_size"] == b].groupby("kv_len")["time_s"].min()
+            t = loglog_curve(pts.index.to_numpy(), pts.to_numpy(), grid, lambda kv: roof(b, kv))
+            return t * roof(batch, grid) / roof(b, grid)
+
+        t = log_blend(at(b0), at(b1), b0, b1, batch)
+        kvs = rows["kv_len"].to_numpy()
+        method = "measured" if b0 == b1 == batch else "interpolated-shape"
+        return Curve(grid, t, (float(kvs.min()), float(kvs.max())), method)
+
+    def attention_prefill(
+        self, heads: tuple[int, int, int], kv_dtype: str, grid: np.ndarray, roof: RoofFn
+    ) -> Curve:
+        """t(prompt length) of one layer's causal prefill attention, one sequence."""
+        rows = self._select("attention_prefill", kv_dtype=kv_dtype, heads=heads)
+        if rows is not None:
+            rows = rows[rows["query_len"] == rows["kv_len"]]  # no cached context
+            rows = rows[rows["batch_size"] == rows["batch_size"].min()]
+        if rows is None or rows.empty:
+            return self._roofline(grid, roof)
+        b = float(rows["batch_size"].iloc[0])
+        pts = rows.groupby("query_len")["time_s"].min()
+        t = loglog_curve(pts.index.to_numpy(), pts.to_numpy() / b, grid, roof)
+        qs = pts.index.to_numpy()
+        return Curve(grid, t, (float(qs.min()), float(qs.max())), "measured")
+
+    # -- collectives and small ops ------------------------------------------------------
+    def collective(self, op: str, num_devices: int, grid: np.ndarray, roof: RoofFn) -> Curve:
+        rows = self._select(op)
+        if rows is not None:
+            rows = rows[rows["num_devices"] == num_devices]
+        if rows is None or rows.empty:
+            return self._roofline(grid, roof)
+        pts = rows.groupby("message_bytes")["time_s"].min()  # fastest algorithm per size
+        t = loglog_curve(pts.index.to_numpy(), pts.to_numpy(), grid, roof)
+        xs = pts.index.to_numpy()
+        return Curve(grid, t, (float(xs.min()), float(xs.max())), "measured")
+
+    def sized(self, op: str, column: str, grid: np.ndarray, roof: RoofFn) -> Curve | None:
+        """Per-token or per-sequence op summed over its variants; None when unmeasured."""
+        rows = self._select(op)
+        if rows is None:
+            return None
+        per_variant = rows.groupby(["variant", column], dropna=False)["time_s"].median()
+        total = per_variant.groupby(level=column).sum()
+        t = loglog_curve(total.index.to_numpy(), total.to_numpy(), grid, roof)
+        xs = total.index.to_numpy()
+        return Curve(grid, t, (float(xs.min()), float(xs.max())), "measured")
+
+    # -- helpers ------------------------------------------------------------------------
+    def _select(
+        self,
+        op: str,
+        dtype: str | None = None,
+        kv_dtype: str | None = None,
+        heads: tuple[int, int, int] | None = None,
+    ) -> pd.DataFrame | None:
+        rows = self._by_op.get(op)
+        if rows is None:
+            return None
+        if dtype is not None:
+            rows = rows[rows["dtype"] == dtype]
+        if kv_dtype is not None and rows["kv_dtype"].notna().any():
+            rows = rows[rows["kv_dtype"] == kv_dtype]
+        if heads is not None:
+            h, kvh, d = heads
+            rows = rows[
+                (rows["num_heads"] == h) & (rows["num_kv_heads"] == kvh) & (rows["head_dim"] == d)
+            ]
+        return rows if not rows.empty else None
+
+    @staticmethod
+    def _roofline(grid: np.ndarray, roof: RoofFn) -> Curve:
+        return Curve(grid, np.asarray(roof(grid), dtype=float), (np.inf, -np.inf), "roofline")
