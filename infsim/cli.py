@@ -159,13 +159,15 @@ def catalog_gpus() -> None:
         )
 
 
-def _mount_trace() -> None:
+def _mount_subcommands() -> None:
+    from infsim.calibration.cli import calibrate_cli
     from infsim.workload.cli import trace_cli
 
     main.add_command(trace_cli)
+    main.add_command(calibrate_cli)
 
 
-_mount_trace()
+_mount_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,176 @@
+"""`infsim calibrate list|import|report|collect`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from infsim.errors import InputError
+
+
+def _load_importers():
+    """The importer registry, with every importer module registered."""
+    from infsim.calibration.importers import ImportOptions, import_paths, importers
+
+    for module in ("infsim.calibration.profilers",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:  # optional parts not present in this tree
+            if err.name != module:
+                raise
+    return importers, ImportOptions, import_paths
+
+
+@click.group("calibrate")
+def calibrate_cli() -> None:
+    """Import profiler measurements into calibration tables, list them, check their fit."""
+
+
+@calibrate_cli.command("list")
+def list_cmd() -> None:
+    """Built-in calibrations (the `calibration:` names a scenario can use)."""
+    from infsim.calibration.store import BUILTIN_DIR, builtin_names, load_rows
+
+    table = Table("name", "device", "engine", "rows", "ops", "source", header_style="bold")
+    for name in builtin_names():
+        rows, meta = load_rows(BUILTIN_DIR / name)
+        engine = f"{meta.engine} {meta.engine_version}".strip()
+        ops = ", ".join(sorted(rows["op"].unique()))
+        table.add_row(name, meta.device, engine, f"{len(rows):,}", ops, meta.source[:60])
+    Console().print(table)
+
+
+@calibrate_cli.command("import")
+@click.argument("fmt", metavar="FORMAT")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Calibration name, e.g. h100-vllm-0.19.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: calibration/NAME).",
+)
+@click.option("--device", default=None, help="Hardware catalog name of the device measured.")
+@click.option("--engine", default=None, help="Engine to keep/label (vllm, sglang, trtllm).")
+@click.option("--engine-version", default=None, help="Engine version to keep, e.g. 0.19.0.")
+@click.option("--model", default=None, help="Catalog model, for model-specific tables.")
+@click.option("--dtype", "dtypes", multiple=True, help="Compute dtype to keep (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing calibration directory.")
+def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
+               **opts: object) -> None:  # fmt: skip
+    """Import FORMAT files (all or nothing) into a calibration table."""
+    from infsim.calibration.table import CalibrationMeta, to_table, write
+
+    force = bool(opts.pop("force"))
+    importers, options_cls, import_paths = _load_importers()
+    if fmt not in importers.names():
+        importers.get(fmt)  # raises the InputError listing the formats
+    out = out or Path("calibration") / name
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists; pass --force to replace it")
+    options = options_cls(**{k: v for k, v in opts.items() if k != "dtypes"},
+                          dtypes=tuple(opts["dtypes"]))  # fmt: skip
+    result = import_paths(fmt, list(paths), options)
+    table = to_table(result.frame, ", ".join(map(str, paths)))
+    meta_fields = {k: v for k, v in result.meta.items() if k in CalibrationMeta.model_fields}
+    if options.device:
+        meta_fields["device"] = options.device
+    meta = CalibrationMeta(
+        name=name,
+        importer="infsim calibrate import " + shlex.join(sys.argv[3:] if len(sys.argv) > 3
+                                                         else [fmt, *map(str, paths)]),
+        provenance=result.provenance,
+        **meta_fields,
+    )  # fmt: skip
+    write(out, table, meta)
+    digest = hashlib.sha256((out / "ops.parquet").read_bytes()).hexdigest()[:12]
+    click.echo(f"wrote {out}: {table.num_rows:,} rows from {len(paths)} path(s) ({digest})")
+
+
+@calibrate_cli.command("report")
+@click.argument("calibration")
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also show which lookups this scenario makes and which fall back.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def report_cmd(calibration: str, scenario: Path | None, overrides: tuple[str, ...],
+               as_json: bool) -> None:  # fmt: skip
+    """Held-out error per op, coverage, and a scenario's fallbacks to the roofline."""
+    from infsim.calibration.report import report
+    from infsim.calibration.store import load_rows, resolve_calibration
+
+    directory = resolve_calibration(calibration, Path.cwd())
+    rows, meta = load_rows(directory)
+    rep = report(rows)
+    lookups = _scenario_lookups(scenario, overrides, directory) if scenario else []
+    if as_json:
+        click.echo(json.dumps({
+            "calibration": meta.model_dump(mode="json"),
+            "leave_one_out": rep["leave_one_out"].to_dict(orient="records"),
+            "coverage": rep["coverage"].to_dict(orient="records"),
+            "warnings": rep["warnings"],
+            "scenario_lookups": lookups,
+        }, indent=2, default=str))  # fmt: skip
+        return
+    console = Console()
+    console.print(f"[bold]{meta.name}[/bold]: {meta.device}, {meta.engine} "
+                  f"{meta.engine_version} — {meta.source}")  # fmt: skip
+    _print_frame(console, "held-out (leave-one-out) error", rep["leave_one_out"])
+    _print_frame(console, "coverage", rep["coverage"])
+    for warning in rep["warnings"]:
+        console.print(f"[bold red]{warning}[/bold red]")
+    if lookups:
+        table = Table("op", "shape", "method", "measured", "used", "extrapolated",
+                      title="lookups of the scenario", title_justify="left")  # fmt: skip
+        for e in lookups:
+            table.add_row(e["op"], e["shape"], e["method"], e["measured_range"],
+                          e["used_range"], "yes" if e["extrapolated"] else "")  # fmt: skip
+        console.print(table)
+
+
+def _scenario_lookups(scenario: Path, overrides: tuple[str, ...], directory: Path) -> list:
+    from infsim import api
+    from infsim.cost.factory import build_cost_model
+    from infsim.cost.lookup import LookupLog
+
+    spec = api.load_scenario(scenario, (*overrides, f"calibration={directory}"))
+    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
+    log = LookupLog()
+    build_cost_model(resolved, log)
+    return [{**e, "extrapolated": bool(e["extrapolated"])} for e in log.entries]
+
+
+def _print_frame(console: Console, title: str, frame) -> None:
+    table = Table(*map(str, frame.columns), title=title, title_justify="left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+@calibrate_cli.command("collect", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def collect_cmd(args: tuple[str, ...]) -> None:
+    """Measure a model's ops on a torch device (needs the `calibrate` extra: torch).
+
+    Arguments go to `python -m infsim.calibration.harness` (see its --help)."""
+    try:
+        harness = importlib.import_module("infsim.calibration.harness")
+    except ModuleNotFoundError as err:
+        raise InputError(
+            f"calibrate collect needs PyTorch ({err.name} is not installed): "
+            "pip install 'infsim[calibrate]' (CPU: pip install torch==2.13.0)"
+        ) from None
+    sys.exit(harness.main(list(args)))
