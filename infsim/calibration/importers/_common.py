@@ -128,8 +128,7 @@ def unit_column(
             unit = match.group(1).strip()
             if unit not in units:
                 raise InputError(
-                    f"{path}: column {column!r}: unknown unit {unit!r}; "
-                    f"allowed: {', '.join(units)}"
+                    f"{path}: column {column!r}: unknown unit {unit!r}; allowed: {', '.join(units)}"
                 )
             return str(column), units[unit]
     raise InputError(
