@@ -6,7 +6,7 @@ from infsim.catalog import gpu_names, load_gpu
 from infsim.errors import InputError
 
 EXPECTED = {"A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "B200", "L40S", "L4"}
-EXPECTED |= {"MI300X", "RTX-4090", "cpu-host"}
+EXPECTED |= {"MI300X", "RTX-4090", "RTX-PRO-6000", "cpu-host"}
 
 
 def test_every_entry_loads_with_sources():
