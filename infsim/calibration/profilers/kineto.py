@@ -18,6 +18,7 @@ samples) `External id` is just the correlation id again and cannot name the op.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from dataclasses import dataclass, field
@@ -130,10 +131,7 @@ def _index_launches(trace: Trace, flow_ends: dict[tuple[Any, Any, int], int]) ->
             flow_id = flow_ends.get((kernel.pid, kernel.tid, kernel.start_ns))
             if flow_id is not None:
                 args = {**kernel.args, "correlation": flow_id}
-                trace.kernels[k] = Event(
-                    kernel.name, kernel.cat, kernel.pid, kernel.tid,
-                    kernel.start_ns, kernel.dur_ns, args,
-                )  # fmt: skip
+                trace.kernels[k] = dataclasses.replace(kernel, args=args)
 
 
 def _parents(host: list[Event]) -> list[int | None]:
