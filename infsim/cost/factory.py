@@ -43,7 +43,7 @@ def build_cost_model(rs: ResolvedScenario, log: LookupLog | None = None) -> Cost
         return RooflineCostModel(shape, params)
     e, dep = rs.scenario.engine, rs.scenario.deployment
     limits = Limits(e.max_num_batched_tokens, e.max_num_seqs, e.max_model_len)
-    lookup = CalibrationLookup(rs.calibration_rows, log)
+    lookup = CalibrationLookup(rs.calibration_rows, log, dep.tensor_parallel)
     return CalibratedCostModel(
         shape, lookup, params, limits, dep.weight_precision, dep.kv_cache_precision
     )

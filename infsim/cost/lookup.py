@@ -46,9 +46,12 @@ class LookupLog:
 class CalibrationLookup:
     """Curves for one device's table. `rows` is the ops table as a DataFrame."""
 
-    def __init__(self, rows: pd.DataFrame, log: LookupLog | None = None) -> None:
+    def __init__(
+        self, rows: pd.DataFrame, log: LookupLog | None = None, tensor_parallel: int = 1
+    ) -> None:
         self.rows = rows
         self.log = log or LookupLog()
+        self.tensor_parallel = tensor_parallel
         self._by_op = {op: g for op, g in rows.groupby("op")}  # noqa: C416  (GroupBy is no mapping)
 
     def has(self, op: str) -> bool:
@@ -164,6 +167,11 @@ class CalibrationLookup:
         rows = self._by_op.get(op)
         if rows is None:
             return None
+        # Rows measured under this TP degree win (per-rank per-token and per-sequence ops
+        # differ between TP degrees); tables that do not record TP are used whole.
+        same_tp = rows["tp"] == self.tensor_parallel
+        if same_tp.any():
+            rows = rows[same_tp]
         if dtype is not None:
             rows = rows[rows["dtype"] == dtype]
         if kv_dtype is not None and rows["kv_dtype"].notna().any():
