@@ -32,17 +32,20 @@ from infsim.errors import InputError
 class Plan:
     """The shape grid and the timing protocol of one collection run."""
 
-    token_counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+    token_counts: tuple[int, ...] = (
+        1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+        1536, 2048, 4096,
+    )  # fmt: skip
     """Tokens per step (GEMM m, norm and activation rows)."""
-    prefill_query_lens: tuple[int, ...] = (16, 64, 256, 1024)
-    prefill_context_lens: tuple[int, ...] = (0, 512, 2048)
+    prefill_query_lens: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048)
+    prefill_context_lens: tuple[int, ...] = (0, 256, 1024, 4096)
     """Cached tokens before the query: kv_len = context + query_len."""
     prefill_batch_sizes: tuple[int, ...] = (1, 4)
-    max_prefill_tokens: int = 2048
+    max_prefill_tokens: int = 4096
     """Skip prefill cases with batch × query_len above this."""
-    decode_kv_lens: tuple[int, ...] = (64, 256, 1024, 4096)
-    decode_batch_sizes: tuple[int, ...] = (1, 4, 16, 64)
-    batch_sizes: tuple[int, ...] = (1, 4, 16, 64, 256)
+    decode_kv_lens: tuple[int, ...] = (16, 64, 256, 512, 1024, 2048, 4096)
+    decode_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     """Sequences per step for the LM head and the sampler."""
     warmup: int = 3
     repeats: int = 15
