@@ -39,12 +39,16 @@ def list_cmd() -> None:
     """Built-in calibrations (the `calibration:` names a scenario can use)."""
     from infsim.calibration.store import BUILTIN_DIR, builtin_names, load_rows
 
-    table = Table("name", "device", "engine", "rows", "ops", "source", header_style="bold")
+    table = Table(header_style="bold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("device", no_wrap=True)
+    for title in ("engine", "rows", "ops", "source"):
+        table.add_column(title, overflow="fold")
     for name in builtin_names():
         rows, meta = load_rows(BUILTIN_DIR / name)
         engine = f"{meta.engine} {meta.engine_version}".strip()
         ops = ", ".join(sorted(rows["op"].unique()))
-        table.add_row(name, meta.device, engine, f"{len(rows):,}", ops, meta.source[:60])
+        table.add_row(name, meta.device, engine, f"{len(rows):,}", ops, meta.source)
     Console().print(table)
 
 

@@ -74,6 +74,7 @@ class CalibratedCostModel:
                        (1, limits.max_model_len))  # fmt: skip
         self._decode: dict[int, Curve] = {}
         self._limits = limits
+        self._decode_curve(1)  # eagerly, so the lookup log shows how decode is answered
 
     # -- CostModel ------------------------------------------------------------------------
     def step_time_s(self, batch: Batch) -> float:
