@@ -73,6 +73,9 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._decode: dict[int, Curve] = {}
+        self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
+        self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
+        self._decode_totals: dict[int, np.ndarray] = {}
         self._limits = limits
         self._decode_curve(1)  # eagerly, so the lookup log shows how decode is answered
 
@@ -87,11 +90,22 @@ class CalibratedCostModel:
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
     ) -> list[float]:
-        fixed = self._layers * float(self._dense(num_seqs)) + float(self._head(num_seqs))
-        overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
-        kv_mean = (sum_context_tokens + num_seqs * np.arange(1, num_steps + 1)) / num_seqs
-        attn = self._layers * self._decode_curve(num_seqs)(kv_mean)
-        return (fixed + attn + overhead).tolist()
+        # Mean KV length of step j: (Σ context + b·(j+1)) / b, exact integers over b, so a
+        # step priced alone or inside a run gets the same float.
+        numerators = sum_context_tokens + num_seqs * np.arange(1, num_steps + 1)
+        return np.interp(
+            numerators / num_seqs, self._kv_grid, self._decode_total(num_seqs)
+        ).tolist()
+
+    def _decode_total(self, num_seqs: int) -> np.ndarray:
+        """Whole decode-step time of `num_seqs` requests vs mean KV length, on the KV grid."""
+        total = self._decode_totals.get(num_seqs)
+        if total is None:
+            fixed = self._dense_time(num_seqs) + self._head_time(num_seqs)
+            overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+            attn = self._layers * self._decode_curve(num_seqs).t_grid
+            total = self._decode_totals[num_seqs] = fixed + overhead + attn
+        return total
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         t = batch.num_batched_tokens
@@ -106,12 +120,24 @@ class CalibratedCostModel:
             b = len(decode_kv)
             decode_attn = float(self._decode_curve(b)(sum(decode_kv) / b))
         return {
-            "dense_layers": self._layers * float(self._dense(t)),
+            "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
-            "lm_head_sampler": float(self._head(batch.num_sampled)) if batch.num_sampled else 0.0,
+            "lm_head_sampler": self._head_time(batch.num_sampled) if batch.num_sampled else 0.0,
             "overhead": self.params.step_overhead_s
             + self.params.per_seq_overhead_s * batch.num_seqs,
         }
+
+    def _dense_time(self, num_tokens: int) -> float:
+        t = self._dense_s.get(num_tokens)
+        if t is None:
+            t = self._dense_s[num_tokens] = self._layers * float(self._dense(num_tokens))
+        return t
+
+    def _head_time(self, num_rows: int) -> float:
+        t = self._head_s.get(num_rows)
+        if t is None:
+            t = self._head_s[num_rows] = float(self._head(num_rows))
+        return t
 
     # -- construction -----------------------------------------------------------------------
     @property

@@ -63,9 +63,10 @@ class CalibrationLookup:
         rows = self._select("gemm", dtype=dtype)
         if rows is None:
             return self._roofline(grid, lambda m: roof(m, n, k))
-        by_nk = {nk: g for nk, g in rows.groupby(["n", "k"])}  # noqa: C416
         n0, n1 = bracket(rows["n"].to_numpy(), n)
         k0, k1 = bracket(rows["k"].to_numpy(), k)
+        corners = rows[rows["n"].isin((n0, n1)) & rows["k"].isin((k0, k1))]
+        by_nk = {nk: g for nk, g in corners.groupby(["n", "k"])}  # noqa: C416
 
         def corner(nn: float, kk: float) -> np.ndarray | None:
             g = by_nk.get((nn, kk))
@@ -77,7 +78,8 @@ class CalibrationLookup:
 
         corners = [corner(a, b) for a in (n0, n1) for b in (k0, k1)]
         if any(c is None for c in corners):
-            return self._nearest_gemm(by_nk, n, k, grid, roof)
+            all_shapes = {nk: g for nk, g in rows.groupby(["n", "k"])}  # noqa: C416
+            return self._nearest_gemm(all_shapes, n, k, grid, roof)
         t_k0 = log_blend(corners[0], corners[2], n0, n1, n)
         t_k1 = log_blend(corners[1], corners[3], n0, n1, n)
         t = log_blend(t_k0, t_k1, k0, k1, k)
