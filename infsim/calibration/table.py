@@ -30,6 +30,9 @@ each op requires (op, meaning, required shape columns):
     embedding
     lm_head, sampler         per-sequence ops                 batch_size
     step                     a whole engine step              num_tokens, batch_size
+    step_overhead            per-step engine overhead beyond  batch_size
+                             the ops (scheduler, Python,
+                             launches), fitted from live runs
 
 `dtype` is the compute precision (canonical names of `infsim.catalog.precision`), `kv_dtype`
 the KV-cache precision for attention; `tp` the tensor-parallel degree the row was measured
@@ -77,6 +80,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "lm_head": ("batch_size",),
     "sampler": ("batch_size",),
     "step": ("num_tokens", "batch_size"),
+    "step_overhead": ("batch_size",),
     **dict.fromkeys(COLLECTIVES, ("message_bytes", "num_devices")),
     **dict.fromkeys(PER_TOKEN, ("num_tokens",)),
 }

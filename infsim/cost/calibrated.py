@@ -72,6 +72,7 @@ class CalibratedCostModel:
         )
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
+        self._overhead_fixed_s, self._overhead_per_seq_s = self._overhead(params)
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
         self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
@@ -102,7 +103,7 @@ class CalibratedCostModel:
         total = self._decode_totals.get(num_seqs)
         if total is None:
             fixed = self._dense_time(num_seqs) + self._head_time(num_seqs)
-            overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+            overhead = self._overhead_fixed_s + self._overhead_per_seq_s * num_seqs
             attn = self._layers * self._decode_curve(num_seqs).t_grid
             total = self._decode_totals[num_seqs] = fixed + overhead + attn
         return total
@@ -123,9 +124,23 @@ class CalibratedCostModel:
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
             "lm_head_sampler": self._head_time(batch.num_sampled) if batch.num_sampled else 0.0,
-            "overhead": self.params.step_overhead_s
-            + self.params.per_seq_overhead_s * batch.num_seqs,
+            "overhead": self._overhead_fixed_s + self._overhead_per_seq_s * batch.num_seqs,
         }
+
+    def _overhead(self, params: RooflineParams) -> tuple[float, float]:
+        """(fixed, per sequence) step overhead: a least-squares line through the table's
+        measured `step_overhead` rows when it has them, else the scenario's parameters."""
+        rows = self.lookup._select("step_overhead")
+        if rows is None or rows["batch_size"].nunique() < 2:
+            return params.step_overhead_s, params.per_seq_overhead_s
+        b = rows["batch_size"].to_numpy(float)
+        slope, intercept = np.polyfit(b, rows["time_s"].to_numpy(float), 1)
+        self.lookup.log.entries.append(
+            {"op": "step_overhead", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.2f} µs/seq",
+             "method": "measured", "measured_range": f"{b.min():g}..{b.max():g}",
+             "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False}
+        )  # fmt: skip
+        return max(float(intercept), 0.0), max(float(slope), 0.0)
 
     def _dense_time(self, num_tokens: int) -> float:
         t = self._dense_s.get(num_tokens)

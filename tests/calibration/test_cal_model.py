@@ -10,7 +10,7 @@ import pytest
 
 from infsim import api
 from infsim.calibration.report import leave_one_out, report
-from infsim.calibration.table import CalibrationMeta, to_table, write
+from infsim.calibration.table import CalibrationMeta, read, to_table, write
 from infsim.cost.factory import build_cost_model
 from infsim.cost.lookup import LookupLog
 from infsim.errors import InputError
@@ -172,3 +172,19 @@ def test_leave_one_out_is_small_on_smooth_data_and_flags_noise(calibration: Path
     assert noisy_loo.loc["gemm", "median_abs_err_pct"] > 10  # σ = 0.4 log-normal noise
     warnings = report(noisy)["warnings"]
     assert any(w.startswith("POOR FIT: gemm: held-out median error") for w in warnings)
+
+
+def test_measured_step_overhead_rows_replace_the_parameters(tmp_path: Path):
+    directory = _synthetic_calibration(tmp_path / "with-overhead")
+    table, meta = read(directory)
+    rows = table.to_pandas()
+    extra = pd.DataFrame({"op": ["step_overhead"] * 3, "batch_size": [1, 8, 32],
+                          "time_s": [2e-3 + 10e-6 * b for b in (1, 8, 32)]})  # fmt: skip
+    write(directory, to_table(pd.concat([rows, extra], ignore_index=True), "x"), meta)
+    rs, _ = _resolved(directory)
+    cm = build_cost_model(rs)
+    assert cm.op_times_s(_batch([(1, 100)] * 4))["overhead"] == pytest.approx(2e-3 + 40e-6)
+    plain = build_cost_model(_resolved(_synthetic_calibration(tmp_path / "plain"))[0])
+    assert plain.op_times_s(_batch([(1, 100)] * 4))["overhead"] == pytest.approx(
+        rs.scenario.cost_model.step_overhead_s + 4 * rs.scenario.cost_model.per_seq_overhead_s
+    )
