@@ -181,7 +181,13 @@ class CalibratedCostModel:
             log.add("gemm", f"{name} n={n:g} k={k:g} {dtype}", curve, (1, grid[-1]))
             total += curve.t_grid
         if s.num_experts:
-            total += self._vectorised(lambda t: self._roof._mlp_s(int(t)), grid, "moe", log)
+            dims = (h, s.moe_intermediate_size, s.num_experts, s.num_experts_per_tok, tp)
+            roof = np.vectorize(lambda t: self._roof._mlp_s(int(t)))
+            moe = self.lookup.moe(dims, dtype, grid, roof)
+            log.add("moe", "hidden={} inter={} experts={} topk={} tp={}".format(*dims), moe,
+                    (1, grid[-1]))  # fmt: skip
+            router = self.lookup.gemm(s.num_experts, h, dtype, grid, self._gemm_roof)
+            total += moe.t_grid + router.t_grid
         total += self._per_token(grid)
         if tp > 1:
             nbytes = grid * h * ACTIVATION_BYTES
@@ -241,9 +247,3 @@ class CalibratedCostModel:
         flops = 4.0 * isl * (isl + 1) / 2 * h * d / r._flops
         nbytes = isl * 2 * kvh * d * self.shape.kv_bytes_per_element / r._bw
         return np.maximum(flops, nbytes)
-
-    @staticmethod
-    def _vectorised(fn, grid, op, log) -> np.ndarray:
-        curve = Curve(grid, np.array([fn(x) for x in grid]), (np.inf, -np.inf), "roofline")
-        log.add(op, "no table", curve, (1, grid[-1]))
-        return curve.t_grid

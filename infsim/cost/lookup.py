@@ -135,6 +135,29 @@ class CalibrationLookup:
         qs = pts.index.to_numpy()
         return Curve(grid, t, (float(qs.min()), float(qs.max())), "measured")
 
+    def moe(
+        self, dims: tuple[int, int, int, int, int], dtype: str, grid: np.ndarray, roof: RoofFn
+    ) -> Curve:
+        """t(tokens) of one MoE layer's experts; dims = (hidden, expert inter, experts,
+        top-k, TP). Balanced routing is preferred where the table has several routings."""
+        hidden, inter, experts, topk, tp = dims
+        rows = self._select("moe", dtype=dtype)
+        if rows is not None:
+            rows = rows[
+                (rows["hidden_size"] == hidden) & (rows["inter_size"] == inter)
+                & (rows["num_experts"] == experts) & (rows["topk"] == topk)
+                & (rows["tp"].fillna(1) == tp)
+            ]  # fmt: skip
+            balanced = rows["variant"].fillna("").str.endswith("balanced")
+            if balanced.any():
+                rows = rows[balanced]
+        if rows is None or rows.empty:
+            return self._roofline(grid, roof)
+        pts = rows.groupby("num_tokens")["time_s"].min()
+        t = loglog_curve(pts.index.to_numpy(), pts.to_numpy(), grid, roof)
+        xs = pts.index.to_numpy()
+        return Curve(grid, t, (float(xs.min()), float(xs.max())), "measured")
+
     # -- collectives and small ops ------------------------------------------------------
     def collective(self, op: str, num_devices: int, grid: np.ndarray, roof: RoofFn) -> Curve:
         rows = self._select(op)

@@ -188,3 +188,21 @@ def test_measured_step_overhead_rows_replace_the_parameters(tmp_path: Path):
     assert plain.op_times_s(_batch([(1, 100)] * 4))["overhead"] == pytest.approx(
         rs.scenario.cost_model.step_overhead_s + 4 * rs.scenario.cost_model.per_seq_overhead_s
     )
+
+
+def test_moe_layers_use_measured_expert_rows_of_the_shipped_h100_table():
+    raw = {
+        "model": "mixtral-8x7b", "hardware": {"gpu": "h100-sxm"},
+        "calibration": "h100-vllm-0.19", "deployment": {"tensor_parallel": 2},
+        "workload": {"synthetic": {"num_requests": 1, "arrival": {"kind": "poisson",
+                     "rate_per_s": 1}, "prompt_tokens": {"kind": "fixed", "value": 8},
+                     "output_tokens": {"kind": "fixed", "value": 2}}},
+    }  # fmt: skip
+    rs, _ = api.prepare(validate_scenario(raw, "t.yaml"), ".")
+    log = LookupLog()
+    cm = build_cost_model(rs, log)
+    moe = [e for e in log.entries if e["op"] == "moe"]
+    assert [e["method"] for e in moe] == ["measured"]
+    assert "experts=8 topk=2 tp=2" in moe[0]["shape"]
+    # More tokens touch more experts and do more work: the MoE step grows with batch.
+    assert cm.decode_run_times_s(64, 64 * 1000, 1)[0] > cm.decode_run_times_s(1, 1000, 1)[0]
