@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -162,6 +163,59 @@ def _print_frame(console: Console, title: str, frame) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
+
+
+@calibrate_cli.command("overhead")
+@click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The deployment the steps were measured on (its calibration: is used).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write here instead of updating the scenario's calibration in place.",
+)
+def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
+                 out: Path | None) -> None:  # fmt: skip
+    """Fit per-step engine overhead from MEASURED decode steps (CSV: batch_size, kv_len,
+    step_time_s) and store it as step_overhead rows of the calibration."""
+    import pandas as pd
+
+    from infsim import api
+    from infsim.calibration.overhead import overhead_rows, read_measured, summary
+    from infsim.calibration.table import Provenance, read, to_table, write
+    from infsim.cost.factory import build_cost_model
+
+    spec = api.load_scenario(scenario, overrides)
+    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
+    if resolved.calibration_dir is None:
+        raise InputError(f"{scenario}: calibration: the scenario uses the roofline; name a "
+                         "calibration whose ops the overhead is the remainder of")  # fmt: skip
+    table, meta = read(resolved.calibration_dir)
+    ops = table.to_pandas()
+    ops = ops[ops["op"] != "step_overhead"].reset_index(drop=True)
+    bare = dataclasses.replace(resolved, calibration_rows=ops)
+    rows = overhead_rows(read_measured(measured), build_cost_model(bare))
+    merged = to_table(pd.concat([ops, rows], ignore_index=True), str(measured))
+    digest = hashlib.sha256(measured.read_bytes()).hexdigest()
+    meta = meta.model_copy(update={
+        "provenance": (*[p for p in meta.provenance if p.path != str(measured)],
+                       Provenance(path=str(measured), rows=len(rows), sha256=digest)),
+        "notes": (*[n for n in meta.notes if not n.startswith("step_overhead:")],
+                  f"step_overhead: fitted by infsim calibrate overhead {measured} "
+                  f"--scenario {scenario}"),
+    })  # fmt: skip
+    target = out or resolved.calibration_dir
+    write(target, merged, meta)
+    fixed, per_seq = summary(rows)
+    click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {fixed * 1e3:.3f} ms + "
+               f"{per_seq * 1e6:.1f} µs per sequence")  # fmt: skip
 
 
 @calibrate_cli.command("collect", context_settings={"ignore_unknown_options": True})

@@ -1,0 +1,92 @@
+"""Fit the per-step engine overhead from measured decode steps.
+
+The kernel tables price operations; a real engine also spends time per step outside them
+(scheduling, Python, input preparation, sampling glue, launches). Given measured decode
+step times for known batch compositions — batch size and mean KV length, e.g. TPOT from
+closed-loop runs at fixed lengths, or vLLM's profiler step annotations — the overhead of
+each measurement is what remains after the calibrated ops:
+
+    overhead(b) = measured_step(b, kv) − Σ ops(b, kv)
+
+These residuals become `step_overhead` rows of the calibration, which the calibrated cost
+model fits as fixed + per-sequence by least squares (`infsim/cost/calibrated.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from infsim.cost.base import CostModel
+from infsim.errors import InputError
+from infsim.scheduling.batch import Batch
+from infsim.scheduling.request import RequestState
+
+MEASURED_COLUMNS = ("batch_size", "kv_len", "step_time_s")
+
+
+def read_measured(path: Path) -> pd.DataFrame:
+    """CSV with batch_size, kv_len (mean context per request), step_time_s."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputError(f"{path}: cannot read measured steps: {err}") from None
+    missing = [c for c in MEASURED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected "
+            f"{', '.join(MEASURED_COLUMNS)}"
+        )
+    if frame.empty:
+        raise InputError(f"{path}: no measured steps")
+    values = frame[list(MEASURED_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    bad = values.index[(values.isna() | (values <= 0)).any(axis=1)]
+    if len(bad):
+        raise InputError(
+            f"{path}: row {int(bad[0]) + 2}: batch_size, kv_len and step_time_s must be "
+            "positive numbers"
+        )
+    return values
+
+
+def decode_batch(batch_size: int, kv_len: int) -> Batch:
+    batch = Batch()
+    for i in range(batch_size):
+        req = RequestState(index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=kv_len,
+                           num_output_tokens=2)  # fmt: skip
+        req.num_computed_tokens = kv_len - 1
+        batch.add(req, 1)
+    return batch
+
+
+def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame:
+    """`step_overhead` rows: measured step minus the cost model's ops (overhead excluded)."""
+    rows = []
+    for r in measured.itertuples():
+        ops = cost_model.op_times_s(decode_batch(int(r.batch_size), round(r.kv_len)))
+        predicted = sum(v for k, v in ops.items() if k != "overhead")
+        residual = r.step_time_s - predicted
+        rows.append(
+            {
+                "op": "step_overhead",
+                "batch_size": int(r.batch_size),
+                "time_s": residual,
+                "variant": "fitted-residual",
+            }
+        )
+    out = pd.DataFrame(rows)
+    if (out["time_s"] <= 0).any():
+        worst = out.loc[out["time_s"].idxmin()]
+        raise InputError(
+            f"the calibrated ops alone ({-worst.time_s * 1e3:.3f} ms too slow at batch "
+            f"{worst.batch_size}) exceed a measured step: the table does not describe this "
+            "engine; check the device, dtype and thread count of the calibration"
+        )
+    return out
+
+
+def summary(rows: pd.DataFrame) -> tuple[float, float]:
+    slope, intercept = np.polyfit(rows["batch_size"].to_numpy(float), rows["time_s"], 1)
+    return float(intercept), float(slope)
