@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Measured engine step times per batch composition, for fitting infsim's per-step overhead.
+
+    python calibration/live/profile_overhead.py profile     # live: torch-profile a light load
+    python calibration/live/profile_overhead.py extract TRACE.json.gz   # re-parse a trace
+    python calibration/live/profile_overhead.py tpot        # TPOT per concurrency from conc-c*/
+
+`profile` starts a server with vLLM's torch profiler (stack traces off, shapes on, detailed
+step annotations on), POSTs /start_profile, sends closed-loop request batches of known
+lengths at concurrency 1, 4 and 16 (128 prompt / 64 output tokens each), POSTs
+/stop_profile, and from the engine worker's trace extracts every `user_annotation` step
+event `execute_<T>_context_<n>(sq<tok>sk<kv>…)_generation_<m>(sq<tok>sk<kv>…)` into
+validation/live/overhead/step_times.csv (one row per engine step; durations in s) and a
+per-composition summary. The trace itself is large and not kept; a gzip of the step and
+top-level-op events (≤ 2 MB) is kept as profile_steps.json.gz.
+
+`tpot` collects the closed-loop runs conc-c{1,2,4,8,16} (128 in / 128 out) of matrix.py into
+validation/live/overhead/tpot_by_concurrency.csv (per repeat: concurrency, TPOT p50/mean,
+ITL p50, i.e. the decode step time at that batch size; kv lengths 128..256 per sequence).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (REPO, LoadSampler, bench_argv, loadavg, run_bench, shell_line,  # noqa: E402
+                    wait_quiet)
+from serve import DEFAULT_VENV, Server, ServerConfig, post  # noqa: E402
+
+OUT = REPO / "validation" / "live" / "overhead"
+ANN = re.compile(
+    r"execute_(?P<tot>\d+)_context_(?P<nc>\d+)\(sq(?P<ct>\d+)sk(?P<ck>\d+)sqsq\d+sqsk\d+\)"
+    r"_generation_(?P<ng>\d+)\(sq(?P<gt>\d+)sk(?P<gk>\d+)sqsq\d+sqsk\d+\)")
+ANN_SIMPLE = re.compile(r"execute_context_(?P<nc>\d+)\((?P<ct>\d+)\)_generation_(?P<ng>\d+)\((?P<gt>\d+)\)")
+PHASES = [(1, 2), (4, 4), (16, 16)]  # (concurrency, requests)
+IN_LEN, OUT_LEN = 128, 64
+
+
+def extract(trace_path: Path, out_dir: Path) -> list[dict]:
+    with gzip.open(trace_path, "rt") if str(trace_path).endswith(".gz") else open(trace_path) as f:
+        tr = json.load(f)
+    ev = tr["traceEvents"] if isinstance(tr, dict) else tr
+    rows, keep = [], []
+    for e in ev:
+        if e.get("ph") != "X":
+            continue
+        name = e.get("name", "")
+        if e.get("cat") == "user_annotation" and name.startswith("execute_"):
+            m = ANN.fullmatch(name) or ANN_SIMPLE.fullmatch(name)
+            if not m:
+                continue
+            g = m.groupdict()
+            rows.append({
+                "ts_us": e["ts"], "step_time_s": e["dur"] * 1e-6,
+                "num_prefill_reqs": int(g["nc"]), "prefill_tokens": int(g["ct"]),
+                "prefill_kv_len_sum": int(g.get("ck") or -1),
+                "num_decode_reqs": int(g["ng"]), "decode_tokens": int(g["gt"]),
+                "decode_kv_len_sum": int(g.get("gk") or -1), "annotation": name})
+            keep.append(e)
+    rows.sort(key=lambda r: r["ts_us"])
+    t0 = rows[0]["ts_us"] if rows else 0
+    # Keep the step events plus every cpu_op nested directly in a step (compact excerpt).
+    spans = [(e["ts"], e["ts"] + e["dur"]) for e in keep]
+    spans.sort()
+    import bisect
+    starts = [s for s, _ in spans]
+    for e in ev:
+        if e.get("ph") == "X" and e.get("cat") == "cpu_op" and e.get("name", "").startswith(
+                ("_C::", "vllm::", "aten::mm", "aten::linear", "aten::embedding")):
+            i = bisect.bisect_right(starts, e["ts"]) - 1
+            if i >= 0 and e["ts"] + e["dur"] <= spans[i][1]:
+                keep.append({k: e[k] for k in ("ph", "cat", "name", "ts", "dur", "args") if k in e})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with gzip.open(out_dir / "profile_steps.json.gz", "wt") as f:
+        json.dump({"traceEvents": keep}, f, separators=(",", ":"))
+    with open(out_dir / "step_times.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "step_time_s", "num_prefill_reqs", "prefill_tokens", "prefill_kv_len_sum",
+                    "num_decode_reqs", "decode_tokens", "decode_kv_len_sum", "batch_size"])
+        for r in rows:
+            w.writerow([round((r["ts_us"] - t0) * 1e-6, 6), round(r["step_time_s"], 7), r["num_prefill_reqs"],
+                        r["prefill_tokens"], r["prefill_kv_len_sum"], r["num_decode_reqs"],
+                        r["decode_tokens"], r["decode_kv_len_sum"], r["num_prefill_reqs"] + r["num_decode_reqs"]])
+    # Summary of pure-decode steps by batch size.
+    by: dict[int, list[dict]] = {}
+    for r in rows:
+        if r["num_prefill_reqs"] == 0 and r["num_decode_reqs"] > 0:
+            by.setdefault(r["num_decode_reqs"], []).append(r)
+    with open(out_dir / "decode_steps_by_batch.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["batch_size", "steps", "step_time_s_median", "step_time_s_mean", "step_time_s_p10",
+                    "step_time_s_p90", "mean_kv_len_per_seq"])
+        for b in sorted(by):
+            ts = sorted(r["step_time_s"] for r in by[b])
+            kv = [r["decode_kv_len_sum"] / b for r in by[b] if r["decode_kv_len_sum"] >= 0]
+            w.writerow([b, len(ts), round(statistics.median(ts), 7), round(statistics.fmean(ts), 7),
+                        round(ts[int(0.1 * (len(ts) - 1))], 7), round(ts[int(0.9 * (len(ts) - 1))], 7),
+                        round(statistics.fmean(kv), 1) if kv else ""])
+    return rows
+
+
+def profile(venv: Path = DEFAULT_VENV, port: int = 18001) -> None:
+    prof_dir = Path("/tmp") / f"infsim-live-prof-{os.getpid()}"
+    prof_dir.mkdir(parents=True, exist_ok=True)
+    cfg = ServerConfig(port=port, max_num_seqs=64, max_num_batched_tokens=2048, prefix_caching=False,
+                       kv_space_gib=2, profile_dir=str(prof_dir))
+    cfg.extra_args = []
+    # stack traces off (huge traces, slower); shapes on; detailed per-step annotations (kv lengths).
+    pc = {"profiler": "torch", "torch_profiler_dir": str(prof_dir), "torch_profiler_record_shapes": True,
+          "torch_profiler_with_stack": False, "detailed_trace_annotation": True}
+    OUT.mkdir(parents=True, exist_ok=True)
+    srv = Server(cfg, OUT / "_server.log", venv)
+    argv_server = cfg.argv(venv)
+    i = argv_server.index("--profiler-config")
+    argv_server[i + 1] = json.dumps(pc, separators=(",", ":"))
+    cfg.argv = lambda v, _a=argv_server: list(_a)  # type: ignore[method-assign]
+    srv.start()
+    cmds = ["# from the repo root; VENV=.venv-vllm", "# server:",
+            shell_line(argv_server, venv, {"VLLM_CPU_KVCACHE_SPACE": "2"}).replace(str(prof_dir), "PROFDIR"),
+            f"curl -X POST http://127.0.0.1:{port}/start_profile"]
+    try:
+        quiet = wait_quiet({os.getpid(), srv.pid})
+        post(srv.base_url + "/start_profile")
+        sampler = LoadSampler({os.getpid(), srv.pid})
+        with sampler:
+            for c, n in PHASES:
+                argv = bench_argv(venv, port, Path("/tmp") / f"infsim-prof-res-{os.getpid()}", input_len=IN_LEN,
+                                  output_len=OUT_LEN, num_prompts=n, max_concurrency=c, seed=c)
+                run_bench(argv, OUT / f"_bench-c{c}.log")
+                cmds.append(shell_line(argv, venv).replace(f"/tmp/infsim-prof-res-{os.getpid()}", "RESULTS"))
+        post(srv.base_url + "/stop_profile", timeout=600)
+        cmds.append(f"curl -X POST http://127.0.0.1:{port}/stop_profile")
+        trace = None
+        for _ in range(120):
+            cands = sorted(p for p in prof_dir.rglob("*.pt.trace.json*") if "async_llm" not in p.name)
+            if cands and all(p.stat().st_size > 0 for p in cands):
+                time.sleep(3)
+                trace = cands[0]
+                break
+            time.sleep(2)
+    finally:
+        srv.stop()
+    if trace is None:
+        raise SystemExit(f"no worker trace in {prof_dir}")
+    rows = extract(trace, OUT)
+    cmds.append(f"python calibration/live/profile_overhead.py extract PROFDIR/{trace.name}")
+    (OUT / "profile_command.txt").write_text("\n".join(cmds) + "\n")
+    load = {**quiet, **sampler.summary(), "loadavg_after": loadavg(),
+            "trace_file": trace.name, "trace_bytes": trace.stat().st_size, "steps": len(rows)}
+    (OUT / "profile_load.txt").write_text("".join(f"{k}: {v}\n" for k, v in load.items()))
+    for p in OUT.glob("_*.log"):
+        p.unlink()
+    print(f"{len(rows)} steps; trace {trace} ({trace.stat().st_size/1e6:.1f} MB) left in {prof_dir}")
+
+
+def tpot() -> None:
+    live = REPO / "validation" / "live"
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "tpot_by_concurrency.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["concurrency", "rep", "input_len", "output_len", "num_prompts", "tpot_p50_s", "tpot_mean_s",
+                    "itl_p50_s", "kv_len_per_seq_min", "kv_len_per_seq_max", "foreign_busy_cores", "run"])
+        for c in (1, 2, 4, 8, 16):
+            for rep in sorted((live / f"conc-c{c}").glob("rep*")):
+                r = rep / "result.json"
+                if not r.exists():
+                    continue
+                d = json.loads(r.read_text())
+                il, ol = d["input_lens"][0], d["output_lens"][0]
+                fc = ""
+                for ln in (rep / "load.txt").read_text().splitlines():
+                    if ln.startswith("foreign_busy_cores_mean"):
+                        fc = ln.split(": ")[1]
+                w.writerow([c, rep.name, il, ol, d["num_prompts"], round(d["p50_tpot_ms"] / 1e3, 6),
+                            round(d["mean_tpot_ms"] / 1e3, 6), round(d["p50_itl_ms"] / 1e3, 6), il + 1, il + ol,
+                            fc, f"validation/live/conc-c{c}/{rep.name}"])
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "profile"
+    if cmd == "profile":
+        profile()
+    elif cmd == "extract":
+        extract(Path(sys.argv[2]), OUT)
+    elif cmd == "tpot":
+        tpot()
+    else:
+        raise SystemExit(__doc__)
