@@ -165,6 +165,7 @@ def _mount_subcommands() -> None:
 
     main.add_command(trace_cli)
     main.add_command(calibrate_cli)
+    main.add_command(__import__("infsim.validation.cli").validation.cli.validate_cli)
 
 
 _mount_subcommands()

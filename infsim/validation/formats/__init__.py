@@ -1,0 +1,123 @@
+"""Benchmark-result parsers: a registry of `BenchFormat`s and auto-detection.
+
+A format is `BenchFormat(name, read, sniff, description)`: `read(path, run_index)` returns
+the `MeasuredRun` of one benchmark run (files that append several runs — SGLang JSONL,
+GuideLLM reports, vLLM `--append-result` — need `run_index` when they hold more than one);
+`sniff(path, head)` says whether the file (first 8 KiB as text) looks like this format.
+One module per format registers itself on import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infsim.errors import InputError
+from infsim.registry import Registry
+from infsim.validation.measured import MeasuredRun
+
+SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class BenchFormat:
+    name: str
+    read: Callable[[Path, int | None], MeasuredRun]
+    sniff: Callable[[Path, str], bool]
+    description: str
+
+
+bench_formats: Registry[BenchFormat] = Registry("benchmark format")
+
+
+def register(fmt: BenchFormat) -> BenchFormat:
+    return bench_formats.register(fmt.name)(fmt)
+
+
+def read_json(path: Path) -> Any:
+    """The whole file as JSON (Python's parser: accepts the bare `Infinity` SGLang writes)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; errors name the line."""
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise InputError(f"{path}: line {number}: expected a JSON object")
+            rows.append(value)
+    if not rows:
+        raise InputError(f"{path}: the file is empty")
+    return rows
+
+
+def pick_run(runs: list[Any], run_index: int | None, path: Path, describe: Callable) -> Any:
+    """The one run of a multi-run file: the only one, or `run_index` (0-based)."""
+    if run_index is None:
+        if len(runs) == 1:
+            return runs[0]
+        listing = "; ".join(f"{i}: {describe(run)}" for i, run in enumerate(runs))
+        raise InputError(
+            f"{path}: the file holds {len(runs)} benchmark runs; choose one with --run N "
+            f"(run_index=N), 0-based: {listing}"
+        )
+    if not 0 <= run_index < len(runs):
+        raise InputError(f"{path}: run {run_index} does not exist; the file holds "
+                         f"{len(runs)} run(s), numbered from 0")  # fmt: skip
+    return runs[run_index]
+
+
+def detect_format(path: Path) -> str:
+    """The one registered format whose `sniff` accepts `path`; `InputError` otherwise."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    if not head.strip():
+        raise InputError(f"{path}: the file is empty")
+    names = bench_formats.names()
+    matches = [name for name in names if bench_formats.get(name).sniff(path, head)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = "; ".join(f"{n}: {bench_formats.get(n).description}" for n in names)
+        raise InputError(f"{path}: cannot tell which benchmark wrote this file; give --format. "
+                         f"Known formats: {known}")  # fmt: skip
+    raise InputError(f"{path}: looks like several formats ({', '.join(matches)}); give --format")
+
+
+def load_measured(path: str | Path, fmt: str = "auto", run_index: int | None = None) -> MeasuredRun:
+    """Parse a benchmark result file into a `MeasuredRun` (seconds, tokens)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: benchmark result file not found")
+    name = detect_format(path) if fmt == "auto" else fmt
+    return bench_formats.get(name).read(path, run_index)
+
+
+def format_names() -> list[str]:
+    return bench_formats.names()
+
+
+from infsim.validation.formats import (  # noqa: E402  (plug-ins register themselves)
+    aiperf,
+    guidellm,
+    llmperf,
+    sglang,
+    vllm,
+)
+
+__all__ = ["BenchFormat", "aiperf", "detect_format", "format_names", "guidellm", "llmperf",
+           "load_measured", "sglang", "vllm"]  # fmt: skip

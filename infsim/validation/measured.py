@@ -1,0 +1,164 @@
+"""What a live benchmark measured, normalised: `MeasuredRun` (per-request rows + stated stats).
+
+Every benchmark client writes its own units and definitions (FORMATS.md §1); the parsers in
+`infsim.validation.formats` turn each file into this one shape, in seconds and tokens:
+
+    MeasuredRun
+      requests: MeasuredRequests | None   per-request rows, where the file keeps them
+        start_s            request send time on the client's clock (any epoch) or None
+        num_input_tokens   prompt tokens
+        num_output_tokens  generated tokens
+        ttft_s, e2e_s      NaN where the file does not say
+        itl_s              list of per-request inter-chunk gaps, or None
+        failed             True for errored / cancelled / incomplete requests
+      stats: {"<metric>_<stat>": value}   what the file states (aggregates), same key names
+                                          as the comparison: ttft_mean, tpot_p99, ...,
+                                          output_tokens_per_s
+
+Definitions follow vLLM's `bench serve`: TPOT = (e2e − ttft) / (output − 1) per request
+(requests with more than one output token), ITL = every inter-chunk gap pooled over
+requests, percentiles are numpy 'linear'. Values for failed rows are meaningless (0 / NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infsim.errors import InputError
+
+METRICS = ("ttft", "tpot", "itl", "e2e")
+STATS = ("mean", "p50", "p90", "p99")
+THROUGHPUT_KEY = "output_tokens_per_s"
+"""Throughput has no stat: its key is just `output_tokens_per_s` (tokens per second)."""
+
+STAT_KEYS = (*(f"{m}_{s}" for m in METRICS for s in STATS), THROUGHPUT_KEY)
+"""Every comparison key, in table order."""
+
+_UNIT_SECONDS = {
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9,
+}  # fmt: skip
+
+
+def seconds_per_unit(unit: str, where: str) -> float:
+    """Seconds in one `unit` ("ms", "ns", "sec", ...); `InputError` for an unknown unit."""
+    try:
+        return _UNIT_SECONDS[unit.strip().lower()]
+    except KeyError:
+        raise InputError(f"{where}: unknown time unit {unit!r}; expected one of "
+                         f"{', '.join(sorted(_UNIT_SECONDS))}") from None  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MeasuredRequests:
+    """Index-aligned per-request arrays (see the module docstring)."""
+
+    num_input_tokens: np.ndarray
+    num_output_tokens: np.ndarray
+    ttft_s: np.ndarray
+    e2e_s: np.ndarray
+    failed: np.ndarray
+    start_s: np.ndarray | None = None
+    itl_s: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.failed)
+        arrays = (self.num_input_tokens, self.num_output_tokens, self.ttft_s, self.e2e_s)
+        lengths = {len(a) for a in arrays} | {n}
+        if self.start_s is not None:
+            lengths.add(len(self.start_s))
+        if self.itl_s is not None:
+            lengths.add(len(self.itl_s))
+        if len(lengths) != 1:
+            raise InputError(f"per-request arrays differ in length ({sorted(lengths)})")
+
+    @property
+    def num_requests(self) -> int:
+        return len(self.failed)
+
+    def take(self, index: np.ndarray) -> MeasuredRequests:
+        """The rows at `index` (in that order)."""
+        return MeasuredRequests(
+            num_input_tokens=self.num_input_tokens[index],
+            num_output_tokens=self.num_output_tokens[index],
+            ttft_s=self.ttft_s[index],
+            e2e_s=self.e2e_s[index],
+            failed=self.failed[index],
+            start_s=None if self.start_s is None else self.start_s[index],
+            itl_s=None if self.itl_s is None else [self.itl_s[i] for i in index],
+        )
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One benchmark run as infsim reads it; `stats` holds only what the file states."""
+
+    format: str
+    source: str
+    model: str | None
+    requests: MeasuredRequests | None
+    stats: dict[str, float] = field(default_factory=dict)
+    duration_s: float | None = None
+    num_completed: int | None = None
+    num_failed: int | None = None
+    notes: tuple[str, ...] = ()
+    replay_blocker: str | None = None
+    """Why the run cannot be replayed even though it has rows (e.g. sampled rows)."""
+
+    @property
+    def replayable(self) -> bool:
+        """Per-request start times and lengths of every request are known."""
+        return (
+            self.replay_blocker is None
+            and self.requests is not None
+            and self.requests.start_s is not None
+        )
+
+    def why_not_replayable(self) -> str:
+        if self.replay_blocker is not None:
+            return self.replay_blocker
+        if self.requests is None:
+            return "the file keeps no per-request rows (only aggregates)"
+        return "the file has no per-request start times, so the arrival pattern is unknown"
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A finite float, or None for null / NaN / inf / non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def stats_from_keys(
+    data: dict[str, Any], metrics: dict[str, str], pattern: str, scale: float
+) -> dict[str, float]:
+    """Pick mean/p50/p90/p99 of each metric from flat keys built by `pattern`.
+
+    `metrics` maps our metric name to the file's (`{"e2e": "e2el"}`); `pattern` is
+    formatted with `stat` (mean, median or p50, p90, p99) and `metric`; values are
+    multiplied by `scale` (1e-3 for `*_ms` keys). Missing or non-finite keys are skipped.
+    """
+    out: dict[str, float] = {}
+    for ours, theirs in metrics.items():
+        for stat in STATS:
+            words = ("median", "p50") if stat == "p50" else (stat,)
+            for word in words:
+                value = finite_or_none(data.get(pattern.format(stat=word, metric=theirs)))
+                if value is not None:
+                    out[f"{ours}_{stat}"] = value * scale
+                    break
+    return out
+
+
+def describe_stats(values: np.ndarray) -> dict[str, float]:
+    """mean/p50/p90/p99 of `values` with numpy's linear percentiles; {} when empty."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {}
+    pct = np.percentile(values, [50.0, 90.0, 99.0])
+    return {"mean": float(values.mean()), "p50": float(pct[0]), "p90": float(pct[1]),
+            "p99": float(pct[2])}  # fmt: skip
