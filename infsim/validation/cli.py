@@ -25,41 +25,77 @@ def print_result(result: ValidationResult) -> None:
 
     run = result.run
     replayed = "replayed" if run["replayed"] else "NOT replayed (scenario workload)"
-    table = Table(title=f"{run['source']} ({run['format']}, {replayed}) vs "
-                        f"{run['model_simulated']} on {run['deployment']}")  # fmt: skip
+    table = Table(
+        title=f"{run['source']} ({run['format']}, {replayed}) vs "
+        f"{run['model_simulated']} on {run['deployment']}"
+    )
     for header in ("metric", "stat", "measured", "predicted", "error %"):
         table.add_column(header, justify="left" if header in ("metric", "stat") else "right")
     for key, item in result.metrics.items():
         metric, stat = (key, "") if key == THROUGHPUT_KEY else key.rsplit("_", 1)
         unit = "tok/s" if key == THROUGHPUT_KEY else "ms"
         error = "-" if item.error_pct is None else f"{item.error_pct:+.1f}"
-        table.add_row(f"{metric} ({unit})", stat, _fmt(key, item.measured),
-                      _fmt(key, item.predicted), error)  # fmt: skip
+        table.add_row(
+            f"{metric} ({unit})", stat, _fmt(key, item.measured), _fmt(key, item.predicted), error
+        )
     console = Console()
     console.print(table)
     median = result.median_abs_error_pct
-    console.print(f"median absolute error: {'-' if median is None else f'{median:.1f}%'} over "
-                  f"{len(result.metrics)} values; {run['num_requests_simulated']} requests "
-                  f"simulated")  # fmt: skip
+    console.print(
+        f"median absolute error: {'-' if median is None else f'{median:.1f}%'} over "
+        f"{len(result.metrics)} values; {run['num_requests_simulated']} requests "
+        f"simulated"
+    )
     for note in run["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
 
 
 @click.command("validate")
 @click.argument("bench", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scenario", "scenario_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Scenario YAML.")  # fmt: skip
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a scenario field (repeatable), e.g. model=llama-3.1-8b.")  # fmt: skip
+@click.option(
+    "--scenario",
+    "scenario_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Scenario YAML.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a scenario field (repeatable), e.g. model=llama-3.1-8b.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--format", "fmt", type=click.Choice(["auto", *format_names()]), default="auto",
-              show_default=True, help="Benchmark file format.")  # fmt: skip
-@click.option("--run", "run_index", type=int, default=None,
-              help="0-based run of a file holding several (SGLang JSONL, GuideLLM sweeps).")  # fmt: skip
-@click.option("--allow-model-mismatch", is_flag=True,
-              help="Compare even when the benchmark names another model than the scenario.")  # fmt: skip
-def validate_cli(bench: Path, scenario_path: Path, overrides: tuple[str, ...], as_json: bool,
-                 fmt: str, run_index: int | None, allow_model_mismatch: bool) -> None:  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *format_names()]),
+    default="auto",
+    show_default=True,
+    help="Benchmark file format.",
+)
+@click.option(
+    "--run",
+    "run_index",
+    type=int,
+    default=None,
+    help="0-based run of a file holding several (SGLang JSONL, GuideLLM sweeps).",
+)
+@click.option(
+    "--allow-model-mismatch",
+    is_flag=True,
+    help="Compare even when the benchmark names another model than the scenario.",
+)
+def validate_cli(
+    bench: Path,
+    scenario_path: Path,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    fmt: str,
+    run_index: int | None,
+    allow_model_mismatch: bool,
+) -> None:
     """Replay the live benchmark BENCH through the scenario's deployment and compare
     predicted with measured TTFT, TPOT, ITL, E2E (mean/p50/p90/p99) and output tokens/s.
 
@@ -72,8 +108,14 @@ def validate_cli(bench: Path, scenario_path: Path, overrides: tuple[str, ...], a
     from infsim.validation.validate import validate
 
     scenario = load_scenario(scenario_path, overrides)
-    result = validate(bench, scenario, scenario_path.parent, fmt, run_index=run_index,
-                      allow_model_mismatch=allow_model_mismatch)  # fmt: skip
+    result = validate(
+        bench,
+        scenario,
+        scenario_path.parent,
+        fmt,
+        run_index=run_index,
+        allow_model_mismatch=allow_model_mismatch,
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

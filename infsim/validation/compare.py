@@ -32,8 +32,7 @@ class MetricComparison:
     error_pct: float | None
 
     def to_json(self) -> dict[str, float | None]:
-        return {"measured": self.measured, "predicted": self.predicted,
-                "error_pct": self.error_pct}  # fmt: skip
+        return {"measured": self.measured, "predicted": self.predicted, "error_pct": self.error_pct}
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,14 @@ def error_pct(predicted: float | None, measured: float) -> float | None:
     return (predicted - measured) / measured * 100.0
 
 
-def compare(measured: dict[str, float], predicted: dict[str, float | None]) -> tuple[
-    dict[str, MetricComparison], float | None
-]:  # fmt: skip
+def compare(
+    measured: dict[str, float], predicted: dict[str, float | None]
+) -> tuple[dict[str, MetricComparison], float | None]:
     """Comparisons in `STAT_KEYS` order for every measured key, and the median |error|."""
     metrics = {
         key: MetricComparison(
             measured[key], predicted.get(key), error_pct(predicted.get(key), measured[key])
-        )  # fmt: skip
+        )
         for key in STAT_KEYS
         if key in measured
     }

@@ -39,9 +39,16 @@ STAT_KEYS = (*(f"{m}_{s}" for m in METRICS for s in STATS), THROUGHPUT_KEY)
 """Every comparison key, in table order."""
 
 _UNIT_SECONDS = {
-    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-    "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9,
-}  # fmt: skip
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ns": 1e-9,
+}
 
 
 def seconds_per_unit(unit: str, where: str) -> float:
@@ -49,8 +56,10 @@ def seconds_per_unit(unit: str, where: str) -> float:
     try:
         return _UNIT_SECONDS[unit.strip().lower()]
     except KeyError:
-        raise InputError(f"{where}: unknown time unit {unit!r}; expected one of "
-                         f"{', '.join(sorted(_UNIT_SECONDS))}") from None  # fmt: skip
+        raise InputError(
+            f"{where}: unknown time unit {unit!r}; expected one of "
+            f"{', '.join(sorted(_UNIT_SECONDS))}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -160,5 +169,9 @@ def describe_stats(values: np.ndarray) -> dict[str, float]:
     if values.size == 0:
         return {}
     pct = np.percentile(values, [50.0, 90.0, 99.0])
-    return {"mean": float(values.mean()), "p50": float(pct[0]), "p90": float(pct[1]),
-            "p99": float(pct[2])}  # fmt: skip
+    return {
+        "mean": float(values.mean()),
+        "p50": float(pct[0]),
+        "p90": float(pct[1]),
+        "p99": float(pct[2]),
+    }

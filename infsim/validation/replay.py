@@ -79,8 +79,16 @@ def check_model(measured: MeasuredRun, scenario_model: str, resolved_name: str) 
 def check_workload_options(scenario: Scenario) -> None:
     """Window and scaling options would change the recorded arrivals: refuse them."""
     w = scenario.workload
-    changed = [name for name, value in (("time_scale", w.time_scale), ("rate_scale", w.rate_scale),
-               ("start_s", w.start_s or None), ("duration_s", w.duration_s)) if value is not None]  # fmt: skip
+    changed = [
+        name
+        for name, value in (
+            ("time_scale", w.time_scale),
+            ("rate_scale", w.rate_scale),
+            ("start_s", w.start_s or None),
+            ("duration_s", w.duration_s),
+        )
+        if value is not None
+    ]
     if changed:
         raise InputError(
             f"scenario workload sets {', '.join('workload.' + c for c in changed)}, which "
@@ -100,15 +108,19 @@ def successful_rows(
     usable = ~rows.failed & (rows.num_input_tokens >= 1) & (rows.num_output_tokens >= 1)
     num_failed = int(rows.failed.sum())
     if num_failed:
-        notes.append(f"{num_failed} of {rows.num_requests} benchmark requests failed; "
-                     "excluded from the replay and from the measured statistics")  # fmt: skip
+        notes.append(
+            f"{num_failed} of {rows.num_requests} benchmark requests failed; "
+            "excluded from the replay and from the measured statistics"
+        )
     empty = int((~rows.failed & ~usable).sum())
     if empty:
         notes.append(f"{empty} successful requests with 0 prompt or output tokens excluded")
     if not usable.any():
-        raise InputError(f"{measured.source}: the benchmark has no successful requests "
-                         f"({rows.num_requests} recorded, {num_failed} failed); nothing to "
-                         "compare")  # fmt: skip
+        raise InputError(
+            f"{measured.source}: the benchmark has no successful requests "
+            f"({rows.num_requests} recorded, {num_failed} failed); nothing to "
+            "compare"
+        )
     index = np.flatnonzero(usable)
     index = index[np.argsort(rows.start_s[index], kind="stable")]
     if max_requests is not None:
@@ -119,8 +131,10 @@ def successful_rows(
                 "or remove it (--set workload.max_requests=null) to replay all of them"
             )
         if max_requests < len(index):
-            notes.append(f"replaying the first {max_requests} of {len(index)} requests "
-                         "(workload.max_requests); measured statistics use the same ones")  # fmt: skip
+            notes.append(
+                f"replaying the first {max_requests} of {len(index)} requests "
+                "(workload.max_requests); measured statistics use the same ones"
+            )
         index = index[:max_requests]
     return rows.take(index), notes
 

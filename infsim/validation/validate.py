@@ -101,8 +101,10 @@ def validate(
             raise InputError(f"{bench_path}: the benchmark has no successful requests")
         if measured.num_completed == 0:
             raise InputError(f"{bench_path}: the benchmark completed no requests")
-        notes.append(f"NOT REPLAYED: {measured.why_not_replayable()}; predictions come from "
-                     "the scenario's own workload, compared on what the file states")  # fmt: skip
+        notes.append(
+            f"NOT REPLAYED: {measured.why_not_replayable()}; predictions come from "
+            "the scenario's own workload, compared on what the file states"
+        )
         trace = _scenario_trace(measured, scenario, base)
     result = run_resolved(resolved, trace)
     measured_values, sources = measured_stats(measured, rows)

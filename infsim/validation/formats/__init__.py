@@ -76,8 +76,10 @@ def pick_run(runs: list[Any], run_index: int | None, path: Path, describe: Calla
             f"(run_index=N), 0-based: {listing}"
         )
     if not 0 <= run_index < len(runs):
-        raise InputError(f"{path}: run {run_index} does not exist; the file holds "
-                         f"{len(runs)} run(s), numbered from 0")  # fmt: skip
+        raise InputError(
+            f"{path}: run {run_index} does not exist; the file holds "
+            f"{len(runs)} run(s), numbered from 0"
+        )
     return runs[run_index]
 
 
@@ -93,8 +95,10 @@ def detect_format(path: Path) -> str:
         return matches[0]
     if not matches:
         known = "; ".join(f"{n}: {bench_formats.get(n).description}" for n in names)
-        raise InputError(f"{path}: cannot tell which benchmark wrote this file; give --format. "
-                         f"Known formats: {known}")  # fmt: skip
+        raise InputError(
+            f"{path}: cannot tell which benchmark wrote this file; give --format. "
+            f"Known formats: {known}"
+        )
     raise InputError(f"{path}: looks like several formats ({', '.join(matches)}); give --format")
 
 
@@ -119,5 +123,14 @@ from infsim.validation.formats import (  # noqa: E402  (plug-ins register themse
     vllm,
 )
 
-__all__ = ["BenchFormat", "aiperf", "detect_format", "format_names", "guidellm", "llmperf",
-           "load_measured", "sglang", "vllm"]  # fmt: skip
+__all__ = [
+    "BenchFormat",
+    "aiperf",
+    "detect_format",
+    "format_names",
+    "guidellm",
+    "llmperf",
+    "load_measured",
+    "sglang",
+    "vllm",
+]

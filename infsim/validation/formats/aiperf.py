@@ -197,5 +197,11 @@ def _sniff(path: Path, head: str) -> bool:
     return per_request or aggregate
 
 
-register(BenchFormat("aiperf", read_aiperf, _sniff,
-                     "AIPerf profile_export.jsonl (per request) or profile_export_aiperf.json"))  # fmt: skip
+register(
+    BenchFormat(
+        "aiperf",
+        read_aiperf,
+        _sniff,
+        "AIPerf profile_export.jsonl (per request) or profile_export_aiperf.json",
+    )
+)

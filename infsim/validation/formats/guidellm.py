@@ -44,8 +44,12 @@ def _stats(benchmark: dict[str, Any]) -> dict[str, float]:
     for ours, (name, scale) in METRICS.items():
         summary = _summary(benchmark, name)
         pct = summary.get("percentiles") or {}
-        values = {"mean": summary.get("mean"), "p50": pct.get("p50", summary.get("median")),
-                  "p90": pct.get("p90"), "p99": pct.get("p99")}  # fmt: skip
+        values = {
+            "mean": summary.get("mean"),
+            "p50": pct.get("p50", summary.get("median")),
+            "p90": pct.get("p90"),
+            "p99": pct.get("p99"),
+        }
         for stat, value in values.items():
             if finite_or_none(value) is not None:
                 out[f"{ours}_{stat}"] = float(value) * scale
@@ -93,8 +97,11 @@ def read_guidellm(path: Path, run_index: int | None) -> MeasuredRun:
     if not benchmarks:
         raise InputError(f"{path}: no 'benchmarks' list; expected a GuideLLM report JSON")
     benchmark = pick_run(benchmarks, run_index, path, _describe)
-    totals = benchmark.get("request_totals") or (benchmark.get("scheduler_metrics") or {}).get(
-        "requests_made") or {}  # fmt: skip
+    totals = (
+        benchmark.get("request_totals")
+        or (benchmark.get("scheduler_metrics") or {}).get("requests_made")
+        or {}
+    )
     samples = benchmark.get("requests") or {}
     ok_rows = samples.get("successful") or []
     bad_rows = [*(samples.get("errored") or []), *(samples.get("incomplete") or [])]

@@ -46,8 +46,7 @@ def read_llmperf(path: Path, run_index: int | None) -> MeasuredRun:
     rows = read_json(path)
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows) or not rows:
         raise InputError(f"{path}: expected a non-empty JSON list of LLMPerf responses")
-    failed = np.asarray([r.get("error_code") is not None or bool(r.get("error_msg"))
-                         for r in rows])  # fmt: skip
+    failed = np.asarray([r.get("error_code") is not None or bool(r.get("error_msg")) for r in rows])
     requests = MeasuredRequests(
         num_input_tokens=np.asarray([int(_number(r, "number_input_tokens") or 0) for r in rows]),
         num_output_tokens=np.asarray([int(_number(r, "number_output_tokens") or 0) for r in rows]),

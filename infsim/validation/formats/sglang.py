@@ -29,8 +29,10 @@ METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2e_latency"}
 
 
 def _describe(run: dict[str, Any]) -> str:
-    return (f"request_rate {run.get('request_rate')}, max_concurrency "
-            f"{run.get('max_concurrency')}, completed {run.get('completed')}")  # fmt: skip
+    return (
+        f"request_rate {run.get('request_rate')}, max_concurrency "
+        f"{run.get('max_concurrency')}, completed {run.get('completed')}"
+    )
 
 
 def _model(run: dict[str, Any]) -> str | None:
@@ -67,8 +69,11 @@ def read_sglang(path: Path, run_index: int | None) -> MeasuredRun:
     if throughput is not None:
         stats[THROUGHPUT_KEY] = throughput
     requests = _requests(run, path)
-    note = ("per-request ttfts/itls/lengths present (--output-details)" if requests is not None
-            else "aggregates only (run without --output-details)")  # fmt: skip
+    note = (
+        "per-request ttfts/itls/lengths present (--output-details)"
+        if requests is not None
+        else "aggregates only (run without --output-details)"
+    )
     failed = None if requests is None else int(requests.failed.sum())
     return MeasuredRun(
         format="sglang",
@@ -85,12 +90,16 @@ def read_sglang(path: Path, run_index: int | None) -> MeasuredRun:
 
 
 def _sniff(path: Path, head: str) -> bool:
-    return (
-        head.lstrip().startswith("{")
-        and "_e2e_latency_ms" in head
-        or ('"dataset_name"' in head and '"backend"' in head and '"model_id"' not in head)
+    return (head.lstrip().startswith("{") and "_e2e_latency_ms" in head) or (
+        '"dataset_name"' in head and '"backend"' in head and '"model_id"' not in head
     )
 
 
-register(BenchFormat("sglang", read_sglang, _sniff,
-                     "SGLang bench_serving JSONL (one run per line; --output-details)"))  # fmt: skip
+register(
+    BenchFormat(
+        "sglang",
+        read_sglang,
+        _sniff,
+        "SGLang bench_serving JSONL (one run per line; --output-details)",
+    )
+)

@@ -41,8 +41,10 @@ def _runs(path: Path) -> list[dict[str, Any]]:
 
 
 def _describe(run: dict[str, Any]) -> str:
-    return (f"date {run.get('date')}, request_rate {run.get('request_rate')}, "
-            f"max_concurrency {run.get('max_concurrency')}")  # fmt: skip
+    return (
+        f"date {run.get('date')}, request_rate {run.get('request_rate')}, "
+        f"max_concurrency {run.get('max_concurrency')}"
+    )
 
 
 def _requests(run: dict[str, Any], path: Path) -> MeasuredRequests | None:
@@ -78,11 +80,15 @@ def read_vllm(path: Path, run_index: int | None) -> MeasuredRun:
     if "request_goodput:" in run:
         notes.append("legacy benchmark_serving.py result (key 'request_goodput:')")
     if requests is None:
-        notes.append("no per-request arrays (the run was saved without --save-detailed): "
-                     "compared on the aggregates the file states")  # fmt: skip
+        notes.append(
+            "no per-request arrays (the run was saved without --save-detailed): "
+            "compared on the aggregates the file states"
+        )
     elif requests.start_s is None:
-        notes.append("no per-request start_times (written by `vllm bench serve "
-                     "--save-detailed` since vLLM PR #32667, Jan 2026)")  # fmt: skip
+        notes.append(
+            "no per-request start_times (written by `vllm bench serve "
+            "--save-detailed` since vLLM PR #32667, Jan 2026)"
+        )
     failed = run.get("failed")
     if failed is None and requests is not None:
         failed = int(requests.failed.sum())
