@@ -172,3 +172,29 @@ def synth(out: Path, seed: int, spec_path: Path | None, **kwargs) -> None:
         trace = syn.generate_requests(kwargs["num_requests"], arrivals, prompt, output, rng)
     _write(trace, out, kwargs["to"])
     click.echo(f"wrote {trace.num_requests} requests to {out}")
+
+
+@trace_cli.command("export")
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["mooncake", "vllm-custom"]), required=True,
+              help="mooncake: JSONL for vllm bench --dataset-name timed_trace; vllm-custom: "
+                   "JSONL for --dataset-name custom (best-effort prompt text).")  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field of a scenario SRC (repeatable).")  # fmt: skip
+@click.option("--input-format", "input_fmt", type=FORMAT_CHOICE, default="auto",
+              show_default=True, help="Format of a trace SRC.")  # fmt: skip
+@click.option("--hash-block-size", type=int, default=None,
+              help="Tokens per hash id when SRC has none (default 512, as Mooncake).")  # fmt: skip
+def export(src: Path, out: Path, fmt: str, overrides: tuple[str, ...], input_fmt: str,
+           hash_block_size: int | None) -> None:  # fmt: skip
+    """Write the workload of SRC (a scenario YAML, built with its seed, or a trace file) to
+    OUT for a live replay with `vllm bench serve`."""
+    from infsim.validation.export import export_trace, load_workload
+
+    if hash_block_size is not None and hash_block_size < 1:
+        raise InputError(f"--hash-block-size is {hash_block_size}; must be >= 1")
+    trace = load_workload(src, overrides, input_fmt)
+    for note in export_trace(trace, out, fmt, hash_block_size):
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {trace.num_requests} requests to {out}")
