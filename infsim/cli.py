@@ -161,11 +161,12 @@ def catalog_gpus() -> None:
 
 def _mount_subcommands() -> None:
     from infsim.calibration.cli import calibrate_cli
+    from infsim.validation.cli import validate_cli
     from infsim.workload.cli import trace_cli
 
     main.add_command(trace_cli)
     main.add_command(calibrate_cli)
-    main.add_command(__import__("infsim.validation.cli").validation.cli.validate_cli)
+    main.add_command(validate_cli)
 
 
 _mount_subcommands()
