@@ -52,14 +52,17 @@ class Run:
     output_len: int = OUTPUT
     dataset: str = "random"
     reps: int | None = None  # override --reps
+    bench_extra: list[str] = field(default_factory=list)  # more `vllm bench serve` flags
 
 
 SERVERS: dict[str, ServerConfig] = {
     "base": BASE,
     "mnbt256": replace(BASE, max_num_batched_tokens=256),
-    # 20 blocks x 128 = 2,560 tokens: four 512+128-token requests fit their prompts but not
-    # their outputs, so decoding requests are preempted (recomputed) under load.
-    "smallkv": replace(BASE, num_gpu_blocks_override=20),
+    # 33 blocks, one of them vLLM's reserved null block: 32 x 128 = 4,096 usable tokens (vLLM
+    # refuses fewer than max_model_len). Eight
+    # 512-token prompts fit (4 blocks each) but only six 640-token sequences (5 blocks), so
+    # under load decoding requests are preempted (and recomputed).
+    "smallkv": replace(BASE, num_gpu_blocks_override=33),
     "prefix": replace(BASE, prefix_caching=True, dev_mode=True),
 }
 
@@ -75,10 +78,16 @@ RUNS: list[Run] = [
       for c in (1, 2, 4, 8, 16)],
     Run("chunked-mnbt256", "mnbt256", "max_num_batched_tokens=256, Poisson at 0.5x service rate",
         num_prompts=100, rate_x=0.5),
-    Run("preempt-kv20", "smallkv", "KV cache 20 blocks (2,560 tokens), Poisson at 0.3x service rate",
-        num_prompts=60, rate_x=0.3),
+    Run("preempt-kv33", "smallkv", "KV cache 33 blocks (32 usable = 4,096 tokens), Poisson at 0.6x service rate",
+        num_prompts=80, rate_x=0.6),
+    Run("preempt-kv33-hi", "smallkv", "KV cache 33 blocks (32 usable), Poisson at 0.9x service rate",
+        num_prompts=80, rate_x=0.9),
     Run("prefix-trace", "prefix", "timed trace of multi-turn sessions (shared 512-token system "
         "prompt), prefix caching on", dataset="timed_trace"),
+    # As prefix-trace, without the client's initial test request (a copy of request 0 sent
+    # before the timed window, which pre-caches its prompt blocks): a cold cache at t=0.
+    Run("prefix-trace-cold", "prefix", "prefix-trace without the client's initial test request "
+        "(cold prefix cache)", dataset="timed_trace", bench_extra=["--ready-check-timeout-sec", "0"]),
 ]
 
 # -- timed trace with real prefix sharing -----------------------------------------------------
@@ -97,6 +106,7 @@ synthetic:
     max_context_tokens: 3000
 """
 TRACE_SEED = 7
+BLOCK = 128  # hash block = vLLM CPU KV block
 
 
 def make_trace(out_dir: Path) -> tuple[Path, list[str]]:
@@ -112,18 +122,29 @@ def make_trace(out_dir: Path) -> tuple[Path, list[str]]:
     t = pq.read_table(pqf).to_pylist()
     t.sort(key=lambda r: r["arrival_s"])
     t0 = t[0]["arrival_s"]
+    # infsim's prefix_hash_ids may cover fewer blocks than the prompt (SCHEMA: length <=
+    # ceil(len / block)); vLLM's timed_trace builds the prompt from the ids and truncates it
+    # to len(hash_ids) * 128 tokens. So cover every prompt block: ids beyond infsim's are
+    # fresh (unique to the request, shared with nothing); ids past the prompt are dropped.
+    fresh = 1 + max((h for r in t for h in (r["prefix_hash_ids"] or [])), default=0)
     jl = out_dir / "trace.jsonl"
     with open(jl, "w") as f:
         for r in t:
+            need = -(-int(r["num_prompt_tokens"]) // BLOCK)
+            ids = [int(h) for h in (r["prefix_hash_ids"] or [])][:need]
+            while len(ids) < need:
+                ids.append(fresh)
+                fresh += 1
             f.write(json.dumps({"timestamp": round((r["arrival_s"] - t0) * 1000.0, 3),
                                 "input_length": int(r["num_prompt_tokens"]),
                                 "output_length": int(r["num_output_tokens"]),
-                                "hash_ids": [int(h) for h in r["prefix_hash_ids"]]}) + "\n")
+                                "hash_ids": ids}) + "\n")
     pqf.unlink()
     cmds = [" ".join(synth[:4] + ["validation/live/prefix-trace/sessions-spec.yaml"] + synth[5:7]
                      + ["sessions.parquet"]),
             "# then: sort by arrival, timestamp = (arrival_s - first) * 1000 ms, input_length, "
-            "output_length, hash_ids = prefix_hash_ids (128-token blocks) -> trace.jsonl "
+            "output_length, hash_ids = prefix_hash_ids (128-token blocks) padded with fresh ids to "
+            "ceil(input_length / 128) -> trace.jsonl "
             "(calibration/live/matrix.py:make_trace)"]
     return jl, cmds
 
@@ -152,9 +173,9 @@ def run_one(run: Run, rep: int, srv: Server, venv: Path, rate: float | None, hea
     quiet = wait_quiet(roots, max_foreign=max_foreign, log=log)
     env_extra: dict[str, str] = {}
     if run.dataset == "timed_trace":
-        trace = OUT / run.name / "trace.jsonl"
+        trace = OUT / "prefix-trace" / "trace.jsonl"
         argv = bench_argv(venv, srv.cfg.port, d, dataset="timed_trace", trace=trace,
-                          num_prompts=sum(1 for _ in open(trace)), seed=rep)
+                          num_prompts=sum(1 for _ in open(trace)), seed=rep, extra=run.bench_extra)
         # The timed-trace loader seeds each block's tokens from Python's str hash: pin it,
         # distinct per repeat, so repeats do not hit each other's cached blocks.
         env_extra["PYTHONHASHSEED"] = str(1000 + rep)
@@ -165,7 +186,7 @@ def run_one(run: Run, rep: int, srv: Server, venv: Path, rate: float | None, hea
     else:
         argv = bench_argv(venv, srv.cfg.port, d, input_len=run.input_len, output_len=run.output_len,
                           num_prompts=run.num_prompts, rate=("inf" if rate is None else round(rate, 3)),
-                          max_concurrency=run.max_concurrency, seed=1)
+                          max_concurrency=run.max_concurrency, seed=1, extra=run.bench_extra)
     logpos = srv.log_path.stat().st_size
     m0 = metrics(srv.cfg.port)
     t0 = time.time()
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         group = [r for r in runs if r.server == key]
         cfg = SERVERS[key]
         if key == "prefix":
-            make_trace(OUT / "prefix-trace")
+            make_trace(OUT / "prefix-trace")  # deterministic (seed 7)
         srv = Server(cfg, OUT / f"_server-{key}.log", a.venv)
         log(f"starting server {key}: {cfg.command_line(a.venv)}")
         info = srv.start()

@@ -44,7 +44,7 @@ PHASES = [(1, 2), (4, 4), (16, 16)]  # (concurrency, requests)
 IN_LEN, OUT_LEN = 128, 64
 
 
-def extract(trace_path: Path, out_dir: Path) -> list[dict]:
+def extract(trace_path: Path, out_dir: Path, suffix: str = "") -> list[dict]:
     with gzip.open(trace_path, "rt") if str(trace_path).endswith(".gz") else open(trace_path) as f:
         tr = json.load(f)
     ev = tr["traceEvents"] if isinstance(tr, dict) else tr
@@ -79,9 +79,9 @@ def extract(trace_path: Path, out_dir: Path) -> list[dict]:
             if i >= 0 and e["ts"] + e["dur"] <= spans[i][1]:
                 keep.append({k: e[k] for k in ("ph", "cat", "name", "ts", "dur", "args") if k in e})
     out_dir.mkdir(parents=True, exist_ok=True)
-    with gzip.open(out_dir / "profile_steps.json.gz", "wt") as f:
+    with gzip.open(out_dir / f"profile_steps{suffix}.json.gz", "wt") as f:
         json.dump({"traceEvents": keep}, f, separators=(",", ":"))
-    with open(out_dir / "step_times.csv", "w", newline="") as f:
+    with open(out_dir / f"step_times{suffix}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["t_s", "step_time_s", "num_prefill_reqs", "prefill_tokens", "prefill_kv_len_sum",
                     "num_decode_reqs", "decode_tokens", "decode_kv_len_sum", "batch_size"])
@@ -94,27 +94,31 @@ def extract(trace_path: Path, out_dir: Path) -> list[dict]:
     for r in rows:
         if r["num_prefill_reqs"] == 0 and r["num_decode_reqs"] > 0:
             by.setdefault(r["num_decode_reqs"], []).append(r)
-    with open(out_dir / "decode_steps_by_batch.csv", "w", newline="") as f:
+    with open(out_dir / f"decode_steps_by_batch{suffix}.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["batch_size", "steps", "step_time_s_median", "step_time_s_mean", "step_time_s_p10",
-                    "step_time_s_p90", "mean_kv_len_per_seq"])
+        # batch_size, kv_len, step_time_s: the input of `infsim calibrate overhead`.
+        w.writerow(["batch_size", "kv_len", "step_time_s", "steps", "step_time_s_mean", "step_time_s_p10",
+                    "step_time_s_p90", "source"])
         for b in sorted(by):
+            if len(by[b]) < 5:  # transitional compositions (a batch filling or draining)
+                continue
             ts = sorted(r["step_time_s"] for r in by[b])
             kv = [r["decode_kv_len_sum"] / b for r in by[b] if r["decode_kv_len_sum"] >= 0]
-            w.writerow([b, len(ts), round(statistics.median(ts), 7), round(statistics.fmean(ts), 7),
-                        round(ts[int(0.1 * (len(ts) - 1))], 7), round(ts[int(0.9 * (len(ts) - 1))], 7),
-                        round(statistics.fmean(kv), 1) if kv else ""])
+            w.writerow([b, round(statistics.fmean(kv), 1) if kv else "", round(statistics.median(ts), 7),
+                        len(ts), round(statistics.fmean(ts), 7), round(ts[int(0.1 * (len(ts) - 1))], 7),
+                        round(ts[int(0.9 * (len(ts) - 1))], 7), "torch-profiler user_annotation, pure decode"])
     return rows
 
 
-def profile(venv: Path = DEFAULT_VENV, port: int = 18001) -> None:
+def profile(venv: Path = DEFAULT_VENV, port: int = 18001, record_shapes: bool = True) -> None:
+    suffix = "" if record_shapes else "_noshapes"
     prof_dir = Path("/tmp") / f"infsim-live-prof-{os.getpid()}"
     prof_dir.mkdir(parents=True, exist_ok=True)
     cfg = ServerConfig(port=port, max_num_seqs=64, max_num_batched_tokens=2048, prefix_caching=False,
                        kv_space_gib=2, profile_dir=str(prof_dir))
     cfg.extra_args = []
     # stack traces off (huge traces, slower); shapes on; detailed per-step annotations (kv lengths).
-    pc = {"profiler": "torch", "torch_profiler_dir": str(prof_dir), "torch_profiler_record_shapes": True,
+    pc = {"profiler": "torch", "torch_profiler_dir": str(prof_dir), "torch_profiler_record_shapes": record_shapes,
           "torch_profiler_with_stack": False, "detailed_trace_annotation": True}
     OUT.mkdir(parents=True, exist_ok=True)
     srv = Server(cfg, OUT / "_server.log", venv)
@@ -150,15 +154,53 @@ def profile(venv: Path = DEFAULT_VENV, port: int = 18001) -> None:
         srv.stop()
     if trace is None:
         raise SystemExit(f"no worker trace in {prof_dir}")
-    rows = extract(trace, OUT)
-    cmds.append(f"python calibration/live/profile_overhead.py extract PROFDIR/{trace.name}")
-    (OUT / "profile_command.txt").write_text("\n".join(cmds) + "\n")
+    rows = extract(trace, OUT, suffix)
+    breakdown(suffix)
+    cmds.append(f"python calibration/live/profile_overhead.py extract PROFDIR/{trace.name} {suffix}".rstrip())
+    (OUT / f"profile_command{suffix}.txt").write_text("\n".join(cmds) + "\n")
     load = {**quiet, **sampler.summary(), "loadavg_after": loadavg(),
             "trace_file": trace.name, "trace_bytes": trace.stat().st_size, "steps": len(rows)}
-    (OUT / "profile_load.txt").write_text("".join(f"{k}: {v}\n" for k, v in load.items()))
+    (OUT / f"profile_load{suffix}.txt").write_text("".join(f"{k}: {v}\n" for k, v in load.items()))
     for p in OUT.glob("_*.log"):
         p.unlink()
     print(f"{len(rows)} steps; trace {trace} ({trace.stat().st_size/1e6:.1f} MB) left in {prof_dir}")
+
+
+TOP_OPS = ("_C::onednn_mm", "vllm::unified_attention_with_output", "vllm::unified_kv_cache_update",
+           "_C::rotary_embedding", "aten::embedding", "_C::compute_slot_mapping_kernel_impl",
+           "_C::get_scheduler_metadata")  # not nested in each other
+
+
+def breakdown(suffix: str = "") -> None:
+    """Per pure-decode batch size: median step time, median time in the kernel ops above
+    (GEMMs, attention, KV write, RoPE, embedding) and the rest (norms, activations, sampling,
+    Python, input preparation, profiler cost) -> decode_step_breakdown{suffix}.csv."""
+    import bisect
+    with gzip.open(OUT / f"profile_steps{suffix}.json.gz", "rt") as f:
+        ev = json.load(f)["traceEvents"]
+    steps = sorted((e for e in ev if e["cat"] == "user_annotation"), key=lambda e: e["ts"])
+    starts = [e["ts"] for e in steps]
+    acc: list[dict[str, float]] = [{} for _ in steps]
+    for e in ev:
+        if e["cat"] == "cpu_op" and e["name"] in TOP_OPS:
+            i = bisect.bisect_right(starts, e["ts"]) - 1
+            if i >= 0:
+                acc[i][e["name"]] = acc[i].get(e["name"], 0.0) + e["dur"] * 1e-6
+    by: dict[int, list] = {}
+    for e, a in zip(steps, acc):
+        m = ANN.fullmatch(e["name"]) or ANN_SIMPLE.fullmatch(e["name"])
+        if m and m["nc"] == "0" and int(m["ng"]) > 0:
+            by.setdefault(int(m["ng"]), []).append((e["dur"] * 1e-6, a))
+    with open(OUT / f"decode_step_breakdown{suffix}.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["batch_size", "steps", "step_time_s", "kernel_ops_s", "rest_s"] + list(TOP_OPS))
+        for b, v in sorted(by.items()):
+            if len(v) < 5:
+                continue
+            step = statistics.median(x[0] for x in v)
+            ops = statistics.median(sum(x[1].values()) for x in v)
+            w.writerow([b, len(v), round(step, 7), round(ops, 7), round(step - ops, 7)]
+                       + [round(statistics.median(x[1].get(k, 0.0) for x in v), 7) for k in TOP_OPS])
 
 
 def tpot() -> None:
@@ -166,8 +208,11 @@ def tpot() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "tpot_by_concurrency.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["concurrency", "rep", "input_len", "output_len", "num_prompts", "tpot_p50_s", "tpot_mean_s",
-                    "itl_p50_s", "kv_len_per_seq_min", "kv_len_per_seq_max", "foreign_busy_cores", "run"])
+        # batch_size, kv_len (mean context during decode), step_time_s (= TPOT p50): the input
+        # of `infsim calibrate overhead`.
+        w.writerow(["batch_size", "kv_len", "step_time_s", "rep", "input_len", "output_len", "num_prompts",
+                    "tpot_p50_s", "tpot_mean_s", "itl_p50_s", "kv_len_per_seq_min", "kv_len_per_seq_max",
+                    "foreign_busy_cores", "run"])
         for c in (1, 2, 4, 8, 16):
             for rep in sorted((live / f"conc-c{c}").glob("rep*")):
                 r = rep / "result.json"
@@ -179,7 +224,8 @@ def tpot() -> None:
                 for ln in (rep / "load.txt").read_text().splitlines():
                     if ln.startswith("foreign_busy_cores_mean"):
                         fc = ln.split(": ")[1]
-                w.writerow([c, rep.name, il, ol, d["num_prompts"], round(d["p50_tpot_ms"] / 1e3, 6),
+                w.writerow([c, il + ol / 2, round(d["p50_tpot_ms"] / 1e3, 6), rep.name, il, ol, d["num_prompts"],
+                            round(d["p50_tpot_ms"] / 1e3, 6),
                             round(d["mean_tpot_ms"] / 1e3, 6), round(d["p50_itl_ms"] / 1e3, 6), il + 1, il + ol,
                             fc, f"validation/live/conc-c{c}/{rep.name}"])
 
@@ -187,10 +233,12 @@ def tpot() -> None:
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "profile"
     if cmd == "profile":
-        profile()
+        profile(record_shapes="--no-record-shapes" not in sys.argv)
     elif cmd == "extract":
-        extract(Path(sys.argv[2]), OUT)
+        extract(Path(sys.argv[2]), OUT, sys.argv[3] if len(sys.argv) > 3 else "")
     elif cmd == "tpot":
         tpot()
+    elif cmd == "breakdown":
+        breakdown(sys.argv[2] if len(sys.argv) > 2 else "")
     else:
         raise SystemExit(__doc__)
