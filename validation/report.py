@@ -1,0 +1,184 @@
+"""Regenerate docs/validation.md: predicted vs measured for the live vLLM (CPU) matrix and
+the measured GPU runs of ../shared/data/validation.
+
+    python validation/report.py [--shared ../shared/data] [--out docs/validation.md]
+
+Live runs: every `validation/live/<run>/rep<k>/result.json` is replayed through
+`scenarios/vllm-cpu-tiny-llama.yaml` with the server's knobs (parsed from the `server`
+column of `validation/live/runs.csv`), and the prediction is compared with the mean of the
+repeats; the spread of the repeats (max − min over mean) shows the live noise next to it.
+GPU runs: LLMServingSim's vLLM 0.19 runs (requests.jsonl) replayed from their workload
+files with the engine settings in their meta.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from infsim import api
+from infsim.scenario.load import load_scenario, validate_scenario
+from infsim.validation import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
+KEYS = ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "e2e_p50", "e2e_p99")
+OVERLOADED = {"overload", "service-c64"}
+PEERS = [
+    ("BLIS", "E2E p99 9.2 %, TTFT p99 29 %"),
+    ("LLMServingSim 2.0", "TPOT 1.7 %, E2E 2.2 %, TTFT up to 13.6 %"),
+    ("AISimulate", "TPOT 2.8–5.2 %, TTFT 13.5–15.7 %"),
+    ("Vidur", "< 9 % (paper)"),
+]
+
+
+def server_overrides(server: str, kv_tokens: float | None) -> list[str]:
+    """`--set` items for a live server described like 'max-num-seqs=64 no-prefix-caching'."""
+    out = []
+    for flag, path in (("max-num-seqs", "engine.max_num_seqs"),
+                       ("max-num-batched-tokens", "engine.max_num_batched_tokens"),
+                       ("num-gpu-blocks-override", "engine.num_gpu_blocks_override")):  # fmt: skip
+        m = re.search(rf"(?<![\w-]){flag}=(\d+)", server)
+        if m:
+            out.append(f"{path}={m.group(1)}")
+    if "no-prefix-caching" in server:
+        out.append("engine.enable_prefix_caching=false")
+    elif "prefix-caching" in server:
+        out.append("engine.enable_prefix_caching=true")
+    if kv_tokens and not any(o.startswith("engine.num_gpu_blocks_override") for o in out):
+        out.append(f"engine.num_gpu_blocks_override={int(kv_tokens) // 128}")
+    return out
+
+
+def live_rows(live: Path) -> pd.DataFrame:
+    runs = pd.read_csv(live / "runs.csv")
+    rows = []
+    for (run, server, kv), reps in runs.groupby(["run", "server", "kv_cache_tokens"], sort=False):
+        overrides = server_overrides(server, kv)
+        scenario = load_scenario(SCENARIO, overrides)
+        results = [validate(live / run / rep / "result.json", scenario, SCENARIO.parent)
+                   for rep in reps["rep"]]  # fmt: skip
+        row = {"run": run, "what": reps["what"].iloc[0], "reps": len(results),
+               "overloaded": run in OVERLOADED}  # fmt: skip
+        for key in (*KEYS, "output_tokens_per_s"):
+            measured = [r.metrics[key].measured for r in results if key in r.metrics]
+            predicted = [r.metrics[key].predicted for r in results if key in r.metrics]
+            if not measured or predicted[0] is None:
+                continue
+            mean = float(np.mean(measured))
+            row[f"{key}_err"] = (float(np.mean(predicted)) / mean - 1) * 100
+            row[f"{key}_spread"] = (max(measured) - min(measured)) / mean * 100
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gpu_rows(shared: Path) -> pd.DataFrame:
+    base = shared / "validation" / "llmservingsim_bench_vllm"
+    cases = [("RTX4090", "rtx-4090", "rtx4090-vllm-0.19"),
+             ("RTXPRO6000", "rtx-pro-6000", "rtxpro6000-vllm-0.19")]  # fmt: skip
+    rows = []
+    for hw, gpu, cal in cases:
+        run = base / hw / "Llama-3.1-8B" / "vllm"
+        if not run.is_dir():
+            continue
+        meta = json.loads((run / "meta.json").read_text())
+        eng = meta["engine_kwargs"]
+        req = pd.read_json(run / "requests.jsonl", lines=True)
+        measured = {
+            "ttft": req["first_token_ts"] - req["queued_ts"],
+            "e2e": req["last_token_ts"] - req["queued_ts"],
+            "tpot": (req["last_token_ts"] - req["first_token_ts"]) / (req["output_toks"] - 1),
+        }
+        engine = {"max_num_seqs": eng["max_num_seqs"],
+                  "max_num_batched_tokens": eng["max_num_batched_tokens"]}  # fmt: skip
+        if eng.get("max_model_len"):
+            engine["max_model_len"] = eng["max_model_len"]
+        if (meta.get("kv_cache") or {}).get("num_gpu_blocks"):
+            engine["num_gpu_blocks_override"] = meta["kv_cache"]["num_gpu_blocks"]
+        trace = (shared / "traces/llmservingsim_sharegpt_workloads/"
+                 "sharegpt-llama-3.1-8b-300-sps10.tokens_hashed.jsonl")  # fmt: skip
+        for calibration in ("roofline", cal):
+            raw = {"model": "llama-3.1-8b", "hardware": {"gpu": gpu}, "calibration": calibration,
+                   "engine": engine, "workload": {"trace": {"path": str(trace)}}}  # fmt: skip
+            result = api.run(validate_scenario(raw, "gpu-validation"), ".")
+            lat = result.summary["latency_s"]
+            row = {"run": f"{hw} Llama-3.1-8B", "cost model": calibration}
+            for metric, values in measured.items():
+                for stat, q in (("p50", 50), ("p99", 99)):
+                    m = float(np.percentile(values.dropna(), q))
+                    row[f"{metric}_{stat}_err"] = (lat[metric][stat] / m - 1) * 100
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:+.1f}"
+
+
+def render(live: pd.DataFrame, gpu: pd.DataFrame) -> str:
+    lines = ["# Validation: predicted vs measured", "",
+             "Regenerated by `python validation/report.py`. Signed error of the prediction "
+             "in %, against the mean of the live repeats; *spread* is (max − min)/mean of the "
+             "repeats, the live noise.", "",
+             "## Live vLLM (CPU) matrix: tiny-llama, `scenarios/vllm-cpu-tiny-llama.yaml`",
+             ""]  # fmt: skip
+    header = "| run | reps | " + " | ".join(f"{k} (spread)" for k in KEYS) + " | out tok/s |"
+    lines += [header, "|" + "---|" * (len(KEYS) + 3)]
+    for r in live.itertuples():
+        d = r._asdict()
+        cells = [f"{_fmt(d.get(k + '_err'))} ({d.get(k + '_spread', float('nan')):.0f})"
+                 for k in KEYS]  # fmt: skip
+        name = f"{r.run}{' (overloaded)' if r.overloaded else ''}"
+        lines.append(f"| {name} | {r.reps} | " + " | ".join(cells)
+                     + f" | {_fmt(d.get('output_tokens_per_s_err'))} |")  # fmt: skip
+    for label, sub in (
+        ("not overloaded", live[~live.overloaded]),
+        ("overloaded", live[live.overloaded]),
+    ):
+        if sub.empty:
+            continue
+        errs = np.abs(sub[[f"{k}_err" for k in KEYS]].to_numpy(dtype=float))
+        target = 10 if label == "not overloaded" else 20
+        med = np.nanmedian(errs)
+        lines += ["", f"Median absolute error over the {label} runs: **{med:.1f} %** "
+                  f"(target ≤ {target} %: {'met' if med <= target else 'NOT met'})."]  # fmt: skip
+        per_metric = np.nanmedian(errs, axis=0)
+        by_metric = zip(KEYS, per_metric, strict=True)
+        lines.append("Per metric: " + ", ".join(f"{k} {v:.1f} %" for k, v in by_metric) + ".")
+    if not gpu.empty:
+        lines += ["", "## Measured GPU runs (vLLM 0.19, LLMServingSim bench)", "",
+                  "| run | cost model | " + " | ".join(KEYS) + " |",
+                  "|" + "---|" * (len(KEYS) + 2)]  # fmt: skip
+        for r in gpu.itertuples():
+            d = r._asdict()
+            lines.append(f"| {d['run']} | {d['_2']} | "
+                         + " | ".join(_fmt(d.get(k + '_err')) for k in KEYS) + " |")  # fmt: skip
+    lines += [
+        "",
+        "## Published errors of peer simulators",
+        "",
+        "| simulator | error |",
+        "|---|---|",
+    ]
+    lines += [f"| {n} | {e} |" for n, e in PEERS]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "validation.md")
+    args = ap.parse_args()
+    live = live_rows(REPO / "validation" / "live")
+    gpu = gpu_rows(args.shared)
+    args.out.write_text(render(live, gpu))
+    print(args.out.read_text())  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
