@@ -20,8 +20,7 @@ import pandas as pd
 from infsim import api
 from infsim.cost.factory import build_cost_model
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import Batch
-from infsim.scheduling.request import RequestState
+from infsim.scheduling.batch import batch_of as batch
 
 CALIBRATION = {"H100-SXM": "h100-vllm-0.19", "A100-80GB": "a100-vllm-0.14"}
 
@@ -37,16 +36,6 @@ def cost_model(model: str, gpu: str, tp: int, calibration: str, mbt: int = 16384
     }  # fmt: skip
     resolved, _ = api.prepare(validate_scenario(raw, "evidence"), ".")
     return build_cost_model(resolved)
-
-
-def batch(chunks: list[tuple[int, int]]) -> Batch:
-    out = Batch()
-    for i, (q, c) in enumerate(chunks):
-        r = RequestState(index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=c + q,
-                         num_output_tokens=2)  # fmt: skip
-        r.num_computed_tokens = c
-        out.add(r, q)
-    return out
 
 
 def single_request() -> None:

@@ -21,8 +21,7 @@ import pandas as pd
 
 from infsim.cost.base import CostModel
 from infsim.errors import InputError
-from infsim.scheduling.batch import Batch
-from infsim.scheduling.request import RequestState
+from infsim.scheduling.batch import Batch, batch_of
 
 MEASURED_COLUMNS = ("batch_size", "kv_len", "step_time_s")
 
@@ -52,13 +51,8 @@ def read_measured(path: Path) -> pd.DataFrame:
 
 
 def decode_batch(batch_size: int, kv_len: int) -> Batch:
-    batch = Batch()
-    for i in range(batch_size):
-        req = RequestState(index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=kv_len,
-                           num_output_tokens=2)  # fmt: skip
-        req.num_computed_tokens = kv_len - 1
-        batch.add(req, 1)
-    return batch
+    """`batch_size` requests each decoding one token over `kv_len − 1` cached ones."""
+    return batch_of([(1, kv_len - 1)] * batch_size)
 
 
 def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame:

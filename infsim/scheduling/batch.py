@@ -60,3 +60,17 @@ class StepOutcome:
     itl_step_s: list[float]
     itl_step_count: list[int]
     itl_other_s: list[float]
+
+
+def batch_of(chunks: list[tuple[int, int]]) -> Batch:
+    """A step of stand-in requests, one per (new tokens, cached tokens) pair: for pricing
+    shapes with a cost model outside a simulation (reports, fits, tests)."""
+    from infsim.scheduling.request import RequestState
+
+    batch = Batch()
+    for i, (num_new, num_cached) in enumerate(chunks):
+        req = RequestState(index=i, request_id=i, arrival_s=0.0,
+                           num_prompt_tokens=num_cached + num_new, num_output_tokens=2)  # fmt: skip
+        req.num_computed_tokens = num_cached
+        batch.add(req, num_new)
+    return batch

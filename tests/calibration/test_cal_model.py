@@ -15,8 +15,7 @@ from infsim.cost.factory import build_cost_model
 from infsim.cost.lookup import LookupLog
 from infsim.errors import InputError
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import Batch
-from infsim.scheduling.request import RequestState
+from infsim.scheduling.batch import batch_of
 
 MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 NS = [1024, 2048, 4096, 8192, 16384, 32768]
@@ -71,14 +70,7 @@ def _resolved(calibration: Path, **sections):
     return api.prepare(validate_scenario(raw, "t.yaml"), ".")
 
 
-def _batch(chunks: list[tuple[int, int]]) -> Batch:
-    batch = Batch()
-    for i, (q, c) in enumerate(chunks):
-        r = RequestState(index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=c + q,
-                         num_output_tokens=4)  # fmt: skip
-        r.num_computed_tokens = c
-        batch.add(r, q)
-    return batch
+_batch = batch_of
 
 
 def test_gemm_lookup_reproduces_the_device_on_and_between_grid_shapes(calibration: Path):
