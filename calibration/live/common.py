@@ -1,4 +1,5 @@
 """Shared helpers of the live harness: machine-load checks, bench commands, result trimming."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 
 # -- CPU accounting: how busy is the machine *without* this harness's processes? ------------
+
 
 def _cpu_busy_total() -> float:
     with open("/proc/stat") as f:
@@ -35,13 +37,13 @@ def _proc_table() -> dict[int, tuple[int, float]]:
                 s = f.read()
         except OSError:
             continue
-        rest = s[s.rfind(")") + 2:].split()
+        rest = s[s.rfind(")") + 2 :].split()
         out[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK)
     return out
 
 
 def _descendants(table: dict[int, tuple[int, float]], roots: set[int]) -> set[int]:
-    mine = set(r for r in roots if r in table)
+    mine = {r for r in roots if r in table}
     changed = True
     while changed:
         changed = False
@@ -91,11 +93,14 @@ class LoadSampler:
             return {}
         tot = [s[1] for s in self.samples]
         own = [s[2] for s in self.samples]
-        foreign = [max(0.0, t - o) for t, o in zip(tot, own)]
-        return {"samples": len(self.samples), "total_busy_cores_mean": round(sum(tot) / len(tot), 3),
-                "own_busy_cores_mean": round(sum(own) / len(own), 3),
-                "foreign_busy_cores_mean": round(sum(foreign) / len(foreign), 3),
-                "foreign_busy_cores_max": round(max(foreign), 3)}
+        foreign = [max(0.0, t - o) for t, o in zip(tot, own, strict=False)]
+        return {
+            "samples": len(self.samples),
+            "total_busy_cores_mean": round(sum(tot) / len(tot), 3),
+            "own_busy_cores_mean": round(sum(own) / len(own), 3),
+            "foreign_busy_cores_mean": round(sum(foreign) / len(foreign), 3),
+            "foreign_busy_cores_max": round(max(foreign), 3),
+        }
 
 
 def foreign_cores(roots: set[int], window_s: float = 5.0) -> float:
@@ -110,8 +115,9 @@ def loadavg() -> str:
         return f.read().strip()
 
 
-def wait_quiet(roots: set[int], max_foreign: float = 0.7, max_wait_s: float = 300.0,
-               log=print) -> dict:
+def wait_quiet(
+    roots: set[int], max_foreign: float = 0.7, max_wait_s: float = 300.0, log=print
+) -> dict:
     """Wait (30 s steps, up to max_wait_s) until other people's work uses < max_foreign cores.
     (The 1-min load average includes this harness's own server and client, so the check
     measures the CPU time of everything outside our process trees.)"""
@@ -119,33 +125,87 @@ def wait_quiet(roots: set[int], max_foreign: float = 0.7, max_wait_s: float = 30
     while True:
         fc = foreign_cores(roots)
         if fc <= max_foreign or time.time() - t0 > max_wait_s:
-            return {"foreign_busy_cores_before": round(fc, 3), "loadavg_before": loadavg(),
-                    "waited_s": round(time.time() - t0, 1), "quiet": fc <= max_foreign}
+            return {
+                "foreign_busy_cores_before": round(fc, 3),
+                "loadavg_before": loadavg(),
+                "waited_s": round(time.time() - t0, 1),
+                "quiet": fc <= max_foreign,
+            }
         log(f"  machine busy ({fc:.2f} foreign cores, load {loadavg()}); waiting 30 s")
         time.sleep(30)
 
 
 # -- vllm bench serve -----------------------------------------------------------------------
 
-def bench_argv(venv: Path, port: int, result_dir: Path, *, dataset: str = "random",
-               input_len: int | None = None, output_len: int | None = None,
-               num_prompts: int, rate: float | str = "inf", max_concurrency: int | None = None,
-               seed: int = 1, trace: Path | None = None, chunk_hash_size: int = 128,
-               extra: list[str] | None = None) -> list[str]:
-    a = [str(venv / "bin" / "vllm"), "bench", "serve", "--backend", "vllm",
-         "--base-url", f"http://127.0.0.1:{port}", "--model", MODEL_ARG, "--tokenizer", MODEL_ARG,
-         "--dataset-name", dataset, "--num-prompts", str(num_prompts)]
+
+def bench_argv(  # noqa: PLR0913 (mirrors the bench CLI; all keyword-only)
+    venv: Path,
+    port: int,
+    result_dir: Path,
+    *,
+    dataset: str = "random",
+    input_len: int | None = None,
+    output_len: int | None = None,
+    num_prompts: int,
+    rate: float | str = "inf",
+    max_concurrency: int | None = None,
+    seed: int = 1,
+    trace: Path | None = None,
+    chunk_hash_size: int = 128,
+    extra: list[str] | None = None,
+) -> list[str]:
+    a = [
+        str(venv / "bin" / "vllm"),
+        "bench",
+        "serve",
+        "--backend",
+        "vllm",
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--model",
+        MODEL_ARG,
+        "--tokenizer",
+        MODEL_ARG,
+        "--dataset-name",
+        dataset,
+        "--num-prompts",
+        str(num_prompts),
+    ]
     if dataset == "random":
-        a += ["--random-input-len", str(input_len), "--random-output-len", str(output_len),
-              "--request-rate", str(rate)]
+        a += [
+            "--random-input-len",
+            str(input_len),
+            "--random-output-len",
+            str(output_len),
+            "--request-rate",
+            str(rate),
+        ]
     elif dataset == "timed_trace":
-        a += ["--dataset-path", str(trace), "--timed-trace-chunk-hash-size", str(chunk_hash_size),
-              "--timed-trace-sec-multiplier", "0.001"]
+        a += [
+            "--dataset-path",
+            str(trace),
+            "--timed-trace-chunk-hash-size",
+            str(chunk_hash_size),
+            "--timed-trace-sec-multiplier",
+            "0.001",
+        ]
     if max_concurrency is not None:
         a += ["--max-concurrency", str(max_concurrency)]
-    a += ["--seed", str(seed), "--ignore-eos", "--save-result", "--save-detailed",
-          "--result-dir", str(result_dir), "--result-filename", "result.json",
-          "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99"]
+    a += [
+        "--seed",
+        str(seed),
+        "--ignore-eos",
+        "--save-result",
+        "--save-detailed",
+        "--result-dir",
+        str(result_dir),
+        "--result-filename",
+        "result.json",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,90,99",
+    ]
     return a + list(extra or [])
 
 
@@ -153,22 +213,24 @@ def shell_line(argv: list[str], venv: Path, env: dict[str, str] | None = None) -
     out = []
     for x in argv:
         if x.startswith(str(venv)):
-            out.append("$VENV" + x[len(str(venv)):])
+            out.append("$VENV" + x[len(str(venv)) :])
         elif x.startswith(str(REPO) + "/"):
-            out.append(x[len(str(REPO)) + 1:])
+            out.append(x[len(str(REPO)) + 1 :])
         else:
             out.append(shlex.quote(x))
     pre = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     return (pre + " " if pre else "") + " ".join(out)
 
 
-def run_bench(argv: list[str], log_path: Path, env_extra: dict[str, str] | None = None,
-              timeout_s: float = 600) -> int:
+def run_bench(
+    argv: list[str], log_path: Path, env_extra: dict[str, str] | None = None, timeout_s: float = 600
+) -> int:
     env = dict(os.environ)
     env.update(env_extra or {})
     with open(log_path, "w") as f:
-        p = subprocess.run(argv, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT,
-                           timeout=timeout_s)
+        p = subprocess.run(
+            argv, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s
+        )
     return p.returncode
 
 
@@ -184,6 +246,7 @@ def trim_result(path: Path) -> dict:
         if isinstance(x, list):
             return [r(y) for y in x]
         return x
+
     for k in ("ttfts", "itls", "latencies", "start_times", "queue_times"):
         if k in d:
             d[k] = r(d[k])

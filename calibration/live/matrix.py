@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
 """Run infsim's live benchmark matrix against vLLM (CPU) serving tiny-llama.
 
     python calibration/live/matrix.py                      # everything, 3 repeats
@@ -16,6 +17,7 @@ Servers are started by this script (serve.py), on 127.0.0.1 only, and exactly th
 stopped. Before every run the script waits until other work on the machine uses < 0.7
 cores (measured from /proc, excluding this harness's own process trees).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +31,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (REPO, LoadSampler, bench_argv, loadavg, run_bench, shell_line,  # noqa: E402
-                    trim_result, wait_quiet)
-from serve import DEFAULT_VENV, Server, ServerConfig, metrics, post  # noqa: E402
+import contextlib
+
+from common import (
+    REPO,
+    LoadSampler,
+    bench_argv,
+    loadavg,
+    run_bench,
+    shell_line,
+    trim_result,
+    wait_quiet,
+)
+from serve import DEFAULT_VENV, Server, ServerConfig, metrics, post
 
 OUT = REPO / "validation" / "live"
+SVC_FROM = "validation/live/service-c64/rep1 (closed loop, 64 in flight)"
 INPUT, OUTPUT = 512, 128  # fixed lengths of the random-dataset runs
 
-BASE = ServerConfig(port=18000, max_num_seqs=64, max_num_batched_tokens=2048,
-                    prefix_caching=False, kv_space_gib=2)
+BASE = ServerConfig(
+    port=18000, max_num_seqs=64, max_num_batched_tokens=2048, prefix_caching=False, kv_space_gib=2
+)
 
 
 @dataclass
@@ -67,27 +81,57 @@ SERVERS: dict[str, ServerConfig] = {
 }
 
 RUNS: list[Run] = [
-    Run("service-c64", "base", "closed loop, 64 concurrent (service rate)", num_prompts=128,
-        max_concurrency=64),
+    Run(
+        "service-c64",
+        "base",
+        "closed loop, 64 concurrent (service rate)",
+        num_prompts=128,
+        max_concurrency=64,
+    ),
     Run("light", "base", "Poisson at 0.25x service rate", num_prompts=60, rate_x=0.25),
     Run("near", "base", "Poisson at 0.85x service rate", num_prompts=150, rate_x=0.85),
     Run("overload", "base", "Poisson at 1.5x service rate", num_prompts=150, rate_x=1.5),
     Run("closed-c8", "base", "closed loop, 8 concurrent", num_prompts=64, max_concurrency=8),
-    *[Run(f"conc-c{c}", "base", f"closed loop, {c} concurrent, 128 in / 128 out (TPOT vs batch)",
-          num_prompts=max(6, 4 * c), max_concurrency=c, input_len=128, output_len=128, reps=2)
-      for c in (1, 2, 4, 8, 16)],
-    Run("chunked-mnbt256", "mnbt256", "max_num_batched_tokens=256, Poisson at 0.5x service rate",
-        num_prompts=100, rate_x=0.5),
-    Run("preempt-kv33", "smallkv", "KV cache 33 blocks (32 usable = 4,096 tokens), Poisson at 0.6x service rate",
-        num_prompts=80, rate_x=0.6),
-    Run("preempt-kv33-hi", "smallkv", "KV cache 33 blocks (32 usable), Poisson at 0.9x service rate",
-        num_prompts=80, rate_x=0.9),
-    Run("prefix-trace", "prefix", "timed trace of multi-turn sessions (shared 512-token system "
-        "prompt), prefix caching on", dataset="timed_trace"),
-    # As prefix-trace, without the client's initial test request (a copy of request 0 sent
-    # before the timed window, which pre-caches its prompt blocks): a cold cache at t=0.
-    Run("prefix-trace-cold", "prefix", "prefix-trace without the client's initial test request "
-        "(cold prefix cache)", dataset="timed_trace", bench_extra=["--ready-check-timeout-sec", "0"]),
+    *[
+        Run(
+            f"conc-c{c}",
+            "base",
+            f"closed loop, {c} concurrent, 128 in / 128 out (TPOT vs batch)",
+            num_prompts=max(6, 4 * c),
+            max_concurrency=c,
+            input_len=128,
+            output_len=128,
+            reps=2,
+        )
+        for c in (1, 2, 4, 8, 16)
+    ],
+    Run(
+        "chunked-mnbt256",
+        "mnbt256",
+        "max_num_batched_tokens=256, Poisson at 0.5x service rate",
+        num_prompts=100,
+        rate_x=0.5,
+    ),
+    Run(
+        "preempt-kv33",
+        "smallkv",
+        "KV cache 33 blocks (32 usable = 4,096 tokens), Poisson at 0.6x service rate",
+        num_prompts=80,
+        rate_x=0.6,
+    ),
+    Run(
+        "preempt-kv33-hi",
+        "smallkv",
+        "KV cache 33 blocks (32 usable), Poisson at 0.9x service rate",
+        num_prompts=80,
+        rate_x=0.9,
+    ),
+    Run(
+        "prefix-trace",
+        "prefix",
+        "timed trace of multi-turn sessions (shared 512-token system prompt), prefix caching on",
+        dataset="timed_trace",
+    ),
 ]
 
 # -- timed trace with real prefix sharing -----------------------------------------------------
@@ -135,21 +179,37 @@ def make_trace(out_dir: Path) -> tuple[Path, list[str]]:
             while len(ids) < need:
                 ids.append(fresh)
                 fresh += 1
-            f.write(json.dumps({"timestamp": round((r["arrival_s"] - t0) * 1000.0, 3),
-                                "input_length": int(r["num_prompt_tokens"]),
-                                "output_length": int(r["num_output_tokens"]),
-                                "hash_ids": ids}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "timestamp": round((r["arrival_s"] - t0) * 1000.0, 3),
+                        "input_length": int(r["num_prompt_tokens"]),
+                        "output_length": int(r["num_output_tokens"]),
+                        "hash_ids": ids,
+                    }
+                )
+                + "\n"
+            )
     pqf.unlink()
-    cmds = [" ".join(synth[:4] + ["validation/live/prefix-trace/sessions-spec.yaml"] + synth[5:7]
-                     + ["sessions.parquet"]),
-            "# then: sort by arrival, timestamp = (arrival_s - first) * 1000 ms, input_length, "
-            "output_length, hash_ids = prefix_hash_ids (128-token blocks) padded with fresh ids to "
-            "ceil(input_length / 128) -> trace.jsonl "
-            "(calibration/live/matrix.py:make_trace)"]
+    cmds = [
+        " ".join(
+            [
+                *synth[:4],
+                "validation/live/prefix-trace/sessions-spec.yaml",
+                *synth[5:7],
+                "sessions.parquet",
+            ]
+        ),
+        "# then: sort by arrival, timestamp = (arrival_s - first) * 1000 ms, input_length, "
+        "output_length, hash_ids = prefix_hash_ids (128-token blocks) padded with fresh ids to "
+        "ceil(input_length / 128) -> trace.jsonl "
+        "(calibration/live/matrix.py:make_trace)",
+    ]
     return jl, cmds
 
 
 # -- running --------------------------------------------------------------------------------
+
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -163,8 +223,9 @@ def server_log_header(text: str) -> str:
     return "".join(lines[:200])
 
 
-def run_one(run: Run, rep: int, srv: Server, venv: Path, rate: float | None, header: str,
-            max_foreign: float) -> dict:
+def run_one(
+    run: Run, rep: int, srv: Server, venv: Path, rate: float | None, header: str, max_foreign: float
+) -> dict:
     d = OUT / run.name / f"rep{rep}"
     if d.exists():
         shutil.rmtree(d)
@@ -174,19 +235,36 @@ def run_one(run: Run, rep: int, srv: Server, venv: Path, rate: float | None, hea
     env_extra: dict[str, str] = {}
     if run.dataset == "timed_trace":
         trace = OUT / "prefix-trace" / "trace.jsonl"
-        argv = bench_argv(venv, srv.cfg.port, d, dataset="timed_trace", trace=trace,
-                          num_prompts=sum(1 for _ in open(trace)), seed=rep, extra=run.bench_extra)
+        argv = bench_argv(
+            venv,
+            srv.cfg.port,
+            d,
+            dataset="timed_trace",
+            trace=trace,
+            num_prompts=len(trace.read_text().splitlines()),
+            seed=rep,
+            extra=run.bench_extra,
+        )
         # The timed-trace loader seeds each block's tokens from Python's str hash: pin it,
         # distinct per repeat, so repeats do not hit each other's cached blocks.
         env_extra["PYTHONHASHSEED"] = str(1000 + rep)
         try:
             post(srv.base_url + "/reset_prefix_cache")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log(f"  reset_prefix_cache failed: {e}")
     else:
-        argv = bench_argv(venv, srv.cfg.port, d, input_len=run.input_len, output_len=run.output_len,
-                          num_prompts=run.num_prompts, rate=("inf" if rate is None else round(rate, 3)),
-                          max_concurrency=run.max_concurrency, seed=1, extra=run.bench_extra)
+        argv = bench_argv(
+            venv,
+            srv.cfg.port,
+            d,
+            input_len=run.input_len,
+            output_len=run.output_len,
+            num_prompts=run.num_prompts,
+            rate=("inf" if rate is None else round(rate, 3)),
+            max_concurrency=run.max_concurrency,
+            seed=1,
+            extra=run.bench_extra,
+        )
     logpos = srv.log_path.stat().st_size
     m0 = metrics(srv.cfg.port)
     t0 = time.time()
@@ -201,40 +279,66 @@ def run_one(run: Run, rep: int, srv: Server, venv: Path, rate: float | None, hea
         (d / "server.log").write_text(header + "# ---- log during this run ----\n" + f.read())
     (d / "command.txt").write_text(
         "# from the repo root; VENV=.venv-vllm (calibration/live/setup.sh)\n"
-        "# server:\n" + srv.cfg.command_line(venv) + "\n"
-        + ("# before each repeat: curl -X POST http://127.0.0.1:18000/reset_prefix_cache\n"
-           if run.dataset == "timed_trace" else "")
-        + "# client:\n" + shell_line(argv, venv, env_extra) + "\n")
-    load = {**quiet, **sampler.summary(), "loadavg_after": loadavg(), "wall_s": round(wall, 1),
-            "nproc": os.cpu_count()}
+        "# server:\n"
+        + srv.cfg.command_line(venv)
+        + "\n"
+        + (
+            "# before each repeat: curl -X POST http://127.0.0.1:18000/reset_prefix_cache\n"
+            if run.dataset == "timed_trace"
+            else ""
+        )
+        + "# client:\n"
+        + shell_line(argv, venv, env_extra)
+        + "\n"
+    )
+    load = {
+        **quiet,
+        **sampler.summary(),
+        "loadavg_after": loadavg(),
+        "wall_s": round(wall, 1),
+        "nproc": os.cpu_count(),
+    }
     (d / "load.txt").write_text("".join(f"{k}: {v}\n" for k, v in load.items()))
-    delta = {k: round(m1.get(k, 0) - m0.get(k, 0), 3) for k in m1
-             if not k.endswith(("running", "waiting", "perc"))}
-    (d / "metrics.json").write_text(json.dumps({"server_counters_delta": delta, "server": srv.info},
-                                               indent=1))
+    delta = {
+        k: round(m1.get(k, 0) - m0.get(k, 0), 3)
+        for k in m1
+        if not k.endswith(("running", "waiting", "perc"))
+    }
+    (d / "metrics.json").write_text(
+        json.dumps({"server_counters_delta": delta, "server": srv.info}, indent=1)
+    )
     if rc != 0 or not (d / "result.json").exists():
-        log(f"  bench failed rc={rc}; see {d/'bench.log'}")
+        log(f"  bench failed rc={rc}; see {d / 'bench.log'}")
         return {}
     res = trim_result(d / "result.json")
-    log(f"  {run.name} rep{rep}: {res['completed']}/{res['num_prompts']} ok, "
+    log(
+        f"  {run.name} rep{rep}: {res['completed']}/{res['num_prompts']} ok, "
         f"{res['request_throughput']:.2f} req/s, TTFT p99 {res['p99_ttft_ms']:.0f} ms, "
         f"TPOT p50 {res['p50_tpot_ms']:.1f} ms, preempt {delta.get('vllm:num_preemptions', '?')}, "
-        f"foreign {load.get('foreign_busy_cores_mean')} cores")
+        f"foreign {load.get('foreign_busy_cores_mean')} cores"
+    )
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--only", help="comma-separated run names")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    ap.add_argument("--service-rate", type=float, help="req/s at 512/128; default: measure "
-                    "(service-c64 rep1) or read validation/live/service_rate.json")
+    ap.add_argument(
+        "--service-rate",
+        type=float,
+        help="req/s at 512/128; default: measure "
+        "(service-c64 rep1) or read validation/live/service_rate.json",
+    )
     ap.add_argument("--max-foreign-cores", type=float, default=0.7)
     ap.add_argument("--summarize", action="store_true")
     a = ap.parse_args(argv)
     if a.summarize:
         import summarize
+
         summarize.main()
         return 0
     only = set(a.only.split(",")) if a.only else None
@@ -253,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         srv = Server(cfg, OUT / f"_server-{key}.log", a.venv)
         log(f"starting server {key}: {cfg.command_line(a.venv)}")
         info = srv.start()
-        log(f"  pid {srv.pid}, up in {info['startup_s']} s, KV {info.get('kv_cache_tokens')} tokens")
+        log(
+            f"  pid {srv.pid}, up in {info['startup_s']} s, KV {info.get('kv_cache_tokens')} tokens"
+        )
         header = server_log_header(srv.log_path.read_text())
         try:
             for run in group:
@@ -261,23 +367,31 @@ def main(argv: list[str] | None = None) -> int:
                     rate = None
                     if run.rate_x is not None:
                         if mu is None:
-                            raise SystemExit("no service rate: run service-c64 first or pass --service-rate")
+                            raise SystemExit(
+                                "no service rate: run service-c64 first or pass --service-rate"
+                            )
                         rate = run.rate_x * mu
                     res = run_one(run, rep, srv, a.venv, rate, header, a.max_foreign_cores)
                     if run.name == "service-c64" and rep == 1 and res and a.service_rate is None:
                         mu = res["request_throughput"]
-                        svc_file.write_text(json.dumps({
-                            "service_rate_req_s": round(mu, 3), "input_len": INPUT, "output_len": OUTPUT,
-                            "from": "validation/live/service-c64/rep1 (closed loop, 64 concurrent)"},
-                            indent=1) + "\n")
+                        svc_file.write_text(
+                            json.dumps(
+                                {
+                                    "service_rate_req_s": round(mu, 3),
+                                    "input_len": INPUT,
+                                    "output_len": OUTPUT,
+                                    "from": SVC_FROM,
+                                },
+                                indent=1,
+                            )
+                            + "\n"
+                        )
                         log(f"  service rate {mu:.2f} req/s")
         finally:
             srv.stop()
             log(f"stopped server {key} (pid {srv.pid})")
-            try:
+            with contextlib.suppress(OSError):
                 (OUT / f"_server-{key}.log").unlink()
-            except OSError:
-                pass
     return 0
 
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
 """Start / stop a live vLLM (CPU) server of tiny-llama for infsim's live harness.
 
     python calibration/live/serve.py start --port 18000 --log out/server.log \
@@ -16,9 +17,11 @@ SIGKILL after a grace period.
 
 The `Server` class does the same from Python (used by matrix.py). Nothing here imports vllm.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -60,10 +63,20 @@ class ServerConfig:
 
     def argv(self, venv: Path) -> list[str]:
         a = [
-            str(venv / "bin" / "vllm"), "serve", MODEL_ARG,
-            "--load-format", "dummy", "--dtype", "bfloat16",
-            "--max-model-len", str(self.max_model_len), "--enforce-eager",
-            "--host", "127.0.0.1", "--port", str(self.port),
+            str(venv / "bin" / "vllm"),
+            "serve",
+            MODEL_ARG,
+            "--load-format",
+            "dummy",
+            "--dtype",
+            "bfloat16",
+            "--max-model-len",
+            str(self.max_model_len),
+            "--enforce-eager",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
         ]
         if self.max_num_seqs is not None:
             a += ["--max-num-seqs", str(self.max_num_seqs)]
@@ -76,8 +89,11 @@ class ServerConfig:
         if self.num_gpu_blocks_override is not None:
             a += ["--num-gpu-blocks-override", str(self.num_gpu_blocks_override)]
         if self.profile_dir:
-            cfg = {"profiler": "torch", "torch_profiler_dir": str(self.profile_dir),
-                   "torch_profiler_record_shapes": True}
+            cfg = {
+                "profiler": "torch",
+                "torch_profiler_dir": str(self.profile_dir),
+                "torch_profiler_record_shapes": True,
+            }
             a += ["--profiler-config", json.dumps(cfg, separators=(",", ":"))]
         return a + list(self.extra_args)
 
@@ -91,7 +107,11 @@ class ServerConfig:
         return e
 
     def command_line(self, venv: Path) -> str:
-        env = f"VLLM_CPU_KVCACHE_SPACE={int(self.kv_space_gib)} " if self.kv_space_gib is not None else ""
+        env = (
+            f"VLLM_CPU_KVCACHE_SPACE={int(self.kv_space_gib)} "
+            if self.kv_space_gib is not None
+            else ""
+        )
         env += "VLLM_SERVER_DEV_MODE=1 " if self.dev_mode else ""
         argv = self.argv(venv)
         argv[0] = "$VENV/bin/vllm"
@@ -135,19 +155,25 @@ def metrics(port: int) -> dict[str, float]:
     out: dict[str, float] = {}
     if code != 200:
         return out
-    want = ("vllm:num_preemptions", "vllm:prefix_cache_queries", "vllm:prefix_cache_hits",
-            "vllm:prompt_tokens", "vllm:generation_tokens", "vllm:request_success",
-            "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc")
+    want = (
+        "vllm:num_preemptions",
+        "vllm:prefix_cache_queries",
+        "vllm:prefix_cache_hits",
+        "vllm:prompt_tokens",
+        "vllm:generation_tokens",
+        "vllm:request_success",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+    )
     for line in text.splitlines():
         if line.startswith("#"):
             continue
         name = line.split("{", 1)[0].split(" ", 1)[0]
         for w in want:
             if name == w or name == w + "_total":
-                try:
+                with contextlib.suppress(ValueError):
                     out[w] = out.get(w, 0.0) + float(line.rsplit(" ", 1)[1])
-                except ValueError:
-                    pass
     return out
 
 
@@ -169,23 +195,36 @@ class Server:
         if code:
             raise RuntimeError(f"port {self.cfg.port} already serves something; not starting")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        logf = open(self.log_path, "w")
+        logf = open(self.log_path, "w")  # noqa: SIM115 (the server writes to it after we return)
         self.proc = subprocess.Popen(
-            self.cfg.argv(self.venv), cwd=REPO, env=self.cfg.env(), stdout=logf,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.cfg.argv(self.venv),
+            cwd=REPO,
+            env=self.cfg.env(),
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         t0 = time.time()
         while time.time() - t0 < timeout_s:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"vllm serve exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"vllm serve exited with {self.proc.returncode}; see {self.log_path}"
+                )
             if _get(self.base_url + "/health")[0] == 200:
                 break
             time.sleep(1.0)
         else:
             self.stop()
             raise TimeoutError(f"server not healthy after {timeout_s}s; see {self.log_path}")
-        self.info = {"pid": self.pid, "port": self.cfg.port, "startup_s": round(time.time() - t0, 1),
-                     "command": self.cfg.command_line(self.venv), **parse_log(self.log_path.read_text())}
+        self.info = {
+            "pid": self.pid,
+            "port": self.cfg.port,
+            "startup_s": round(time.time() - t0, 1),
+            "command": self.cfg.command_line(self.venv),
+            **parse_log(self.log_path.read_text()),
+        }
         return self.info
 
     def stop(self, grace_s: float = 20.0) -> None:
@@ -194,7 +233,7 @@ class Server:
         stop_pid(self.pid, grace_s, self.proc)
         self.proc = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.start()
         return self
 
@@ -221,18 +260,14 @@ def stop_pid(pid: int, grace_s: float = 20.0, proc: subprocess.Popen | None = No
                 break
         time.sleep(0.5)
     else:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc is not None:
             proc.wait(10)
     # engine-core children (same process group) should be gone with their parent; make sure.
     time.sleep(1.0)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _pidfile(port: int) -> Path:
@@ -240,7 +275,9 @@ def _pidfile(port: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start")
     s.add_argument("--port", type=int, default=18000)
@@ -260,11 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     if a.cmd == "start":
-        cfg = ServerConfig(port=a.port, max_num_seqs=a.max_num_seqs,
-                           max_num_batched_tokens=a.max_num_batched_tokens,
-                           prefix_caching=a.prefix_caching, kv_space_gib=a.kv_space_gib,
-                           num_gpu_blocks_override=a.num_gpu_blocks_override,
-                           profile_dir=a.profile_dir)
+        cfg = ServerConfig(
+            port=a.port,
+            max_num_seqs=a.max_num_seqs,
+            max_num_batched_tokens=a.max_num_batched_tokens,
+            prefix_caching=a.prefix_caching,
+            kv_space_gib=a.kv_space_gib,
+            num_gpu_blocks_override=a.num_gpu_blocks_override,
+            profile_dir=a.profile_dir,
+        )
         log = a.log or Path(f"/tmp/infsim-live-{a.port}.log")
         srv = Server(cfg, log, a.venv)
         info = srv.start(a.timeout)

