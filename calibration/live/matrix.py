@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "(service-c64 rep1) or read validation/live/service_rate.json",
     )
     ap.add_argument("--max-foreign-cores", type=float, default=0.7)
+    ap.add_argument("--first-rep", type=int, default=1, help="number repeats from here (add reps)")
     ap.add_argument("--summarize", action="store_true")
     a = ap.parse_args(argv)
     if a.summarize:
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         header = server_log_header(srv.log_path.read_text())
         try:
             for run in group:
-                for rep in range(1, (run.reps or a.reps) + 1):
+                for rep in range(a.first_rep, a.first_rep + (run.reps or a.reps)):
                     rate = None
                     if run.rate_x is not None:
                         if mu is None:
