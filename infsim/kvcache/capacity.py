@@ -6,6 +6,9 @@ the KV cache what is left of `gpu_memory_utilization` of the device:
     kv_bytes = memory × gpu_memory_utilization − weights/TP − activation peak − runtime overhead
     blocks   = floor(kv_bytes / (block_size × KV bytes per token per GPU))
 
+and, as in vLLM V1, one of those blocks is the pool's reserved null block, so requests can
+use blocks − 1 (measured on the live engine: an override of 33 blocks holds 32 × 128 tokens).
+
 KV bytes per token per GPU = layers × 2 × kv_heads_per_gpu × head_dim × dtype bytes, where
 TP shards KV heads (replicating them when TP > kv_heads). The activation peak is estimated
 from the profile-run shape (one layer's widest activations for max_num_batched_tokens
@@ -36,6 +39,12 @@ class KVCapacity:
     activation_bytes_per_gpu: float
     overhead_bytes_per_gpu: float
     source: str  # "memory", "num_gpu_blocks_override" or "kv_cache_memory_bytes"
+
+    @property
+    def num_usable_blocks(self) -> int:
+        """Blocks requests can use: vLLM V1's block pool reserves one as the null block
+        (`BlockPool.null_block`), so `--num-gpu-blocks-override N` serves N − 1."""
+        return max(0, self.num_blocks - 1)
 
     @property
     def num_tokens(self) -> int:

@@ -156,7 +156,7 @@ def _check_tensor_parallel(model: ModelSpec, tp: int, source: str) -> None:
 
 
 def _check_fits(kv: KVCapacity, gpu: GPUSpec, utilization: float, source: str) -> None:
-    if kv.num_blocks >= 1:
+    if kv.num_usable_blocks >= 1:
         return
     budget = gpu.memory_bytes * utilization
     raise InputError(

@@ -60,7 +60,7 @@ def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatching
         max_model_len=e.max_model_len,
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
-    return ContinuousBatchingScheduler(config, kv_cls(rs.kv.num_blocks, e.block_size))
+    return ContinuousBatchingScheduler(config, kv_cls(rs.kv.num_usable_blocks, e.block_size))
 
 
 def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = None) -> SimOutput:

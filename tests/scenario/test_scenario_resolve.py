@@ -116,3 +116,11 @@ def test_price_override_and_catalog_price(resolve_with):
     assert resolve_with(cost={"usd_per_gpu_hour": 1.5}).usd_per_gpu_hour == 1.5
     gpu = load_gpu("h100-sxm")
     assert resolve_with().usd_per_gpu_hour == gpu.price.on_demand_usd_per_hour
+
+
+def test_one_block_is_vllms_null_block(resolve_with):
+    # vLLM V1 reserves a null block: --num-gpu-blocks-override 33 serves 32 blocks
+    # (seen on the live CPU engine, where 32 refused to start with max_model_len 4096).
+    rs = resolve_with(engine={"num_gpu_blocks_override": 33})
+    assert rs.kv.num_blocks == 33
+    assert rs.kv.num_usable_blocks == 32
