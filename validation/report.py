@@ -24,6 +24,7 @@ import pandas as pd
 from infsim import api
 from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.validation import validate
+from infsim.workload.loaders import load_trace
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
@@ -61,8 +62,14 @@ def live_rows(live: Path) -> pd.DataFrame:
     for (run, server, kv), reps in runs.groupby(["run", "server", "kv_cache_tokens"], sort=False):
         overrides = server_overrides(server, kv)
         scenario = load_scenario(SCENARIO, overrides)
-        results = [validate(live / run / rep / "result.json", scenario, SCENARIO.parent)
-                   for rep in reps["rep"]]  # fmt: skip
+        # Timed-trace runs: the replayed trace (hash ids over the engine's blocks) gives
+        # the prefix identity that bench results do not record.
+        trace_file = live / run / "trace.jsonl"
+        prefix = None
+        if trace_file.is_file():
+            prefix = load_trace(trace_file, hash_block_size_tokens=scenario.engine.block_size)
+        results = [validate(live / run / rep / "result.json", scenario, SCENARIO.parent,
+                            prefix_trace=prefix) for rep in reps["rep"]]  # fmt: skip
         row = {"run": run, "what": reps["what"].iloc[0], "reps": len(results),
                "overloaded": run in OVERLOADED}  # fmt: skip
         for key in (*KEYS, "output_tokens_per_s"):

@@ -83,17 +83,31 @@ def print_result(result: ValidationResult) -> None:
     help="0-based run of a file holding several (SGLang JSONL, GuideLLM sweeps).",
 )
 @click.option(
+    "--prefix-trace",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The trace file a timed-trace benchmark replayed: its prefix hash ids are used.",
+)
+@click.option(
+    "--prefix-block-tokens",
+    type=int,
+    default=None,
+    help="Tokens per hash id of --prefix-trace (default: its format's, Mooncake 512).",
+)
+@click.option(
     "--allow-model-mismatch",
     is_flag=True,
     help="Compare even when the benchmark names another model than the scenario.",
 )
-def validate_cli(
+def validate_cli(  # noqa: PLR0913  (one parameter per command-line option)
     bench: Path,
     scenario_path: Path,
     overrides: tuple[str, ...],
     as_json: bool,
     fmt: str,
     run_index: int | None,
+    prefix_trace: Path | None,
+    prefix_block_tokens: int | None,
     allow_model_mismatch: bool,
 ) -> None:
     """Replay the live benchmark BENCH through the scenario's deployment and compare
@@ -108,6 +122,11 @@ def validate_cli(
     from infsim.validation.validate import validate
 
     scenario = load_scenario(scenario_path, overrides)
+    prefix = None
+    if prefix_trace is not None:
+        from infsim.workload.loaders import load_trace
+
+        prefix = load_trace(prefix_trace, hash_block_size_tokens=prefix_block_tokens)
     result = validate(
         bench,
         scenario,
@@ -115,6 +134,7 @@ def validate_cli(
         fmt,
         run_index=run_index,
         allow_model_mismatch=allow_model_mismatch,
+        prefix_trace=prefix,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))

@@ -150,3 +150,35 @@ def replay_trace(rows: MeasuredRequests, source: str) -> Trace:
         source=f"replay of {source}",
         rows=RowLocator(unit="request", offset=0),
     )
+
+
+def attach_prefix_ids(trace: Trace, prefix_trace: Trace, bench: str) -> Trace:
+    """Give the replay the prefix hash ids of the trace file the benchmark replayed.
+
+    Benchmark results do not record prefix identity; a timed-trace run sends the trace's
+    requests in order, so its successful requests (in start order) and the trace rows
+    (in arrival order) must agree one to one on prompt length, or this is an error.
+    """
+    ids = prefix_trace.prefix_hash_ids_list()
+    if prefix_trace.num_requests != trace.num_requests:
+        raise InputError(
+            f"{prefix_trace.source}: {prefix_trace.num_requests} requests, but {bench} has "
+            f"{trace.num_requests} successful ones; the prefix trace must be the one the "
+            "benchmark replayed, with every request completed"
+        )
+    prompts, expected = trace.num_prompt_tokens, prefix_trace.num_prompt_tokens
+    mismatch = np.flatnonzero(prompts != expected)
+    if mismatch.size:
+        i = int(mismatch[0])
+        raise InputError(
+            f"{prefix_trace.source}: request {i} has {int(expected[i])} prompt tokens but the "
+            f"benchmark's request {i} had {int(prompts[i])}: not the trace it replayed"
+        )
+    columns = {name: trace.table.column(name) for name in trace.table.column_names}
+    columns["prefix_hash_ids"] = ids
+    return Trace.from_columns(
+        columns,
+        hash_block_size_tokens=prefix_trace.hash_block_size_tokens,
+        source=trace.source,
+        notes=(*trace.notes, f"prefix hash ids from {prefix_trace.source}"),
+    )

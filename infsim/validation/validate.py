@@ -32,6 +32,7 @@ from infsim.validation.compare import ValidationResult, compare, measured_stats,
 from infsim.validation.formats import load_measured
 from infsim.validation.measured import MeasuredRun
 from infsim.validation.replay import (
+    attach_prefix_ids,
     check_model,
     check_workload_options,
     replay_trace,
@@ -72,12 +73,15 @@ def validate(
     *,
     run_index: int | None = None,
     allow_model_mismatch: bool = False,
+    prefix_trace: Trace | None = None,
 ) -> ValidationResult:
     """Replay `bench_path` through `scenario` (a `Scenario` or a YAML path) and compare.
 
     `base_dir` resolves the scenario's relative paths (default: the YAML's folder, or
     "."); `fmt` is a benchmark format name or "auto"; `run_index` picks one run of a
-    multi-run file. Raises `InputError` for contradictions (see `infsim.validation.replay`).
+    multi-run file; `prefix_trace` (the trace file a timed-trace benchmark replayed)
+    supplies prefix hash ids, which benchmark results do not record. Raises `InputError`
+    for contradictions (see `infsim.validation.replay`).
     """
     if not isinstance(scenario, Scenario):
         path = Path(scenario)
@@ -95,6 +99,9 @@ def validate(
         rows, row_notes = successful_rows(measured, scenario.workload.max_requests)
         notes.extend(row_notes)
         trace = replay_trace(rows, str(bench_path))
+        if prefix_trace is not None:
+            trace = attach_prefix_ids(trace, prefix_trace, str(bench_path))
+            notes.append(f"prefix hash ids from {prefix_trace.source}")
     else:
         rows = measured.requests
         if rows is not None and not (~rows.failed).any():
