@@ -185,10 +185,3 @@ def read(directory: Path) -> tuple[pa.Table, CalibrationMeta]:
     validate(table, str(ops_path))
     return table, meta
 
-
-def ms_to_s(values: Any) -> Any:
-    return np.asarray(values, dtype=float) * 1e-3
-
-
-def us_to_s(values: Any) -> Any:
-    return np.asarray(values, dtype=float) * 1e-6
