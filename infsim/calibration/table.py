@@ -184,4 +184,3 @@ def read(directory: Path) -> tuple[pa.Table, CalibrationMeta]:
         )
     validate(table, str(ops_path))
     return table, meta
-
