@@ -105,6 +105,19 @@ RUNS: list[Run] = [
         )
         for c in (1, 2, 4, 8, 16)
     ],
+    *[
+        Run(
+            f"kv-c1-in{n}",
+            "base",
+            f"closed loop, 1 concurrent, {n} in / 128 out (decode step vs KV length)",
+            num_prompts=4,
+            max_concurrency=1,
+            input_len=n,
+            output_len=128,
+            reps=2,
+        )
+        for n in (512, 1024, 2048)
+    ],
     Run(
         "chunked-mnbt256",
         "mnbt256",
