@@ -188,6 +188,7 @@ def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
     import pandas as pd
 
     from infsim import api
+    from infsim.calibration.importers._common import sha256
     from infsim.calibration.overhead import overhead_rows, read_measured, summary
     from infsim.calibration.table import Provenance, read, to_table, write
     from infsim.cost.factory import build_cost_model
@@ -203,7 +204,7 @@ def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
     bare = dataclasses.replace(resolved, calibration_rows=ops)
     rows = overhead_rows(read_measured(measured), build_cost_model(bare))
     merged = to_table(pd.concat([ops, rows], ignore_index=True), str(measured))
-    digest = hashlib.sha256(measured.read_bytes()).hexdigest()
+    digest = sha256(measured)
     meta = meta.model_copy(update={
         "provenance": (*[p for p in meta.provenance if p.path != str(measured)],
                        Provenance(path=str(measured), rows=len(rows), sha256=digest)),

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from infsim.calibration.table import Provenance
 from infsim.catalog import precision
 from infsim.errors import InputError
 
@@ -61,6 +62,16 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_provenance(
+    files: Sequence[Path], frames: Sequence[pd.DataFrame]
+) -> tuple[Provenance, ...]:
+    """One `Provenance` per source file: its path, the rows read from it, its SHA-256."""
+    return tuple(
+        Provenance(path=str(f), rows=len(fr), sha256=sha256(f))
+        for f, fr in zip(files, frames, strict=True)
+    )
 
 
 def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:

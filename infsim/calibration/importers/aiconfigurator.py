@@ -43,13 +43,12 @@ from infsim.calibration.importers._common import (
     SOURCE,
     device_name,
     dtype_column,
+    file_provenance,
     numbers,
     one_device,
     read_parquet,
-    sha256,
     version_key,
 )
-from infsim.calibration.table import Provenance
 from infsim.catalog import precision
 from infsim.errors import InputError
 
@@ -232,7 +231,6 @@ def import_aiconfigurator(paths: list[Path], options: ImportOptions) -> ImportRe
             "parallelism (moe_ep_size > 1) dropped; decode kv_len = isl + step",
         ),
     }
-    provenance = tuple(Provenance(path=str(f), rows=len(fr), sha256=sha256(f))
-                       for f, fr in zip(files, frames, strict=True))  # fmt: skip
+    provenance = file_provenance(files, frames)
     return ImportResult(frame=pd.concat(frames, ignore_index=True), meta=meta,
                         provenance=provenance)  # fmt: skip

@@ -54,13 +54,12 @@ from infsim.calibration.importers._common import (
     TIME_UNITS,
     device_name,
     dtype_name,
+    file_provenance,
     numbers,
     one_device,
     read_csv,
-    sha256,
     unit_column,
 )
-from infsim.calibration.table import Provenance
 from infsim.catalog.model import ModelSpec, load_model
 from infsim.errors import InputError
 
@@ -272,7 +271,6 @@ def import_llmservingsim(paths: list[Path], options: ImportOptions) -> ImportRes
         "licence": "MIT",
         "notes": (f"model {models[0]}; shapes per TP rank",),
     }
-    provenance = tuple(Provenance(path=str(f), rows=len(fr), sha256=sha256(f))
-                       for f, fr in zip(files, frames, strict=True))  # fmt: skip
+    provenance = file_provenance(files, frames)
     return ImportResult(frame=pd.concat(frames, ignore_index=True), meta=meta,
                         provenance=provenance)  # fmt: skip

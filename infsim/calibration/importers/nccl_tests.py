@@ -30,13 +30,12 @@ from infsim.calibration.importers._common import (
     TIME_UNITS,
     device_name,
     dtype_column,
+    file_provenance,
     numbers,
     one_device,
     read_csv,
-    sha256,
     unit_column,
 )
-from infsim.calibration.table import Provenance
 from infsim.errors import InputError
 
 VARIANT = "nccl-tests"
@@ -142,6 +141,5 @@ def import_nccl_tests(paths: list[Path], options: ImportOptions) -> ImportResult
         "licence": "MIT (APEX+ data)",
         "notes": ("APEX+ rows of size 0 KiB (messages under 1 KiB) dropped",),
     }
-    provenance = tuple(Provenance(path=str(f), rows=len(fr), sha256=sha256(f))
-                       for f, fr in zip(files, frames, strict=True))  # fmt: skip
+    provenance = file_provenance(files, frames)
     return ImportResult(frame=frame, meta=meta, provenance=provenance)

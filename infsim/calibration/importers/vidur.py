@@ -33,12 +33,11 @@ from infsim.calibration.importers import ImportOptions, ImportResult, importers
 from infsim.calibration.importers._common import (
     SOURCE,
     device_name,
+    file_provenance,
     numbers,
     one_device,
     read_csv,
-    sha256,
 )
-from infsim.calibration.table import Provenance
 from infsim.catalog.model import load_model
 from infsim.errors import InputError
 
@@ -167,7 +166,6 @@ def import_vidur(paths: list[Path], options: ImportOptions) -> ImportResult:
         "licence": "MIT",
         "notes": ("per-layer ops of one TP rank; dtype float16; collectives of rank 0",),
     }
-    provenance = tuple(Provenance(path=str(f), rows=len(fr), sha256=sha256(f))
-                       for f, fr in zip(files, frames, strict=True))  # fmt: skip
+    provenance = file_provenance(files, frames)
     return ImportResult(frame=pd.concat(frames, ignore_index=True), meta=meta,
                         provenance=provenance)  # fmt: skip
