@@ -142,6 +142,16 @@ def finite_or_none(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def ms_aggregates(run: dict[str, Any], metrics: dict[str, str]) -> dict[str, float]:
+    """vLLM/SGLang-style aggregates: `<stat>_<metric>_ms` keys (→ seconds) plus
+    `output_throughput` (tokens/s) when present."""
+    stats = stats_from_keys(run, metrics, "{stat}_{metric}_ms", 1e-3)
+    throughput = finite_or_none(run.get("output_throughput"))
+    if throughput is not None:
+        stats[THROUGHPUT_KEY] = throughput
+    return stats
+
+
 def stats_from_keys(
     data: dict[str, Any], metrics: dict[str, str], pattern: str, scale: float
 ) -> dict[str, float]:

@@ -20,11 +20,10 @@ import numpy as np
 from infsim.errors import InputError
 from infsim.validation.formats import BenchFormat, pick_run, read_json, read_json_lines, register
 from infsim.validation.measured import (
-    THROUGHPUT_KEY,
     MeasuredRequests,
     MeasuredRun,
     finite_or_none,
-    stats_from_keys,
+    ms_aggregates,
 )
 
 METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2el"}
@@ -71,10 +70,7 @@ def _requests(run: dict[str, Any], path: Path) -> MeasuredRequests | None:
 
 def read_vllm(path: Path, run_index: int | None) -> MeasuredRun:
     run = pick_run(_runs(path), run_index, path, _describe)
-    stats = stats_from_keys(run, METRICS, "{stat}_{metric}_ms", 1e-3)
-    throughput = finite_or_none(run.get("output_throughput"))
-    if throughput is not None:
-        stats[THROUGHPUT_KEY] = throughput
+    stats = ms_aggregates(run, METRICS)
     requests = _requests(run, path)
     notes: list[str] = []
     if "request_goodput:" in run:
