@@ -110,11 +110,12 @@ class CalibratedCostModel:
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         t = batch.num_batched_tokens
-        decode_kv = [c + 1 for q, c in zip(batch.num_new_tokens, batch.num_context_tokens,
-                                           strict=True) if q == 1]  # fmt: skip
+        decode_kv: list[int] = []
         prefill_attn = 0.0
         for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
-            if q > 1:
+            if q == 1:
+                decode_kv.append(c + 1)
+            else:
                 prefill_attn += float(self._prefill(np.sqrt(q * q + 2.0 * q * c)))
         decode_attn = 0.0
         if decode_kv:
@@ -130,7 +131,7 @@ class CalibratedCostModel:
     def _overhead(self, params: RooflineParams) -> tuple[float, float]:
         """(fixed, per sequence) step overhead: a least-squares line through the table's
         measured `step_overhead` rows when it has them, else the scenario's parameters."""
-        rows = self.lookup._select("step_overhead")
+        rows = self.lookup.select("step_overhead")
         if rows is None or rows["batch_size"].nunique() < 2:
             return params.step_overhead_s, params.per_seq_overhead_s
         b = rows["batch_size"].to_numpy(float)

@@ -40,10 +40,6 @@ class Curve:
     def __call__(self, x: float | np.ndarray) -> float | np.ndarray:
         return np.interp(x, self.x_grid, self.t_grid)
 
-    def extrapolated(self, x: float) -> bool:
-        lo, hi = self.measured
-        return not lo <= x <= hi
-
 
 def loglog_curve(xs: np.ndarray, ts: np.ndarray, grid: np.ndarray, roof: Roof) -> np.ndarray:
     """Sample measured (xs, ts) on `grid`: log-log inside, roofline-shaped outside."""

@@ -54,13 +54,10 @@ class CalibrationLookup:
         self.tensor_parallel = tensor_parallel
         self._by_op = {op: g for op, g in rows.groupby("op")}  # noqa: C416  (GroupBy is no mapping)
 
-    def has(self, op: str) -> bool:
-        return op in self._by_op
-
     # -- GEMM ---------------------------------------------------------------------------
     def gemm(self, n: float, k: float, dtype: str, grid: np.ndarray, roof: RoofFn) -> Curve:
         """t(m) of an [m×k]·[k×n] GEMM; bilinear in (log n, log k) between measured shapes."""
-        rows = self._select("gemm", dtype=dtype)
+        rows = self.select("gemm", dtype=dtype)
         if rows is None:
             return self._roofline(grid, lambda m: roof(m, n, k))
         n0, n1 = bracket(rows["n"].to_numpy(), n)
@@ -104,7 +101,7 @@ class CalibrationLookup:
         roof: RoofFn,
     ) -> Curve:  # fmt: skip
         """t(kv_len) of one layer's decode attention for `batch` sequences."""
-        rows = self._select("attention_decode", kv_dtype=kv_dtype, heads=heads)
+        rows = self.select("attention_decode", kv_dtype=kv_dtype, heads=heads)
         if rows is None:
             return self._roofline(grid, lambda kv: roof(batch, kv))
         b0, b1 = bracket(rows["batch_size"].to_numpy(), batch)
@@ -123,7 +120,7 @@ class CalibrationLookup:
         self, heads: tuple[int, int, int], kv_dtype: str, grid: np.ndarray, roof: RoofFn
     ) -> Curve:
         """t(prompt length) of one layer's causal prefill attention, one sequence."""
-        rows = self._select("attention_prefill", kv_dtype=kv_dtype, heads=heads)
+        rows = self.select("attention_prefill", kv_dtype=kv_dtype, heads=heads)
         if rows is not None:
             rows = rows[rows["query_len"] == rows["kv_len"]]  # no cached context
             rows = rows[rows["batch_size"] == rows["batch_size"].min()]
@@ -141,7 +138,7 @@ class CalibrationLookup:
         """t(tokens) of one MoE layer's experts; dims = (hidden, expert inter, experts,
         top-k, TP). Balanced routing is preferred where the table has several routings."""
         hidden, inter, experts, topk, tp = dims
-        rows = self._select("moe", dtype=dtype)
+        rows = self.select("moe", dtype=dtype)
         if rows is not None:
             rows = rows[
                 (rows["hidden_size"] == hidden) & (rows["inter_size"] == inter)
@@ -160,7 +157,7 @@ class CalibrationLookup:
 
     # -- collectives and small ops ------------------------------------------------------
     def collective(self, op: str, num_devices: int, grid: np.ndarray, roof: RoofFn) -> Curve:
-        rows = self._select(op)
+        rows = self.select(op)
         if rows is not None:
             rows = rows[rows["num_devices"] == num_devices]
         if rows is None or rows.empty:
@@ -172,7 +169,7 @@ class CalibrationLookup:
 
     def sized(self, op: str, column: str, grid: np.ndarray, roof: RoofFn) -> Curve | None:
         """Per-token or per-sequence op summed over its variants; None when unmeasured."""
-        rows = self._select(op)
+        rows = self.select(op)
         if rows is None:
             return None
         per_variant = rows.groupby(["variant", column], dropna=False)["time_s"].median()
@@ -182,7 +179,7 @@ class CalibrationLookup:
         return Curve(grid, t, (float(xs.min()), float(xs.max())), "measured")
 
     # -- helpers ------------------------------------------------------------------------
-    def _select(
+    def select(
         self,
         op: str,
         dtype: str | None = None,
