@@ -111,10 +111,6 @@ class CalibrationMeta(BaseModel):
     notes: tuple[str, ...] = Field((), description="Anything a user should know.")
 
 
-def empty_frame() -> pd.DataFrame:
-    return OPS_SCHEMA.empty_table().to_pandas()
-
-
 def to_table(frame: pd.DataFrame, source: str) -> pa.Table:
     """Normalise an importer's frame to `OPS_SCHEMA` and validate it (InputError)."""
     missing = [c for c in ("op", "time_s") if c not in frame.columns]
