@@ -236,8 +236,37 @@ def server_log_header(text: str) -> str:
     return "".join(lines[:200])
 
 
-def run_one(
-    run: Run, rep: int, srv: Server, venv: Path, rate: float | None, header: str, max_foreign: float
+WARMUP = {"input_len": 1024, "output_len": 32, "num_prompts": 24, "max_concurrency": 8}
+WARMUP_EXTRA = ["--random-range-ratio", "0.95"]  # prompts of 51..1996 tokens: many shapes
+
+
+def warmup(srv: Server, venv: Path) -> str:
+    """Unrecorded requests right after server start: the first requests of a fresh vLLM CPU
+    server are slow (oneDNN primitives created per GEMM shape, first-touch allocations; a
+    first measured run was seen with TTFT p99 1.1 s instead of ~0.1 s). Returns the command."""
+    tmp = Path("/tmp") / f"infsim-warmup-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    argv = bench_argv(venv, srv.cfg.port, tmp, seed=99, extra=WARMUP_EXTRA, **WARMUP)
+    run_bench(argv, tmp / "bench.log")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return shell_line(argv, venv).replace(str(tmp), "/tmp/warmup")
+
+
+def next_rep(run: Run) -> int:
+    reps = [int(p.name[3:]) for p in (OUT / run.name).glob("rep*") if p.name[3:].isdigit()]
+    return max(reps, default=0) + 1
+
+
+def run_one(  # noqa: PLR0913
+    run: Run,
+    rep: int,
+    srv: Server,
+    venv: Path,
+    rate: float | None,
+    header: str,
+    max_foreign: float,
+    session: str = "",
+    warmup_cmd: str = "",
 ) -> dict:
     d = OUT / run.name / f"rep{rep}"
     if d.exists():
@@ -300,10 +329,13 @@ def run_one(
             if run.dataset == "timed_trace"
             else ""
         )
+        + (f"# server warm-up (unrecorded, after start):\n# {warmup_cmd}\n" if warmup_cmd else "")
         + "# client:\n"
         + shell_line(argv, venv, env_extra)
         + "\n"
     )
+    if session:
+        (d / "session.txt").write_text(session + "\n")
     load = {
         **quiet,
         **sampler.summary(),
@@ -347,7 +379,18 @@ def main(argv: list[str] | None = None) -> int:
         "(service-c64 rep1) or read validation/live/service_rate.json",
     )
     ap.add_argument("--max-foreign-cores", type=float, default=0.7)
-    ap.add_argument("--first-rep", type=int, default=1, help="number repeats from here (add reps)")
+    ap.add_argument(
+        "--first-rep",
+        type=int,
+        default=None,
+        help="number repeats from here (default: after each run's highest existing rep)",
+    )
+    ap.add_argument(
+        "--session",
+        default=time.strftime("%Y-%m-%d"),
+        help="measurement session label written to each rep's session.txt (default: today)",
+    )
+    ap.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up")
     ap.add_argument("--summarize", action="store_true")
     a = ap.parse_args(argv)
     if a.summarize:
@@ -376,31 +419,44 @@ def main(argv: list[str] | None = None) -> int:
         )
         header = server_log_header(srv.log_path.read_text())
         try:
-            for run in group:
-                for rep in range(a.first_rep, a.first_rep + (run.reps or a.reps)):
-                    rate = None
-                    if run.rate_x is not None:
-                        if mu is None:
-                            raise SystemExit(
-                                "no service rate: run service-c64 first or pass --service-rate"
-                            )
-                        rate = run.rate_x * mu
-                    res = run_one(run, rep, srv, a.venv, rate, header, a.max_foreign_cores)
-                    if run.name == "service-c64" and rep == 1 and res and a.service_rate is None:
-                        mu = res["request_throughput"]
-                        svc_file.write_text(
-                            json.dumps(
-                                {
-                                    "service_rate_req_s": round(mu, 3),
-                                    "input_len": INPUT,
-                                    "output_len": OUTPUT,
-                                    "from": SVC_FROM,
-                                },
-                                indent=1,
-                            )
-                            + "\n"
+            warm = "" if a.no_warmup else warmup(srv, a.venv)
+            if warm:
+                log("  warmed up")
+            # Repeats round-robin over the group's runs (rep k of every run, then rep k+1),
+            # so slow drift of the machine spreads over all runs instead of biasing one.
+            plan = [
+                (run, rep)
+                for k in range(max(run.reps or a.reps for run in group))
+                for run in group
+                if k < (run.reps or a.reps)
+                for rep in [(next_rep(run) if a.first_rep is None else a.first_rep) + k]
+            ]
+            for run, rep in plan:
+                rate = None
+                if run.rate_x is not None:
+                    if mu is None:
+                        raise SystemExit(
+                            "no service rate: run service-c64 first or pass --service-rate"
                         )
-                        log(f"  service rate {mu:.2f} req/s")
+                    rate = run.rate_x * mu
+                res = run_one(
+                    run, rep, srv, a.venv, rate, header, a.max_foreign_cores, a.session, warm
+                )
+                if run.name == "service-c64" and rep == 1 and res and a.service_rate is None:
+                    mu = res["request_throughput"]
+                    svc_file.write_text(
+                        json.dumps(
+                            {
+                                "service_rate_req_s": round(mu, 3),
+                                "input_len": INPUT,
+                                "output_len": OUTPUT,
+                                "from": SVC_FROM,
+                            },
+                            indent=1,
+                        )
+                        + "\n"
+                    )
+                    log(f"  service rate {mu:.2f} req/s")
         finally:
             srv.stop()
             log(f"stopped server {key} (pid {srv.pid})")

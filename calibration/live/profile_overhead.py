@@ -4,7 +4,7 @@
 
     python calibration/live/profile_overhead.py profile     # live: torch-profile a light load
     python calibration/live/profile_overhead.py extract TRACE.json.gz   # re-parse a trace
-    python calibration/live/profile_overhead.py tpot        # TPOT per concurrency from conc-c*/
+    python calibration/live/profile_overhead.py tpot [SESSION]  # TPOT per concurrency, KV length
 
 `profile` starts a server with vLLM's torch profiler (stack traces off, shapes on, detailed
 step annotations on), POSTs /start_profile, sends closed-loop request batches of known
@@ -15,7 +15,8 @@ validation/live/overhead/step_times.csv (one row per engine step; durations in s
 per-composition summary. The trace itself is large and not kept; a gzip of the step and
 top-level-op events (≤ 2 MB) is kept as profile_steps.json.gz.
 
-`tpot` collects the closed-loop runs conc-c{1,2,4,8,16} (128 in / 128 out) of matrix.py into
+`tpot` collects the closed-loop runs conc-c{1,2,4,8,16} (128 in / 128 out) and kv-c1-in{512,
+1024,2048} (one session's repeats if SESSION is given) of matrix.py into
 validation/live/overhead/tpot_by_concurrency.csv (per repeat: concurrency, TPOT p50/mean,
 ITL p50, i.e. the decode step time at that batch size; kv lengths 128..256 per sequence).
 """
@@ -52,8 +53,20 @@ ANN = re.compile(
 ANN_SIMPLE = re.compile(
     r"execute_context_(?P<nc>\d+)\((?P<ct>\d+)\)_generation_(?P<ng>\d+)\((?P<gt>\d+)\)"
 )
-PHASES = [(1, 2), (4, 4), (16, 16)]  # (concurrency, requests)
-IN_LEN, OUT_LEN = 128, 64
+# (concurrency, requests, prompt tokens) per phase; 64 output tokens each.
+PHASES = [(1, 2, 128), (4, 4, 128), (16, 16, 128)]
+# --kv-sweep: decode steps over a range of context lengths and batch sizes (attention cost).
+KV_PHASES = [
+    (1, 2, 128),
+    (1, 2, 512),
+    (1, 2, 1024),
+    (1, 2, 2048),
+    (8, 8, 128),
+    (8, 8, 512),
+    (8, 8, 1024),
+    (8, 8, 2048),
+]
+OUT_LEN = 64
 
 
 def extract(trace_path: Path, out_dir: Path, suffix: str = "") -> list[dict]:
@@ -175,8 +188,11 @@ def extract(trace_path: Path, out_dir: Path, suffix: str = "") -> list[dict]:
     return rows
 
 
-def profile(venv: Path = DEFAULT_VENV, port: int = 18001, record_shapes: bool = True) -> None:
-    suffix = "" if record_shapes else "_noshapes"
+def profile(
+    venv: Path = DEFAULT_VENV, port: int = 18001, record_shapes: bool = True, kv_sweep: bool = False
+) -> None:
+    suffix = ("" if record_shapes else "_noshapes") + ("_kvsweep" if kv_sweep else "")
+    phases = KV_PHASES if kv_sweep else PHASES
     prof_dir = Path("/tmp") / f"infsim-live-prof-{os.getpid()}"
     prof_dir.mkdir(parents=True, exist_ok=True)
     cfg = ServerConfig(
@@ -216,18 +232,18 @@ def profile(venv: Path = DEFAULT_VENV, port: int = 18001, record_shapes: bool = 
         post(srv.base_url + "/start_profile")
         sampler = LoadSampler({os.getpid(), srv.pid})
         with sampler:
-            for c, n in PHASES:
+            for c, n, in_len in phases:
                 argv = bench_argv(
                     venv,
                     port,
                     Path("/tmp") / f"infsim-prof-res-{os.getpid()}",
-                    input_len=IN_LEN,
+                    input_len=in_len,
                     output_len=OUT_LEN,
                     num_prompts=n,
                     max_concurrency=c,
-                    seed=c,
+                    seed=c + in_len,
                 )
-                run_bench(argv, OUT / f"_bench-c{c}.log")
+                run_bench(argv, OUT / f"_bench-c{c}-in{in_len}.log")
                 cmds.append(
                     shell_line(argv, venv).replace(f"/tmp/infsim-prof-res-{os.getpid()}", "RESULTS")
                 )
@@ -316,7 +332,9 @@ def breakdown(suffix: str = "") -> None:
             )
 
 
-def tpot() -> None:
+def tpot(session: str | None = None) -> None:
+    """Closed-loop TPOT per concurrency (and KV length) -> tpot_by_concurrency.csv; only the
+    repeats of `session` (their session.txt) when given, since sessions drift apart."""
     live = REPO / "validation" / "live"
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "tpot_by_concurrency.csv", "w", newline="") as f:
@@ -339,12 +357,17 @@ def tpot() -> None:
                 "kv_len_per_seq_max",
                 "foreign_busy_cores",
                 "run",
+                "session",
             ]
         )
-        for c in (1, 2, 4, 8, 16):
-            for rep in sorted((live / f"conc-c{c}").glob("rep*")):
+        runs = [(c, f"conc-c{c}") for c in (1, 2, 4, 8, 16)]
+        runs += [(1, f"kv-c1-in{n}") for n in (512, 1024, 2048)]
+        for c, name in runs:
+            for rep in sorted((live / name).glob("rep*")):
                 r = rep / "result.json"
-                if not r.exists():
+                tag = rep / "session.txt"
+                label = tag.read_text().strip() if tag.exists() else ""
+                if not r.exists() or (session is not None and label != session):
                     continue
                 d = json.loads(r.read_text())
                 il, ol = d["input_lens"][0], d["output_lens"][0]
@@ -367,7 +390,8 @@ def tpot() -> None:
                         il + 1,
                         il + ol,
                         fc,
-                        f"validation/live/conc-c{c}/{rep.name}",
+                        f"validation/live/{name}/{rep.name}",
+                        label,
                     ]
                 )
 
@@ -375,11 +399,13 @@ def tpot() -> None:
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "profile"
     if cmd == "profile":
-        profile(record_shapes="--no-record-shapes" not in sys.argv)
+        profile(
+            record_shapes="--no-record-shapes" not in sys.argv, kv_sweep="--kv-sweep" in sys.argv
+        )
     elif cmd == "extract":
         extract(Path(sys.argv[2]), OUT, sys.argv[3] if len(sys.argv) > 3 else "")
     elif cmd == "tpot":
-        tpot()
+        tpot(sys.argv[2] if len(sys.argv) > 2 else None)
     elif cmd == "breakdown":
         breakdown(sys.argv[2] if len(sys.argv) > 2 else "")
     else:

@@ -165,6 +165,21 @@ def metrics(port: int) -> dict[str, float]:
         "vllm:num_requests_running",
         "vllm:num_requests_waiting",
         "vllm:kv_cache_usage_perc",
+        # Server-side latency histograms (sum and count): the engine's own view of TTFT,
+        # queueing, prefill and decode time, to split the client's TTFT into front end
+        # (HTTP, tokenisation, streaming) and engine.
+        *(
+            f"vllm:{h}_{part}"
+            for h in (
+                "time_to_first_token_seconds",
+                "e2e_request_latency_seconds",
+                "request_queue_time_seconds",
+                "request_prefill_time_seconds",
+                "request_decode_time_seconds",
+                "request_inference_time_seconds",
+            )
+            for part in ("sum", "count")
+        ),
     )
     for line in text.splitlines():
         if line.startswith("#"):

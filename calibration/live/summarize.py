@@ -52,6 +52,11 @@ def _server_key(flags: str) -> str:
     return "base"
 
 
+def _hist_mean(delta: dict, hist: str) -> float | str:
+    n = delta.get(f"vllm:{hist}_count", 0)
+    return round(delta[f"vllm:{hist}_sum"] / n * 1e3, 2) if n else ""
+
+
 def collect() -> list[dict]:
     rows = []
     from matrix import RUNS  # order of the matrix
@@ -77,6 +82,9 @@ def collect() -> list[dict]:
             {
                 "run": run,
                 "rep": rep.name,
+                "session": (rep / "session.txt").read_text().strip()
+                if (rep / "session.txt").exists()
+                else "",
                 "what": what.get(run, ""),
                 "server": _server_flags(srv.get("command", "")),
                 "kv_cache_tokens": srv.get("kv_cache_tokens", ""),
@@ -98,6 +106,19 @@ def collect() -> list[dict]:
                 "prefix_hit_rate": round(delta.get("vllm:prefix_cache_hits", 0) / q, 3)
                 if q
                 else "",
+                # The server's own mean latencies (Prometheus histogram sum / count over the
+                # run; absent for runs before they were recorded): the client's TTFT minus
+                # the server's is the HTTP/streaming part of the front end.
+                **{
+                    f"server_{name}_mean_ms": _hist_mean(delta, hist)
+                    for name, hist in (
+                        ("ttft", "time_to_first_token_seconds"),
+                        ("queue", "request_queue_time_seconds"),
+                        ("prefill", "request_prefill_time_seconds"),
+                        ("decode", "request_decode_time_seconds"),
+                        ("e2e", "e2e_request_latency_seconds"),
+                    )
+                },
                 "foreign_cores": load.get("foreign_busy_cores_mean", ""),
                 "loadavg_before": load.get("loadavg_before", "").split(" ")[0],
             }
@@ -152,8 +173,22 @@ def main() -> None:
         "generated texts blanked, times rounded to 1 µs), `command.txt` (exact server and client",
         "commands), `server.log` (startup header with the KV size, then the log during the run),",
         "`load.txt` (load average and the CPU cores used by *other* processes during the run,",
-        "sampled from /proc) and `metrics.json` (server counters over the run: preemptions,",
-        "prefix-cache queries/hits). `runs.csv` has one row per repeat.",
+        "sampled from /proc), `metrics.json` (server counters over the run: preemptions,",
+        "prefix-cache queries/hits, and since session `warm-1400` the sums and counts of the",
+        "server's latency histograms: its own TTFT, queue, prefill and decode time) and",
+        "`session.txt` (the measurement session). `runs.csv` has one row per repeat.",
+        "",
+        "**Sessions.** The same run measured in different sessions differs by more than the",
+        "repeats within one (e.g. TPOT of `near` 18.5 ms in the first session, 26+ ms in",
+        "`warm-1400`): the 2-core VM's speed drifts, invisibly to /proc (no steal time; most",
+        "likely SMT siblings shared with other tenants). Each session therefore calibrates",
+        "itself (its `conc-c*`/`kv-c1-*` runs) and `validation/report.py` predicts each session",
+        "with its own calibration. Sessions before `warm-1400` are labelled by the commit that",
+        "added them; they ran each run's repeats back to back without a warm-up, so their first",
+        "repeat after a server start can carry one-off costs (oneDNN primitive creation per GEMM",
+        "shape, first-touch allocations: one such run measured TTFT p99 1.1 s instead of 0.1 s).",
+        "From `warm-1400` on, `matrix.py` warms each new server up with unrecorded requests of",
+        "mixed lengths (the command is in each `command.txt`) and runs the repeats round-robin.",
         "",
         "The scenario for these runs is `scenarios/vllm-cpu-tiny-llama.yaml` (it matches the",
         "`base` server: max_num_seqs 64, max_num_batched_tokens 2048, prefix caching off, KV",

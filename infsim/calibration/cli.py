@@ -219,6 +219,62 @@ def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
                f"{per_seq * 1e6:.1f} µs per sequence")  # fmt: skip
 
 
+@calibrate_cli.command("frontend")
+@click.argument(
+    "benches", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--scenario",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment the benchmarks ran on (its calibration: is used and updated).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write here instead of updating the scenario's calibration in place.",
+)
+def frontend_cmd(benches: tuple[Path, ...], scenario: Path, overrides: tuple[str, ...],
+                 out: Path | None) -> None:  # fmt: skip
+    """Fit the front end's per-request latency (HTTP, tokenising, IPC, streaming) from
+    BENCHES run with one request in flight (vllm bench serve --max-concurrency 1): measured
+    TTFT minus the engine's predicted TTFT, stored as frontend rows of the calibration."""
+    import pandas as pd
+
+    from infsim import api
+    from infsim.calibration.frontend import frontend_rows, summary, without_frontend
+    from infsim.calibration.importers._common import sha256
+    from infsim.calibration.table import Provenance, read, to_table, write
+
+    spec = api.load_scenario(scenario, overrides)
+    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
+    if resolved.calibration_dir is None:
+        raise InputError(f"{scenario}: calibration: the scenario uses the roofline; name a "
+                         "calibration to add the front end to")  # fmt: skip
+    table, meta = read(resolved.calibration_dir)
+    ops = table.to_pandas()
+    ops = ops[ops["op"] != "frontend"].reset_index(drop=True)
+    rows, counts = frontend_rows(list(benches), without_frontend(resolved, ops))
+    merged = to_table(pd.concat([ops, rows], ignore_index=True), str(benches[0]))
+    sources = {str(b) for b in benches}
+    meta = meta.model_copy(update={
+        "provenance": (*[p for p in meta.provenance if p.path not in sources],
+                       *[Provenance(path=str(b), rows=n, sha256=sha256(b))
+                         for b, n in counts.items()]),
+        "notes": (*[n for n in meta.notes if not n.startswith("frontend:")],
+                  "frontend: fitted by infsim calibrate frontend "
+                  f"{' '.join(str(b) for b in benches)} --scenario {scenario}"),
+    })  # fmt: skip
+    target = out or resolved.calibration_dir
+    write(target, merged, meta)
+    fixed, per_token = summary(rows)
+    click.echo(f"wrote {target}: {len(rows)} frontend rows; fit {fixed * 1e3:.3f} ms + "
+               f"{per_token * 1e6:.3f} µs per prompt token")  # fmt: skip
+
+
 @calibrate_cli.command("collect", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def collect_cmd(args: tuple[str, ...]) -> None:

@@ -41,8 +41,19 @@ def resolve_calibration(name_or_path: str, base_dir: Path) -> Path:
     )
 
 
-@functools.lru_cache(maxsize=8)
 def load_rows(directory: Path) -> tuple[pd.DataFrame, CalibrationMeta]:
-    """The ops table as a DataFrame (cached per process: sweeps reuse it)."""
+    """The ops table as a DataFrame (cached per process: sweeps reuse it; a table rewritten
+    since, e.g. by `infsim calibrate overhead`, is read again)."""
+    stamps = tuple(
+        (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
+        for p in (directory / "ops.parquet", directory / "meta.yaml")
+    )
+    return _load_rows(directory, stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_rows(
+    directory: Path, _stamps: tuple[tuple[int, int] | None, ...]
+) -> tuple[pd.DataFrame, CalibrationMeta]:
     table, meta = read(directory)
     return table.to_pandas(), meta

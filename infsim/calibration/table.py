@@ -33,6 +33,10 @@ each op requires (op, meaning, required shape columns):
     step_overhead            per-step engine overhead beyond  batch_size
                              the ops (scheduler, Python,
                              launches), fitted from live runs
+    frontend                 per-request latency outside the  num_tokens (prompt)
+                             engine steps (HTTP, tokenising,
+                             IPC, streaming), fitted from
+                             live TTFT residuals
 
 `dtype` is the compute precision (canonical names of `infsim.catalog.precision`), `kv_dtype`
 the KV-cache precision for attention; `tp` the tensor-parallel degree the row was measured
@@ -81,6 +85,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "sampler": ("batch_size",),
     "step": ("num_tokens", "batch_size"),
     "step_overhead": ("batch_size",),
+    "frontend": ("num_tokens",),
     **dict.fromkeys(COLLECTIVES, ("message_bytes", "num_devices")),
     **dict.fromkeys(PER_TOKEN, ("num_tokens",)),
 }

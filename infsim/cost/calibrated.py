@@ -73,6 +73,7 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._overhead_fixed_s, self._overhead_per_seq_s = self._overhead(params)
+        self._frontend_fixed_s, self._frontend_per_token_s = self._frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
         self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
@@ -108,6 +109,9 @@ class CalibratedCostModel:
             total = self._decode_totals[num_seqs] = fixed + overhead + attn
         return total
 
+    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
+        return self._frontend_fixed_s + self._frontend_per_token_s * num_prompt_tokens
+
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         t = batch.num_batched_tokens
         decode_kv: list[int] = []
@@ -140,6 +144,25 @@ class CalibratedCostModel:
             {"op": "step_overhead", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.2f} µs/seq",
              "method": "measured", "measured_range": f"{b.min():g}..{b.max():g}",
              "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False}
+        )  # fmt: skip
+        return max(float(intercept), 0.0), max(float(slope), 0.0)
+
+    def _frontend(self) -> tuple[float, float]:
+        """(fixed, per prompt token) request-path latency: a least-squares line through the
+        table's measured `frontend` rows (TTFT residuals of unqueued live requests), or 0."""
+        rows = self.lookup.select("frontend")
+        if rows is None or rows.empty:
+            return 0.0, 0.0
+        tokens = rows["num_tokens"].to_numpy(float)
+        times = rows["time_s"].to_numpy(float)
+        if np.unique(tokens).size < 2:
+            slope, intercept = 0.0, float(np.mean(times))
+        else:
+            slope, intercept = np.polyfit(tokens, times, 1)
+        self.lookup.log.entries.append(
+            {"op": "frontend", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.3f} µs/token",
+             "method": "measured", "measured_range": f"{tokens.min():g}..{tokens.max():g}",
+             "used_range": "per request", "extrapolated": False}
         )  # fmt: skip
         return max(float(intercept), 0.0), max(float(slope), 0.0)
 

@@ -44,6 +44,7 @@ class Recorder:
         self._run_steps: list[int] = []
         self._run_seqs: list[int] = []
         self.num_steps = 0
+        self.num_done = 0  # requests finished or rejected (progress reporting)
 
     def on_request(self, req: RequestState) -> None:
         self.requests.append(req)
@@ -65,6 +66,7 @@ class Recorder:
         self._run_seqs.append(num_seqs)
 
     def on_outcome(self, outcome: StepOutcome) -> None:
+        self.num_done += len(outcome.finished)
         if not (outcome.itl_step_s or outcome.itl_other_s):
             return
         self.itl_s.extend(outcome.itl_step_s)

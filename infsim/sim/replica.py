@@ -15,7 +15,7 @@ durations), so a fast-forwarded run lands on the same floats as stepping one by 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from itertools import accumulate
 from typing import Any
 
@@ -37,6 +37,7 @@ class Replica:
         cost_model: CostModel,
         recorder: Recorder,
         fast_forward: bool = True,
+        on_finished: Callable[[RequestState], None] | None = None,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -44,6 +45,7 @@ class Replica:
         self.cost_model = cost_model
         self.recorder = recorder
         self.fast_forward = fast_forward
+        self.on_finished = on_finished  # e.g. a closed-loop client freeing a slot
         self.num_outstanding_tokens = 0
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
@@ -131,6 +133,8 @@ class Replica:
         sched = self.scheduler
         for req in outcome.finished:
             self.num_outstanding_tokens -= req.num_prompt_tokens + req.num_output_tokens
+            if self.on_finished is not None:
+                self.on_finished(req)
         kv = sched.kv
         used = kv.num_total_blocks - kv.num_free_blocks
         row = (

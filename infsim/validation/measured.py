@@ -117,6 +117,10 @@ class MeasuredRun:
     notes: tuple[str, ...] = ()
     replay_blocker: str | None = None
     """Why the run cannot be replayed even though it has rows (e.g. sampled rows)."""
+    max_concurrency: int | None = None
+    """The client's in-flight limit (closed loop), where the file states one."""
+    request_rate_per_s: float | None = None
+    """The client's target send rate: math.inf = all at once; None = not stated."""
 
     @property
     def replayable(self) -> bool:
@@ -133,6 +137,25 @@ class MeasuredRun:
         if self.requests is None:
             return "the file keeps no per-request rows (only aggregates)"
         return "the file has no per-request start times, so the arrival pattern is unknown"
+
+
+def client_concurrency(value: Any, where: object) -> int | None:
+    """A benchmark's `max_concurrency` (null = no limit); `InputError` unless a positive int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{where}: max_concurrency is {value!r}; expected a positive integer")
+    return value
+
+
+def client_rate(value: Any) -> float | None:
+    """A benchmark's `request_rate`: "inf"/Infinity → math.inf, a positive number as is,
+    anything else → None (not stated)."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value > 0 else None
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -139,11 +139,13 @@ def successful_rows(
     return rows.take(index), notes
 
 
-def replay_trace(rows: MeasuredRequests, source: str) -> Trace:
-    """A trace of `rows` (successful, in start order; request ids 0..n-1 in that order)."""
+def replay_trace(rows: MeasuredRequests, source: str, *, send_at_once: bool = False) -> Trace:
+    """A trace of `rows` (successful, in start order; request ids 0..n-1 in that order);
+    `send_at_once` puts every arrival at 0 (a closed loop without a rate limit)."""
+    start = rows.start_s - rows.start_s.min()
     return Trace.from_columns(
         {
-            "arrival_s": rows.start_s - rows.start_s.min(),
+            "arrival_s": np.zeros_like(start) if send_at_once else start,
             "num_prompt_tokens": rows.num_input_tokens,
             "num_output_tokens": rows.num_output_tokens,
         },

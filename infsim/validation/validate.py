@@ -18,6 +18,8 @@ benchmark, and `run.replayed` is false with a note saying so.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import numpy as np
 from infsim.api import run_resolved
 from infsim.errors import InputError
 from infsim.scenario.load import load_scenario
-from infsim.scenario.resolve import resolve
+from infsim.scenario.resolve import ResolvedScenario, resolve
 from infsim.scenario.schema import Scenario
 from infsim.validation.compare import ValidationResult, compare, measured_stats, predicted_stats
 from infsim.validation.formats import load_measured
@@ -65,6 +67,47 @@ def _scenario_trace(measured: MeasuredRun, scenario: Scenario, base_dir: Path) -
     return trace
 
 
+def _all_at_once(measured: MeasuredRun) -> bool:
+    """A closed loop with no rate limit: every request is ready at t = 0 and waits only for
+    a free slot, so the recorded start times are outcomes, not inputs."""
+    return measured.max_concurrency is not None and measured.request_rate_per_s == math.inf
+
+
+def _with_limit(scenario: Scenario, limit: int) -> Scenario:
+    workload = scenario.workload.model_copy(update={"max_concurrency": limit})
+    return scenario.model_copy(update={"workload": workload})
+
+
+def closed_loop(
+    measured: MeasuredRun, scenario: Scenario, resolved: ResolvedScenario
+) -> tuple[Scenario, ResolvedScenario, list[str]]:
+    """Carry the benchmark client's in-flight limit into the replay (`InputError` if the
+    scenario states another one)."""
+    limit = measured.max_concurrency
+    own = scenario.workload.max_concurrency
+    if limit is None:
+        return scenario, resolved, []
+    if own is not None and own != limit:
+        raise InputError(
+            f"{measured.source}: the benchmark client kept at most {limit} requests in flight "
+            f"but the scenario sets workload.max_concurrency={own}; remove it (--set "
+            "workload.max_concurrency=null) or make it match"
+        )
+    scenario = _with_limit(scenario, limit)
+    resolved = replace(resolved, scenario=_with_limit(resolved.scenario, limit))
+    if measured.request_rate_per_s == math.inf:
+        note = (
+            f"closed loop: at most {limit} requests in flight, each sent when a slot frees "
+            "(recorded start times are outcomes of the run, not replayed)"
+        )
+    else:
+        note = (
+            f"closed loop: at most {limit} requests in flight; recorded start times are "
+            "used as the earliest send times (the client's intended schedule is not recorded)"
+        )
+    return scenario, resolved, [note]
+
+
 def validate(
     bench_path: str | Path,
     scenario: Scenario | str | Path,
@@ -98,7 +141,9 @@ def validate(
         check_workload_options(scenario)
         rows, row_notes = successful_rows(measured, scenario.workload.max_requests)
         notes.extend(row_notes)
-        trace = replay_trace(rows, str(bench_path))
+        scenario, resolved, closed_notes = closed_loop(measured, scenario, resolved)
+        notes.extend(closed_notes)
+        trace = replay_trace(rows, str(bench_path), send_at_once=_all_at_once(measured))
         if prefix_trace is not None:
             trace = attach_prefix_ids(trace, prefix_trace, str(bench_path))
             notes.append(f"prefix hash ids from {prefix_trace.source}")

@@ -232,6 +232,16 @@ class WorkloadSpec(BaseModel):
     start_s: float = Field(0.0, ge=0, description="Window start in the source's seconds.")
     duration_s: float | None = Field(None, gt=0, description="Window length; null = to end.")
     max_requests: int | None = Field(None, ge=1, description="Keep at most this many requests.")
+    max_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Closed-loop client: at most this many requests in flight. A request is sent "
+            "at its arrival time or when an earlier one finishes, whichever is later, and "
+            "its latencies count from that send time (vllm bench serve --max-concurrency). "
+            "With all arrivals at 0 this is a pure closed loop of N users; null = open loop."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadSpec:

@@ -145,3 +145,39 @@ def test_aggregates_only_refuses_more_requests_than_recorded(make_vllm, write_js
     del data["start_times"]
     with pytest.raises(InputError, match=r"has 4 requests but the benchmark .* recorded only 2"):
         validate(write_json(data), scenario_file)
+
+
+def test_closed_loop_benchmark_replays_as_a_closed_loop(make_vllm, write_json, scenario_file):
+    # --max-concurrency 2 with rate inf: all requests are ready at once and each is sent
+    # when a slot frees, so the replay ignores the recorded (outcome) start times.
+    data = make_vllm(6) | {"request_rate": "inf", "max_concurrency": 2}
+    result = validate(write_json(data), scenario_file)
+    assert any("closed loop: at most 2 requests in flight" in n for n in result.run["notes"])
+    open_loop = validate(write_json(make_vllm(6), "open.json"), scenario_file)
+    assert not any("closed loop" in n for n in open_loop.run["notes"])
+    # Six equal requests, two at a time, back to back: the predicted E2E of every request
+    # is the same, and the last one is sent at 2x that E2E (three waves).
+    assert result.to_json()["metrics"]["e2e_p99"]["predicted"] == pytest.approx(
+        result.to_json()["metrics"]["e2e_p50"]["predicted"]
+    )
+
+
+def test_closed_loop_with_a_rate_keeps_recorded_starts_as_earliest(
+    make_vllm, write_json, scenario_file
+):
+    data = make_vllm(4) | {"request_rate": 2.0, "max_concurrency": 1}
+    result = validate(write_json(data), scenario_file)
+    assert any("earliest send times" in n for n in result.run["notes"])
+
+
+def test_closed_loop_limit_contradicting_the_scenario_exits_2(make_vllm, write_json, scenario_file):
+    data = make_vllm(4) | {"request_rate": "inf", "max_concurrency": 2}
+    bench = write_json(data)
+    out = CliRunner().invoke(
+        main,
+        ["validate", str(bench), "--scenario", str(scenario_file), "--set",
+         "workload.max_concurrency=3"],
+    )  # fmt: skip
+    assert out.exit_code == 2
+    assert "max_concurrency" in out.output
+    assert "in flight" in out.output

@@ -22,6 +22,8 @@ from infsim.validation.formats import BenchFormat, pick_run, read_json, read_jso
 from infsim.validation.measured import (
     MeasuredRequests,
     MeasuredRun,
+    client_concurrency,
+    client_rate,
     finite_or_none,
     ms_aggregates,
 )
@@ -98,6 +100,8 @@ def read_vllm(path: Path, run_index: int | None) -> MeasuredRun:
         num_completed=run.get("completed"),
         num_failed=failed,
         notes=tuple(notes),
+        max_concurrency=client_concurrency(run.get("max_concurrency"), path),
+        request_rate_per_s=client_rate(run.get("request_rate")),
     )
 
 
