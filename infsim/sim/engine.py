@@ -19,17 +19,19 @@ from typing import Any
 import simpy
 from simpy.events import URGENT
 
-from infsim.cost.factory import build_cost_model
+from infsim.cost.factory import build_cost_model, build_pipeline_cost
+from infsim.fleet.pools import fleet_pools
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
-from infsim.routing.base import routers
+from infsim.routing.load_aware import build_router
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.scheduling.request import RequestState
-from infsim.sim.cluster import ReplicaSetView
+from infsim.sim.fleet import Fleet, FleetRecord
+from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
 from infsim.workload.trace import Trace
 
@@ -42,6 +44,7 @@ class SimOutput:
     wall_s: float
     simulated_s: float
     num_events: int
+    fleet: FleetRecord | None = None
 
 
 def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatchingScheduler:
@@ -97,21 +100,40 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     fast = rs.scenario.simulation.fast_forward
     limit = rs.scenario.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
-    replicas = [
-        Replica(
-            env,
-            i,
-            _scheduler(rs, trace.hash_block_size_tokens is not None),
-            cost_model,
-            recorder,
-            fast,
-            on_finished=client.release if client is not None else None,
-        )
-        for i in range(rs.scenario.deployment.replicas)
-    ]
-    router = routers.get(rs.scenario.router.kind)()
+    has_prefix_ids = trace.hash_block_size_tokens is not None
+    cost_models = {id(rs): cost_model}  # one per pool (sim/fleet.py)
+
+    def make_replica(pool_rs: ResolvedScenario, replica_id: int, on_finished) -> Replica:
+        model = cost_models.get(id(pool_rs))
+        if model is None:
+            model = cost_models[id(pool_rs)] = build_cost_model(pool_rs)
+        sched = _scheduler(pool_rs, has_prefix_ids)
+        if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
+            pipe = build_pipeline_cost(pool_rs)
+            return PipelinedReplica(env, replica_id, sched, model, recorder,
+                                    on_finished=on_finished, pipeline=pipe)  # fmt: skip
+        return Replica(env, replica_id, sched, model, recorder, fast, on_finished=on_finished)
+
+    def rejected(_req: RequestState) -> None:
+        recorder.num_done += 1
+        if client is not None:
+            client.release()
+
+    fleet = Fleet(
+        env,
+        fleet_pools(rs),
+        recorder=recorder,
+        router=build_router(rs.scenario.router, rs.scenario.seed),
+        make_replica=make_replica,
+        num_requests=trace.num_requests,
+        seed=rs.scenario.seed,
+        on_finished=client.release if client is not None else None,
+        on_rejected=rejected,
+        autoscaling=rs.scenario.autoscaling,
+        failures=rs.scenario.failures,
+    )
     frontend_s = [cost_model.frontend_latency_s(p) for p in trace.num_prompt_tokens.tolist()]
-    env.process(_arrivals(env, rs, trace, router, replicas, recorder, client, frontend_s))
+    env.process(_arrivals(env, rs, trace, fleet.submit, recorder, client, frontend_s))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
     env.run()
@@ -120,23 +142,23 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     simulated_s = max((r.finish_s for r in recorder.requests), default=0.0)
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
     num_events = len(recorder.requests) + recorder.num_rows
-    return SimOutput(recorder, time.perf_counter() - wall0, simulated_s, num_events)
+    record = fleet.finish(simulated_s)
+    return SimOutput(recorder, time.perf_counter() - wall0, simulated_s, num_events, record)
 
 
 def _arrivals(
     env: simpy.Environment,
     rs: ResolvedScenario,
     trace: Trace,
-    router: Any,
-    replicas: list[Replica],
+    dispatch: Callable[[RequestState], bool],
     recorder: Recorder,
     client: ClosedLoopClient | None,
     frontend_s: list[float],
 ) -> Generator[simpy.Event, Any, None]:
     """Send the trace's requests: at their arrival times (open loop) or when a client slot
     frees (closed loop). A request reaches a replica `frontend_s` after it is sent (the
-    front end's latency); its arrival time, the zero of TTFT and E2E, is the send time."""
-    view = ReplicaSetView(replicas)
+    front end's latency); its arrival time, the zero of TTFT and E2E, is the send time.
+    `dispatch` (the fleet's gateway) returns False for a request rejected for good."""
     keyer = None
     hashes: list[list[int] | None] = [None] * trace.num_requests
     if rs.scenario.engine.enable_prefix_caching and trace.hash_block_size_tokens:
@@ -160,7 +182,7 @@ def _arrivals(
         rows.sort(key=lambda row: row[2] + row[7])
 
     def submit(req: RequestState) -> None:
-        if not replicas[router.route(req, view, env.now)].submit(req):
+        if not dispatch(req):
             recorder.num_done += 1
             if client is not None:
                 client.release()
@@ -169,10 +191,12 @@ def _arrivals(
         yield _arrival_event(env, delay_s)
         submit(req)
 
+    open_loop = client is None
     for index, rid, arrival, prompt, output, prio, hash_ids, front_s in rows:
-        if arrival + (0.0 if client else front_s) > env.now:
-            yield _arrival_event(env, arrival + (0.0 if client else front_s) - env.now)
-        if client is not None:
+        at_s = arrival + front_s if open_loop else arrival
+        if at_s > env.now:
+            yield _arrival_event(env, at_s - env.now)
+        if not open_loop:
             yield from client.acquire()
             arrival = env.now
         keys = keyer.keys(hash_ids, prompt + output) if keyer and hash_ids else None
@@ -186,10 +210,10 @@ def _arrivals(
             block_keys=keys,
         )
         recorder.on_request(req)
-        if client is not None and front_s > 0:
-            env.process(delayed(req, front_s))
-        else:
+        if open_loop or not front_s:
             submit(req)
+        else:
+            env.process(delayed(req, front_s))
 
 
 def _arrival_event(env: simpy.Environment, delay_s: float) -> simpy.Event:
