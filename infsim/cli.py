@@ -161,12 +161,15 @@ def catalog_gpus() -> None:
 
 def _mount_subcommands() -> None:
     from infsim.calibration.cli import calibrate_cli
+    from infsim.sweep.cli import COMMANDS as sweep_commands
     from infsim.validation.cli import validate_cli
     from infsim.workload.cli import trace_cli
 
     main.add_command(trace_cli)
     main.add_command(calibrate_cli)
     main.add_command(validate_cli)
+    for command in sweep_commands:
+        main.add_command(command)
 
 
 _mount_subcommands()

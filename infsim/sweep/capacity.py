@@ -1,0 +1,112 @@
+"""`infsim capacity`: the highest arrival rate at which one configuration meets the SLO.
+
+The rate is scaled through `workload.rate_scale` (the trace's own arrival times divided
+by the scale), so the request mix stays the same and only the load changes. Each probe
+is a point in the result store, so a killed search re-runs its finished probes
+instantly. The bisection itself is `search.bisect_capacity`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from infsim.errors import InputError
+from infsim.sweep.executors import Executor
+from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_point
+from infsim.sweep.runner import Progress, run_tasks
+from infsim.sweep.search import CapacityResult, SLOTarget, bisect_capacity
+from infsim.sweep.store import ResultStore
+
+RATE_PATH = "workload.rate_scale"
+
+
+@dataclass(frozen=True)
+class CapacityReport:
+    result: CapacityResult
+    base_rate_per_s: float
+    probes: list[dict[str, Any]]  # each: rate_scale, key, met, and the stored row
+
+    @property
+    def capacity_rate_per_s(self) -> float:
+        return self.result.scale * self.base_rate_per_s
+
+
+def base_rate_per_s(ctx: PointContext) -> float:
+    """Offered arrival rate of the base scenario's trace (requests / arrival span)."""
+    from infsim.api import prepare
+    from infsim.scenario.load import validate_scenario
+
+    scenario = validate_scenario(ctx.base_raw, ctx.source)
+    if scenario.workload.time_scale is not None:
+        raise InputError(
+            f"{ctx.source}: workload.time_scale: infsim capacity scales the arrival rate "
+            "through workload.rate_scale; remove time_scale (or express it as rate_scale)"
+        )
+    _, trace = prepare(scenario, ctx.base_dir, ctx.source)
+    if trace.num_requests < 2 or trace.duration_s <= 0:
+        raise InputError(f"{ctx.source}: workload: capacity needs at least two arrivals")
+    return trace.num_requests / trace.duration_s
+
+
+def find_capacity(
+    ctx: PointContext,
+    target: SLOTarget,
+    store: ResultStore,
+    executor: Executor | None = None,
+    *,
+    rel_tol: float = 0.02,
+    progress: Progress | None = None,
+) -> CapacityReport:
+    scenario_scale = (ctx.base_raw.get("workload") or {}).get("rate_scale") or 1.0
+    ctx = dataclasses.replace(ctx, skip_infeasible=False)
+    probes: list[dict[str, Any]] = []
+
+    def meets(scale: float) -> bool:
+        rate_scale = float(np.round(scale * scenario_scale, 12))
+        point = make_point(ctx, {RATE_PATH: rate_scale}, len(probes))
+        if isinstance(point, SkippedPoint):  # not reached: skip_infeasible=False raises
+            raise InputError(f"{ctx.source}: {point.reason}")
+        run_tasks([point], store, executor, progress)
+        row = store.read(point.key)
+        met = target.met(row)
+        probes.append({"scale": scale, "rate_scale": rate_scale, "met": met, "task": point})
+        _write_manifest(store, ctx, target, probes, rel_tol)
+        return met
+
+    result = bisect_capacity(meets, rel_tol=rel_tol)
+    rate = base_rate_per_s(ctx)  # already includes the scenario's own rate_scale
+    report = CapacityReport(result, rate, probes)
+    _write_manifest(store, ctx, target, probes, rel_tol, report)
+    return report
+
+
+def _write_manifest(
+    store: ResultStore,
+    ctx: PointContext,
+    target: SLOTarget,
+    probes: list[dict[str, Any]],
+    rel_tol: float,
+    report: CapacityReport | None = None,
+) -> None:
+    tasks: list[PointTask] = [p["task"] for p in probes]
+    manifest: dict[str, Any] = {
+        "kind": "capacity",
+        "scenario": ctx.source,
+        "target": dataclasses.asdict(target),
+        "rel_tol": rel_tol,
+        "points": [{"index": t.index, "key": t.key, "overrides": t.overrides} for t in tasks],
+    }
+    if report is not None:
+        manifest["result"] = {
+            "rate_scale": report.result.scale,
+            "lower": report.result.lower,
+            "upper": report.result.upper,
+            "capped": report.result.capped,
+            "base_rate_per_s": report.base_rate_per_s,
+            "capacity_rate_per_s": report.capacity_rate_per_s,
+        }
+    store.write_manifest(manifest)

@@ -1,0 +1,354 @@
+"""`infsim sweep | capacity | optimize | results | report`: parse, call, print. No logic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from infsim.errors import InputError
+
+_SET_HELP = "Override a base-scenario field: dotted.path=value (repeatable)."
+_OUT = click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Sweep directory (result store); default runs/<command>-<scenario name>.",
+)
+
+
+def _executor_options(fn):
+    fn = click.option(
+        "--executor",
+        type=click.Choice(["process", "serial", "ray"]),
+        default="process",
+        show_default=True,
+        help="process: a local pool; serial: in this process; ray: Ray tasks.",
+    )(fn)
+    fn = click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Workers (default: all cores).",
+    )(fn)
+    return click.option(
+        "--address",
+        default=None,
+        help="Ray cluster: auto or ray://host:port (default: start a local instance).",
+    )(fn)
+
+
+def _slo_options(fn):
+    for name, help_text in (
+        ("--ttft-p99", "Max p99 TTFT (s)."),
+        ("--tpot-p99", "Max p99 TPOT (s)."),
+        ("--e2e-p99", "Max p99 end-to-end latency (s)."),
+        ("--min-attainment", "Min share of requests meeting the scenario's slo: thresholds."),
+    ):
+        fn = click.option(name, type=click.FloatRange(min=0), default=None, help=help_text)(fn)
+    return fn
+
+
+def _target(ttft_p99, tpot_p99, e2e_p99, min_attainment):
+    from infsim.sweep.search import SLOTarget
+
+    if all(v is None for v in (ttft_p99, tpot_p99, e2e_p99, min_attainment)):
+        min_attainment = 0.99  # the scenario's own slo: thresholds, met by 99% of requests
+    return SLOTarget(ttft_p99, tpot_p99, e2e_p99, min_attainment)
+
+
+def _default_out(command: str, ctx) -> Path:
+    return Path("runs") / f"{command}-{ctx.base_raw.get('name', 'scenario')}"
+
+
+def _progress(quiet: bool, label: str):
+    from infsim.sweep.progress import BarProgress
+    from infsim.sweep.runner import Progress
+
+    return Progress() if quiet else BarProgress(label)
+
+
+@click.command("sweep")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--axes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Axes file (default: the scenario's sweep: block).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
+@_OUT
+@_executor_options
+@click.option("--retry-failed", is_flag=True, help="Run stored failed points again.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+def sweep_cmd(scenario, axes, overrides, out_dir, executor, jobs, address, retry_failed, quiet):  # noqa: PLR0913
+    """Run SCENARIO at every point of the axes (grid or zip), resumably: finished points
+    are stored at once under the sweep directory and never run again."""
+    from infsim.sweep.executors import make_executor
+    from infsim.sweep.job import load_base, run_sweep, sweep_spec
+    from infsim.sweep.store import ResultStore
+
+    ctx, block = load_base(scenario, overrides)
+    spec = sweep_spec(scenario, block, axes)
+    out_dir = out_dir or _default_out("sweep", ctx)
+    store = ResultStore(out_dir)
+    plan, outcome = run_sweep(
+        ctx,
+        spec,
+        store,
+        make_executor(executor, jobs, address),
+        _progress(quiet, "points"),
+        axes_source=str(axes or f"{scenario}: sweep"),
+        retry_failed=retry_failed,
+    )
+    click.echo(
+        f"{len(plan.tasks)} points ({outcome.num_points} distinct), {len(plan.skipped)} "
+        f"skipped, {outcome.num_cached} already stored, {outcome.num_executed} run now, "
+        f"{outcome.num_failed} failed → {out_dir}",
+        err=True,
+    )
+    if not quiet:
+        _print_results(out_dir, None, None, None)
+
+
+@click.command("results")
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--where", default=None, help="Filter, e.g. \"status == 'ok' and latency_s.ttft.p99 < 0.5\"."
+)
+@click.option("--sort", default=None, help="Columns, '-' for descending: cost.usd_per_hour,-x.")
+@click.option(
+    "--columns",
+    default=None,
+    help="Comma-separated columns to show (default: "
+    "the axes and the main metrics); 'all' for every column.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the (filtered, sorted) table, all columns, as CSV.",
+)
+@click.option("--all", "include_all", is_flag=True, help="Every stored point, not the manifest's.")
+def results_cmd(sweep_dir, where, sort, columns, csv_path, include_all):
+    """Print the table of a sweep directory, filtered and sorted; export CSV."""
+    table = _print_results(sweep_dir, where, sort, columns, include_all)
+    if csv_path is not None:
+        table.to_csv(csv_path, index=False)
+        click.echo(f"wrote {len(table)} rows to {csv_path}", err=True)
+
+
+def _print_results(sweep_dir, where, sort, columns, include_all=False):
+    from rich.console import Console
+
+    from infsim.sweep import results as res
+    from infsim.sweep.store import ResultStore
+
+    if not (sweep_dir / "sweep.json").is_file():
+        raise InputError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
+    store = ResultStore(sweep_dir)
+    table = res.results_table(store, include_all=include_all)
+    if table.empty:
+        click.echo("(no finished points yet)")
+        return table
+    if where:
+        table = res.filter_rows(table, where)
+    if sort:
+        table = res.sort_rows(table, sort)
+    axes = list(store.manifest().get("axes", {}).get("axes", {}))
+    if columns == "all":
+        shown = list(table.columns)
+    elif columns:
+        shown = [c.strip() for c in columns.split(",") if c.strip()]
+        for c in shown:
+            res.check_column(table, c, "--columns")
+    else:
+        shown = res.default_columns(table, axes or _override_columns(store))
+    from infsim.sweep.tables import render
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(160, 12 * len(shown)))
+    console.print(render(table[shown]))
+    return table
+
+
+def _override_columns(store) -> list[str]:
+    points = store.manifest().get("points", [])
+    return list(points[0]["overrides"]) if points else []
+
+
+@click.command("capacity")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
+@_slo_options
+@click.option(
+    "--rel-tol",
+    type=click.FloatRange(min=1e-4, max=0.5),
+    default=0.02,
+    show_default=True,
+    help="Stop when the bracket is within this fraction.",
+)
+@_OUT
+@click.option("--quiet", is_flag=True)
+def capacity_cmd(  # noqa: PLR0913
+    scenario,
+    overrides,
+    ttft_p99,
+    tpot_p99,
+    e2e_p99,
+    min_attainment,
+    rel_tol,
+    out_dir,
+    quiet,
+):
+    """Highest arrival rate (workload.rate_scale × the trace's rate) at which SCENARIO
+    meets the SLO, by bisection to --rel-tol. Without SLO options: the scenario's slo:
+    thresholds met by 99% of requests."""
+    from infsim.sweep.capacity import find_capacity
+    from infsim.sweep.job import load_base
+    from infsim.sweep.store import ResultStore
+
+    ctx, _ = load_base(scenario, overrides)
+    target = _target(ttft_p99, tpot_p99, e2e_p99, min_attainment)
+    out_dir = out_dir or _default_out("capacity", ctx)
+    report = find_capacity(ctx, target, ResultStore(out_dir), rel_tol=rel_tol)
+    r = report.result
+    if not quiet:
+        for p in report.probes:
+            click.echo(f"  rate_scale {p['rate_scale']:10.4f}  {'meets' if p['met'] else 'misses'}")
+    if r.scale == 0:
+        click.echo(f"no load meets {target.describe()} (down to rate_scale {r.upper:g})")
+    elif r.capped:
+        click.echo(
+            f"meets {target.describe()} up to the largest probed rate_scale {r.scale:g} "
+            f"({report.capacity_rate_per_s:.3f} req/s); capacity is higher"
+        )
+    else:
+        click.echo(
+            f"capacity: {report.capacity_rate_per_s:.3f} req/s (rate_scale {r.scale:.4f}; "
+            f"misses at {r.upper:.4f}, tolerance {r.rel_tol:.0%}) for {target.describe()} → "
+            f"{out_dir}"
+        )
+
+
+@click.command("optimize")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--space",
+    "axes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Axes file whose values are the choices (default: the sweep: block).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
+@_slo_options
+@click.option(
+    "--objective",
+    default="cost.usd_per_million_output_tokens",
+    show_default=True,
+    help="Summary column to minimise (cost.usd_per_hour: $/hour at this load).",
+)
+@click.option(
+    "--latency",
+    default="latency_s.e2e.p99",
+    show_default=True,
+    help="Latency column of the cost-vs-latency Pareto front.",
+)
+@click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@_OUT
+@_executor_options
+@click.option("--quiet", is_flag=True)
+def optimize_cmd(  # noqa: PLR0913
+    scenario,
+    axes,
+    overrides,
+    ttft_p99,
+    tpot_p99,
+    e2e_p99,
+    min_attainment,
+    objective,
+    latency,
+    trials,
+    seed,
+    out_dir,
+    executor,
+    jobs,
+    address,
+    quiet,
+):
+    """Cheapest configuration of the space meeting the SLO (Optuna TPE with constraints,
+    reproducible by --seed and --jobs), and the Pareto front of cost vs p99 latency."""
+    from infsim.sweep.executors import make_executor
+    from infsim.sweep.job import load_base, sweep_spec
+    from infsim.sweep.optimize import OptimizeSettings, optimize
+    from infsim.sweep.store import ResultStore
+
+    ctx, block = load_base(scenario, overrides)
+    spec = sweep_spec(scenario, block, axes)
+    settings = OptimizeSettings(
+        objective,
+        latency,
+        trials,
+        seed,
+        batch_size=1 if executor == "serial" else (jobs or _cores()),
+    )
+    out_dir = out_dir or _default_out("optimize", ctx)
+    report = optimize(
+        ctx,
+        spec,
+        _target(ttft_p99, tpot_p99, e2e_p99, min_attainment),
+        ResultStore(out_dir),
+        settings,
+        make_executor(executor, jobs, address),
+        _progress(quiet, "trials"),
+    )
+    if report.best is None:
+        click.echo(f"no trial met the SLO in {trials} trials → {out_dir}")
+    else:
+        b = report.best
+        click.echo(
+            f"best: {objective} = {b.objective:.4g} at {_describe(b.overrides)} "
+            f"(trial {b.number}) → {out_dir}"
+        )
+    click.echo(f"Pareto front ({objective} vs {latency}):")
+    for t in report.pareto:
+        click.echo(f"  {t.objective:10.4g}  {_describe(t.overrides)}  [{t.state}]")
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _describe(overrides) -> str:
+    from infsim.sweep.points import describe
+
+    return describe(overrides)
+
+
+@click.command("report")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output file (default: DIRECTORY/report.html).",
+)
+def report_cmd(directory, out):
+    """Write report.html for a run directory (latency CDFs, timeline) or a sweep directory
+    (table, cost vs p99 with the Pareto front, capacity curve). Self-contained, offline."""
+    from infsim.sweep.report_html import write_report
+
+    path = write_report(directory, out)
+    click.echo(f"wrote {path}")
+
+
+COMMANDS = (sweep_cmd, capacity_cmd, optimize_cmd, results_cmd, report_cmd)

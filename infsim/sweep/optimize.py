@@ -1,0 +1,172 @@
+"""`infsim optimize`: the cheapest configuration that meets the SLO, found with Optuna.
+
+The space is an axes file (each axis a categorical choice; constraints and feasibility
+as in a sweep). The objective is a summary column to minimise (default
+`cost.usd_per_million_output_tokens`; `cost.usd_per_hour` for $/hour at the scenario's
+load); the SLO enters TPE as constraints (relative excess of each limit, ≤ 0 = met), so
+infeasible trials guide the search without winning it. Trials are asked in batches of
+`batch_size` and told in trial order, so a seed and a batch size give the same trials
+every time. Each trial's point goes through the result store: a repeated configuration
+costs nothing, and a killed search resumes by replaying its stored points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from infsim.errors import InputError, did_you_mean
+from infsim.sweep.executors import Executor
+from infsim.sweep.expr import Expression
+from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_point
+from infsim.sweep.runner import Progress, run_tasks
+from infsim.sweep.search import SLOTarget, pareto_front
+from infsim.sweep.spec import SweepSpec
+from infsim.sweep.store import ResultStore
+
+_CATEGORICAL = (type(None), bool, int, float, str)
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    objective: str = "cost.usd_per_million_output_tokens"
+    latency: str = "latency_s.e2e.p99"
+    num_trials: int = 30
+    seed: int = 0
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    overrides: dict[str, Any]
+    key: str | None
+    state: str  # ok | infeasible | skipped | failed
+    objective: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    trials: list[Trial]
+    best: Trial | None
+    pareto: list[Trial]
+
+
+def _check_space(spec: SweepSpec, source: str) -> None:
+    for path, values in spec.axes.items():
+        for v in values:
+            if not isinstance(v, _CATEGORICAL):
+                raise InputError(
+                    f"{source}: axes.{path}: optimize needs scalar choices (numbers, strings, "
+                    f"booleans, null), got {type(v).__name__} {v!r}"
+                )
+
+
+def optimize(
+    ctx: PointContext,
+    spec: SweepSpec,
+    target: SLOTarget,
+    store: ResultStore,
+    settings: OptimizeSettings,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> OptimizeReport:
+    import optuna
+
+    _check_space(spec, ctx.source)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ctx = dataclasses.replace(ctx, skip_infeasible=spec.skip_infeasible)
+    constraints = [
+        Expression(t, f"{ctx.source}: constraints[{i}]") for i, t in enumerate(spec.constraints)
+    ]
+    sampler = optuna.samplers.TPESampler(
+        seed=settings.seed, constraints_func=lambda t: t.user_attrs.get("violations", [1.0])
+    )
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    trials: list[Trial] = []
+    while len(trials) < settings.num_trials:
+        n = min(settings.batch_size, settings.num_trials - len(trials))
+        asked = [study.ask() for _ in range(n)]
+        points = [
+            make_point(
+                ctx,
+                {p: t.suggest_categorical(p, v) for p, v in spec.axes.items()},
+                t.number,
+                constraints,
+            )
+            for t in asked
+        ]
+        tasks = [p for p in points if isinstance(p, PointTask)]
+        run_tasks(tasks, store, executor, progress)
+        for trial, point in zip(asked, points, strict=True):
+            trials.append(_tell(study, trial, point, store, target, settings.objective))
+        _write_manifest(store, ctx, spec, target, settings, trials)
+    report = _report(trials, store, settings)
+    _write_manifest(store, ctx, spec, target, settings, trials, report)
+    return report
+
+
+def _tell(study, trial, point, store, target: SLOTarget, objective: str) -> Trial:
+    import optuna
+
+    overrides = dict(point.overrides)
+    if isinstance(point, SkippedPoint):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return Trial(trial.number, overrides, None, "skipped", None, point.reason)
+    row = store.read(point.key)
+    if row["status"] == "ok" and objective not in row:
+        known = sorted(k for k in row if "." in k)
+        raise InputError(
+            f"--objective {objective!r}: not a summary column{did_you_mean(objective, known)}; "
+            f"columns: {', '.join(known)}"
+        )
+    value = row.get(objective)
+    if row["status"] != "ok" or value is None:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        reason = row.get("error") or f"{objective} is missing"
+        return Trial(trial.number, overrides, point.key, "failed", None, reason)
+    violations = target.violations(row)
+    trial.set_user_attr("violations", violations)
+    study.tell(trial, float(value))
+    state = "ok" if all(v <= 0 for v in violations) else "infeasible"
+    return Trial(trial.number, overrides, point.key, state, float(value))
+
+
+def _report(trials: list[Trial], store: ResultStore, settings: OptimizeSettings) -> OptimizeReport:
+    feasible = [t for t in trials if t.state == "ok"]
+    best = min(feasible, key=lambda t: (t.objective, t.number)) if feasible else None
+    evaluated = {t.key: t for t in trials if t.objective is not None}  # one per configuration
+    unique = list(evaluated.values())
+    latencies = [store.read(t.key).get(settings.latency) for t in unique]
+    front = pareto_front([t.objective for t in unique], latencies)
+    return OptimizeReport(trials, best, [unique[i] for i in front])
+
+
+def _write_manifest(
+    store: ResultStore,
+    ctx: PointContext,
+    spec: SweepSpec,
+    target: SLOTarget,
+    settings: OptimizeSettings,
+    trials: list[Trial],
+    report: OptimizeReport | None = None,
+) -> None:
+    manifest: dict[str, Any] = {
+        "kind": "optimize",
+        "scenario": ctx.source,
+        "axes": spec.model_dump(mode="json"),
+        "target": dataclasses.asdict(target),
+        "settings": dataclasses.asdict(settings),
+        "points": [
+            {"index": t.number, "key": t.key, "overrides": t.overrides}
+            for t in trials
+            if t.key is not None
+        ],
+        "trials": [dataclasses.asdict(t) for t in trials],
+    }
+    if report is not None:
+        manifest["best"] = None if report.best is None else dataclasses.asdict(report.best)
+        manifest["pareto_keys"] = [t.key for t in report.pareto]
+    store.write_manifest(manifest)

@@ -1,0 +1,204 @@
+"""`infsim report DIR` → DIR/report.html: one self-contained page, viewable offline.
+
+Plots are drawn with matplotlib (Agg backend, imported lazily) and embedded as base64
+PNGs; there are no scripts, styles or fonts fetched from anywhere. A run directory gets
+latency CDFs and the timeline; a sweep directory gets its table and cost vs p99 latency
+with the Pareto front; a capacity search gets its capacity curve; an optimize search
+gets its trials as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from infsim.errors import InputError
+from infsim.sweep.results import DEFAULT_METRICS, results_table
+from infsim.sweep.search import pareto_front
+from infsim.sweep.store import MANIFEST, ResultStore
+from infsim.sweep.tables import cell, header
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
+    "padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
+)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    return (
+        f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    )
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(header(str(c)))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(title: str, sections: list[tuple[str, str]]) -> str:
+    parts = [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+
+
+# -- a run ----------------------------------------------------------------------------------
+def latency_cdfs(requests: pd.DataFrame) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, col in zip(axes, ("ttft_s", "tpot_s", "e2e_s"), strict=True):
+        values = np.sort(requests[col].dropna().to_numpy())
+        if values.size:
+            ax.plot(values, np.arange(1, values.size + 1) / values.size)
+            ax.axvline(np.quantile(values, 0.99), color="r", ls="--", lw=0.8, label="p99")
+            ax.legend(loc="lower right")
+        ax.set(xlabel=f"{col.removesuffix('_s').upper()} (s)", ylabel="fraction of requests")
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def timeline_plot(timeline: pd.DataFrame) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(3, 1, figsize=(13, 6.5), sharex=True)
+    for replica, part in timeline.groupby("replica_id"):
+        t = part["start_s"].to_numpy()
+        axes[0].step(t, part["num_running"], where="post", lw=0.7, label=f"replica {replica}")
+        axes[1].step(t, part["num_waiting"], where="post", lw=0.7)
+        axes[2].step(t, part["kv_usage"], where="post", lw=0.7)
+    for ax, label in zip(axes, ("running", "waiting", "KV usage"), strict=True):
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[2].set_xlabel("simulated time (s)")
+    return _png(fig)
+
+
+def run_report(directory: Path) -> str:
+    summary = json.loads((directory / "summary.json").read_text())
+    requests = pq.read_table(directory / "requests.parquet").to_pandas()
+    timeline = pq.read_table(directory / "timeline.parquet").to_pandas()
+    latency = pd.DataFrame(summary["latency_s"]).T.reset_index(names="metric")
+    other = {k: v for k, v in _flat(summary).items() if not k.startswith("latency_s.")}
+    sections = [
+        ("Latency (s)", _table(latency)),
+        ("Latency CDFs", latency_cdfs(requests)),
+        ("Timeline", timeline_plot(timeline) if len(timeline) else "(empty)"),
+        ("Summary", _table(pd.DataFrame({"key": list(other), "value": list(other.values())}))),
+    ]
+    return _page(f"infsim run: {directory.name}", sections)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        out.update(_flat(v, f"{name}.") if isinstance(v, dict) else {name: v})
+    return out
+
+
+# -- a sweep or search ----------------------------------------------------------------------
+def cost_latency_plot(table: pd.DataFrame, cost: str, latency: str) -> str:
+    plt = _plt()
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(ok[latency], ok[cost], s=18, alpha=0.6, label="points")
+    front = ok.iloc[pareto_front(ok[cost].tolist(), ok[latency].tolist())]
+    ax.plot(front[latency], front[cost], "r-o", ms=5, label="Pareto front")
+    ax.set(xlabel=f"{latency}", ylabel=f"{cost}", title="cost vs p99 latency")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _png(fig)
+
+
+def capacity_plot(table: pd.DataFrame, manifest: dict[str, Any]) -> str:
+    plt = _plt()
+    df = table.sort_values("workload.rate_scale")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = df["workload.rate_scale"]
+    for col in ("latency_s.ttft.p99", "latency_s.tpot.p99", "latency_s.e2e.p99"):
+        if col in df:
+            ax.plot(x, df[col], "o-", label=col)
+    ax.set(xlabel="workload.rate_scale", ylabel="p99 latency (s)", yscale="log")
+    if "slo.attainment" in df:
+        ax2 = ax.twinx()
+        ax2.plot(x, df["slo.attainment"], "k--s", ms=4, label="SLO attainment")
+        ax2.set_ylabel("SLO attainment")
+        ax2.legend(loc="lower left")
+    result = manifest.get("result")
+    if result and result.get("rate_scale"):
+        ax.axvline(result["rate_scale"], color="g", ls=":", label="capacity")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def sweep_report(directory: Path) -> str:
+    store = ResultStore(directory)
+    manifest = store.manifest()
+    table = results_table(store)
+    kind = manifest.get("kind", "sweep")
+    if table.empty:
+        return _page(f"infsim {kind}: {directory.name}", [("Points", "(no finished points)")])
+    settings = manifest.get("settings", {})
+    cost = settings.get("objective", "cost.usd_per_million_output_tokens")
+    latency = settings.get("latency", "latency_s.e2e.p99")
+    axes = list(manifest.get("axes", {}).get("axes", {})) or ["workload.rate_scale"]
+    shown = [c for c in ["point", *axes, *DEFAULT_METRICS] if c in table.columns]
+    sections = []
+    if kind == "capacity" and "workload.rate_scale" in table:
+        sections.append(("Capacity curve", capacity_plot(table, manifest)))
+        result = manifest.get("result") or {}
+        sections.append(("Result", _table(pd.DataFrame([result])) if result else "(running)"))
+    if cost in table and latency in table and kind != "capacity":
+        sections.append(("Cost vs p99 latency", cost_latency_plot(table, cost, latency)))
+    if kind == "optimize":
+        best = manifest.get("best")
+        sections.append(("Best", html.escape(json.dumps(best)) if best else "no trial met the SLO"))
+    sections.append((f"Points ({len(table)})", _table(table[shown])))
+    skipped = manifest.get("skipped", [])
+    if skipped:
+        sections.append(("Skipped", _table(pd.DataFrame(skipped))))
+    return _page(f"infsim {kind}: {directory.name}", sections)
+
+
+def write_report(directory: Path, out: Path | None = None) -> Path:
+    if (directory / MANIFEST).is_file():
+        text = sweep_report(directory)
+    elif (directory / "summary.json").is_file():
+        text = run_report(directory)
+    else:
+        raise InputError(
+            f"{directory}: neither a run directory (summary.json) nor a sweep directory "
+            f"({MANIFEST}); give what infsim run, sweep, capacity or optimize wrote"
+        )
+    out = out or directory / "report.html"
+    out.write_text(text)
+    return out
