@@ -34,6 +34,7 @@ class ResolvedScenario:
     usd_per_gpu_hour: float
     calibration_dir: Path | None = None
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
+    pools: tuple = ()  # infsim.fleet.pools.ResolvedPool per deployment.pools entry
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
@@ -99,6 +100,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     )
     _check_fits(kv, gpu, engine.gpu_memory_utilization, source)
     resolved = scenario.model_copy(update={"engine": engine, "deployment": deployment})
+    pools = _pools(scenario, base_dir, source)
     cal_dir, cal_rows = _calibration(scenario, base_dir, gpu, source)
     return ResolvedScenario(
         scenario=resolved,
@@ -109,7 +111,17 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         usd_per_gpu_hour=_price(scenario, gpu),
         calibration_dir=cal_dir,
         calibration_rows=cal_rows,
+        pools=pools,
     )
+
+
+def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
+    """Each `deployment.pools` entry resolved on its own (infsim/fleet/pools.py)."""
+    from infsim.fleet.pools import check_failure_events, resolve_pools
+
+    pools = resolve_pools(scenario, base_dir, source) if scenario.deployment.pools else ()
+    check_failure_events(scenario, [p.name for p in pools] or ["default"], source)
+    return pools
 
 
 def _calibration(

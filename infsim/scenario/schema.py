@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
 from infsim.workload.spec import WorkloadSpec
 
 
@@ -29,6 +30,12 @@ class HardwareSpec(_Frozen):
 
 class DeploymentSpec(_Frozen):
     replicas: int = Field(1, ge=1, description="Number of identical engine replicas (DP).")
+    pools: tuple[PoolSpec, ...] | None = Field(
+        None,
+        description="Heterogeneous or autoscaled fleet: pools of replicas, each with its "
+        "GPU, TP, initial/min/max replicas, pricing and cold start (docs/fleet.md); null = "
+        "one pool of `replicas` × hardware.gpu.",
+    )
     tensor_parallel: int = Field(
         1, ge=1, description="GPUs per replica (TP); must divide the attention heads."
     )
@@ -157,6 +164,16 @@ class Scenario(_Frozen):
         "per-step overhead.",
     )
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    autoscaling: AutoscalingSpec | None = Field(
+        None,
+        description="Control loop scaling each pool within [min, max]_replicas "
+        "(docs/fleet.md); null = fixed pools.",
+    )
+    failures: FailuresSpec | None = Field(
+        None,
+        description="Replica failures and spot preemptions, and what happens to their "
+        "in-flight requests (docs/fleet.md); null = none.",
+    )
 
     @model_validator(mode="after")
     def _engine_consistent(self) -> Scenario:

@@ -22,12 +22,14 @@ import enum
 
 
 class Status(enum.IntEnum):
-    """Lifecycle: WAITING → RUNNING ⇄ (preempted) WAITING → FINISHED, or REJECTED."""
+    """Lifecycle: WAITING → RUNNING ⇄ (preempted) WAITING → FINISHED, or REJECTED, or
+    FAILED (its replica was lost and the fleet's failure policy gave up on it)."""
 
     WAITING = 0
     RUNNING = 1
     FINISHED = 2
     REJECTED = 3
+    FAILED = 4
 
 
 class RequestState:

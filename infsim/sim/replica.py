@@ -27,6 +27,8 @@ from infsim.scheduling.batch import StepOutcome
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.scheduling.request import RequestState, Status
 
+STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
+
 
 class Replica:
     def __init__(
@@ -50,6 +52,7 @@ class Replica:
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
         self.clock_s = 0.0
+        self.stopped = False
         self.process = env.process(self._loop())
 
     # -- called by the arrival process ----------------------------------------------
@@ -71,33 +74,46 @@ class Replica:
         return True
 
     # -- the loop -------------------------------------------------------------------
+    def stop(self) -> None:
+        """The replica is lost (fleet failure): its loop ends for good, the step in
+        progress never completes; its requests stay in the scheduler for the caller."""
+        self.stopped = True
+        if self._wake is None:  # stepping: end the wait (an idle loop just never wakes)
+            self.process.interrupt(STOP)
+
     def _loop(self) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
-        while True:
-            if not sched.has_work():
-                self._wake = env.event()
-                yield self._wake
-                self._wake = None
-                self.clock_s = env.now
-            start = self.clock_s
-            k = sched.plan_decode_run(start) if self.fast_forward else 0
-            if k:
-                yield from self._decode_run(len(sched.running), start, k)
-                continue
-            batch = sched.schedule(start)
-            if not batch.requests:
-                if not batch.num_preempted:
-                    raise RuntimeError(f"replica {self.replica_id}: work but nothing to schedule")
-                continue  # a request preempted itself: vLLM's step is empty; schedule again
-            k = sched.decode_run_limit(batch, start) if self.fast_forward else 0
-            if k > 1:
-                yield from self._decode_run(batch.num_seqs, start, k)
-                continue
-            end = start + self.cost_model.step_time_s(batch)
-            yield env.timeout(end - env.now)
-            self.clock_s = end
-            outcome = sched.on_batch_done(batch, start, end)
-            self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
+        try:
+            while True:
+                if not sched.has_work():
+                    self._wake = env.event()
+                    yield self._wake
+                    self._wake = None
+                    self.clock_s = env.now
+                start = self.clock_s
+                k = sched.plan_decode_run(start) if self.fast_forward else 0
+                if k:
+                    yield from self._decode_run(len(sched.running), start, k)
+                    continue
+                batch = sched.schedule(start)
+                if not batch.requests:
+                    if not batch.num_preempted:
+                        raise RuntimeError(
+                            f"replica {self.replica_id}: work but nothing to schedule"
+                        )
+                    continue  # a request preempted itself: vLLM's step is empty; schedule again
+                k = sched.decode_run_limit(batch, start) if self.fast_forward else 0
+                if k > 1:
+                    yield from self._decode_run(batch.num_seqs, start, k)
+                    continue
+                end = start + self.cost_model.step_time_s(batch)
+                yield env.timeout(end - env.now)
+                self.clock_s = end
+                outcome = sched.on_batch_done(batch, start, end)
+                self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
+        except simpy.Interrupt as interrupt:  # only `stop` interrupts a step
+            if interrupt.cause is not STOP:
+                raise
 
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
@@ -108,7 +124,9 @@ class Replica:
         self._in_run = True
         try:
             yield env.timeout(ends[-1] - env.now)
-        except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
+        except simpy.Interrupt as interrupt:  # a request arrived: finish the step, then stop
+            if interrupt.cause is STOP:
+                raise
             # Steps ending strictly before now are done; the one ending at or after now
             # is in progress. An arrival exactly at a step end is seen by the next step,
             # as when stepping (its arrival event was scheduled before that step's end).

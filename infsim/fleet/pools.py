@@ -1,0 +1,121 @@
+"""Pools of a fleet, each resolved like a one-pool scenario (its own GPU, TP, vLLM
+defaults, KV capacity, cost model and price).
+
+Without `deployment.pools` the fleet is one pool "default" made of `hardware.gpu` ×
+`deployment` and priced by `cost:`, exactly as before pools existed. A pool's `gpu`
+and `tensor_parallel` default to `hardware.gpu` and `deployment.tensor_parallel`.
+
+A later role (prefill / decode for disaggregation) belongs on `ResolvedPool`; routers
+and the autoscaler already work per pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infsim.errors import InputError
+from infsim.fleet.spec import PoolSpec, PricingSpec
+from infsim.scenario.schema import CostSpec, HardwareSpec, Scenario
+
+
+@dataclass(frozen=True)
+class ResolvedPool:
+    spec: PoolSpec  # gpu and tensor_parallel filled in
+    resolved: object  # infsim.scenario.resolve.ResolvedScenario of this pool alone
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        return self.resolved.usd_per_gpu_hour
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.spec.tensor_parallel
+
+    @property
+    def weight_bytes_per_replica(self) -> float:
+        kv = self.resolved.kv
+        return kv.weight_bytes_per_gpu * self.spec.tensor_parallel
+
+
+def default_pool(rs) -> ResolvedPool:
+    """The scenario's single pool (`hardware.gpu` × `deployment`, priced by `cost:`)."""
+    s = rs.scenario
+    spec = PoolSpec(
+        name="default",
+        gpu=rs.gpu.name,
+        tensor_parallel=s.deployment.tensor_parallel,
+        replicas=s.deployment.replicas,
+        pricing=PricingSpec(kind=s.cost.pricing, usd_per_gpu_hour=s.cost.usd_per_gpu_hour),
+    )
+    return ResolvedPool(spec, rs)
+
+
+def fleet_pools(rs) -> list[ResolvedPool]:
+    return list(rs.pools) if rs.pools else [default_pool(rs)]
+
+
+def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[ResolvedPool, ...]:
+    """Resolve each `deployment.pools` entry as a scenario of its own."""
+    from infsim.scenario.resolve import resolve  # resolve() calls us: import late
+
+    dep = scenario.deployment
+    pools = dep.pools or ()
+    _check_pools(scenario, source)
+    out = []
+    for i, pool in enumerate(pools):
+        gpu = pool.gpu or scenario.hardware.gpu
+        tp = pool.tensor_parallel or dep.tensor_parallel
+        sub = scenario.model_copy(
+            update={
+                "hardware": HardwareSpec(gpu=gpu),
+                "deployment": dep.model_copy(
+                    update={"pools": None, "replicas": max(pool.replicas, 1), "tensor_parallel": tp}
+                ),
+                "cost": CostSpec(
+                    pricing=pool.pricing.kind, usd_per_gpu_hour=pool.pricing.usd_per_gpu_hour
+                ),
+            }
+        )
+        try:
+            resolved = resolve(sub, base_dir, source)
+        except InputError as err:
+            raise InputError(f"deployment.pools[{i}] ({pool.name}): {err}") from None
+        filled = pool.model_copy(update={"gpu": resolved.gpu.name, "tensor_parallel": tp})
+        out.append(ResolvedPool(filled, resolved))
+    return tuple(out)
+
+
+def _check_pools(scenario: Scenario, source: str) -> None:
+    dep = scenario.deployment
+    pools = dep.pools or ()
+    if not pools:
+        raise InputError(f"{source}: deployment.pools: empty; give at least one pool or omit it")
+    if "replicas" in dep.model_fields_set:
+        raise InputError(
+            f"{source}: deployment.replicas: not allowed with deployment.pools (each pool "
+            "has its own replicas); remove it"
+        )
+    names = [p.name for p in pools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{source}: deployment.pools: duplicate pool names {dupes}")
+    if sum(p.max_count for p in pools) == 0:
+        raise InputError(
+            f"{source}: deployment.pools: every pool has max_replicas 0; at least one "
+            "replica must be possible"
+        )
+
+
+def check_failure_events(scenario: Scenario, names: list[str], source: str) -> None:
+    failures = getattr(scenario, "failures", None)
+    for i, event in enumerate(failures.events if failures else ()):
+        if event.pool not in names:
+            raise InputError(
+                f"{source}: failures.events[{i}].pool: unknown pool {event.pool!r}; the "
+                f"pools are {names}"
+            )

@@ -1,0 +1,505 @@
+"""The fleet in simulated time: pools of replicas with a lifecycle, the gateway, the
+control loop and failures. Wiring only: policies live in `infsim.fleet` (pure).
+
+    lifecycle:  PROVISIONING → LOADING → STARTING → SERVING → DRAINING → RELEASED
+                (any live state) ─────── failure / end of spot notice ──────► FAILED
+
+    arrivals ─► Fleet.submit ─► router over SERVING replicas ─► Replica.submit
+                      └─ no replica serving: the gateway queue (flushed when one is)
+
+Initial replicas serve at t = 0 (warm). A new replica (scale-up, replacement) pays its
+pool's cold start; a lost replica is replaced at once through the same path (the
+ReplicaSet controller), whatever the autoscaler then decides. Scale-down cancels cold
+replicas first, then drains the least-loaded serving ones: a draining replica takes no
+new requests, finishes its own and is released. Every live or draining replica is
+billed from its request (t = 0 for initial ones) to its release or loss.
+
+Randomness: cold-start and failure draws come from their own generators derived from
+`scenario.seed` (streams `COLD_START_STREAM`, `FAILURE_STREAM`), drawn in event order.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import simpy
+
+from infsim.fleet.autoscaler import Autoscaler
+from infsim.fleet.cold_start import ColdStart, ColdStartModel
+from infsim.fleet.failures import FailureDraw, FailureModel
+from infsim.fleet.pools import ResolvedPool
+from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
+from infsim.metrics.recorder import Recorder
+from infsim.scheduling.request import RequestState, Status
+from infsim.sim.cluster import ReplicaSetView
+from infsim.sim.replica import Replica
+
+COLD_START_STREAM = 1
+FAILURE_STREAM = 2
+
+
+class State(enum.IntEnum):
+    PROVISIONING = 0
+    LOADING = 1
+    STARTING = 2
+    SERVING = 3
+    DRAINING = 4
+    RELEASED = 5
+    FAILED = 6
+
+
+LIVE = (State.PROVISIONING, State.LOADING, State.STARTING, State.SERVING)
+BILLED = (*LIVE, State.DRAINING)
+STATE_NAMES = [s.name.lower() for s in State]
+
+FLEET_TIMELINE_SCHEMA = pa.schema(
+    [
+        ("time_s", pa.float64()),
+        ("pool", pa.string()),
+        ("num_provisioning", pa.int32()),
+        ("num_loading", pa.int32()),
+        ("num_starting", pa.int32()),
+        ("num_serving", pa.int32()),
+        ("num_draining", pa.int32()),
+        ("num_waiting", pa.int32()),
+        ("num_running", pa.int32()),
+        ("num_gateway_queued", pa.int32()),
+        ("kv_usage", pa.float64()),
+        ("desired_replicas", pa.int32()),
+        ("usd_per_hour", pa.float64()),
+    ]
+)
+
+
+class Member:
+    """One replica of a pool over its whole life (the engine exists once it serves)."""
+
+    __slots__ = ("cold_start", "history", "member_id", "pool", "replica", "state")
+
+    def __init__(self, member_id: int, pool: PoolRuntime, state: State, now: float) -> None:
+        self.member_id = member_id
+        self.pool = pool
+        self.state = state
+        self.history: list[tuple[float, State]] = [(now, state)]
+        self.replica: Replica | None = None
+        self.cold_start: ColdStart | None = None
+
+
+@dataclass
+class PoolRuntime:
+    index: int
+    pool: ResolvedPool
+    cold: ColdStartModel
+    autoscaler: Autoscaler | None
+    members: list[Member] = field(default_factory=list)
+    desired: int = 0
+    scale_events: list[dict] = field(default_factory=list)
+    last_submitted: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.pool.name
+
+    def live(self) -> list[Member]:
+        return [m for m in self.members if m.state in LIVE]
+
+
+@dataclass
+class FleetRecord:
+    """What the fleet did, for the summary (`infsim.fleet.report`)."""
+
+    pools: list[PoolRuntime]
+    timeline: pa.Table
+    failure_events: list[dict]
+    num_losses: dict[int, int]  # request index → replicas lost under it (requeued or failed)
+    failed: list[RequestState]
+    max_gateway_queued: int
+    num_gateway_queued: int
+    failures: FailuresSpec | None
+
+
+class Fleet:
+    def __init__(  # noqa: PLR0913
+        self,
+        env: simpy.Environment,
+        pools: list[ResolvedPool],
+        *,
+        recorder: Recorder,
+        router: Any,
+        make_replica: Callable[[Any, int, Callable[[RequestState], None] | None], Replica],
+        num_requests: int,
+        seed: int,
+        on_finished: Callable[[RequestState], None] | None = None,
+        on_rejected: Callable[[RequestState], None] | None = None,
+        autoscaling: AutoscalingSpec | None = None,
+        failures: FailuresSpec | None = None,
+    ) -> None:
+        self.env = env
+        self.recorder = recorder
+        self.router = router
+        self.make_replica = make_replica  # (pool's ResolvedScenario, replica id, on_finished)
+        self.num_requests = num_requests
+        self.on_finished = on_finished
+        self.on_rejected = on_rejected
+        self.autoscaling = autoscaling
+        self.failures = failures
+        self.failure_model = FailureModel(failures)
+        self.rng_cold = np.random.default_rng([seed, COLD_START_STREAM])
+        self.rng_fail = np.random.default_rng([seed, FAILURE_STREAM])
+        self.pools: list[PoolRuntime] = []
+        for i, p in enumerate(pools):
+            scaler = None
+            if autoscaling is not None and p.spec.min_count < p.spec.max_count:
+                scaler = Autoscaler(autoscaling, p.spec.min_count, p.spec.max_count)
+            cold = ColdStartModel(p.spec.cold_start, p.weight_bytes_per_replica)
+            self.pools.append(PoolRuntime(i, p, cold, scaler))
+        self.random_failures = failures is not None and (
+            failures.replica_mtbf_s is not None
+            or any(p.spec.pricing.spot_interruptions_per_hour for p in pools)
+        )
+        # Static: one pool, no control loop, no failures: the path of the speed benchmark.
+        self.dynamic = (
+            len(pools) > 1
+            or failures is not None
+            or any(p.autoscaler for p in self.pools)
+            or any(p.spec.replicas == 0 for p in pools)
+        )
+        self.serving: list[Replica] = []
+        self.view = ReplicaSetView(self.serving)
+        self.gateway: deque[RequestState] = deque()
+        self.max_gateway_queued = 0
+        self.num_gateway_queued = 0
+        self.num_submitted = 0
+        self.num_replicas = 0  # replica ids, in creation order
+        self.num_members = 0
+        self.failure_events: list[dict] = []
+        self.num_losses: dict[int, int] = {}
+        self.failed: list[RequestState] = []
+        self._rows: list[tuple] = []
+        for pool in self.pools:
+            pool.desired = pool.pool.spec.replicas
+            for _ in range(pool.pool.spec.replicas):
+                member = self._new_member(pool, State.SERVING)
+                self._serve(member)
+        for pool in self.pools:
+            self._row(pool)
+        if any(p.autoscaler for p in self.pools):
+            env.process(self._control_loop(autoscaling.interval_s))
+        if failures is not None and failures.events:
+            env.process(self._scheduled_failures(failures))
+
+    # -- requests ---------------------------------------------------------------------
+    def submit(self, req: RequestState) -> bool:
+        """Route `req` to a serving replica (False: that replica rejects it for good),
+        or hold it at the gateway while none serves."""
+        self.num_submitted += 1
+        serving = self.serving
+        if not serving:
+            self.gateway.append(req)
+            self.num_gateway_queued += 1
+            self.max_gateway_queued = max(self.max_gateway_queued, len(self.gateway))
+            return True
+        return serving[self.router.route(req, self.view, self.env.now)].submit(req)
+
+    def _flush_gateway(self) -> None:
+        while self.gateway and self.serving:
+            req = self.gateway.popleft()
+            replica = self.serving[self.router.route(req, self.view, self.env.now)]
+            if not replica.submit(req) and self.on_rejected is not None:
+                self.on_rejected(req)
+
+    def done(self) -> bool:
+        return self.recorder.num_done >= self.num_requests
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _new_member(self, pool: PoolRuntime, state: State) -> Member:
+        member = Member(self.num_members, pool, state, self.env.now)
+        self.num_members += 1
+        pool.members.append(member)
+        if self.random_failures:
+            spot = pool.pool.spec.pricing.spot_interruptions_per_hour
+            draw = self.failure_model.draw(self.env.now, spot, self.rng_fail)
+            if draw is not None:
+                self.env.process(self._random_failure(member, draw))
+        return member
+
+    def _set_state(self, member: Member, state: State) -> None:
+        member.state = state
+        member.history.append((self.env.now, state))
+        self._row(member.pool)
+
+    def _serve(self, member: Member) -> None:
+        on_finished = self.on_finished
+        if self.dynamic:
+            on_finished = partial(self._finished, member)
+        member.replica = self.make_replica(
+            member.pool.pool.resolved, self.num_replicas, on_finished
+        )
+        self.num_replicas += 1
+        self.serving.append(member.replica)
+        if member.state != State.SERVING:
+            self._set_state(member, State.SERVING)
+        self._flush_gateway()
+
+    def _finished(self, member: Member, req: RequestState) -> None:
+        if self.on_finished is not None:
+            self.on_finished(req)
+        if member.state == State.DRAINING and not member.replica.scheduler.has_work():
+            self._set_state(member, State.RELEASED)
+
+    def scale_up(self, pool: PoolRuntime, count: int) -> None:
+        for _ in range(count):
+            member = self._new_member(pool, State.PROVISIONING)
+            member.cold_start = pool.cold.sample(self.rng_cold)
+            self._row(pool)
+            self.env.process(self._cold_start(member))
+
+    def _cold_start(self, member: Member) -> Generator[simpy.Event, Any, None]:
+        cs, t = member.cold_start, self.env.now
+        phases = (
+            (cs.provisioning_s, State.LOADING),
+            (cs.weight_load_s, State.STARTING),
+            (cs.engine_start_s + cs.graph_capture_s, State.SERVING),
+        )
+        for duration_s, next_state in phases:
+            t += duration_s
+            yield self.env.timeout(t - self.env.now)
+            if member.state not in LIVE or self.done():
+                return  # cancelled by a scale-down, lost, or the run is over
+            if next_state == State.SERVING:
+                self._serve(member)
+            else:
+                self._set_state(member, next_state)
+
+    def scale_down(self, pool: PoolRuntime, count: int) -> None:
+        """Cancel cold replicas (newest first), then drain the least-loaded serving ones."""
+        live = pool.live()
+        cold = [m for m in reversed(live) if m.state != State.SERVING]
+        warm = sorted(
+            (m for m in live if m.state == State.SERVING),
+            key=lambda m: (m.replica.scheduler.num_outstanding, -m.member_id),
+        )
+        for member in (cold + warm)[:count]:
+            self.drain(member)
+
+    def drain(self, member: Member) -> None:
+        if member.state != State.SERVING:
+            self._set_state(member, State.RELEASED)
+            return
+        self.serving.remove(member.replica)
+        if member.replica.scheduler.has_work():
+            self._set_state(member, State.DRAINING)
+        else:
+            self._set_state(member, State.RELEASED)
+
+    def reconcile(self, pool: PoolRuntime, desired: int) -> None:
+        live = len(pool.live())
+        if desired != pool.desired:
+            pool.scale_events.append({"time_s": self.env.now, "from": pool.desired, "to": desired})
+            pool.desired = desired
+        if desired > live:
+            self.scale_up(pool, desired - live)
+        elif desired < live:
+            self.scale_down(pool, live - desired)
+
+    # -- failures ---------------------------------------------------------------------
+    def _random_failure(
+        self, member: Member, draw: FailureDraw
+    ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(draw.at_s - self.env.now)
+        if self.done() or member.state not in BILLED:
+            return
+        self.hit(member, draw.kind)
+
+    def _scheduled_failures(self, spec: FailuresSpec) -> Generator[simpy.Event, Any, None]:
+        by_name = {p.name: p for p in self.pools}
+        for event in sorted(spec.events, key=lambda e: e.at_s):
+            if event.at_s > self.env.now:
+                yield self.env.timeout(event.at_s - self.env.now)
+            targets = [m for m in by_name[event.pool].members if m.state in BILLED]
+            if event.replica >= len(targets):
+                self._event(event.pool, None, event.kind, "skipped: no such replica", 0, 0)
+                continue
+            self.hit(targets[event.replica], event.kind)
+
+    def hit(self, member: Member, kind: str) -> None:
+        """A failure (lost now) or a spot preemption notice (lost after the notice)."""
+        if kind == "failure" or member.state != State.SERVING:
+            if member.state != State.DRAINING:
+                self.scale_up(member.pool, 1)  # the replacement
+            self.lose(member, kind)
+            return
+        self._event(member.pool.name, member.replica.replica_id, kind, "notice", 0, 0)
+        self.serving.remove(member.replica)
+        self._set_state(member, State.DRAINING)
+        self.scale_up(member.pool, 1)
+        if not member.replica.scheduler.has_work():
+            self._set_state(member, State.RELEASED)
+            return
+        self.env.process(self._notice_end(member, self.failure_model.notice_s))
+
+    def _notice_end(self, member: Member, notice_s: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(notice_s)
+        if member.state == State.DRAINING:
+            self.lose(member, "preemption")
+
+    def lose(self, member: Member, kind: str) -> None:
+        replica = member.replica
+        if replica is None:
+            self._set_state(member, State.FAILED)
+            self._event(member.pool.name, None, kind, "lost while starting", 0, 0)
+            return
+        if member.state == State.SERVING:
+            self.serving.remove(replica)
+        self._set_state(member, State.FAILED)
+        replica.stop()
+        sched = replica.scheduler
+        in_flight = sorted([*sched.running, *sched.waiting], key=lambda r: (r.arrival_s, r.index))
+        requeue: list[RequestState] = []
+        for req in in_flight:
+            sched.kv.free(req)
+            losses = self.num_losses[req.index] = self.num_losses.get(req.index, 0) + 1
+            if self.failure_model.request_outcome(losses) == "requeue":
+                _reset(req)
+                requeue.append(req)
+            else:
+                req.status = Status.FAILED
+                req.reject_reason = f"replica lost ({kind})"
+                self.failed.append(req)
+                self.recorder.num_done += 1
+                if self.on_finished is not None:
+                    self.on_finished(req)
+        sched.running.clear()
+        while sched.waiting:
+            sched.waiting.pop()
+        self._event(
+            member.pool.name,
+            replica.replica_id,
+            kind,
+            "lost",
+            len(requeue),
+            len(in_flight) - len(requeue),
+        )
+        for req in requeue:
+            if not self.submit(req) and self.on_rejected is not None:
+                self.on_rejected(req)
+
+    def _event(
+        self, pool: str, replica_id: int | None, kind: str, what: str, requeued: int, failed: int
+    ) -> None:
+        self.failure_events.append(
+            {
+                "time_s": self.env.now,
+                "pool": pool,
+                "replica_id": replica_id,
+                "kind": kind,
+                "event": what,
+                "num_requeued": requeued,
+                "num_failed": failed,
+            }
+        )
+
+    # -- control loop -----------------------------------------------------------------
+    def _control_loop(self, interval_s: float) -> Generator[simpy.Event, Any, None]:
+        while not self.done():
+            yield self.env.timeout(interval_s)
+            now = self.env.now
+            for pool in self.pools:
+                if pool.autoscaler is None:
+                    self._row(pool)
+                    continue
+                value = self.signal(pool, interval_s)
+                pool.autoscaler.window.add(now, value)
+                live = pool.live()
+                ready = sum(1 for m in live if m.state == State.SERVING)
+                decision = pool.autoscaler.decide(now, ready, len(live), len(self.gateway))
+                self.reconcile(pool, decision.desired)
+                self._row(pool)
+
+    def signal(self, pool: PoolRuntime, interval_s: float) -> float:
+        """The pool's autoscaling signal now, summed over its serving replicas (the
+        gateway queue counts for every pool: any of them would have to serve it)."""
+        kind = self.autoscaling.signal
+        replicas = [m.replica for m in pool.members if m.state == State.SERVING]
+        queued = len(self.gateway)
+        if kind == "concurrency":
+            return queued + sum(r.scheduler.num_outstanding for r in replicas)
+        if kind == "queue_depth":
+            return queued + sum(len(r.scheduler.waiting) for r in replicas)
+        if kind == "request_rate":
+            rate = (self.num_submitted - pool.last_submitted) / interval_s
+            pool.last_submitted = self.num_submitted
+            return rate
+        if kind == "kv_usage":
+            return sum(1.0 - r.scheduler.kv.num_free_blocks / r.scheduler.kv.num_total_blocks
+                       for r in replicas)  # fmt: skip
+        return float(sum(1 for r in replicas if r.scheduler.has_work()))  # gpu_busy
+
+    # -- records ----------------------------------------------------------------------
+    def _row(self, pool: PoolRuntime) -> None:
+        counts = [0] * len(State)
+        waiting = running = 0
+        kv = 0.0
+        for m in pool.members:
+            counts[m.state] += 1
+            if m.state == State.SERVING:
+                s = m.replica.scheduler
+                waiting += len(s.waiting)
+                running += len(s.running)
+                kv += 1.0 - s.kv.num_free_blocks / s.kv.num_total_blocks
+        billed = sum(counts[s] for s in BILLED)
+        rate = billed * pool.pool.gpus_per_replica * pool.pool.usd_per_gpu_hour
+        serving = counts[State.SERVING]
+        self._rows.append(
+            (
+                self.env.now,
+                pool.name,
+                *counts[: State.RELEASED],
+                waiting,
+                running,
+                len(self.gateway),
+                kv / serving if serving else math.nan,
+                pool.desired,
+                rate,
+            )
+        )
+
+    def finish(self, end_s: float) -> FleetRecord:
+        for pool in self.pools:
+            self._row(pool)
+        rows = [r for r in self._rows if r[0] <= end_s]
+        for pool in self.pools:  # the state at end_s, as the last row
+            rows.append((end_s, *self._rows[-len(self.pools) + pool.index][1:]))
+        columns = list(zip(*rows, strict=True))
+        table = pa.table(
+            dict(zip(FLEET_TIMELINE_SCHEMA.names, columns, strict=True)),
+            schema=FLEET_TIMELINE_SCHEMA,
+        )
+        return FleetRecord(
+            self.pools,
+            table,
+            self.failure_events,
+            self.num_losses,
+            self.failed,
+            self.max_gateway_queued,
+            self.num_gateway_queued,
+            self.failures,
+        )
+
+
+def _reset(req: RequestState) -> None:
+    """A request retried from scratch on another replica (its arrival time is kept)."""
+    req.status = Status.WAITING
+    req.replica_id = -1
+    req.num_computed_tokens = 0
+    req.num_output_done = 0
+    req.first_token_s = -1.0
+    req.last_emit_s = -1.0
