@@ -28,6 +28,7 @@ from infsim.cost.base import cost_models
 from infsim.cost.curves import Curve, geometric_grid
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
 from infsim.scheduling.batch import Batch
 
 PER_TOKEN_OPS = ("norm", "rotary", "activation", "elementwise")
@@ -219,8 +220,26 @@ class CalibratedCostModel:
                 "all_reduce", tp, nbytes, lambda b: np.vectorize(self._roof._all_reduce_s)(b)
             )
             log.add("all_reduce", f"tp={tp}", ar, (nbytes[0], nbytes[-1]))
-            total += 2 * ar.t_grid
+            total += (1 if s.expert_parallel > 1 else 2) * ar.t_grid
+        if s.expert_parallel > 1:
+            total += self._expert_parallel_comm(grid)
         return Curve(grid, total, (1, grid[-1]), "sum")
+
+    def _expert_parallel_comm(self, grid: np.ndarray) -> np.ndarray:
+        """One MoE layer's EP traffic (see roofline.py): dispatch + combine all-to-all
+        (measured `all_to_all` rows vs one rank's send bytes when the table has them),
+        the all-gather over EP and the all-reduce over TP/EP (α–β)."""
+        s, link = self.shape, self._roof.link
+        ep, moe_tp = s.expert_parallel, s.tensor_parallel // s.expert_parallel
+        hidden = grid * s.hidden_size * ACTIVATION_BYTES
+        routed = hidden * s.num_experts_per_tok / ep
+        a2a = self.lookup.collective(
+            "all_to_all", ep, routed, np.vectorize(lambda b: all_to_all_s(b, ep, link))
+        )
+        self.lookup.log.add("all_to_all", f"ep={ep}", a2a, (routed[0], routed[-1]))
+        rest = [all_gather_s(h, ep, link) + all_reduce_s(r, moe_tp, link)
+                for h, r in zip(hidden, routed, strict=True)]  # fmt: skip
+        return 2 * a2a.t_grid + np.asarray(rest)
 
     def _per_token(self, grid: np.ndarray) -> np.ndarray:
         s, log = self.shape, self.lookup.log

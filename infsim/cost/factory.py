@@ -6,16 +6,32 @@ from infsim.catalog import precision as prec
 from infsim.cost.base import CostModel
 from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.lookup import CalibrationLookup, LookupLog
+from infsim.cost.pipeline import PipelineCost
 from infsim.cost.roofline import ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.kvcache.capacity import kv_heads_per_gpu
+from infsim.parallel.network import Placement, link_of, stage_send_link
+from infsim.parallel.pipeline import stage_layer_counts
 from infsim.scenario.resolve import ResolvedScenario
 
 
-def replica_shape(rs: ResolvedScenario) -> ReplicaShape:
+def placement(rs: ResolvedScenario) -> Placement:
+    dep = rs.scenario.deployment
+    per_node = rs.scenario.hardware.gpus_per_node or rs.gpu.gpus_per_node
+    return Placement(dep.tensor_parallel, dep.pipeline_parallel, per_node)
+
+
+def replica_shape(
+    rs: ResolvedScenario, stage: int = 0, num_layers: int | None = None
+) -> ReplicaShape:
+    """Per-GPU shape of pipeline stage `stage` (the whole model when PP = 1). A TP group
+    that spans nodes uses the inter-node link, with that link's catalog latency as α."""
     m, gpu, dep = rs.model, rs.gpu, rs.scenario.deployment
     tp = dep.tensor_parallel
+    link, link_latency_s = gpu.intra_node_link, None
+    if placement(rs).tp_group_spans_nodes(stage):
+        link, link_latency_s = gpu.inter_node_link, gpu.inter_node_link.latency_s
     return ReplicaShape(
-        num_layers=m.num_layers,
+        num_layers=m.num_layers if num_layers is None else num_layers,
         hidden_size=m.hidden_size,
         intermediate_size=m.intermediate_size,
         num_heads_per_gpu=m.num_attention_heads / tp,
@@ -31,18 +47,40 @@ def replica_shape(rs: ResolvedScenario) -> ReplicaShape:
         gemm_flops_per_s=gpu.flops_per_s(dep.weight_precision),
         attention_flops_per_s=gpu.flops_per_s("bfloat16"),
         mem_bandwidth_bytes_per_s=gpu.mem_bandwidth_bytes_per_s,
-        link_bandwidth_bytes_per_s=gpu.intra_node_link.bandwidth_bytes_per_s,
+        link_bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,
+        link_latency_s=link_latency_s,
+        expert_parallel=dep.expert_parallel,
     )
 
 
 def build_cost_model(rs: ResolvedScenario, log: LookupLog | None = None) -> CostModel:
     """The scenario's cost model; `log` (if given) collects how each lookup was answered."""
-    shape = replica_shape(rs)
+    return _cost_model(rs, replica_shape(rs), log)
+
+
+def build_pipeline_cost(rs: ResolvedScenario) -> PipelineCost:
+    """Per-stage cost models (stage layer counts as vLLM splits them) and the links
+    between stages; stages with the same layers and link share one model."""
+    place = placement(rs)
+    layers = stage_layer_counts(rs.model.num_layers, place.pipeline_parallel)
+    shapes = [replica_shape(rs, s, n) for s, n in enumerate(layers)]
+    models: dict[ReplicaShape, CostModel] = {}
+    stage_models = [models.get(sh) or models.setdefault(sh, _cost_model(rs, sh)) for sh in shapes]
+    collective_s = rs.scenario.cost_model.collective_latency_s
+    intra = link_of(rs.gpu.intra_node_link, collective_s)
+    inter = link_of(rs.gpu.inter_node_link)
+    sends = [stage_send_link(place, s, intra, inter) for s in range(len(layers) - 1)]
+    return PipelineCost(stage_models, sends, rs.model.hidden_size)
+
+
+def _cost_model(rs: ResolvedScenario, shape: ReplicaShape, log: LookupLog | None = None):
     params = RooflineParams(**rs.scenario.cost_model.model_dump(exclude={"kind"}))
     if rs.calibration_rows is None:
         return RooflineCostModel(shape, params)
     e, dep = rs.scenario.engine, rs.scenario.deployment
-    limits = Limits(e.max_num_batched_tokens, e.max_num_seqs, e.max_model_len)
+    # LM-head rows: one per sampling request, plus one per speculative draft verified.
+    drafts = e.speculative.num_speculative_tokens if e.speculative else 0
+    limits = Limits(e.max_num_batched_tokens, e.max_num_seqs * (1 + drafts), e.max_model_len)
     lookup = CalibrationLookup(rs.calibration_rows, log, dep.tensor_parallel)
     return CalibratedCostModel(
         shape, lookup, params, limits, dep.weight_precision, dep.kv_cache_precision

@@ -9,6 +9,12 @@ bytes / (HBM bandwidth × memory_efficiency)). Per decoder layer (per GPU under 
     mlp        GEMMs gate+up [h × 2i/TP], down [i/TP × h]   (MoE: top-k experts of E)
     norms etc. elementwise, memory-bound (2 RMSNorms, residual adds, activation)
     all_reduce 2 per layer when TP > 1: α + 2(TP−1)/TP · T·h·2 bytes / link bandwidth
+               (the TP group's link: inter-node when it spans nodes; parallel/network.py)
+    EP > 1     MoE layers: the MLP all-reduce becomes an all-to-all dispatch and combine
+               over the EP ranks (each owns T/EP tokens, sends T/EP·k·h·2 bytes), an
+               all-gather over EP re-replicating the T·h·2 hidden states for TP attention,
+               and an all-reduce over the TP/EP ranks sharing each expert
+
 
 plus the LM head for the rows that sample, and a per-step overhead (scheduler, Python,
 kernel launches) fixed + per sequence. T = batched tokens. Weight bytes follow the weight
@@ -22,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infsim.cost.base import attention_work, cost_models
+from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all_s
 from infsim.scheduling.batch import Batch
 
 ACTIVATION_BYTES = 2  # bf16 activations
@@ -57,6 +64,9 @@ class ReplicaShape:
     attention_flops_per_s: float
     mem_bandwidth_bytes_per_s: float
     link_bandwidth_bytes_per_s: float
+    link_latency_s: float | None = None
+    """α of the TP/EP group's link; None = the scenario's collective_latency_s."""
+    expert_parallel: int = 1
 
 
 @cost_models.register("roofline")
@@ -75,6 +85,8 @@ class RooflineCostModel:
         kv_bytes_per_token = 2 * s.num_kv_heads_per_gpu * s.head_dim * s.kv_bytes_per_element
         self._s_per_kv_token = s.num_layers * kv_bytes_per_token / self._bw
         self._dense_cache: dict[tuple[int, int], float] = {}
+        alpha = params.collective_latency_s if s.link_latency_s is None else s.link_latency_s
+        self.link = Link("tp", alpha, s.link_bandwidth_bytes_per_s)
 
     # -- public ---------------------------------------------------------------------
     def step_time_s(self, batch: Batch) -> float:
@@ -137,8 +149,25 @@ class RooflineCostModel:
             "elementwise": layers * t * (8 * h) * ACTIVATION_BYTES / self._bw,
             "lm_head": self._gemm_s(num_sampled, s.vocab_size / s.tensor_parallel, h),
         }
+        if s.expert_parallel > 1:
+            return ops | self._expert_parallel_comm_s(t)
         ops["all_reduce"] = 2 * layers * self._all_reduce_s(t * h * ACTIVATION_BYTES)
         return ops
+
+    def _expert_parallel_comm_s(self, num_tokens: int) -> dict[str, float]:
+        """Per step, all layers: attention all-reduce over TP; MoE dispatch + combine
+        all-to-all and re-replicating all-gather over EP; expert all-reduce over TP/EP."""
+        s, layers = self.shape, self.shape.num_layers
+        ep, hidden_bytes = s.expert_parallel, num_tokens * s.hidden_size * ACTIVATION_BYTES
+        routed_bytes = hidden_bytes * s.num_experts_per_tok / ep  # one rank's send buffer
+        moe_tp = s.tensor_parallel // ep
+        return {
+            "all_reduce": layers * (
+                self._all_reduce_s(hidden_bytes) + all_reduce_s(routed_bytes, moe_tp, self.link)
+            ),
+            "all_to_all": layers * 2 * all_to_all_s(routed_bytes, ep, self.link),
+            "all_gather": layers * all_gather_s(hidden_bytes, ep, self.link),
+        }  # fmt: skip
 
     def _mlp_s(self, t: int) -> float:
         s, h = self.shape, self.shape.hidden_size
@@ -156,8 +185,4 @@ class RooflineCostModel:
         return router + max(flops / self._flops, nbytes / self._bw)
 
     def _all_reduce_s(self, nbytes: float) -> float:
-        tp = self.shape.tensor_parallel
-        if tp <= 1:
-            return 0.0
-        ring_bytes = 2.0 * (tp - 1) / tp * nbytes
-        return self.params.collective_latency_s + ring_bytes / self.shape.link_bandwidth_bytes_per_s
+        return all_reduce_s(nbytes, self.shape.tensor_parallel, self.link)

@@ -87,9 +87,15 @@ def kv_capacity(  # noqa: PLR0913
     runtime_overhead_bytes: float,
     num_gpu_blocks_override: int | None = None,
     kv_cache_memory_bytes: int | None = None,
+    pipeline_parallel: int = 1,
 ) -> KVCapacity:
+    """Blocks per replica. Under PP every stage holds the KV of its own layers and vLLM
+    keeps the smallest stage pool, so the most loaded stage (most layers, weights/(tp·pp))
+    sets the count."""
     per_token = kv_bytes_per_token_per_gpu(model, tensor_parallel, kv_precision)
-    weights = model.weight_bytes(weight_precision) / tensor_parallel
+    weights = model.weight_bytes(weight_precision) / (tensor_parallel * pipeline_parallel)
+    if pipeline_parallel > 1:
+        per_token = per_token * -(-model.num_layers // pipeline_parallel) / model.num_layers
     act = activation_peak_bytes(model, tensor_parallel, max_num_batched_tokens, max_num_seqs)
     available = memory_bytes * gpu_memory_utilization - weights - act - runtime_overhead_bytes
     source = "memory"

@@ -34,6 +34,9 @@ class BlockCounter:
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 
+    def num_cached_prefix_blocks(self, block_keys: list[int]) -> int:
+        return 0
+
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         return NO_MATCH
 

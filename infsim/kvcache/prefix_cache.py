@@ -55,6 +55,16 @@ class PrefixCachingKV:
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 
+    def num_cached_prefix_blocks(self, block_keys: list[int]) -> int:
+        """How many leading `block_keys` are cached now (read-only; for routers)."""
+        cached = self.cached
+        n = 0
+        for key in block_keys:
+            if key not in cached:
+                break
+            n += 1
+        return n
+
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
         keys = req.block_keys

@@ -24,6 +24,10 @@ class ClusterView(Protocol):
 
     def kv_usage(self, replica: int) -> float: ...
 
+    def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:
+        """Leading blocks of `block_keys` the replica's prefix cache holds now."""
+        ...
+
 
 class Router(Protocol):
     def route(self, request: RequestState, view: ClusterView, now: float) -> int: ...

@@ -17,6 +17,7 @@ from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
 from infsim.errors import InputError
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
+from infsim.parallel.fit import check_fit, check_layout
 from infsim.scenario.schema import Scenario
 
 GIB = 1 << 30
@@ -38,12 +39,17 @@ class ResolvedScenario:
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
-        return f"{d.replicas}× {self.gpu.name} TP{d.tensor_parallel}"
+        label = f"{d.replicas}× {self.gpu.name} TP{d.tensor_parallel}"
+        if d.pipeline_parallel > 1:
+            label += f"×PP{d.pipeline_parallel}"
+        if d.expert_parallel > 1:
+            label += f" EP{d.expert_parallel}"
+        return label
 
     @property
     def num_gpus(self) -> int:
         d = self.scenario.deployment
-        return d.replicas * d.tensor_parallel
+        return d.replicas * d.tensor_parallel * d.pipeline_parallel
 
 
 def vllm_batch_defaults(gpu: GPUSpec) -> tuple[int, int]:
@@ -73,6 +79,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         "deployment.kv_cache_precision",
     )
     _check_tensor_parallel(model, dep.tensor_parallel, source)
+    check_layout(model, dep.pipeline_parallel, dep.expert_parallel, dep.tensor_parallel, source)
     seqs_default, tokens_default = vllm_batch_defaults(gpu)
     engine = eng.model_copy(
         update={
@@ -97,9 +104,26 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         runtime_overhead_bytes=0 if gpu.vendor.lower() == "cpu" else GPU_RUNTIME_OVERHEAD_BYTES,
         num_gpu_blocks_override=engine.num_gpu_blocks_override,
         kv_cache_memory_bytes=engine.kv_cache_memory_bytes,
+        pipeline_parallel=dep.pipeline_parallel,
     )
-    _check_fits(kv, gpu, engine.gpu_memory_utilization, source)
-    resolved = scenario.model_copy(update={"engine": engine, "deployment": deployment})
+    check_fit(
+        model,
+        gpu,
+        kv,
+        utilization=engine.gpu_memory_utilization,
+        max_model_len=eng.max_model_len,
+        weight_precision=weight_prec,
+        parallel=(dep.tensor_parallel, dep.pipeline_parallel, dep.expert_parallel),
+        source=source,
+    )
+    resolved = scenario.model_copy(
+        update={
+            "engine": engine,
+            "deployment": deployment,
+            "hardware": _resolved_hardware(scenario, gpu),
+            "router": _resolved_router(scenario),
+        }
+    )
     pools = _pools(scenario, base_dir, source)
     cal_dir, cal_rows = _calibration(scenario, base_dir, gpu, source)
     return ResolvedScenario(
@@ -167,18 +191,25 @@ def _check_tensor_parallel(model: ModelSpec, tp: int, source: str) -> None:
         )
 
 
-def _check_fits(kv: KVCapacity, gpu: GPUSpec, utilization: float, source: str) -> None:
-    if kv.num_usable_blocks >= 1:
-        return
-    budget = gpu.memory_bytes * utilization
-    raise InputError(
-        f"{source}: the model does not fit: per GPU, {gpu.name} gives "
-        f"{budget / GIB:.1f} GiB ({utilization:.2f} of {gpu.memory_bytes / GIB:.1f} GiB) but "
-        f"weights need {kv.weight_bytes_per_gpu / GIB:.1f} GiB, activations "
-        f"{kv.activation_bytes_per_gpu / GIB:.1f} GiB and runtime "
-        f"{kv.overhead_bytes_per_gpu / GIB:.1f} GiB, leaving no room for one KV block "
-        f"({kv.block_size} tokens × {kv.kv_bytes_per_token_per_gpu:.0f} B); raise "
-        "deployment.tensor_parallel, use a smaller weight_precision or a larger GPU"
+def _resolved_hardware(scenario: Scenario, gpu: GPUSpec):
+    hw = scenario.hardware
+    return hw.model_copy(update={"gpus_per_node": hw.gpus_per_node or gpu.gpus_per_node})
+
+
+ROUTER_DEFAULTS = {
+    "balance_abs_threshold": 64,
+    "balance_rel_threshold": 1.5,
+    "cache_threshold": 0.3,
+}
+"""prefix_aware defaults: SGLang router (sgl-model-gateway) `RouterArgs` defaults."""
+
+
+def _resolved_router(scenario: Scenario):
+    router = scenario.router
+    if router.kind != "prefix_aware":
+        return router
+    return router.model_copy(
+        update={k: v for k, v in ROUTER_DEFAULTS.items() if getattr(router, k) is None}
     )
 
 

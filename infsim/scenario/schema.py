@@ -26,6 +26,13 @@ class HardwareSpec(_Frozen):
         description="Accelerator name from the hardware catalog (`infsim catalog gpus`), "
         "e.g. h100-sxm, a100-80gb, cpu-host."
     )
+    gpus_per_node: int | None = Field(
+        None,
+        ge=1,
+        description="GPUs per node (server); null = the catalog's value for the GPU (8 for "
+        "HGX/DGX-class servers). A TP group or pipeline boundary that spans nodes pays the "
+        "catalog's inter_node_link instead of its intra_node_link.",
+    )
 
 
 class DeploymentSpec(_Frozen):
@@ -38,6 +45,20 @@ class DeploymentSpec(_Frozen):
     )
     tensor_parallel: int = Field(
         1, ge=1, description="GPUs per replica (TP); must divide the attention heads."
+    )
+    pipeline_parallel: int = Field(
+        1,
+        ge=1,
+        description="Pipeline stages per replica (PP, vLLM --pipeline-parallel-size): layers "
+        "split over stages, up to this many batches in flight; a replica has tp × pp GPUs.",
+    )
+    expert_parallel: int = Field(
+        1,
+        ge=1,
+        description="MoE models only: ranks the experts are spread over (EP, as SGLang's "
+        "--ep-size); must divide tensor_parallel, each expert then TP-sharded over "
+        "tensor_parallel / expert_parallel GPUs; adds an all-to-all dispatch and combine "
+        "per MoE layer. 1 = experts TP-sharded (vLLM's default).",
     )
     weight_precision: str = Field(
         "auto",
@@ -90,8 +111,44 @@ class EngineSpec(_Frozen):
 
 class RouterSpec(_Frozen):
     kind: Literal[
-        "round_robin", "least_outstanding_requests", "least_outstanding_tokens", "least_kv_usage"
+        "round_robin",
+        "least_outstanding_requests",
+        "least_outstanding_tokens",
+        "least_kv_usage",
+        "random",
+        "power_of_two",
+        "prefix_aware",
     ] = Field("round_robin", description="How arriving requests are spread over replicas.")
+    balance_abs_threshold: int | None = Field(
+        None,
+        ge=0,
+        description="prefix_aware only: the longest-prefix replica is skipped for the least "
+        "loaded one when its outstanding requests exceed the least loaded replica's by more "
+        "than this AND by more than balance_rel_threshold times; null = 64 (SGLang router "
+        "default).",
+    )
+    balance_rel_threshold: float | None = Field(
+        None,
+        ge=1,
+        description="prefix_aware only: relative load guard (see balance_abs_threshold); "
+        "null = 1.5 (SGLang router default).",
+    )
+    cache_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="prefix_aware only: below this fraction of the request's prefix blocks "
+        "cached anywhere, route to the least loaded replica; null = 0.3 (SGLang router "
+        "default).",
+    )
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> RouterSpec:
+        options = ("balance_abs_threshold", "balance_rel_threshold", "cache_threshold")
+        given = [name for name in options if getattr(self, name) is not None]
+        if given and self.kind != "prefix_aware":
+            raise ValueError(f"{', '.join(given)}: only for kind prefix_aware, not {self.kind}")
+        return self
 
 
 class SLOSpec(_Frozen):

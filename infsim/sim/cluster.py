@@ -24,3 +24,6 @@ class ReplicaSetView:
     def kv_usage(self, replica: int) -> float:
         kv = self._replicas[replica].scheduler.kv
         return 1.0 - kv.num_free_blocks / kv.num_total_blocks
+
+    def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:
+        return self._replicas[replica].scheduler.kv.num_cached_prefix_blocks(block_keys)

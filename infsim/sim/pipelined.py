@@ -1,0 +1,82 @@
+"""Replica runtime under pipeline parallelism (PP > 1): vLLM V1's batch queue.
+
+    loop:  no work and nothing in flight → sleep until a request is submitted
+           while fewer than pp batches are in flight:
+               batch = schedule(now) over the requests not in flight     (pure)
+               empty → stop filling
+               hand it to the stages: StageClock places it, giving its end (pure)
+           wait for the oldest in-flight batch to end, apply it, record it
+
+This is `EngineCore.step_with_batch_queue` (see `parallel/pipeline.py` for the timing and
+`scheduling/in_flight.py` for what may be scheduled). Requests arriving while the engine
+waits on the oldest batch are scheduled after it returns, as in vLLM, whose engine core
+blocks on that batch's result. There is no decode fast-forward here (each batch is one
+event); the PP = 1 path is `sim/replica.py`, untouched.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from infsim.cost.base import CostModel
+from infsim.cost.pipeline import PipelineCost
+from infsim.metrics.recorder import Recorder
+from infsim.parallel.pipeline import StageClock
+from infsim.scheduling.batch import Batch
+from infsim.scheduling.continuous import ContinuousBatchingScheduler
+from infsim.scheduling.in_flight import schedule_excluding
+from infsim.scheduling.request import RequestState
+from infsim.sim.replica import Replica
+
+
+class PipelinedReplica(Replica):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        replica_id: int,
+        scheduler: ContinuousBatchingScheduler,
+        cost_model: CostModel,
+        recorder: Recorder,
+        fast_forward: bool = True,
+        on_finished: Callable[[RequestState], None] | None = None,
+        *,
+        pipeline: PipelineCost,
+    ) -> None:
+        self.pipeline = pipeline
+        super().__init__(env, replica_id, scheduler, cost_model, recorder, False, on_finished)
+
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        env, sched, pipe = self.env, self.scheduler, self.pipeline
+        depth = pipe.num_stages
+        stages = StageClock(depth)
+        queue: deque[tuple[Batch, float, float]] = deque()
+        in_flight: set[int] = set()
+        while True:
+            if not queue and not sched.has_work():
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                self.clock_s = env.now
+            now = self.clock_s
+            batch = None
+            while len(queue) < depth:
+                batch = schedule_excluding(sched, in_flight, now)
+                if not batch.requests:
+                    break
+                end = stages.submit(now, pipe.stage_times_s(batch), pipe.send_times_s(batch))
+                queue.append((batch, now, end))
+                in_flight.update(map(id, batch.requests))
+            if not queue:
+                if batch is not None and batch.num_preempted:
+                    continue  # a request preempted itself: schedule again, as vLLM
+                raise RuntimeError(f"replica {self.replica_id}: work but nothing to schedule")
+            done, start, end = queue.popleft()
+            yield env.timeout(end - env.now)
+            self.clock_s = end
+            in_flight.difference_update(map(id, done.requests))
+            outcome = sched.on_batch_done(done, start, end)
+            self._record(start, end, 1, done.num_batched_tokens, done.num_preempted, outcome)
