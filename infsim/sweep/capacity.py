@@ -61,6 +61,7 @@ def find_capacity(
     rel_tol: float = 0.02,
     progress: Progress | None = None,
 ) -> CapacityReport:
+    rate = base_rate_per_s(ctx)  # checks the workload first; includes its own rate_scale
     scenario_scale = (ctx.base_raw.get("workload") or {}).get("rate_scale") or 1.0
     ctx = dataclasses.replace(ctx, skip_infeasible=False)
     probes: list[dict[str, Any]] = []
@@ -78,7 +79,6 @@ def find_capacity(
         return met
 
     result = bisect_capacity(meets, rel_tol=rel_tol)
-    rate = base_rate_per_s(ctx)  # already includes the scenario's own rate_scale
     report = CapacityReport(result, rate, probes)
     _write_manifest(store, ctx, target, probes, rel_tol, report)
     return report

@@ -81,9 +81,7 @@ def optimize(
     constraints = [
         Expression(t, f"{ctx.source}: constraints[{i}]") for i, t in enumerate(spec.constraints)
     ]
-    sampler = optuna.samplers.TPESampler(
-        seed=settings.seed, constraints_func=lambda t: t.user_attrs.get("violations", [1.0])
-    )
+    sampler = optuna.samplers.TPESampler(seed=settings.seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     trials: list[Trial] = []
     while len(trials) < settings.num_trials:
@@ -128,7 +126,8 @@ def _tell(study, trial, point, store, target: SLOTarget, objective: str) -> Tria
         reason = row.get("error") or f"{objective} is missing"
         return Trial(trial.number, overrides, point.key, "failed", None, reason)
     violations = target.violations(row)
-    trial.set_user_attr("violations", violations)
+    for column, violation in zip(target.limits(), violations, strict=True):
+        trial.set_constraint(column, violation)  # ≤ 0 = met; TPE ranks feasible trials first
     study.tell(trial, float(value))
     state = "ok" if all(v <= 0 for v in violations) else "infeasible"
     return Trial(trial.number, overrides, point.key, state, float(value))

@@ -44,7 +44,7 @@ def pending_tasks(
     tasks: Sequence[PointTask], store: ResultStore, retry_failed: bool = False
 ) -> list[PointTask]:
     """Tasks whose key is not stored yet, each key once (first point wins)."""
-    stored = store.keys()
+    stored = store.stored_keys()
     todo: dict[str, PointTask] = {}
     for task in tasks:
         if task.key in todo:

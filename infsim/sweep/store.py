@@ -50,7 +50,7 @@ class ResultStore:
         for stale in self.points_dir.glob(".tmp-*"):
             stale.unlink(missing_ok=True)
 
-    def keys(self) -> set[str]:
+    def stored_keys(self) -> set[str]:
         return {p.stem for p in self.points_dir.glob("*.parquet")}
 
     def has(self, key: str) -> bool:
@@ -67,7 +67,7 @@ class ResultStore:
         return pq.read_table(self.points_dir / f"{key}.parquet").to_pylist()[0]
 
     def rows(self, keys: list[str] | None = None) -> pd.DataFrame:
-        wanted = sorted(self.keys()) if keys is None else [k for k in keys if self.has(k)]
+        wanted = sorted(self.stored_keys()) if keys is None else [k for k in keys if self.has(k)]
         frames = [pq.read_table(self.points_dir / f"{k}.parquet").to_pandas() for k in wanted]
         frames = [f.dropna(axis=1, how="all") for f in frames]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,69 @@
+"""Executors give the same rows as a serial run; Ray on a local instance when installed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from infsim.sweep.executors import ProcessExecutor, RayExecutor, SerialExecutor
+from infsim.sweep.job import load_base, run_sweep
+from infsim.sweep.points import plan
+from infsim.sweep.results import results_table
+from infsim.sweep.spec import parse_sweep
+from infsim.sweep.store import ResultStore
+from tests.sweep.test_store_resume import _deterministic
+
+AXES = {
+    "axes": {"workload.synthetic.arrival.rate_per_s": [2.0, 8.0], "engine.max_num_seqs": [4, 64]},
+}
+
+
+def _sweep(base_scenario: Path, name: str, executor) -> pd.DataFrame:
+    ctx, _ = load_base(base_scenario)
+    store = ResultStore(base_scenario.parent / name)
+    _, outcome = run_sweep(ctx, parse_sweep(AXES, "axes.yaml"), store, executor)
+    assert outcome.num_executed == 4
+    assert outcome.num_failed == 0
+    return results_table(store)
+
+
+def test_process_pool_gives_the_serial_results(base_scenario: Path):
+    serial = _sweep(base_scenario, "serial", SerialExecutor())
+    pooled = _sweep(base_scenario, "pool", ProcessExecutor(max_workers=2))
+    pd.testing.assert_frame_equal(_deterministic(serial), _deterministic(pooled))
+    assert (pooled["worker_max_rss_bytes"] > 0).all()
+
+
+def test_a_task_that_raises_outside_the_point_is_a_failed_row(base_scenario: Path):
+    from infsim.sweep.runner import run_tasks
+
+    ctx, _ = load_base(base_scenario)
+    store = ResultStore(base_scenario.parent / "boom")
+    tasks, _ = plan(ctx, parse_sweep(AXES, "axes.yaml"), "axes.yaml")
+    outcome = run_tasks(tasks, store, ProcessExecutor(max_workers=2), run_fn=_boom)
+    assert outcome.num_executed == 4
+    assert outcome.num_failed == 4
+    assert all(store.read(k)["error"] == "RuntimeError: boom" for k in store.stored_keys())
+
+
+def _boom(task):
+    raise RuntimeError("boom")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="ray is not installed (optional extra: pip install 'infsim[ray]'); CI does not "
+    "install it to stay fast",
+)
+def test_ray_on_a_local_instance_gives_the_serial_results(base_scenario: Path):
+    import ray
+
+    serial = _sweep(base_scenario, "serial", SerialExecutor())
+    try:
+        ray_rows = _sweep(base_scenario, "ray", RayExecutor(num_cpus=2))
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(_deterministic(serial), _deterministic(ray_rows))
