@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infsim.fleet.pools import fleet_pools
+from infsim.fleet.report import extend_summary
 from infsim.metrics.requests import requests_table
 from infsim.metrics.summary import summarize
 from infsim.report.write import write_run
@@ -17,6 +19,7 @@ from infsim.scenario.load import load_scenario
 from infsim.scenario.resolve import ResolvedScenario, resolve
 from infsim.scenario.schema import Scenario
 from infsim.sim.engine import simulate
+from infsim.speculative.report import speculative_summary
 from infsim.workload.spec import build_trace
 from infsim.workload.trace import Trace
 
@@ -29,6 +32,7 @@ class RunResult:
     requests: pa.Table
     timeline: pa.Table
     summary: dict[str, Any]
+    fleet_timeline: pa.Table | None = None  # replicas per pool per state, queue, cost rate
 
     def write(self, out_dir: Path) -> None:
         write_run(
@@ -37,6 +41,7 @@ class RunResult:
             timeline=self.timeline,
             resolved_scenario=self.resolved.scenario.model_dump(mode="json"),
             summary=self.summary,
+            fleet_timeline=self.fleet_timeline,
         )
 
 
@@ -74,7 +79,8 @@ def run_resolved(
         requests,
         out.recorder.itl_samples(),
         slo=resolved.scenario.slo,
-        num_gpus=resolved.num_gpus,
+        num_gpus=sum(p.spec.replicas * p.gpus_per_replica for p in fleet_pools(resolved))
+        or resolved.num_gpus,
         usd_per_gpu_hour=resolved.usd_per_gpu_hour,
         simulated_s=out.simulated_s,
         wall_s=out.wall_s,
@@ -89,4 +95,17 @@ def run_resolved(
         "kv_capacity_source": resolved.kv.source,
         "usd_per_gpu_hour": resolved.usd_per_gpu_hour,
     }
-    return RunResult(resolved, requests, out.recorder.timeline_table(), summary)
+    extend_summary(
+        summary,
+        out.fleet,
+        requests=out.recorder.requests,
+        table=requests,
+        slo=resolved.scenario.slo,
+        end_s=out.simulated_s,
+        static=not resolved.pools and not out.fleet.dynamic,
+    )
+    timeline = out.recorder.timeline_table()
+    spec = resolved.scenario.engine.speculative
+    if spec is not None and out.speculative is not None:
+        summary["speculative"] = speculative_summary(spec, out.speculative, timeline)
+    return RunResult(resolved, requests, timeline, summary, out.fleet.timeline)

@@ -34,12 +34,13 @@ class ResolvedPool:
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.spec.tensor_parallel
+        """All GPUs of one replica (TP × PP as the resolved deployment counts them)."""
+        rs = self.resolved
+        return rs.num_gpus // rs.scenario.deployment.replicas
 
     @property
     def weight_bytes_per_replica(self) -> float:
-        kv = self.resolved.kv
-        return kv.weight_bytes_per_gpu * self.spec.tensor_parallel
+        return self.resolved.kv.weight_bytes_per_gpu * self.gpus_per_replica
 
 
 def default_pool(rs) -> ResolvedPool:

@@ -1,4 +1,5 @@
-"""Run directory: requests.parquet, timeline.parquet, scenario.resolved.yaml, summary.json.
+"""Run directory: requests.parquet, timeline.parquet, fleet_timeline.parquet (replicas per
+pool and state, queues, cost rate: docs/fleet.md), scenario.resolved.yaml, summary.json.
 
 Parquet files are written without wall-clock metadata and with a fixed writer
 configuration, so the same scenario and seed give byte-identical files.
@@ -38,6 +39,7 @@ def write_run(
     timeline: pa.Table,
     resolved_scenario: dict[str, Any],
     summary: dict[str, Any],
+    fleet_timeline: pa.Table | None = None,
 ) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,8 @@ def write_run(
         raise InputError(f"{out_dir}: cannot create output directory: {err.strerror}") from None
     write_parquet(requests, out_dir / "requests.parquet")
     write_parquet(timeline, out_dir / "timeline.parquet")
+    if fleet_timeline is not None:
+        write_parquet(fleet_timeline, out_dir / "fleet_timeline.parquet")
     (out_dir / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved_scenario, sort_keys=False, allow_unicode=True)
     )

@@ -24,6 +24,14 @@ class ClusterView(Protocol):
 
     def kv_usage(self, replica: int) -> float: ...
 
+    def max_num_seqs(self, replica: int) -> int:
+        """Capacity in requests (heterogeneous fleets: least-load routers normalise by it)."""
+        ...
+
+    def kv_capacity_tokens(self, replica: int) -> int:
+        """Capacity in KV tokens (blocks × block size)."""
+        ...
+
     def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:
         """Leading blocks of `block_keys` the replica's prefix cache holds now."""
         ...

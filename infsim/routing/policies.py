@@ -24,7 +24,12 @@ class LeastOutstandingRequests:
     """Fewest requests waiting or running (vLLM production-stack / Ray Serve default)."""
 
     def route(self, request: RequestState, view: ClusterView, now: float) -> int:
-        return min(range(view.num_replicas), key=view.outstanding_requests)
+        # Relative to capacity: the same choice in a homogeneous fleet, by capacity in a
+        # heterogeneous one (a replica with twice the max_num_seqs takes twice the load).
+        return min(
+            range(view.num_replicas),
+            key=lambda i: view.outstanding_requests(i) / view.max_num_seqs(i),
+        )
 
 
 @routers.register("least_outstanding_tokens")
@@ -32,7 +37,10 @@ class LeastOutstandingTokens:
     """Fewest prompt+output tokens of outstanding requests (work-aware balancing)."""
 
     def route(self, request: RequestState, view: ClusterView, now: float) -> int:
-        return min(range(view.num_replicas), key=view.outstanding_tokens)
+        return min(
+            range(view.num_replicas),
+            key=lambda i: view.outstanding_tokens(i) / view.kv_capacity_tokens(i),
+        )
 
 
 @routers.register("least_kv_usage")

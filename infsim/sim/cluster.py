@@ -21,6 +21,13 @@ class ReplicaSetView:
     def outstanding_tokens(self, replica: int) -> int:
         return self._replicas[replica].num_outstanding_tokens
 
+    def max_num_seqs(self, replica: int) -> int:
+        return self._replicas[replica].scheduler.config.max_num_seqs
+
+    def kv_capacity_tokens(self, replica: int) -> int:
+        kv = self._replicas[replica].scheduler.kv
+        return kv.num_total_blocks * kv.block_size
+
     def kv_usage(self, replica: int) -> float:
         kv = self._replicas[replica].scheduler.kv
         return 1.0 - kv.num_free_blocks / kv.num_total_blocks

@@ -20,7 +20,6 @@ Randomness: cold-start and failure draws come from their own generators derived 
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import deque
 from collections.abc import Callable, Generator
@@ -35,6 +34,7 @@ import simpy
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
 from infsim.fleet.failures import FailureDraw, FailureModel
+from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.pools import ResolvedPool
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
 from infsim.metrics.recorder import Recorder
@@ -45,20 +45,6 @@ from infsim.sim.replica import Replica
 COLD_START_STREAM = 1
 FAILURE_STREAM = 2
 
-
-class State(enum.IntEnum):
-    PROVISIONING = 0
-    LOADING = 1
-    STARTING = 2
-    SERVING = 3
-    DRAINING = 4
-    RELEASED = 5
-    FAILED = 6
-
-
-LIVE = (State.PROVISIONING, State.LOADING, State.STARTING, State.SERVING)
-BILLED = (*LIVE, State.DRAINING)
-STATE_NAMES = [s.name.lower() for s in State]
 
 FLEET_TIMELINE_SCHEMA = pa.schema(
     [
@@ -124,6 +110,7 @@ class FleetRecord:
     max_gateway_queued: int
     num_gateway_queued: int
     failures: FailuresSpec | None
+    dynamic: bool  # False: one fixed pool, no failures (billing is num_gpus × span)
 
 
 class Fleet:
@@ -439,8 +426,7 @@ class Fleet:
             pool.last_submitted = self.num_submitted
             return rate
         if kind == "kv_usage":
-            return sum(1.0 - r.scheduler.kv.num_free_blocks / r.scheduler.kv.num_total_blocks
-                       for r in replicas)  # fmt: skip
+            return sum(_kv_usage(r) for r in replicas)
         return float(sum(1 for r in replicas if r.scheduler.has_work()))  # gpu_busy
 
     # -- records ----------------------------------------------------------------------
@@ -454,7 +440,7 @@ class Fleet:
                 s = m.replica.scheduler
                 waiting += len(s.waiting)
                 running += len(s.running)
-                kv += 1.0 - s.kv.num_free_blocks / s.kv.num_total_blocks
+                kv += _kv_usage(m.replica)
         billed = sum(counts[s] for s in BILLED)
         rate = billed * pool.pool.gpus_per_replica * pool.pool.usd_per_gpu_hour
         serving = counts[State.SERVING]
@@ -492,6 +478,7 @@ class Fleet:
             self.max_gateway_queued,
             self.num_gateway_queued,
             self.failures,
+            self.dynamic,
         )
 
 
@@ -503,3 +490,8 @@ def _reset(req: RequestState) -> None:
     req.num_output_done = 0
     req.first_token_s = -1.0
     req.last_emit_s = -1.0
+
+
+def _kv_usage(replica: Replica) -> float:
+    kv = replica.scheduler.kv
+    return 1.0 - kv.num_free_blocks / kv.num_total_blocks

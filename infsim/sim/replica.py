@@ -51,7 +51,7 @@ class Replica:
         self.num_outstanding_tokens = 0
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
-        self.clock_s = 0.0
+        self.clock_s = env.now  # a replica may start serving mid-run (fleet scale-up)
         self.stopped = False
         self.process = env.process(self._loop())
 
