@@ -8,10 +8,15 @@ One decoder layer's time for a step with T batched tokens, decodes d_i and prefi
     + decode_attention_b(mean KV length)                      b = number of decodes
     + Σ_j prefill_attention(√(q_j² + 2 q_j c_j))              equal-FLOP full prefill
 
-times the layer count, plus the LM head and sampler for the rows that sample and the
-per-step overhead (fixed + per sequence, fitted from whole-step measurements when the
-table has them). A chunk of q tokens over c cached ones does as many query·key pairs as a
-fresh prompt of √(q² + 2qc) tokens, which is the prefill measurement used for it.
+times the layer count, plus the LM head and sampler for the rows that sample (and one row
+per speculative draft verified) and the per-step overhead (fixed + per sequence, fitted
+from whole-step measurements when the table has them). A chunk of q tokens over c cached
+ones does as many query·key pairs as a fresh prompt of √(q² + 2qc) tokens, which is the
+prefill measurement used for it.
+A speculative verify row (q = 1 + d ≤ 1 + `batch.draft_k` new tokens) joins the decode
+attention instead, over c + q KV tokens: like a decode it is bound by reading the KV once
+(its q queries share the read; for GQA the extra FLOPs stay under the ridge point at the
+k ≤ 8 engines use), which the equal-FLOP prefill mapping would miss by ~√(c/q).
 
 All curves are sampled once on dense grids at construction (see `curves.py`), so a step
 costs a handful of `numpy.interp` calls; pure-decode steps go through the same vectorised
@@ -117,9 +122,11 @@ class CalibratedCostModel:
         t = batch.num_batched_tokens
         decode_kv: list[int] = []
         prefill_attn = 0.0
+        max_decode_q = 1 + batch.draft_k  # speculative verify rows price as decode
+        rows = batch.num_sampled + batch.num_spec_tokens  # LM head: one per draft verified
         for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
-            if q == 1:
-                decode_kv.append(c + 1)
+            if q <= max_decode_q:
+                decode_kv.append(c + q)
             else:
                 prefill_attn += float(self._prefill(np.sqrt(q * q + 2.0 * q * c)))
         decode_attn = 0.0
@@ -129,7 +136,7 @@ class CalibratedCostModel:
         return {
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
-            "lm_head_sampler": self._head_time(batch.num_sampled) if batch.num_sampled else 0.0,
+            "lm_head_sampler": self._head_time(rows) if rows else 0.0,
             "overhead": self._overhead_fixed_s + self._overhead_per_seq_s * batch.num_seqs,
         }
 

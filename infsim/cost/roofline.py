@@ -15,12 +15,13 @@ bytes / (HBM bandwidth × memory_efficiency)). Per decoder layer (per GPU under 
                all-gather over EP re-replicating the T·h·2 hidden states for TP attention,
                and an all-reduce over the TP/EP ranks sharing each expert
 
-
-plus the LM head for the rows that sample, and a per-step overhead (scheduler, Python,
-kernel launches) fixed + per sequence. T = batched tokens. Weight bytes follow the weight
-precision (fp8 halves them; fp8/fp4 GEMMs run at the GPU's fp8/fp4 rate, weight-only
-int4 at the bf16 rate); KV bytes follow the KV-cache precision. The efficiencies and
-overheads are parameters, not measurements: issue #3's calibrated tables replace them.
+plus the LM head for the rows that sample (and for each speculative draft verified: the
+rejection sampler needs the target's logits at every draft position), and a per-step
+overhead (scheduler, Python, kernel launches) fixed + per sequence. T = batched tokens.
+Weight bytes follow the weight precision (fp8 halves them; fp8/fp4 GEMMs run at the GPU's
+fp8/fp4 rate, weight-only int4 at the bf16 rate); KV bytes follow the KV-cache precision.
+The efficiencies and overheads are parameters, not measurements: issue #3's calibrated
+tables replace them.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class RooflineCostModel:
     # -- public ---------------------------------------------------------------------
     def step_time_s(self, batch: Batch) -> float:
         pairs, kv_tokens = attention_work(batch)
-        dense = self._dense_s(batch.num_batched_tokens, batch.num_sampled)
+        dense = self._dense_s(batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
         attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
         return dense + attn + self._overhead_s(batch.num_seqs)
 
@@ -113,7 +114,7 @@ class RooflineCostModel:
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
         pairs, kv_tokens = attention_work(batch)
-        ops = self._dense_ops(batch.num_batched_tokens, batch.num_sampled)
+        ops = self._dense_ops(batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
         ops["attention"] = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
         ops["overhead"] = self._overhead_s(batch.num_seqs)
         return ops

@@ -108,7 +108,9 @@ class PrefixCachingKV:
         req.num_blocks = len(req.block_ids)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
-        self._cache_full_blocks(req, num_computed + num_new_tokens)
+        # Speculative drafts may be rejected: only blocks of known tokens are cached (vLLM
+        # caches up to request.num_tokens). Without drafts the cap never binds.
+        self._cache_full_blocks(req, min(num_computed + num_new_tokens, req.num_tokens))
         return True
 
     def free(self, req: RequestState) -> None:

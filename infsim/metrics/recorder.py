@@ -25,6 +25,8 @@ TIMELINE_SCHEMA = pa.schema(
         ("num_preempted", pa.int32()),
         ("kv_used_blocks", pa.int32()),
         ("kv_usage", pa.float64()),
+        ("num_draft_tokens", pa.int32()),  # speculative drafts verified in the step
+        ("num_accepted_tokens", pa.int32()),  # of which accepted (0 without speculation)
     ]
 )
 
@@ -52,7 +54,8 @@ class Recorder:
     def on_step(self, row: tuple) -> None:
         """One engine step (or a fast-forwarded run of identical ones): a tuple in
         `TIMELINE_SCHEMA` column order (replica, start, end, steps, batched tokens,
-        running, waiting, preempted, KV blocks used, KV usage), after the step."""
+        running, waiting, preempted, KV blocks used, KV usage, drafts verified, drafts
+        accepted), after the step."""
         self._rows.append(row)
         self.num_steps += row[3]
 

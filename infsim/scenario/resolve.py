@@ -19,6 +19,7 @@ from infsim.errors import InputError
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
 from infsim.parallel.fit import check_fit, check_layout
 from infsim.scenario.schema import Scenario
+from infsim.speculative.memory import proposer_spec, with_proposer
 
 GIB = 1 << 30
 
@@ -36,6 +37,7 @@ class ResolvedScenario:
     calibration_dir: Path | None = None
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
     pools: tuple = ()  # infsim.fleet.pools.ResolvedPool per deployment.pools entry
+    draft_model: ModelSpec | None = None  # speculative proposer (draft model or head)
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
@@ -106,6 +108,13 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         kv_cache_memory_bytes=engine.kv_cache_memory_bytes,
         pipeline_parallel=dep.pipeline_parallel,
     )
+    spec, draft = eng.speculative, None
+    if spec is not None:
+        draft = _located(lambda: proposer_spec(spec, model, base_dir, dep.tensor_parallel),
+                         source, "engine.speculative")  # fmt: skip
+    if spec is not None and draft is not None:
+        kv = with_proposer(kv, spec, draft, tensor_parallel=dep.tensor_parallel,
+                           weight_precision=weight_prec, kv_precision=kv_prec)  # fmt: skip
     check_fit(
         model,
         gpu,
@@ -136,6 +145,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         calibration_dir=cal_dir,
         calibration_rows=cal_rows,
         pools=pools,
+        draft_model=draft,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
+from infsim.speculative.spec import SpeculativeSpec
 from infsim.workload.spec import WorkloadSpec
 
 
@@ -106,6 +107,12 @@ class EngineSpec(_Frozen):
     )
     max_model_len: int | None = Field(
         None, ge=1, description="Max prompt+output tokens; null = the model's maximum."
+    )
+    speculative: SpeculativeSpec | None = Field(
+        None,
+        description="Speculative decoding (vLLM --speculative-config): method, "
+        "num_speculative_tokens, acceptance, disable_by_batch_size (docs/speculative.md); "
+        "null = none.",
     )
 
 

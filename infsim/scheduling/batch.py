@@ -6,6 +6,13 @@ are all the same thing here: `num_new_tokens[i]` tokens computed on top of
 `num_context_tokens[i]` already in the KV cache. `num_sampled` counts requests whose
 step reaches the end of their known tokens, so the step samples a token for them (these
 rows go through the LM head).
+
+Speculative decoding (vLLM's `scheduled_spec_decode_tokens`): a decoding request verifying
+d drafts is scheduled 1 + d tokens, so its row ends d tokens past `num_tokens`;
+`num_spec_tokens` sums those d over the batch (they are part of `num_batched_tokens`, and
+each needs logits, so the LM head prices `num_sampled + num_spec_tokens` rows).
+`draft_k` is the number of drafts the proposer makes per sampling request at the end of
+this step (0: speculation is off, or switched off for this step).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ class Batch:
     num_sampled: int = 0
     num_admitted: int = 0
     num_preempted: int = 0
+    num_spec_tokens: int = 0
+    draft_k: int = 0
 
     @property
     def num_seqs(self) -> int:
@@ -34,14 +43,18 @@ class Batch:
         self.num_new_tokens.append(num_new_tokens)
         self.num_context_tokens.append(req.num_computed_tokens)
         self.num_batched_tokens += num_new_tokens
-        if req.num_computed_tokens + num_new_tokens == req.num_tokens:
+        end = req.num_computed_tokens + num_new_tokens
+        if end >= req.num_tokens:
             self.num_sampled += 1
+            self.num_spec_tokens += end - req.num_tokens
 
     def remove(self, req: RequestState) -> None:
         i = self.requests.index(req)
         n = self.num_new_tokens[i]
-        if self.num_context_tokens[i] + n == req.num_tokens:
+        end = self.num_context_tokens[i] + n
+        if end >= req.num_tokens:
             self.num_sampled -= 1
+            self.num_spec_tokens -= end - req.num_tokens
         self.num_batched_tokens -= n
         del self.requests[i], self.num_new_tokens[i], self.num_context_tokens[i]
 
@@ -60,6 +73,8 @@ class StepOutcome:
     itl_step_s: list[float]
     itl_step_count: list[int]
     itl_other_s: list[float]
+    num_draft_tokens: int = 0  # drafts verified in the step (speculative decoding)
+    num_accepted_tokens: int = 0  # of which accepted
 
 
 def batch_of(chunks: list[tuple[int, int]]) -> Batch:

@@ -22,16 +22,30 @@ token, nobody admitted or preempted), the next steps are the same until a reques
 finishes, KV blocks run out or a request arrives, because none of the conditions that
 blocked admission can loosen in between (see `decode_run_limit`). `apply_decode_run`
 applies k such steps at once; the result equals k calls of schedule/on_batch_done.
+
+Speculative decoding (vLLM V1's `spec_token_ids`), when a `Speculator` is given: in a step
+that speculates, a decoding request is scheduled 1 + k tokens (its token, k drafts; fewer
+when the budget or max_model_len cuts them), which count against the budget and get KV
+slots. After the step `num_computed_tokens` advances by the accepted drafts + 1 only (the
+rejected drafts' slots are rolled back and rewritten by the next step; their blocks stay
+with the request, as in vLLM) and the request emits accepted + 1 tokens at the step end,
+as one streamed chunk (one ITL sample). Tokens past the request's output length are
+discarded, as `max_tokens` does. No fast-forward while drafts are proposed: acceptance
+is random per step, so decode steps are no longer identical.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from infsim.kvcache.base import KVCacheManager, cdiv, max_decode_steps
 from infsim.scheduling.batch import Batch, StepOutcome
 from infsim.scheduling.queues import preemption_victim, waiting_queues
 from infsim.scheduling.request import RequestState, Status
+
+if TYPE_CHECKING:
+    from infsim.speculative.speculator import Speculator
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +61,12 @@ class SchedulerConfig:
 class ContinuousBatchingScheduler:
     """Iteration-level scheduler of one replica. Pure: time enters only as arguments."""
 
-    def __init__(self, config: SchedulerConfig, kv: KVCacheManager) -> None:
+    def __init__(
+        self, config: SchedulerConfig, kv: KVCacheManager, speculator: Speculator | None = None
+    ) -> None:
         self.config = config
         self.kv = kv
+        self.speculator = speculator
         self.waiting = waiting_queues.get(config.scheduling_policy)()
         self.running: list[RequestState] = []
         self.num_preemptions = 0
@@ -62,8 +79,11 @@ class ContinuousBatchingScheduler:
         total = req.num_prompt_tokens + req.num_output_tokens
         if total > cfg.max_model_len:
             return f"prompt+output {total} tokens > max_model_len {cfg.max_model_len}"
-        # The last sampled token's KV is never computed.
-        need_blocks = cdiv(total - 1, self.kv.block_size)
+        # The last sampled token's KV is never computed; a last verify step holds k more.
+        slots = total - 1
+        if self.speculator is not None and req.num_output_tokens > 1:
+            slots = min(slots + self.speculator.k, cfg.max_model_len - 1)
+        need_blocks = cdiv(slots, self.kv.block_size)
         if need_blocks > self.kv.num_total_blocks:
             return f"needs {need_blocks} KV blocks, replica has {self.kv.num_total_blocks}"
         if not cfg.enable_chunked_prefill and total - 1 > cfg.max_num_batched_tokens:
@@ -87,6 +107,8 @@ class ContinuousBatchingScheduler:
     # -- one step -------------------------------------------------------------------
     def schedule(self, now: float) -> Batch:
         batch = Batch()
+        if self.speculator is not None:
+            batch.draft_k = self.speculator.num_drafts(len(self.running))
         budget = self.config.max_num_batched_tokens
         budget = self._schedule_running(batch, budget)
         if not batch.num_preempted:
@@ -97,6 +119,7 @@ class ContinuousBatchingScheduler:
         kv, running = self.kv, self.running
         block_size = kv.block_size
         threshold = self.config.long_prefill_token_threshold
+        draft_k = batch.draft_k
         # Batch.add inlined: this loop runs once per running request per step.
         reqs, news, ctxs = batch.requests, batch.num_new_tokens, batch.num_context_tokens
         i = 0
@@ -104,6 +127,8 @@ class ContinuousBatchingScheduler:
             req = running[i]
             computed = req.num_computed_tokens
             remaining = n = req.num_prompt_tokens + req.num_output_done - computed
+            if draft_k and n == 1 and req.num_output_done:  # decoding: verify k drafts
+                n = min(1 + draft_k, self.config.max_model_len - 1 - computed)
             if 0 < threshold < n:
                 n = threshold
             if n > budget:
@@ -115,8 +140,10 @@ class ContinuousBatchingScheduler:
                 news.append(n)
                 ctxs.append(computed)
                 batch.num_batched_tokens += n
-                if n == remaining:
+                if n >= remaining:
                     batch.num_sampled += 1
+                    if n > remaining:
+                        batch.num_spec_tokens += n - remaining
                 budget -= n
                 i += 1
                 continue
@@ -168,6 +195,10 @@ class ContinuousBatchingScheduler:
 
     def on_batch_done(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
         """Apply a step that ran from start_s to end_s; return what it produced."""
+        if self.speculator is not None:
+            self.speculator.count_steps(batch.draft_k, 1)
+            if batch.num_spec_tokens:
+                return self._apply_verify_step(batch, start_s, end_s)
         finished: list[RequestState] = []
         num_first = num_step_itl = 0
         itl_other: list[float] = []
@@ -192,6 +223,52 @@ class ContinuousBatchingScheduler:
         steps = [end_s - start_s] if num_step_itl else []
         return StepOutcome(finished, num_first, steps, counts, itl_other)
 
+    def _apply_verify_step(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
+        """`on_batch_done` for a step whose rows verify drafts (speculative decoding).
+
+        A row ending d > 0 tokens past num_tokens verified d drafts; a of them are accepted
+        (drawn by the speculator, rows in batch order). Its computed tokens roll back to
+        num_tokens + a and it emits a + 1 tokens (at most its remaining output) at end_s.
+        """
+        reqs, news = batch.requests, batch.num_new_tokens
+        drafts = [
+            d
+            for req, n in zip(reqs, news, strict=True)
+            if (d := req.num_computed_tokens + n - req.num_tokens) > 0
+        ]
+        accepted = iter(self.speculator.accept(drafts))  # type: ignore[union-attr]
+        finished: list[RequestState] = []
+        num_first = num_step_itl = num_accepted = 0
+        itl_other: list[float] = []
+        for req, n in zip(reqs, news, strict=True):
+            end, num_tokens = req.num_computed_tokens + n, req.num_tokens
+            if end < num_tokens:
+                req.num_computed_tokens = end
+                continue  # a prefill chunk: no token sampled
+            emitted = 1
+            if end > num_tokens:
+                a = next(accepted)
+                num_accepted += a
+                end = num_tokens + a  # rejected drafts' slots are rewritten next step
+                emitted = min(a + 1, req.num_output_tokens - req.num_output_done)
+            req.num_computed_tokens = end
+            if req.num_output_done == 0:
+                req.first_token_s = end_s
+                num_first += 1
+            elif req.last_emit_s == start_s:
+                num_step_itl += 1
+            else:
+                itl_other.append(end_s - req.last_emit_s)
+            req.num_output_done += emitted
+            req.last_emit_s = end_s
+            if req.num_output_done == req.num_output_tokens:
+                finished.append(req)
+        if finished:
+            self._finish(finished, end_s)
+        counts = [num_step_itl] if num_step_itl else []
+        steps = [end_s - start_s] if num_step_itl else []
+        return StepOutcome(finished, num_first, steps, counts, itl_other, sum(drafts), num_accepted)
+
     def _finish(self, finished: list[RequestState], end_s: float) -> None:
         for req in finished:
             req.status = Status.FINISHED
@@ -207,10 +284,13 @@ class ContinuousBatchingScheduler:
         Nothing waits, every running request is decoding (emitted at `now`, one token
         left to compute) and the token budget covers them all: the next step schedules
         exactly one token each, and so do the following ones until a request finishes or
-        KV blocks run out. Returns 0 when that is not certain (then call `schedule`).
+        KV blocks run out. Returns 0 when that is not certain (then call `schedule`), and
+        whenever the step would propose speculative drafts.
         """
         running = self.running
         if self.waiting or not running or len(running) > self.config.max_num_batched_tokens:
+            return 0
+        if self.speculator is not None and self.speculator.num_drafts(len(running)):
             return 0
         limit = self._decode_limit(now)
         return max_decode_steps(self.kv, running, limit) if limit else 0
@@ -226,7 +306,8 @@ class ContinuousBatchingScheduler:
         """
         running = self.running
         if (
-            batch.num_admitted
+            batch.draft_k
+            or batch.num_admitted
             or batch.num_preempted
             or batch.num_batched_tokens != len(running)
             or batch.num_sampled != len(running)
@@ -265,6 +346,8 @@ class ContinuousBatchingScheduler:
         """
         kv = self.kv
         bs = kv.block_size
+        if self.speculator is not None:  # a run only happens while drafting is switched off
+            self.speculator.count_steps(0, num_steps)
         finished: list[RequestState] = []
         for req in self.running:
             # Step 1's blocks were allocated by schedule(); the limit guarantees the rest.

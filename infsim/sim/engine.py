@@ -19,6 +19,8 @@ from typing import Any
 import simpy
 from simpy.events import URGENT
 
+from infsim.cost.base import CostModel
+from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.fleet.pools import fleet_pools
 from infsim.kvcache.counter import BlockCounter
@@ -33,6 +35,8 @@ from infsim.scheduling.request import RequestState
 from infsim.sim.fleet import Fleet, FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
+from infsim.speculative.report import SpeculativeRun, collect
+from infsim.speculative.speculator import Speculator
 from infsim.workload.trace import Trace
 
 ProgressFn = Callable[[float, int], None]
@@ -45,9 +49,18 @@ class SimOutput:
     simulated_s: float
     num_events: int
     fleet: FleetRecord | None = None
+    speculative: SpeculativeRun | None = None
 
 
-def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatchingScheduler:
+def _cost_model(rs: ResolvedScenario) -> CostModel:
+    """The replica's cost model, plus the proposer's time when it speculates."""
+    model = build_cost_model(rs)
+    return speculative_cost_model(rs, model) if rs.scenario.engine.speculative else model
+
+
+def _scheduler(
+    rs: ResolvedScenario, has_prefix_ids: bool, speculator: Speculator | None = None
+) -> ContinuousBatchingScheduler:
     """vLLM V1 scheduler over the KV manager the scenario needs.
 
     Prefix caching without any prefix identity in the trace can never hit, so block ids
@@ -63,7 +76,8 @@ def _scheduler(rs: ResolvedScenario, has_prefix_ids: bool) -> ContinuousBatching
         max_model_len=e.max_model_len,
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
-    return ContinuousBatchingScheduler(config, kv_cls(rs.kv.num_usable_blocks, e.block_size))
+    kv = kv_cls(rs.kv.num_usable_blocks, e.block_size)
+    return ContinuousBatchingScheduler(config, kv, speculator)
 
 
 class ClosedLoopClient:
@@ -96,18 +110,24 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     wall0 = time.perf_counter()
     env = simpy.Environment()
     recorder = Recorder()
-    cost_model = build_cost_model(rs)
+    cost_model = _cost_model(rs)
     fast = rs.scenario.simulation.fast_forward
     limit = rs.scenario.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
     has_prefix_ids = trace.hash_block_size_tokens is not None
     cost_models = {id(rs): cost_model}  # one per pool (sim/fleet.py)
+    speculators: list[Speculator] = []  # acceptance draws: one stream per replica
 
     def make_replica(pool_rs: ResolvedScenario, replica_id: int, on_finished) -> Replica:
         model = cost_models.get(id(pool_rs))
         if model is None:
-            model = cost_models[id(pool_rs)] = build_cost_model(pool_rs)
-        sched = _scheduler(pool_rs, has_prefix_ids)
+            model = cost_models[id(pool_rs)] = _cost_model(pool_rs)
+        spec = pool_rs.scenario.engine.speculative
+        speculator = None
+        if spec is not None:
+            speculator = Speculator.from_spec(spec, rs.scenario.seed, replica_id)
+            speculators.append(speculator)
+        sched = _scheduler(pool_rs, has_prefix_ids, speculator)
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
             pipe = build_pipeline_cost(pool_rs)
             return PipelinedReplica(env, replica_id, sched, model, recorder,
@@ -143,7 +163,14 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
     num_events = len(recorder.requests) + recorder.num_rows
     record = fleet.finish(simulated_s)
-    return SimOutput(recorder, time.perf_counter() - wall0, simulated_s, num_events, record)
+    spec_run = None
+    if speculators:
+        draft_s = [
+            m.draft_time_s for m in cost_models.values() if isinstance(m, SpeculativeCostModel)
+        ]
+        spec_run = collect(speculators, sum(draft_s))
+    wall_s = time.perf_counter() - wall0
+    return SimOutput(recorder, wall_s, simulated_s, num_events, record, spec_run)
 
 
 def _arrivals(

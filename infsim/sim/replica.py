@@ -166,6 +166,8 @@ class Replica:
             num_preempted,
             used,
             used / kv.num_total_blocks,
+            outcome.num_draft_tokens,
+            outcome.num_accepted_tokens,
         )
         self.recorder.on_step(row)
         self.recorder.on_outcome(outcome)

@@ -1,0 +1,142 @@
+"""Speculative decoding's proposer cost, and the cost model that adds it to a step.
+
+A step that speculates (`batch.draft_k = k > 0`) also runs the proposer, which makes k
+drafts for every request that samples in the step (vLLM V1 proposes right after the
+target's forward pass). For a draft model or an EAGLE/MTP head this is k sequential
+forward passes, as in vLLM's `EagleProposer.propose` / `DraftModelProposer`:
+
+    pass 0      the step's own rows (every q_i over c_i: the proposer keeps its own KV,
+                so prompt chunks go through it too); logits for the sampling rows
+    pass 1..k−1 one token per sampling request, on top of c_i + q_i + j − 1 tokens
+
+Each pass is priced by a cost model of the proposer on the same hardware (and the same
+calibration table), minus its per-step CPU overhead (the passes run inside the engine
+step whose overhead the target already pays):
+
+    draft_model  the draft model's own cost model (its ModelSpec, same TP and precisions)
+    eagle, mtp   one decoder layer of the target's shape plus the target's LM head (EAGLE
+                 reuses the target's vocabulary head; MTP modules are one layer too)
+    ngram        no GPU work: prompt lookup on the CPU
+
+plus `draft_overhead_s` per speculating step for all methods (0 unless set).
+
+`SpeculativeCostModel` wraps the target's cost model: `step_time_s` = target + proposer.
+It keeps the total proposer time it priced (`draft_time_s`) for the run summary; that
+running sum is its only state and never feeds back into a price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from infsim.cost.base import CostModel
+from infsim.cost.factory import build_cost_model
+from infsim.scenario.resolve import ResolvedScenario
+from infsim.scheduling.batch import Batch
+
+
+def _compute_s(cost_model: CostModel, batch: Batch) -> float:
+    """Step time without the per-step CPU overhead (GPU passes inside one engine step)."""
+    ops = cost_model.op_times_s(batch)
+    return sum(v for name, v in ops.items() if name != "overhead")
+
+
+class ProposerCost:
+    """k forward passes of a proposer model per speculating step (see module doc)."""
+
+    def __init__(self, proposer: CostModel, overhead_s: float = 0.0) -> None:
+        self.proposer = proposer
+        self.overhead_s = overhead_s
+
+    def draft_time_s(self, batch: Batch) -> float:
+        first = Batch(
+            requests=batch.requests,
+            num_new_tokens=batch.num_new_tokens,
+            num_context_tokens=batch.num_context_tokens,
+            num_batched_tokens=batch.num_batched_tokens,
+            num_sampled=batch.num_sampled,
+            draft_k=batch.draft_k,  # verify rows keep decode-like attention
+        )
+        total = self.overhead_s + _compute_s(self.proposer, first)
+        if batch.draft_k < 2 or not batch.num_sampled:
+            return total
+        # Sampling rows are those reaching num_tokens (drafts past it included).
+        ends = [
+            c + q
+            for req, q, c in zip(
+                batch.requests, batch.num_new_tokens, batch.num_context_tokens, strict=True
+            )
+            if c + q >= req.num_tokens
+        ]
+        ones = [1] * len(ends)
+        for j in range(batch.draft_k - 1):
+            step = Batch(
+                requests=batch.requests,  # not read by the cost models
+                num_new_tokens=ones,
+                num_context_tokens=[e + j for e in ends],
+                num_batched_tokens=len(ends),
+                num_sampled=len(ends),
+            )
+            total += _compute_s(self.proposer, step)
+        return total
+
+
+class FixedCost:
+    """A proposer without GPU work (n-gram lookup): a fixed time per speculating step."""
+
+    def __init__(self, overhead_s: float = 0.0) -> None:
+        self.overhead_s = overhead_s
+
+    def draft_time_s(self, batch: Batch) -> float:
+        return self.overhead_s
+
+
+class SpeculativeCostModel:
+    """The target's cost model plus the proposer's time in steps that speculate."""
+
+    def __init__(self, target: CostModel, proposer: ProposerCost | FixedCost) -> None:
+        self.target = target
+        self.proposer = proposer
+        self.draft_time_s = 0.0  # Σ proposer time priced so far (run summary)
+
+    def step_time_s(self, batch: Batch) -> float:
+        step_s = self.target.step_time_s(batch)
+        if batch.draft_k:
+            draft_s = self.proposer.draft_time_s(batch)
+            self.draft_time_s += draft_s
+            step_s += draft_s
+        return step_s
+
+    def decode_run_times_s(
+        self, num_seqs: int, sum_context_tokens: int, num_steps: int
+    ) -> list[float]:
+        # Runs are only fast-forwarded while no drafts are proposed: the target alone.
+        return self.target.decode_run_times_s(num_seqs, sum_context_tokens, num_steps)
+
+    def op_times_s(self, batch: Batch) -> dict[str, float]:
+        ops = dict(self.target.op_times_s(batch))
+        ops["draft"] = self.proposer.draft_time_s(batch) if batch.draft_k else 0.0
+        return ops
+
+    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
+        return self.target.frontend_latency_s(num_prompt_tokens)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else the CostModel protocol gains is the target's business.
+        return getattr(self.target, name)
+
+
+def speculative_cost_model(rs: ResolvedScenario, target: CostModel) -> SpeculativeCostModel:
+    """Wrap `target` with the proposer cost of the scenario's `engine.speculative`."""
+    spec = rs.scenario.engine.speculative
+    if spec is None:
+        raise ValueError("the scenario has no engine.speculative section")
+    if spec.method == "ngram":
+        return SpeculativeCostModel(target, FixedCost(spec.draft_overhead_s))
+    if rs.draft_model is None:
+        raise ValueError(f"method {spec.method} needs the resolved proposer model")
+    # The draft model, or for eagle/mtp a one-layer copy of the target (speculative/memory.py):
+    # the same cost-model kind and calibration table as the target, on the same GPU.
+    proposer = build_cost_model(replace(rs, model=rs.draft_model))
+    return SpeculativeCostModel(target, ProposerCost(proposer, spec.draft_overhead_s))
