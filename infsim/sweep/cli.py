@@ -111,7 +111,7 @@ def sweep_cmd(scenario, axes, overrides, out_dir, executor, jobs, address, retry
         err=True,
     )
     if not quiet:
-        _print_results(out_dir, None, None, None)
+        _print_results(out_dir, None, None, None, limit=40)
 
 
 @click.command("results")
@@ -142,7 +142,7 @@ def results_cmd(sweep_dir, where, sort, columns, csv_path, include_all):
         click.echo(f"wrote {len(table)} rows to {csv_path}", err=True)
 
 
-def _print_results(sweep_dir, where, sort, columns, include_all=False):
+def _print_results(sweep_dir, where, sort, columns, include_all=False, limit=None):
     from rich.console import Console
 
     from infsim.sweep import results as res
@@ -173,7 +173,9 @@ def _print_results(sweep_dir, where, sort, columns, include_all=False):
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(160, 12 * len(shown)))
-    console.print(render(table[shown]))
+    console.print(render(table[shown].head(limit) if limit else table[shown]))
+    if limit and len(table) > limit:
+        click.echo(f"(first {limit} of {len(table)} points; infsim results {sweep_dir} for all)")
     return table
 
 

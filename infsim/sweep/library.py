@@ -1,9 +1,9 @@
 """Sweeps and searches from Python (notebooks): the CLI's jobs as functions.
 
-    from infsim.sweep.library import sweep, capacity
-    table = sweep("scenarios/sweep-llama8b.yaml", {"hardware.gpu": ["h100-sxm", "h200"]},
-                  "runs/my-sweep")
-    cap = capacity("scenarios/sweep-llama8b.yaml", SLOTarget(ttft_p99_s=0.5), "runs/cap")
+from infsim.sweep.library import sweep, capacity
+table = sweep("scenarios/sweep-llama8b.yaml", {"hardware.gpu": ["h100-sxm", "h200"]},
+              "runs/my-sweep")
+cap = capacity("scenarios/sweep-llama8b.yaml", SLOTarget(ttft_p99_s=0.5), "runs/cap")
 """
 
 from __future__ import annotations

@@ -35,16 +35,19 @@ class BarProgress(Progress):
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=False,
+            auto_refresh=False,  # no refresh thread: the process pool forks after start()
         )
         self._bar.start()
         self._task = self._bar.add_task(
             f"{self.label} ({cached} cached)", total=total, completed=cached, failed=0
         )
+        self._bar.refresh()
 
     def advance(self, row: dict[str, Any]) -> None:
         self._failed += row["status"] != "ok"
         if self._bar is not None:
             self._bar.update(self._task, advance=1, failed=self._failed)
+            self._bar.refresh()
 
     def stop(self) -> None:
         if self._bar is not None:

@@ -51,7 +51,8 @@ class ResultStore:
             stale.unlink(missing_ok=True)
 
     def stored_keys(self) -> set[str]:
-        return {p.stem for p in self.points_dir.glob("*.parquet")}
+        # pathlib's * matches dot files: leave out temporaries (.tmp-*) being written
+        return {p.stem for p in self.points_dir.glob("*.parquet") if not p.name.startswith(".")}
 
     def has(self, key: str) -> bool:
         return (self.points_dir / f"{key}.parquet").is_file()
