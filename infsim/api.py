@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infsim.disagg import report as disagg_report
 from infsim.fleet.pools import fleet_pools
 from infsim.fleet.report import extend_summary
 from infsim.metrics.requests import requests_table
@@ -33,6 +34,7 @@ class RunResult:
     timeline: pa.Table
     summary: dict[str, Any]
     fleet_timeline: pa.Table | None = None  # replicas per pool per state, queue, cost rate
+    disaggregation_timeline: pa.Table | None = None  # KV transfers queued / in flight
 
     def write(self, out_dir: Path) -> None:
         write_run(
@@ -42,6 +44,7 @@ class RunResult:
             resolved_scenario=self.resolved.scenario.model_dump(mode="json"),
             summary=self.summary,
             fleet_timeline=self.fleet_timeline,
+            disaggregation_timeline=self.disaggregation_timeline,
         )
 
 
@@ -75,6 +78,10 @@ def run_resolved(
 ) -> RunResult:
     out = simulate(resolved, trace, progress)
     requests = requests_table(out.recorder.requests)
+    if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
+        requests = disagg_report.with_request_columns(
+            requests, out.disaggregation, out.recorder.requests
+        )
     summary = summarize(
         requests,
         out.recorder.itl_samples(),
@@ -108,4 +115,10 @@ def run_resolved(
     spec = resolved.scenario.engine.speculative
     if spec is not None and out.speculative is not None:
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)
-    return RunResult(resolved, requests, timeline, summary, out.fleet.timeline)
+    disagg_timeline = None
+    if out.disaggregation is not None:
+        summary["disaggregation"] = disagg_report.disaggregation_section(
+            out.disaggregation, requests, timeline, out.simulated_s
+        )
+        disagg_timeline = disagg_report.timeline_table(out.disaggregation)
+    return RunResult(resolved, requests, timeline, summary, out.fleet.timeline, disagg_timeline)

@@ -75,7 +75,12 @@ def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[Reso
             update={
                 "hardware": HardwareSpec(gpu=gpu),
                 "deployment": dep.model_copy(
-                    update={"pools": None, "replicas": max(pool.replicas, 1), "tensor_parallel": tp}
+                    update={
+                        "pools": None,
+                        "disaggregation": None,
+                        "replicas": max(pool.replicas, 1),
+                        "tensor_parallel": tp,
+                    }
                 ),
                 "cost": CostSpec(
                     pricing=pool.pricing.kind, usd_per_gpu_hour=pool.pricing.usd_per_gpu_hour

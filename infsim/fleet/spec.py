@@ -127,6 +127,12 @@ class PoolSpec(BaseModel):
 
     model_config = FROZEN
     name: str = Field(min_length=1, description="Pool label (outputs, failure events).")
+    role: Literal["mixed", "prefill", "decode"] = Field(
+        "mixed",
+        description="What its replicas run: mixed (whole requests), or with "
+        "deployment.disaggregation prefill (prompts only, KV sent on) or decode (requests "
+        "whose KV arrives from a prefill pool) (docs/disaggregation.md).",
+    )
     gpu: str | None = Field(
         None, description="Accelerator name from the hardware catalog; null = hardware.gpu."
     )

@@ -40,6 +40,7 @@ def write_run(
     resolved_scenario: dict[str, Any],
     summary: dict[str, Any],
     fleet_timeline: pa.Table | None = None,
+    disaggregation_timeline: pa.Table | None = None,
 ) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +50,8 @@ def write_run(
     write_parquet(timeline, out_dir / "timeline.parquet")
     if fleet_timeline is not None:
         write_parquet(fleet_timeline, out_dir / "fleet_timeline.parquet")
+    if disaggregation_timeline is not None:  # KV transfer queues (docs/disaggregation.md)
+        write_parquet(disaggregation_timeline, out_dir / "disaggregation_timeline.parquet")
     (out_dir / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved_scenario, sort_keys=False, allow_unicode=True)
     )

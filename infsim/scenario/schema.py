@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from infsim.disagg.spec import DisaggregationSpec
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
 from infsim.speculative.spec import SpeculativeSpec
 from infsim.workload.spec import WorkloadSpec
@@ -68,6 +69,12 @@ class DeploymentSpec(_Frozen):
     )
     kv_cache_precision: str = Field(
         "auto", description="KV-cache dtype (vLLM kv_cache_dtype): auto, bf16, fp16, fp8."
+    )
+    disaggregation: DisaggregationSpec | None = Field(
+        None,
+        description="Prefill/decode disaggregation (xPyD) between pools of role prefill "
+        "and decode: KV link, streams, layer pipelining, conditional local prefill "
+        "(docs/disaggregation.md); null = none.",
     )
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infsim.kvcache.base import KVCacheManager, cdiv, max_decode_steps
+from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
 from infsim.scheduling.batch import Batch, StepOutcome
 from infsim.scheduling.queues import preemption_victim, waiting_queues
 from infsim.scheduling.request import RequestState, Status
@@ -171,8 +171,11 @@ class ContinuousBatchingScheduler:
         cfg, kv, waiting = self.config, self.kv, self.waiting
         while waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
             req = waiting.peek()
-            match = kv.match_prefix(req)
-            num_hit = match.num_tokens(kv.block_size)
+            if req.num_computed_tokens:  # its KV was transferred in (disaggregated prefill)
+                match, num_hit = NO_MATCH, req.num_computed_tokens
+            else:
+                match = kv.match_prefix(req)
+                num_hit = match.num_tokens(kv.block_size)
             n = req.num_tokens - num_hit
             threshold = cfg.long_prefill_token_threshold
             if 0 < threshold < n:

@@ -32,6 +32,7 @@ from infsim.routing.load_aware import build_router
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.scheduling.request import RequestState
+from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.fleet import Fleet, FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
@@ -50,6 +51,7 @@ class SimOutput:
     num_events: int
     fleet: FleetRecord | None = None
     speculative: SpeculativeRun | None = None
+    disaggregation: DisaggRun | None = None
 
 
 def _cost_model(rs: ResolvedScenario) -> CostModel:
@@ -59,7 +61,10 @@ def _cost_model(rs: ResolvedScenario) -> CostModel:
 
 
 def _scheduler(
-    rs: ResolvedScenario, has_prefix_ids: bool, speculator: Speculator | None = None
+    rs: ResolvedScenario,
+    has_prefix_ids: bool,
+    speculator: Speculator | None = None,
+    cls: type[ContinuousBatchingScheduler] = ContinuousBatchingScheduler,
 ) -> ContinuousBatchingScheduler:
     """vLLM V1 scheduler over the KV manager the scenario needs.
 
@@ -77,7 +82,7 @@ def _scheduler(
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
     kv = kv_cls(rs.kv.num_usable_blocks, e.block_size)
-    return ContinuousBatchingScheduler(config, kv, speculator)
+    return cls(config, kv, speculator)
 
 
 class ClosedLoopClient:
@@ -117,6 +122,12 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     has_prefix_ids = trace.hash_block_size_tokens is not None
     cost_models = {id(rs): cost_model}  # one per pool (sim/fleet.py)
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
+    router = build_router(rs.scenario.router, rs.scenario.seed)
+    disagg = None
+    if rs.scenario.deployment.disaggregation is not None:  # xPyD: sim/disagg.py
+        on_done = client.release if client is not None else None
+        disagg = Disaggregation(env, rs, recorder, router, on_done)
+    scheduler_classes = disagg.scheduler_classes if disagg is not None else {}
 
     def make_replica(pool_rs: ResolvedScenario, replica_id: int, on_finished) -> Replica:
         model = cost_models.get(id(pool_rs))
@@ -127,7 +138,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         if spec is not None:
             speculator = Speculator.from_spec(spec, rs.scenario.seed, replica_id)
             speculators.append(speculator)
-        sched = _scheduler(pool_rs, has_prefix_ids, speculator)
+        cls = scheduler_classes.get(id(pool_rs), ContinuousBatchingScheduler)
+        sched = _scheduler(pool_rs, has_prefix_ids, speculator, cls)
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
             pipe = build_pipeline_cost(pool_rs)
             return PipelinedReplica(env, replica_id, sched, model, recorder,
@@ -143,8 +155,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         env,
         fleet_pools(rs),
         recorder=recorder,
-        router=build_router(rs.scenario.router, rs.scenario.seed),
-        make_replica=make_replica,
+        router=router,
+        make_replica=disagg.wrap(make_replica) if disagg is not None else make_replica,
         num_requests=trace.num_requests,
         seed=rs.scenario.seed,
         on_finished=client.release if client is not None else None,
@@ -153,7 +165,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         failures=rs.scenario.failures,
     )
     frontend_s = [cost_model.frontend_latency_s(p) for p in trace.num_prompt_tokens.tolist()]
-    env.process(_arrivals(env, rs, trace, fleet.submit, recorder, client, frontend_s))
+    dispatch = disagg.submit if disagg is not None else fleet.submit
+    env.process(_arrivals(env, rs, trace, dispatch, recorder, client, frontend_s))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
     env.run()
@@ -170,7 +183,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         ]
         spec_run = collect(speculators, sum(draft_s))
     wall_s = time.perf_counter() - wall0
-    return SimOutput(recorder, wall_s, simulated_s, num_events, record, spec_run)
+    disagg_run = disagg.run if disagg is not None else None
+    return SimOutput(recorder, wall_s, simulated_s, num_events, record, spec_run, disagg_run)
 
 
 def _arrivals(

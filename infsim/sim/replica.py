@@ -66,12 +66,17 @@ class Replica:
             return False
         self.num_outstanding_tokens += req.num_prompt_tokens + req.num_output_tokens
         self.scheduler.add(req)
+        self.wake()
+        return True
+
+    def wake(self) -> None:
+        """New work: wake the idle loop, or end a fast-forwarded run at the step in
+        progress so the next step sees it (also used by disaggregation's KV hand-offs)."""
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
         elif self._in_run:
             self._in_run = False
             self.process.interrupt()
-        return True
 
     # -- the loop -------------------------------------------------------------------
     def stop(self) -> None:
