@@ -147,15 +147,17 @@ def capacity_plot(table: pd.DataFrame, manifest: dict[str, Any]) -> str:
         if col in df:
             ax.plot(x, df[col], "o-", label=col)
     ax.set(xlabel="workload.rate_scale", ylabel="p99 latency (s)", yscale="log")
+    result = manifest.get("result")
+    if result and result.get("rate_scale"):
+        ax.axvline(result["rate_scale"], color="g", ls=":", label="capacity")
+    handles = ax.get_legend_handles_labels()
     if "slo.attainment" in df:
         ax2 = ax.twinx()
         ax2.plot(x, df["slo.attainment"], "k--s", ms=4, label="SLO attainment")
         ax2.set_ylabel("SLO attainment")
-        ax2.legend(loc="lower left")
-    result = manifest.get("result")
-    if result and result.get("rate_scale"):
-        ax.axvline(result["rate_scale"], color="g", ls=":", label="capacity")
-    ax.legend(loc="upper left", fontsize=8)
+        more = ax2.get_legend_handles_labels()
+        handles = (handles[0] + more[0], handles[1] + more[1])
+    fig.legend(*handles, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     ax.grid(alpha=0.3)
     return _png(fig)
 
