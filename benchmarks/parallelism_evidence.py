@@ -123,6 +123,25 @@ def ideal_hit_rate(path: Path, num_requests: int, block_tokens: int = 512) -> fl
     return hit / total
 
 
+def balance_guard() -> None:
+    print("| prefix_aware balance_abs_threshold | hit rate | TTFT mean / p99 ms | "
+          "TPOT p50 ms | E2E p50 s | requests per replica |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for threshold in (2, 4, 8, 16, 64):
+        scenario = load_scenario(SCENARIOS / "prefix-aware-routing.yaml")
+        raw = scenario.model_dump(mode="json", exclude_none=True)
+        raw["router"]["balance_abs_threshold"] = threshold
+        result = api.run(validate_scenario(raw, "guard"), SCENARIOS)
+        s, lat = result.summary, result.summary["latency_s"]
+        replica_ids = result.requests.column("replica_id").to_pylist()
+        shares = [replica_ids.count(i) for i in range(4)]
+        print(
+            f"| {threshold} | {s['prefix_cache']['hit_rate']:.3f} | {ms(lat['ttft']['mean'])} / "
+            f"{ms(lat['ttft']['p99'])} | {ms(lat['tpot']['p50'])} | {lat['e2e']['p50']:.2f} | "
+            f"{shares} |"
+        )
+
+
 def routing() -> None:
     cases = [("synthetic sessions (scenarios/prefix-aware-routing.yaml)", {})]
     if MOONCAKE.exists():
@@ -142,7 +161,8 @@ def routing() -> None:
         print("|---|---|---|---|")
         for kind in ("round_robin", "least_outstanding_requests", "power_of_two",
                      "prefix_aware"):  # fmt: skip
-            s = run("prefix-aware-routing.yaml", {**sets, "router": {"kind": kind}})
+            router = {"router.kind": kind} if kind == "prefix_aware" else {"router": {"kind": kind}}
+            s = run("prefix-aware-routing.yaml", {**sets, **router})
             t = s["latency_s"]["ttft"]
             print(
                 f"| {kind} | {s['prefix_cache']['hit_rate']:.3f} | {ms(t['mean'])} / "
@@ -152,7 +172,8 @@ def routing() -> None:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    for name, fn in (("llama70b", llama70b), ("moe", moe), ("routing", routing)):
+    for name, fn in (("llama70b", llama70b), ("moe", moe), ("routing", routing),
+                     ("guard", balance_guard)):  # fmt: skip
         if which in (name, "all"):
             fn()
             print()

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 def run_prefix_scenario(kind: str) -> dict:
     """scenarios/prefix-aware-routing.yaml with 60 sessions and the given router."""
     raw = load_scenario(REPO / "scenarios" / "prefix-aware-routing.yaml").model_dump(mode="json")
-    raw["router"] = {"kind": kind}
+    if kind != "prefix_aware":  # else keep the scenario's thresholds
+        raw["router"] = {"kind": kind}
     raw["workload"]["synthetic"]["sessions"]["num_sessions"] = 60
     return api.run(validate_scenario(raw, "prefix"), REPO / "scenarios").summary
 
