@@ -24,12 +24,13 @@ class ClusterView(Protocol):
 
     def kv_usage(self, replica: int) -> float: ...
 
-    def max_num_seqs(self, replica: int) -> int:
-        """Capacity in requests (heterogeneous fleets: least-load routers normalise by it)."""
+    def request_load(self, replica: int) -> float:
+        """Outstanding requests / max_num_seqs: load relative to capacity, so that
+        least-load routing weighs replicas of different GPUs by what they hold."""
         ...
 
-    def kv_capacity_tokens(self, replica: int) -> int:
-        """Capacity in KV tokens (blocks × block size)."""
+    def token_load(self, replica: int) -> float:
+        """Outstanding tokens / KV capacity in tokens (blocks × block size)."""
         ...
 
     def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:

@@ -26,10 +26,7 @@ class LeastOutstandingRequests:
     def route(self, request: RequestState, view: ClusterView, now: float) -> int:
         # Relative to capacity: the same choice in a homogeneous fleet, by capacity in a
         # heterogeneous one (a replica with twice the max_num_seqs takes twice the load).
-        return min(
-            range(view.num_replicas),
-            key=lambda i: view.outstanding_requests(i) / view.max_num_seqs(i),
-        )
+        return min(range(view.num_replicas), key=view.request_load)
 
 
 @routers.register("least_outstanding_tokens")
@@ -37,10 +34,7 @@ class LeastOutstandingTokens:
     """Fewest prompt+output tokens of outstanding requests (work-aware balancing)."""
 
     def route(self, request: RequestState, view: ClusterView, now: float) -> int:
-        return min(
-            range(view.num_replicas),
-            key=lambda i: view.outstanding_tokens(i) / view.kv_capacity_tokens(i),
-        )
+        return min(range(view.num_replicas), key=view.token_load)
 
 
 @routers.register("least_kv_usage")

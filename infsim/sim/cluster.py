@@ -21,12 +21,14 @@ class ReplicaSetView:
     def outstanding_tokens(self, replica: int) -> int:
         return self._replicas[replica].num_outstanding_tokens
 
-    def max_num_seqs(self, replica: int) -> int:
-        return self._replicas[replica].scheduler.config.max_num_seqs
+    def request_load(self, replica: int) -> float:
+        sched = self._replicas[replica].scheduler
+        return sched.num_outstanding / sched.config.max_num_seqs
 
-    def kv_capacity_tokens(self, replica: int) -> int:
-        kv = self._replicas[replica].scheduler.kv
-        return kv.num_total_blocks * kv.block_size
+    def token_load(self, replica: int) -> float:
+        r = self._replicas[replica]
+        kv = r.scheduler.kv
+        return r.num_outstanding_tokens / (kv.num_total_blocks * kv.block_size)
 
     def kv_usage(self, replica: int) -> float:
         kv = self._replicas[replica].scheduler.kv

@@ -116,8 +116,8 @@ class Replica:
                 self.clock_s = end
                 outcome = sched.on_batch_done(batch, start, end)
                 self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
-        except simpy.Interrupt as interrupt:  # only `stop` interrupts a step
-            if interrupt.cause is not STOP:
+        except simpy.Interrupt:  # only `stop` interrupts a step
+            if not self.stopped:
                 raise
 
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
@@ -129,8 +129,8 @@ class Replica:
         self._in_run = True
         try:
             yield env.timeout(ends[-1] - env.now)
-        except simpy.Interrupt as interrupt:  # a request arrived: finish the step, then stop
-            if interrupt.cause is STOP:
+        except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
+            if self.stopped:  # (or the replica is lost: see `stop`)
                 raise
             # Steps ending strictly before now are done; the one ending at or after now
             # is in progress. An arrival exactly at a step end is seen by the next step,
