@@ -115,6 +115,12 @@ def _check_pools(scenario: Scenario, source: str) -> None:
             f"{source}: deployment.pools: every pool has max_replicas 0; at least one "
             "replica must be possible"
         )
+    if scenario.autoscaling is None and sum(p.replicas for p in pools) == 0:
+        raise InputError(
+            f"{source}: deployment.pools: no pool has replicas at t = 0 and there is no "
+            "autoscaling: section to start one, so no request could ever be served; give "
+            "a pool replicas >= 1 or add autoscaling:"
+        )
 
 
 def check_failure_events(scenario: Scenario, names: list[str], source: str) -> None:

@@ -132,7 +132,8 @@ def failures_section(
         "num_preemptions": sum(1 for e in lost if e["kind"] == "preemption"),
         "num_preemption_notices": sum(1 for e in events if e["event"] == "notice"),
         "requests_retried": int(retried.sum()),
-        "num_retries": int(sum(n for i, n in record.num_losses.items() if i not in failed_ids)),
+        # Every loss of a request is a retry except the one that failed it.
+        "num_retries": sum(record.num_losses.values()) - len(record.failed),
         "requests_failed": len(record.failed),
         "latency_s": latency,
         "events": events[:MAX_LISTED_EVENTS],

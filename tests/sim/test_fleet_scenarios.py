@@ -11,6 +11,8 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infsim import api
 from infsim.scenario.load import validate_scenario
@@ -317,3 +319,56 @@ def test_heterogeneous_pools_route_by_capacity(constant_step) -> None:
         pools["h100"]["kv_cache_blocks_per_replica"]
         > 2 * pools["l40s"]["kv_cache_blocks_per_replica"]
     )
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    mtbf_s=st.floats(2.0, 200.0),
+    notice_s=st.sampled_from([0.0, 0.5, 3.0]),
+    policy=st.sampled_from(["requeue", "fail"]),
+    max_retries=st.integers(0, 3),
+    fast_forward=st.booleans(),
+)
+def test_every_request_ends_finished_rejected_or_failed(
+    constant_step, seed, mtbf_s, notice_s, policy, max_retries, fast_forward
+) -> None:
+    constant_step(0.5)
+    sc = scenario(
+        seed=seed,
+        pools=[
+            pool(
+                replicas=2,
+                lo=1,
+                hi=3,
+                pricing={
+                    "kind": "spot",
+                    "usd_per_gpu_hour": 1.0,
+                    "spot_interruptions_per_hour": 600,
+                },
+            )
+        ],
+        autoscaling={**FAST_LOOP, "target_per_replica": 4},
+        failures={
+            "policy": policy,
+            "replica_mtbf_s": mtbf_s,
+            "spot_notice_s": notice_s,
+            "max_retries": max_retries,
+        },
+        simulation={"fast_forward": fast_forward},
+        engine={"max_num_seqs": 64, "max_num_batched_tokens": 2048, "max_model_len": 60},
+    )
+    n = 40
+    outputs = [3 + (11 * i) % 29 for i in range(n)]
+    outputs[7] = 100  # too long for max_model_len: rejected
+    res = run(sc, trace([0.4 * i for i in range(n)], [8] * n, outputs))
+    req = res.summary["requests"]
+    assert set(col(res, "status")) <= {"finished", "failed", "rejected"}
+    assert req["completed"] + req["rejected"] + req["failed"] == n
+    assert req["rejected"] == 1
+    f = res.summary["failures"]
+    assert f["requests_failed"] == req["failed"]
+    lost = sum(e["num_requeued"] + e["num_failed"] for e in f["events"])
+    assert lost == f["num_retries"] + f["requests_failed"]
