@@ -106,10 +106,12 @@ class DecodeScheduler(ContinuousBatchingScheduler):
             self.on_reserved(req, now)
 
     def on_received(self, req: RequestState) -> None:
-        """The KV arrived: `req` (computed = prompt, one token out) joins the queue."""
+        """The KV arrived: `req` (computed = prompt, one token out) goes to the front of
+        the queue: it holds its memory already (admitting it needs no block), and a
+        prompt ahead of it could otherwise wait for exactly the blocks it holds."""
         self.num_receiving -= 1
         req.status = Status.WAITING
-        self.waiting.add(req)
+        self.waiting.prepend(req)
 
     def has_work(self) -> bool:
         """Also False while the waiting head is a local prompt that cannot get blocks

@@ -246,11 +246,12 @@ class Disaggregation:
             layer_pipelined=self.spec.layer_pipelined,
             prefill_span_s=copy.finish_s - copy.first_scheduled_s,
         )
-        self.num_queued += 1
-        self._row(env.now)
         with self.streams[sender.replica_id].request() as slot:
+            queued = not slot.triggered  # every stream of the sender is busy
+            self.num_queued += queued
+            self._row(env.now)
             yield slot
-            self.num_queued -= 1
+            self.num_queued -= queued
             self.num_transferring += 1
             hand.transfer_start_s = env.now
             self._row(env.now)

@@ -90,7 +90,7 @@ class Replica:
         env, sched = self.env, self.scheduler
         try:
             while True:
-                if not sched.has_work():
+                while not sched.has_work():  # a wake-up may bring unschedulable work
                     self._wake = env.event()
                     yield self._wake
                     self._wake = None
