@@ -50,6 +50,15 @@ def print_summary(summary: dict[str, Any], title: str, console: Console | None =
         f"{'—' if per_m is None else f'${per_m:,.3f}'} per M output tokens, "
         f"${cost['usd_total']:,.2f} for {cost['gpu_hours']:,.2f} GPU-h",
     )
+    spec = summary.get("speculative")
+    if spec and spec["num_verifies"]:
+        facts.add_row(
+            "speculative",
+            f"{spec['method']} k={spec['num_speculative_tokens']}: "
+            f"{spec['mean_accepted_tokens_per_verify']:.2f} tokens per verify step, drafts "
+            f"off in {spec['fraction_steps_disabled']:.0%} of steps, proposer "
+            f"{spec['draft_time_share']:.0%} of engine time",
+        )
     sim = summary["simulation"]
     facts.add_row(
         "simulation",

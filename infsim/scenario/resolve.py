@@ -110,7 +110,8 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     )
     spec, draft = eng.speculative, None
     if spec is not None:
-        draft = _located(lambda: proposer_spec(spec, model, base_dir, dep.tensor_parallel),
+        draft = _located(lambda: proposer_spec(spec, model, base_dir, dep.tensor_parallel,
+                                               dep.pipeline_parallel),
                          source, "engine.speculative")  # fmt: skip
     if spec is not None and draft is not None:
         kv = with_proposer(kv, spec, draft, tensor_parallel=dep.tensor_parallel,

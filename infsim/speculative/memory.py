@@ -34,9 +34,22 @@ FIELD = "draft_model"  # resolve.py prefixes the file and engine.speculative
 
 
 def proposer_spec(
-    spec: SpeculativeSpec, target: ModelSpec, base_dir: Path, tensor_parallel: int
+    spec: SpeculativeSpec,
+    target: ModelSpec,
+    base_dir: Path,
+    tensor_parallel: int,
+    pipeline_parallel: int = 1,
 ) -> ModelSpec | None:
-    """The model the proposer runs: the draft model, a one-layer head, or None (ngram)."""
+    """The model the proposer runs: the draft model, a one-layer head, or None (ngram).
+
+    Pipeline parallelism is refused: the pipelined replica prices stages, not the
+    proposer's passes, so its cost would silently vanish."""
+    if pipeline_parallel > 1:
+        raise InputError(
+            f"not modelled with deployment.pipeline_parallel = {pipeline_parallel}: infsim "
+            "prices the proposer only on single-stage replicas; use pipeline_parallel: 1 "
+            "(tensor_parallel for the larger model) or remove engine.speculative"
+        )
     if spec.method == "ngram":
         return None
     if spec.method in ("eagle", "mtp"):

@@ -173,3 +173,10 @@ def test_calibrated_verify_rows_price_as_decode_attention() -> None:
     as_prefill = target.op_times_s(batch_of([(4, 1000)] * 8))["attention"]
     assert verify == decode
     assert as_prefill != verify
+
+
+def test_pipeline_parallel_is_refused() -> None:
+    spec = raw(method="ngram")
+    spec["deployment"] = {"pipeline_parallel": 2}
+    with pytest.raises(InputError, match=r"engine\.speculative: not modelled with .*pipeline"):
+        api.prepare(validate_scenario(spec, "s.yaml"), ".", "s.yaml")
