@@ -95,16 +95,17 @@ def run(
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     elif not quiet:
+        from infsim.fleet.pools import fleet_label
         from infsim.report.console import print_summary
 
         console = Console()
         print_summary(
             result.summary,
-            f"{spec.name}: {resolved.model.name} on {resolved.deployment_label()}",
+            f"{spec.name}: {resolved.model.name} on {fleet_label(resolved)}",
             console,
         )
         console.print(
-            f"[dim]wrote {out_dir}/{{requests,timeline}}.parquet, summary.json, "
+            f"[dim]wrote {out_dir}/{{requests,timeline,fleet_timeline}}.parquet, summary.json, "
             "scenario.resolved.yaml[/dim]"
         )
 

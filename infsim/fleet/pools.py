@@ -131,3 +131,18 @@ def check_failure_events(scenario: Scenario, names: list[str], source: str) -> N
                 f"{source}: failures.events[{i}].pool: unknown pool {event.pool!r}; the "
                 f"pools are {names}"
             )
+
+
+def fleet_label(rs) -> str:
+    """'2× H100-SXM TP1 + 2× L40S TP1' for pools; the deployment label otherwise."""
+    if not rs.pools:
+        return rs.deployment_label()
+    return " + ".join(
+        f"{p.spec.replicas}× {p.resolved.gpu.name} TP{p.spec.tensor_parallel}"
+        + (
+            f" [{p.spec.min_count}..{p.spec.max_count}]"
+            if p.spec.min_count < p.spec.max_count
+            else ""
+        )
+        for p in rs.pools
+    )
