@@ -3,9 +3,10 @@ the randomised ones, draws from a generator it was given (seeded from the scenar
 
 - `random`: a uniform replica (the baseline of the power-of-two result).
 - `power_of_two`: two distinct replicas drawn uniformly, the one with fewer outstanding
-  requests wins (ties: lower index). Mitzenmacher's "power of two choices": the maximum
-  load drops from Θ(log n / log log n) to Θ(log log n); SGLang router `power_of_two`,
-  Ray Serve's default request router.
+  requests relative to its capacity (`request_load`, as least_outstanding_requests; plain
+  counts in a homogeneous fleet) wins (ties: lower index). Mitzenmacher's "power of two
+  choices": the maximum load drops from Θ(log n / log log n) to Θ(log log n); SGLang
+  router `power_of_two`, Ray Serve's default request router.
 - `prefix_aware`: SGLang router's `cache_aware` policy on engine-side state. For each
   replica, the number of leading prefix blocks of the request (its block keys) that the
   replica's prefix cache holds now; the longest match wins (ties: fewer outstanding
@@ -17,7 +18,8 @@ the randomised ones, draws from a generator it was given (seeded from the scenar
       AND exceed `balance_rel_threshold` × theirs (SGLang's two imbalance thresholds,
       applied to the chosen replica rather than to the fleet's max; Dynamo's KV router
       weighs the same two quantities in one cost),
-  in which case the least loaded replica (fewest outstanding requests) takes it.
+  in which case the least loaded replica (lowest `request_load`) takes it. The guard's
+  thresholds are in outstanding requests, as SGLang's.
   SGLang's router approximates caches with a radix tree of the requests it sent; here
   the view reads the replicas' actual caches, i.e. the "KV events" variant of Dynamo.
 """
@@ -31,7 +33,7 @@ from infsim.scheduling.request import RequestState
 
 
 def _least_loaded(view: ClusterView) -> int:
-    return min(range(view.num_replicas), key=view.outstanding_requests)
+    return min(range(view.num_replicas), key=view.request_load)
 
 
 @routers.register("random")
@@ -55,7 +57,7 @@ class PowerOfTwo:
         a = int(self.rng.integers(n))
         b = int(self.rng.integers(n - 1))
         b += b >= a  # distinct from a, uniform over the others
-        load_a, load_b = view.outstanding_requests(a), view.outstanding_requests(b)
+        load_a, load_b = view.request_load(a), view.request_load(b)
         if load_a != load_b:
             return a if load_a < load_b else b
         return min(a, b)

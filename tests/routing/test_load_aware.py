@@ -24,6 +24,9 @@ class FakeView:
     def outstanding_requests(self, replica: int) -> int:
         return self.loads[replica]
 
+    def request_load(self, replica: int) -> float:
+        return self.loads[replica] / 64  # max_num_seqs 64 everywhere
+
     def outstanding_tokens(self, replica: int) -> int:
         return 100 * self.loads[replica]
 
