@@ -45,6 +45,24 @@ def check_layout(model: ModelSpec, pp: int, ep: int, tp: int, source: str) -> No
         )
 
 
+def check_links(gpu: GPUSpec, tp: int, pp: int, gpus_per_node: int, source: str) -> None:
+    """Every link a replica's collectives or stage sends cross must exist in the catalog."""
+    if tp * pp == 1:
+        return
+    spans = tp * pp > gpus_per_node
+    for link, where in ((gpu.intra_node_link, "intra_node_link"),
+                        (gpu.inter_node_link, "inter_node_link")):  # fmt: skip
+        needed = spans if where == "inter_node_link" else min(tp * pp, gpus_per_node) > 1
+        if needed and link.bandwidth_bytes_per_s <= 0:
+            raise InputError(
+                f"{source}: deployment: tensor_parallel {tp} × pipeline_parallel {pp} needs "
+                f"{gpu.name}'s {where}, which the hardware catalog lists as kind "
+                f"{link.kind!r} (no bandwidth), with {gpus_per_node} GPU(s) per node; use "
+                "tensor_parallel and pipeline_parallel 1 (scale with deployment.replicas) or "
+                "a GPU with that link"
+            )
+
+
 def check_fit(
     model: ModelSpec,
     gpu: GPUSpec,

@@ -17,7 +17,7 @@ from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
 from infsim.errors import InputError
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
-from infsim.parallel.fit import check_fit, check_layout
+from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.schema import Scenario
 from infsim.speculative.memory import proposer_spec, with_proposer
 
@@ -82,6 +82,8 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     )
     _check_tensor_parallel(model, dep.tensor_parallel, source)
     check_layout(model, dep.pipeline_parallel, dep.expert_parallel, dep.tensor_parallel, source)
+    per_node = scenario.hardware.gpus_per_node or gpu.gpus_per_node
+    check_links(gpu, dep.tensor_parallel, dep.pipeline_parallel, per_node, source)
     seqs_default, tokens_default = vllm_batch_defaults(gpu)
     engine = eng.model_copy(
         update={

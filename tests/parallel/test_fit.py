@@ -87,3 +87,9 @@ def test_cli_exit_code_2_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "does not fit on 2 × H100-SXM" in result.output
     assert "Traceback" not in result.output
+
+
+def test_missing_link_is_an_input_error(resolved) -> None:
+    # cpu-host has one "GPU" per node and no inter-node link: TP2 cannot price its ring.
+    with pytest.raises(InputError, match="inter_node_link, which the hardware catalog lists"):
+        resolved("tiny-llama", gpu="cpu-host", deployment={"tensor_parallel": 2})
