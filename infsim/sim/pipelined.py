@@ -50,13 +50,20 @@ class PipelinedReplica(Replica):
         super().__init__(env, replica_id, scheduler, cost_model, recorder, False, on_finished)
 
     def _loop(self) -> Generator[simpy.Event, Any, None]:
+        try:
+            yield from self._pipeline_loop()
+        except simpy.Interrupt:  # only `stop` interrupts (the replica is lost)
+            if not self.stopped:
+                raise
+
+    def _pipeline_loop(self) -> Generator[simpy.Event, Any, None]:
         env, sched, pipe = self.env, self.scheduler, self.pipeline
         depth = pipe.num_stages
         stages = StageClock(depth)
         queue: deque[tuple[Batch, float, float]] = deque()
         in_flight: set[int] = set()
         while True:
-            if not queue and not sched.has_work():
+            while not queue and not sched.has_work():  # a wake-up may bring no work
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None

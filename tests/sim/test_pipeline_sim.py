@@ -109,3 +109,27 @@ def test_same_seed_same_output(pipelined) -> None:
     a = api.run_resolved(rs, trace(5, 3)).requests
     b = api.run_resolved(rs, trace(5, 3)).requests
     assert a.equals(b)
+
+
+def test_pipelined_replica_lost_mid_batch_requeues_its_requests() -> None:
+    # Two TP4×PP2 replicas (roofline); replica 0 fails at 20 s with batches in flight:
+    # its requests are requeued onto replica 1 and every request still completes.
+    from pathlib import Path
+
+    from infsim.scenario.load import load_scenario
+
+    repo = Path(__file__).resolve().parents[2]
+    raw = load_scenario(repo / "scenarios" / "llama70b-tp4-pp2.yaml").model_dump(
+        mode="json", exclude_none=True
+    )
+    raw["deployment"]["replicas"] = 2
+    raw["workload"]["synthetic"]["num_requests"] = 200
+    raw["failures"] = {
+        "policy": "requeue",
+        "max_retries": 3,
+        "events": [{"at_s": 20, "pool": "default", "replica": 0, "kind": "failure"}],
+    }
+    summary = api.run(validate_scenario(raw, "pp-fail"), repo / "scenarios").summary
+    assert summary["requests"]["completed"] == 200
+    assert summary["failures"]["num_failures"] == 1
+    assert summary["failures"]["requests_retried"] > 0
