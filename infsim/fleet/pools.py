@@ -82,6 +82,8 @@ def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[Reso
                         "tensor_parallel": tp,
                     }
                 ),
+                "autoscaling": None,  # fleet sections belong to the whole fleet
+                "failures": None,
                 "cost": CostSpec(
                     pricing=pool.pricing.kind, usd_per_gpu_hour=pool.pricing.usd_per_gpu_hour
                 ),
@@ -121,6 +123,17 @@ def _check_pools(scenario: Scenario, source: str) -> None:
             "autoscaling: section to start one, so no request could ever be served; give "
             "a pool replicas >= 1 or add autoscaling:"
         )
+
+
+def check_fleet_sections(scenario: Scenario, pools: tuple[ResolvedPool, ...], source: str) -> None:
+    """`autoscaling:` needs a pool that can scale; failure events need existing pools."""
+    specs = [p.spec for p in pools]
+    if scenario.autoscaling is not None and not any(p.min_count < p.max_count for p in specs):
+        raise InputError(
+            f"{source}: autoscaling: no pool can scale (it needs deployment.pools with a "
+            "pool whose min_replicas < max_replicas); add such a pool or remove autoscaling:"
+        )
+    check_failure_events(scenario, [p.name for p in specs] or ["default"], source)
 
 
 def check_failure_events(scenario: Scenario, names: list[str], source: str) -> None:

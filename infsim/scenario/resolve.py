@@ -155,11 +155,11 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
 def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
     """Each `deployment.pools` entry resolved on its own (infsim/fleet/pools.py)."""
     from infsim.disagg.validate import check_disaggregation
-    from infsim.fleet.pools import check_failure_events, resolve_pools
+    from infsim.fleet.pools import check_fleet_sections, resolve_pools
 
     check_disaggregation(scenario, source)
     pools = resolve_pools(scenario, base_dir, source) if scenario.deployment.pools else ()
-    check_failure_events(scenario, [p.name for p in pools] or ["default"], source)
+    check_fleet_sections(scenario, pools, source)
     return pools
 
 

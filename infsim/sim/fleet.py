@@ -55,6 +55,7 @@ FLEET_TIMELINE_SCHEMA = pa.schema(
         ("num_starting", pa.int32()),
         ("num_serving", pa.int32()),
         ("num_draining", pa.int32()),
+        ("num_idle", pa.int32()),
         ("num_waiting", pa.int32()),
         ("num_running", pa.int32()),
         ("num_gateway_queued", pa.int32()),
@@ -148,14 +149,16 @@ class Fleet:
                 scaler = Autoscaler(autoscaling, p.spec.min_count, p.spec.max_count)
             cold = ColdStartModel(p.spec.cold_start, p.weight_bytes_per_replica)
             self.pools.append(PoolRuntime(i, p, cold, scaler))
-        self.random_failures = failures is not None and (
-            failures.replica_mtbf_s is not None
-            or any(p.spec.pricing.spot_interruptions_per_hour for p in pools)
+        # Spot interruptions apply with or without a failures: section (its defaults then:
+        # requeue, 120 s notice).
+        self.random_failures = (failures is not None and failures.replica_mtbf_s is not None) or (
+            any(p.spec.pricing.spot_interruptions_per_hour for p in pools)
         )
         # Static: one pool, no control loop, no failures: the path of the speed benchmark.
         self.dynamic = (
             len(pools) > 1
             or failures is not None
+            or self.random_failures
             or any(p.autoscaler for p in self.pools)
             or any(p.spec.replicas == 0 for p in pools)
         )
@@ -432,7 +435,7 @@ class Fleet:
     # -- records ----------------------------------------------------------------------
     def _row(self, pool: PoolRuntime) -> None:
         counts = [0] * len(State)
-        waiting = running = 0
+        waiting = running = idle = 0
         kv = 0.0
         for m in pool.members:
             counts[m.state] += 1
@@ -440,6 +443,7 @@ class Fleet:
                 s = m.replica.scheduler
                 waiting += len(s.waiting)
                 running += len(s.running)
+                idle += not s.has_work()
                 kv += _kv_usage(m.replica)
         billed = sum(counts[s] for s in BILLED)
         rate = billed * pool.pool.gpus_per_replica * pool.pool.usd_per_gpu_hour
@@ -449,6 +453,7 @@ class Fleet:
                 self.env.now,
                 pool.name,
                 *counts[: State.RELEASED],
+                idle,
                 waiting,
                 running,
                 len(self.gateway),
@@ -477,7 +482,7 @@ class Fleet:
             self.failed,
             self.max_gateway_queued,
             self.num_gateway_queued,
-            self.failures,
+            self.failure_model.spec if self.failures or self.random_failures else None,
             self.dynamic,
         )
 

@@ -75,3 +75,9 @@ def test_schema_errors_name_the_field(kw, needle) -> None:
     with pytest.raises(InputError) as err:
         validate_scenario(raw(**kw), "x.yaml")
     assert needle in str(err.value)
+
+
+def test_autoscaling_without_a_scalable_pool_is_an_error() -> None:
+    with pytest.raises(InputError) as err:
+        prepare(raw(autoscaling={"target_per_replica": 4}))
+    assert "autoscaling: no pool can scale" in str(err.value)

@@ -372,3 +372,14 @@ def test_every_request_ends_finished_rejected_or_failed(
     assert f["requests_failed"] == req["failed"]
     lost = sum(e["num_requeued"] + e["num_failed"] for e in f["events"])
     assert lost == f["num_retries"] + f["requests_failed"]
+
+
+def test_spot_rate_applies_without_a_failures_section(constant_step) -> None:
+    constant_step(0.5)
+    spot = {"kind": "spot", "usd_per_gpu_hour": 1.0, "spot_interruptions_per_hour": 3600}
+    sc = scenario(pools=[pool(replicas=2, pricing=spot)])
+    res = run(sc, trace([0.5 * i for i in range(20)], [8] * 20, [10] * 20))
+    f = res.summary["failures"]
+    assert f["policy"] == "requeue"
+    assert f["num_preemption_notices"] + f["num_preemptions"] >= 1
+    assert res.summary["requests"]["completed"] == 20
