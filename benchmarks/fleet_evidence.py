@@ -70,7 +70,7 @@ def burst() -> None:
     fixed.pop("autoscaling")
     peak = raw["deployment"]["pools"][0]["max_replicas"]
     fixed["deployment"]["pools"][0].update(replicas=peak, min_replicas=None, max_replicas=None)
-    fixed["name"] = "pre-provisioned"
+    fixed["name"] = "pre-provisioned (6 fixed)"
     one = copy.deepcopy(fixed)
     one["deployment"]["pools"][0].update(replicas=1)
     one["name"] = "fixed-1"
@@ -97,8 +97,8 @@ def burst() -> None:
         cold = pool["cold_starts"]["total_s"]["mean"]
         a, b, c = window(res, 0, 120), window(res, 120, 300), window(res, 300, 1e9)
         print(
-            f"| {name} | {cold if cold is None else round(cold, 1)} | {a['ttft_p99']:.3f} | "
-            f"{b['ttft_p99']:.2f} | {c['ttft_p99']:.3f} | {s['slo']['attainment']:.3f} | "
+            f"| {name} | {'—' if cold is None else round(cold, 1)} | {a['ttft_p99']:.3f} | "
+            f"{b['ttft_p99']:.2f} | {c['ttft_p99']:.3g} | {s['slo']['attainment']:.3f} | "
             f"{s['cost']['gpu_hours']:.3f} | {s['cost']['usd_total']:.2f} | "
             f"{s['cost']['usd_per_million_output_tokens']:.2f} | "
             f"{s['cost']['usd_per_slo_met_request'] * 1000:.3f} m$ |"
@@ -113,7 +113,7 @@ def plot_burst(results: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    for name in ("autoscaled", "autoscaled, warm-node cold start", "pre-provisioned"):
+    for name in ("autoscaled", "autoscaled, warm-node cold start", "pre-provisioned (6 fixed)"):
         res = results[name]
         tl = res.fleet_timeline.to_pandas()
         live = tl.num_provisioning + tl.num_loading + tl.num_starting + tl.num_serving
