@@ -12,7 +12,8 @@ Each control tick (every `interval_s`) the wiring adds the pool's signal total t
 5. panic (Knative KPA, optional): demand over the short `panic_window_s` reaching
    `panic_threshold` × current replicas scales up at once and blocks scale-down until a
    full stable window passes without panic;
-6. activator: requests queued at the gateway with no replica at all ⇒ at least one.
+6. activator: requests queued at the gateway with no replica at all ⇒ at least one (the
+   wiring also starts one at once when a request reaches a fleet scaled to zero).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class Autoscaler:
 
     def _clamp(self, n: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, n))
+
+    def note_scale_up(self, now: float) -> None:
+        """A scale-up decided outside `decide` (the activator): starts the scale-down delay."""
+        self._last_scale_up_s = now
 
     def decide(self, now: float, ready: int, current: int, num_gateway_queued: int) -> Decision:
         """`ready`: serving replicas; `current`: live ones (provisioning to serving)."""

@@ -196,8 +196,19 @@ class Fleet:
             self.gateway.append(req)
             self.num_gateway_queued += 1
             self.max_gateway_queued = max(self.max_gateway_queued, len(self.gateway))
+            if not any(pool.live() for pool in self.pools):
+                self._activate()
             return True
         return serving[self.router.route(req, self.view, self.env.now)].submit(req)
+
+    def _activate(self) -> None:
+        """Knative's activator: a request at a fleet scaled to zero starts one replica of
+        the first autoscaled pool at once, without waiting for the next tick."""
+        for pool in self.pools:
+            if pool.autoscaler is not None and pool.autoscaler.max_replicas >= 1:
+                pool.autoscaler.note_scale_up(self.env.now)
+                self.reconcile(pool, max(pool.desired, 1))
+                return
 
     def _flush_gateway(self) -> None:
         while self.gateway and self.serving:

@@ -152,19 +152,21 @@ def test_draining_replica_finishes_its_requests_and_takes_no_new_ones(constant_s
 
 
 def test_scale_to_zero_queues_at_the_gateway_then_serves(constant_step) -> None:
-    # No replica at t=0; kv_usage signal reads 0, so only the activator wakes the pool:
-    # tick t=1 → scale-up, serving at 6; the request (arrived 0.25) starts at 6.0.
+    # No replica at t=0: the request arriving at 0.25 waits at the gateway and the
+    # activator starts a replica at once (not at the tick t=1): serving at 5.25. The
+    # kv_usage signal reads 0 until then; the queued request keeps the pool at 1.
     constant_step(0.5)
     loop = {**FAST_LOOP, "signal": "kv_usage", "target_per_replica": 0.5}
     sc = scenario(pools=[pool(replicas=0, lo=0, hi=1)], autoscaling=loop)
     res = run(sc, trace([0.25], [8], [1]))
-    assert col(res, "first_scheduled_s") == [6.0]
-    assert col(res, "first_token_s") == [6.5]
-    assert col(res, "ttft_s") == [6.25]
+    assert col(res, "first_scheduled_s") == [5.25]
+    assert col(res, "first_token_s") == [5.75]
+    assert col(res, "ttft_s") == [5.5]
     summary = res.summary
     assert summary["fleet"]["gateway"] == {"num_queued": 1, "max_queued": 1}
-    # Billed from the scale-up at 1.0 to the end at 6.5.
+    # Billed from the scale-up at 0.25 to the end at 5.75.
     assert summary["cost"]["usd_total"] == pytest.approx(5.5 / 3600 * 3.6, 1e-12)
+    assert summary["fleet"]["pools"]["p"]["scale_events"][0] == {"time_s": 0.25, "from": 0, "to": 1}
 
 
 def test_fixed_default_pool_keeps_its_cost_and_adds_sections(constant_step) -> None:
