@@ -15,6 +15,10 @@ from infsim import api
 from infsim.scenario.load import validate_scenario
 
 SEED = 1
+HEADER = (
+    "| req/s | layout | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | ITL p99 ms "
+    "| transfer p50 ms | SLO met | goodput req/s | $/M out tok | busy P / D |"
+)
 
 WORKLOADS: dict[str, dict[str, Any]] = {
     # (a) DistServe/Splitwise regime: long prompts, high load.
@@ -99,8 +103,7 @@ def main() -> None:
         slo = w["slo"]
         print(f"\n### {name}: {w['gpus']} GPUs, SLO TTFT ≤ {slo['ttft_s']} s, TPOT ≤ "
               f"{slo['tpot_s'] * 1e3:g} ms, calibration {args.calibration}\n")  # fmt: skip
-        print("| req/s | layout | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms "
-              "| ITL p99 ms | transfer p50 ms | SLO met | goodput req/s | $/M out tok | busy P / D |")  # fmt: skip
+        print(HEADER)
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for rate in w["rates"][:1] if args.quick else w["rates"]:
             for label, p, d, m in w["layouts"]:
