@@ -192,7 +192,10 @@ def spot() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in (od, calm, raw, fail):
-        s = run(r).summary
+        res = run(r)
+        s = res.summary
+        if r is raw:
+            plot_spot(res)
         f = s["failures"]
         lat = f["latency_s"]
 
@@ -207,6 +210,36 @@ def spot() -> None:
             f"{fmt(lat['e2e_p99']['retried'])} | {s['cost']['usd_total']:.2f} | "
             f"{s['cost']['usd_per_million_output_tokens']:.3f} |"
         )
+
+
+def plot_spot(res: api.RunResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = res.fleet_timeline.to_pandas()
+    cold = tl.num_provisioning + tl.num_loading + tl.num_starting
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
+    axes[0].step(tl.time_s, tl.num_serving, where="post", label="serving")
+    axes[0].step(tl.time_s, cold, where="post", label="cold starting")
+    axes[0].step(tl.time_s, tl.num_draining, where="post", label="draining (notice)")
+    axes[1].step(tl.time_s, tl.num_waiting + tl.num_gateway_queued, where="post")
+    req = res.requests.to_pandas()
+    axes[2].plot(req.arrival_s, req.ttft_s, ".", ms=2)
+    for e in res.summary["failures"]["events"]:
+        for ax in axes:
+            ax.axvline(e["time_s"], color="red" if e["kind"] == "failure" else "orange",
+                       lw=0.8, ls="--" if e["event"] == "notice" else "-")  # fmt: skip
+    axes[0].set_ylabel("replicas")
+    axes[0].legend(fontsize=7)
+    axes[1].set_ylabel("queued requests")
+    axes[2].set_ylabel("TTFT (s)")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("simulated time (s); red: failure, orange: preemption (dashed: notice)")
+    fig.tight_layout()
+    fig.savefig(FIG / "fleet-spot.png", dpi=110)
+    print(f"wrote {FIG / 'fleet-spot.png'}")
 
 
 def hetero() -> None:

@@ -43,6 +43,7 @@ from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
 COLD_START_STREAM = 1
+MONITOR_INTERVAL_S = 1.0  # fleet_timeline sampling of a dynamic fleet without control loop
 FAILURE_STREAM = 2
 
 
@@ -183,6 +184,8 @@ class Fleet:
             self._row(pool)
         if any(p.autoscaler for p in self.pools):
             env.process(self._control_loop(autoscaling.interval_s))
+        elif self.dynamic:  # no control loop: sample the timeline anyway
+            env.process(self._monitor(MONITOR_INTERVAL_S))
         if failures is not None and failures.events:
             env.process(self._scheduled_failures(failures))
 
@@ -423,6 +426,12 @@ class Fleet:
                 ready = sum(1 for m in live if m.state == State.SERVING)
                 decision = pool.autoscaler.decide(now, ready, len(live), len(self.gateway))
                 self.reconcile(pool, decision.desired)
+                self._row(pool)
+
+    def _monitor(self, interval_s: float) -> Generator[simpy.Event, Any, None]:
+        while not self.done():
+            yield self.env.timeout(interval_s)
+            for pool in self.pools:
                 self._row(pool)
 
     def signal(self, pool: PoolRuntime, interval_s: float) -> float:
