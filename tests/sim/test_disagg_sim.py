@@ -9,19 +9,25 @@ Llama-3.1-8B in bf16 holds 131,072 KV bytes per token, so a 100-token prompt mov
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from infsim import api
+from infsim.cli import main
 from infsim.errors import InputError
-from infsim.scenario.load import validate_scenario
+from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.sim import engine
 from infsim.sim.disagg import Disaggregation
 from infsim.workload.trace import Trace
 
 KV_BYTES_PER_TOKEN = 131072
+EXAMPLE = Path(__file__).parents[2] / "scenarios" / "disaggregated-1p1d.yaml"
 LINK = {"bandwidth_bytes_per_s": KV_BYTES_PER_TOKEN * 100 / 2, "latency_s": 0.25}
 
 
@@ -267,3 +273,30 @@ def test_invalid_pools_name_the_field(pools, disagg, field) -> None:
     sc = validate_scenario(raw, "t")
     with pytest.raises(InputError, match=field.replace("[", r"\[").replace("]", r"\]")):
         api.prepare(sc, ".")
+
+
+def test_cli_exits_2_naming_the_field(tmp_path) -> None:
+    # The example scenario without its decode pool: one paragraph, exit 2.
+    example = EXAMPLE
+    raw = yaml.safe_load(example.read_text())
+    raw["deployment"]["pools"] = raw["deployment"]["pools"][:1]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "deployment.disaggregation: needs at least one pool of role" in result.output
+    assert "missing ['decode']" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_example_scenario_outputs(tmp_path) -> None:
+    # The shipped example runs (roofline) and writes the transfer timeline.
+    example = EXAMPLE
+    res = api.run(load_scenario(example), example.parent)
+    res.write(tmp_path)
+    timeline = pq.read_table(tmp_path / "disaggregation_timeline.parquet")
+    assert timeline.num_rows > 1
+    section = res.summary["disaggregation"]
+    assert section["num_transferred"] == res.summary["requests"]["completed"] == 600
+    assert set(section["pools"]) == {"prefill", "decode"}
+    assert res.summary["cost"]["by_pool"]["prefill"]["share"] == 0.5
