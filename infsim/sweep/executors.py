@@ -15,6 +15,8 @@ flight: they are not recorded, and re-running the sweep runs them.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +53,9 @@ class ProcessExecutor:
         if not tasks:
             return
         workers = min(self.max_workers or os.cpu_count() or 1, len(tasks))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             pending = {pool.submit(fn, t): t for t in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -65,6 +69,19 @@ class ProcessExecutor:
                             "workers ran out of memory)"
                         )
                     yield task, (failed_row(task, err) if err else future.result())
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Pool-worker initializer: exit when the sweep process dies. A forked worker holds
+    both ends of the pool's queue pipe, so it would never see EOF and would idle on as an
+    orphan after the parent is SIGKILLed."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass

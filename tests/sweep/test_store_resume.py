@@ -143,3 +143,38 @@ def test_cli_rejects_a_bad_axis_value_with_exit_2_before_running(write_yaml, bas
     assert "deployment.tensor_parallel='two'" in result.output
     assert "Traceback" not in result.output
     assert not (out / "points").exists() or not list((out / "points").iterdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_pool_workers_exit_when_the_sweep_is_sigkilled(tmp_path: Path, write_yaml):
+    raw = {**BASE, "workload": {**BASE["workload"]}}
+    raw["workload"]["synthetic"] = {**BASE["workload"]["synthetic"], "num_requests": 2000,
+                                    "arrival": {"kind": "poisson", "rate_per_s": 40.0}}  # fmt: skip
+    scenario, axes = write_yaml("base.yaml", raw), write_yaml("axes.yaml", AXES)
+    cmd = _sweep_cmd(scenario, axes, tmp_path / "s")
+    cmd[cmd.index("serial")] = "process"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([*cmd, "-j", "2"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    points = tmp_path / "s" / "points"
+    deadline = time.monotonic() + 120
+    while not (points.is_dir() and _finished(points)):
+        assert proc.poll() is None
+        assert time.monotonic() < deadline, "no point finished"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    workers = {ResultStore(tmp_path / "s").read(k)["worker_pid"] for k in _finished(points)}
+    assert proc.pid not in workers
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "orphaned pool workers"
