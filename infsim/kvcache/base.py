@@ -47,8 +47,15 @@ class KVCacheManager(Protocol):
     def match_prefix(self, req: RequestState) -> PrefixMatch: ...
 
     def allocate(
-        self, req: RequestState, num_new_tokens: int, match: PrefixMatch = NO_MATCH
-    ) -> bool: ...
+        self,
+        req: RequestState,
+        num_new_tokens: int,
+        match: PrefixMatch = NO_MATCH,
+        num_lookahead_tokens: int = 0,
+    ) -> bool:
+        """Blocks for computed + new (+ lookahead) tokens. Lookahead slots (speculative
+        drafts, as vLLM's `allocate_slots`) are reserved but never prefix-cached."""
+        ...
 
     def free(self, req: RequestState) -> None: ...
 

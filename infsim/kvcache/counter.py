@@ -41,10 +41,15 @@ class BlockCounter:
         return NO_MATCH
 
     def allocate(
-        self, req: RequestState, num_new_tokens: int, match: PrefixMatch = NO_MATCH
+        self,
+        req: RequestState,
+        num_new_tokens: int,
+        match: PrefixMatch = NO_MATCH,
+        num_lookahead_tokens: int = 0,
     ) -> bool:
-        """Reserve blocks so the request can hold its computed plus new tokens."""
-        need = cdiv(req.num_computed_tokens + num_new_tokens, self.block_size) - req.num_blocks
+        """Reserve blocks so the request can hold its computed, new and lookahead tokens."""
+        total = req.num_computed_tokens + num_new_tokens + num_lookahead_tokens
+        need = cdiv(total, self.block_size) - req.num_blocks
         if need <= 0:
             return True
         if need > self._num_free:

@@ -81,18 +81,24 @@ class PrefixCachingKV:
         return PrefixMatch(hits) if hits else NO_MATCH
 
     def allocate(
-        self, req: RequestState, num_new_tokens: int, match: PrefixMatch = NO_MATCH
+        self,
+        req: RequestState,
+        num_new_tokens: int,
+        match: PrefixMatch = NO_MATCH,
+        num_lookahead_tokens: int = 0,
     ) -> bool:
         """Give `req` blocks for its computed tokens, `match`'s hit tokens and new tokens.
 
         `match` is only passed on admission, when the request holds no blocks; the
         caller then sets num_computed_tokens to the hit length. Returns False, changing
         nothing, when free blocks (minus the hit blocks that would leave the free queue)
-        are too few.
+        are too few. Lookahead slots (speculative drafts, which may be rejected) get
+        blocks but are not cached, as vLLM caches up to `request.num_tokens` only.
         """
         hits = match.block_ids
         num_computed = req.num_computed_tokens + len(hits) * self.block_size
-        need = cdiv(num_computed + num_new_tokens, self.block_size) - len(req.block_ids)
+        end = num_computed + num_new_tokens + num_lookahead_tokens
+        need = cdiv(end, self.block_size) - len(req.block_ids)
         need -= len(hits)
         evictable_hits = sum(1 for b in hits if self.ref_cnt[b] == 0)
         if need > len(self.free_queue) - evictable_hits:
@@ -108,9 +114,7 @@ class PrefixCachingKV:
         req.num_blocks = len(req.block_ids)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
-        # Speculative drafts may be rejected: only blocks of known tokens are cached (vLLM
-        # caches up to request.num_tokens). Without drafts the cap never binds.
-        self._cache_full_blocks(req, min(num_computed + num_new_tokens, req.num_tokens))
+        self._cache_full_blocks(req, num_computed + num_new_tokens)
         return True
 
     def free(self, req: RequestState) -> None:

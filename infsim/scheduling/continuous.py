@@ -134,8 +134,11 @@ class ContinuousBatchingScheduler:
             if n > budget:
                 n = budget
             # Hot path: the new tokens stay inside the last held block (which therefore
-            # does not fill up either), so there is nothing to allocate or cache.
-            if computed + n < req.num_blocks * block_size or kv.allocate(req, n):
+            # does not fill up either), so there is nothing to allocate or cache. Drafts
+            # past num_tokens get slots as lookahead, never cached (they may be rejected).
+            if computed + n < req.num_blocks * block_size or kv.allocate(
+                req, min(n, remaining), NO_MATCH, max(0, n - remaining)
+            ):
                 reqs.append(req)
                 news.append(n)
                 ctxs.append(computed)

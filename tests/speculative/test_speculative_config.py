@@ -116,6 +116,9 @@ def test_roofline_prices_k_plus_1_query_tokens_and_lm_head_rows() -> None:
     # LM head over 32 rows (every verified position), not 8.
     rows32 = target.op_times_s(batch_of([(1, 1000)] * 32))["lm_head"]
     assert ops["lm_head"] == rows32 > ref["lm_head"]
+    # The step time the simulation uses is the sum of that breakdown.
+    assert target.step_time_s(batch) == pytest.approx(sum(ops.values()), rel=1e-12)
+    assert target.step_time_s(batch) > target.step_time_s(chunks)
 
 
 def test_eagle_draft_cost_is_k_passes_of_one_layer() -> None:

@@ -180,3 +180,23 @@ def test_itl_is_one_sample_per_chunk() -> None:
         samples += sum(out.itl_step_count) + len(out.itl_other_s)
         assert (out.num_draft_tokens, out.num_accepted_tokens) == (3, 3)
     assert (samples, req.num_output_done, req.status) == (2, 9, Status.FINISHED)
+
+
+def test_draft_slots_are_reserved_but_never_prefix_cached() -> None:
+    # Block size 4, prompt 3, keys for blocks 0 and 1. After the prefill 3 tokens are
+    # computed; a verify of 1 + 5 tokens fills slots 3..8: block 0 (0..3) holds known
+    # tokens only and is cached, block 1 (4..7) only drafts: it gets a block (3 held) but
+    # is not cached, as vLLM caches up to num_tokens (drafts may be rejected).
+    from infsim.kvcache.prefix_cache import PrefixCachingKV
+
+    config = SchedulerConfig(max_num_seqs=8, max_num_batched_tokens=64)
+    sched = ContinuousBatchingScheduler(config, PrefixCachingKV(10, 4), speculator(5, 0.0))
+    req = RequestState(index=0, request_id=0, arrival_s=0.0, num_prompt_tokens=3,
+                       num_output_tokens=9, block_keys=[10, 11])  # fmt: skip
+    sched.add(req)
+    step(sched, 0.0)
+    assert set(sched.kv.cached) == set()
+    batch, _ = step(sched, 1.0)
+    assert batch.num_new_tokens == [6]
+    assert (req.num_blocks, req.num_computed_tokens) == (3, 4)
+    assert set(sched.kv.cached) == {10}
