@@ -133,6 +133,9 @@ def cost_latency_plot(table: pd.DataFrame, cost: str, latency: str) -> str:
     front = ok.iloc[pareto_front(ok[cost].tolist(), ok[latency].tolist())]
     ax.plot(front[latency], front[cost], "r-o", ms=5, label="Pareto front")
     ax.set(xlabel=f"{latency}", ylabel=f"{cost}", title="cost vs p99 latency")
+    positive = ok[latency][ok[latency] > 0]
+    if len(positive) and positive.max() > 20 * positive.min():
+        ax.set_xscale("log")  # overloaded points sit decades to the right
     ax.grid(alpha=0.3)
     ax.legend()
     return _png(fig)
