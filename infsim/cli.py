@@ -162,14 +162,14 @@ def catalog_gpus() -> None:
 
 def _mount_subcommands() -> None:
     from infsim.calibration.cli import calibrate_cli
-    from infsim.sweep.cli import COMMANDS as sweep_commands
+    from infsim.sweep.cli import COMMANDS
     from infsim.validation.cli import validate_cli
     from infsim.workload.cli import trace_cli
 
     main.add_command(trace_cli)
     main.add_command(calibrate_cli)
     main.add_command(validate_cli)
-    for command in sweep_commands:
+    for command in COMMANDS:
         main.add_command(command)
 
 
