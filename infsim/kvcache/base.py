@@ -59,6 +59,12 @@ class KVCacheManager(Protocol):
 
     def free(self, req: RequestState) -> None: ...
 
+    def num_free_blocks_for_run(self, running: list[RequestState], num_steps: int) -> int:
+        """Free blocks a fast-forwarded run of up to `num_steps` decode steps may take
+        without its result depending on the order of work within the run (a run allocates
+        and caches request by request, stepping interleaves requests)."""
+        ...
+
 
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
@@ -73,7 +79,7 @@ def max_decode_steps(kv: KVCacheManager, running: list[RequestState], limit: int
     the total need; the common case (plenty of free blocks) is settled by an upper bound.
     """
     bs = kv.block_size
-    free = kv.num_free_blocks
+    free = kv.num_free_blocks_for_run(running, limit)
     if len(running) * cdiv(limit, bs) <= free:
         return limit
     slack = np.fromiter(

@@ -31,6 +31,9 @@ class BlockCounter:
     def num_cached_blocks(self) -> int:
         return 0
 
+    def num_free_blocks_for_run(self, running: list[RequestState], num_steps: int) -> int:
+        return self.num_free_blocks
+
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 

@@ -52,6 +52,41 @@ class PrefixCachingKV:
     def num_cached_blocks(self) -> int:
         return len(self.cached)
 
+    def num_free_blocks_for_run(self, running: list[RequestState], num_steps: int) -> int:
+        """All free blocks, unless the outcome of a run would depend on its order of work.
+
+        A run allocates and registers cached blocks request by request; stepping
+        interleaves requests step by step. The two differ only through keys registered
+        during the run (block keys past a request's cached blocks: keys that cover output
+        tokens or a prompt's last partial block):
+        - two running requests registering the same key: which one caches it depends on
+          the order → no run (0);
+        - a key to register held by a free cached block: whether that block is evicted
+          before or after the registration depends on the order → the run may only take
+          the free blocks queued before the first such block.
+        """
+        span = -(-num_steps // self.block_size) + 1  # blocks a request may fill in the run
+        pending: list[int] = []
+        for r in running:
+            keys, start = r.block_keys, r.num_cached_blocks
+            if keys and len(keys) > start:
+                pending.extend(keys[start : start + span])
+        if not pending:
+            return len(self.free_queue)
+        if len(set(pending)) < len(pending):
+            return 0
+        cached, ref_cnt = self.cached, self.ref_cnt
+        evictable = {cached[key] for key in pending if key in cached and not ref_cnt[cached[key]]}
+        if not evictable:
+            return len(self.free_queue)
+        max_need = len(running) * (span - 1)  # what the run could take at most
+        before = 0
+        for block in self.free_queue:
+            if before >= max_need or block in evictable:
+                break
+            before += 1
+        return before
+
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 

@@ -207,3 +207,44 @@ def test_fast_forward_exact_random_runs(
     assert set(status) <= {"finished", "rejected"}
     reasons = col(fast.requests, "reject_reason")
     assert all((r is not None) == (s == "rejected") for r, s in zip(reasons, status, strict=True))
+
+
+def output_keyed_trace(rng: np.random.Generator, n: int) -> Trace:
+    """Hash ids that cover the output blocks too (a later turn's prompt holds this turn's
+    answer): requests of a family decode into blocks with the same keys, so registrations
+    during decode runs compete with evictions of free cached blocks."""
+    arrivals = np.cumsum(rng.exponential(0.02, n))
+    families = rng.integers(0, 2, n)
+    prompts = rng.integers(17, 80, n)
+    outputs = rng.integers(16, 70, n)
+    hash_ids = [
+        [int(families[i]) * 1000 + j for j in range(-(-int(prompts[i] + outputs[i]) // 16))]
+        for i in range(n)
+    ]
+    return Trace.from_columns(
+        {
+            "request_id": np.arange(n),
+            "arrival_s": arrivals,
+            "num_prompt_tokens": prompts,
+            "num_output_tokens": outputs,
+            "prefix_hash_ids": hash_ids,
+        },
+        hash_block_size_tokens=16,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("blocks", [30, 60])
+def test_fast_forward_exact_when_keys_cover_outputs(seed: int, blocks: int) -> None:
+    # A run allocates request by request; stepping interleaves requests. With output-
+    # covering keys and evictions that order decides what stays cached, so runs must stop
+    # short of evicting (PrefixCachingKV.num_free_blocks_for_run).
+    trace = output_keyed_trace(np.random.default_rng(seed), 80)
+    engine = {"block_size": 16, "enable_prefix_caching": True, "num_gpu_blocks_override": blocks}
+    results = []
+    for ff in (True, False):
+        resolved, _ = api.prepare(scenario(fast_forward=ff, **engine), ".")
+        results.append(api.run_resolved(resolved, trace))
+    fast, slow = results
+    assert_same_requests(fast, slow)
+    assert fast.summary["prefix_cache"] == slow.summary["prefix_cache"]
