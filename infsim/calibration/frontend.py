@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from infsim.api import run_resolved
+from infsim.cost.curves import line_fit
 from infsim.errors import InputError
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.validation.formats import load_measured
@@ -86,9 +87,5 @@ def without_frontend(resolved: ResolvedScenario, ops: pd.DataFrame) -> ResolvedS
 
 
 def summary(rows: pd.DataFrame) -> tuple[float, float]:
-    """(fixed s, s per prompt token) of the least-squares line the cost model will use."""
-    tokens = rows["num_tokens"].to_numpy(float)
-    if np.unique(tokens).size < 2:
-        return float(rows["time_s"].mean()), 0.0
-    slope, intercept = np.polyfit(tokens, rows["time_s"].to_numpy(float), 1)
-    return float(intercept), float(slope)
+    """(fixed s, s per prompt token) of the line the cost model will use."""
+    return line_fit(rows["num_tokens"].to_numpy(float), rows["time_s"].to_numpy(float))

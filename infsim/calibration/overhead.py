@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from infsim.cost.base import CostModel
+from infsim.cost.curves import line_fit
 from infsim.errors import InputError
 from infsim.scheduling.batch import Batch, batch_of
 
@@ -82,5 +82,5 @@ def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame
 
 
 def summary(rows: pd.DataFrame) -> tuple[float, float]:
-    slope, intercept = np.polyfit(rows["batch_size"].to_numpy(float), rows["time_s"], 1)
-    return float(intercept), float(slope)
+    """(fixed s, s per sequence) of the line the cost model will use."""
+    return line_fit(rows["batch_size"].to_numpy(float), rows["time_s"].to_numpy(float))

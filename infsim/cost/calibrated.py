@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infsim.cost.base import cost_models
-from infsim.cost.curves import Curve, geometric_grid
+from infsim.cost.curves import Curve, geometric_grid, line_fit
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
@@ -147,13 +147,13 @@ class CalibratedCostModel:
         if rows is None or rows["batch_size"].nunique() < 2:
             return params.step_overhead_s, params.per_seq_overhead_s
         b = rows["batch_size"].to_numpy(float)
-        slope, intercept = np.polyfit(b, rows["time_s"].to_numpy(float), 1)
+        intercept, slope = line_fit(b, rows["time_s"].to_numpy(float))
         self.lookup.log.entries.append(
             {"op": "step_overhead", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.2f} µs/seq",
              "method": "measured", "measured_range": f"{b.min():g}..{b.max():g}",
              "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False}
         )  # fmt: skip
-        return max(float(intercept), 0.0), max(float(slope), 0.0)
+        return max(intercept, 0.0), max(slope, 0.0)
 
     def _frontend(self) -> tuple[float, float]:
         """(fixed, per prompt token) request-path latency: a least-squares line through the
@@ -162,17 +162,13 @@ class CalibratedCostModel:
         if rows is None or rows.empty:
             return 0.0, 0.0
         tokens = rows["num_tokens"].to_numpy(float)
-        times = rows["time_s"].to_numpy(float)
-        if np.unique(tokens).size < 2:
-            slope, intercept = 0.0, float(np.mean(times))
-        else:
-            slope, intercept = np.polyfit(tokens, times, 1)
+        intercept, slope = line_fit(tokens, rows["time_s"].to_numpy(float))
         self.lookup.log.entries.append(
             {"op": "frontend", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.3f} µs/token",
              "method": "measured", "measured_range": f"{tokens.min():g}..{tokens.max():g}",
              "used_range": "per request", "extrapolated": False}
         )  # fmt: skip
-        return max(float(intercept), 0.0), max(float(slope), 0.0)
+        return max(intercept, 0.0), max(slope, 0.0)
 
     def _dense_time(self, num_tokens: int) -> float:
         t = self._dense_s.get(num_tokens)
