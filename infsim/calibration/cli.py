@@ -9,12 +9,20 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from infsim.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from infsim.scenario.resolve import ResolvedScenario
 
 
 def _load_importers():
@@ -165,6 +173,44 @@ def _print_frame(console: Console, title: str, frame) -> None:
     console.print(table)
 
 
+def _refit(scenario: Path, overrides: tuple[str, ...], out: Path | None, op: str,
+           fit: Callable[[ResolvedScenario], tuple[pd.DataFrame, dict[Path, int]]],
+           roofline_hint: str, command: str) -> tuple[Path, pd.DataFrame]:  # fmt: skip
+    """Replace the `op` rows of the scenario's calibration with `fit(resolved without those
+    rows)` → (rows, {source path: rows from it}), record provenance and the command in
+    meta.yaml, and write the table (to `out`, or in place). Returns (target, rows)."""
+    import pandas as pd
+
+    from infsim import api
+    from infsim.calibration.importers._common import sha256
+    from infsim.calibration.table import Provenance, read, to_table, write
+
+    spec = api.load_scenario(scenario, overrides)
+    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
+    if resolved.calibration_dir is None:
+        raise InputError(f"{scenario}: calibration: the scenario uses the roofline; name a "
+                         f"calibration {roofline_hint}")  # fmt: skip
+    table, meta = read(resolved.calibration_dir)
+    ops = table.to_pandas()
+    ops = ops[ops["op"] != op].reset_index(drop=True)
+    rows, counts = fit(dataclasses.replace(resolved, calibration_rows=ops))
+    sources = [str(path) for path in counts]
+    merged = to_table(pd.concat([ops, rows], ignore_index=True), sources[0])
+    meta = meta.model_copy(update={
+        "provenance": (*[p for p in meta.provenance if p.path not in sources],
+                       *[Provenance(path=str(path), rows=n, sha256=sha256(path))
+                         for path, n in counts.items()]),
+        "notes": (*[n for n in meta.notes if not n.startswith(f"{op}:")],
+                  f"{op}: fitted by infsim calibrate {command} --scenario {scenario}"),
+    })  # fmt: skip
+    target = out or resolved.calibration_dir
+    write(target, merged, meta)
+    return target, rows
+
+
+_OUT_HELP = "Write here instead of updating the scenario's calibration in place."
+
+
 @calibrate_cli.command("overhead")
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -174,46 +220,22 @@ def _print_frame(console: Console, title: str, frame) -> None:
     help="The deployment the steps were measured on (its calibration: is used).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write here instead of updating the scenario's calibration in place.",
-)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_OUT_HELP)  # fmt: skip
 def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
                  out: Path | None) -> None:  # fmt: skip
     """Fit per-step engine overhead from MEASURED decode steps (CSV: batch_size, kv_len,
     step_time_s) and store it as step_overhead rows of the calibration."""
-    import pandas as pd
-
-    from infsim import api
-    from infsim.calibration.importers._common import sha256
     from infsim.calibration.overhead import overhead_rows, read_measured, summary
-    from infsim.calibration.table import Provenance, read, to_table, write
     from infsim.cost.factory import build_cost_model
 
-    spec = api.load_scenario(scenario, overrides)
-    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
-    if resolved.calibration_dir is None:
-        raise InputError(f"{scenario}: calibration: the scenario uses the roofline; name a "
-                         "calibration whose ops the overhead is the remainder of")  # fmt: skip
-    table, meta = read(resolved.calibration_dir)
-    ops = table.to_pandas()
-    ops = ops[ops["op"] != "step_overhead"].reset_index(drop=True)
-    bare = dataclasses.replace(resolved, calibration_rows=ops)
-    rows = overhead_rows(read_measured(measured), build_cost_model(bare))
-    merged = to_table(pd.concat([ops, rows], ignore_index=True), str(measured))
-    digest = sha256(measured)
-    meta = meta.model_copy(update={
-        "provenance": (*[p for p in meta.provenance if p.path != str(measured)],
-                       Provenance(path=str(measured), rows=len(rows), sha256=digest)),
-        "notes": (*[n for n in meta.notes if not n.startswith("step_overhead:")],
-                  f"step_overhead: fitted by infsim calibrate overhead {measured} "
-                  f"--scenario {scenario}"),
-    })  # fmt: skip
-    target = out or resolved.calibration_dir
-    write(target, merged, meta)
+    def fit(bare):
+        rows = overhead_rows(read_measured(measured), build_cost_model(bare))
+        return rows, {measured: len(rows)}
+
+    target, rows = _refit(scenario, overrides, out, "step_overhead", fit,
+                          "whose ops the overhead is the remainder of",
+                          f"overhead {measured}")  # fmt: skip
     fixed, per_seq = summary(rows)
     click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {fixed * 1e3:.3f} ms + "
                f"{per_seq * 1e6:.1f} µs per sequence")  # fmt: skip
@@ -230,46 +252,19 @@ def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
     help="The deployment the benchmarks ran on (its calibration: is used and updated).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write here instead of updating the scenario's calibration in place.",
-)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_OUT_HELP)  # fmt: skip
 def frontend_cmd(benches: tuple[Path, ...], scenario: Path, overrides: tuple[str, ...],
                  out: Path | None) -> None:  # fmt: skip
     """Fit the front end's per-request latency (HTTP, tokenising, IPC, streaming) from
     BENCHES run with one request in flight (vllm bench serve --max-concurrency 1): measured
     TTFT minus the engine's predicted TTFT, stored as frontend rows of the calibration."""
-    import pandas as pd
+    from infsim.calibration.frontend import frontend_rows, summary
 
-    from infsim import api
-    from infsim.calibration.frontend import frontend_rows, summary, without_frontend
-    from infsim.calibration.importers._common import sha256
-    from infsim.calibration.table import Provenance, read, to_table, write
-
-    spec = api.load_scenario(scenario, overrides)
-    resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
-    if resolved.calibration_dir is None:
-        raise InputError(f"{scenario}: calibration: the scenario uses the roofline; name a "
-                         "calibration to add the front end to")  # fmt: skip
-    table, meta = read(resolved.calibration_dir)
-    ops = table.to_pandas()
-    ops = ops[ops["op"] != "frontend"].reset_index(drop=True)
-    rows, counts = frontend_rows(list(benches), without_frontend(resolved, ops))
-    merged = to_table(pd.concat([ops, rows], ignore_index=True), str(benches[0]))
-    sources = {str(b) for b in benches}
-    meta = meta.model_copy(update={
-        "provenance": (*[p for p in meta.provenance if p.path not in sources],
-                       *[Provenance(path=str(b), rows=n, sha256=sha256(b))
-                         for b, n in counts.items()]),
-        "notes": (*[n for n in meta.notes if not n.startswith("frontend:")],
-                  "frontend: fitted by infsim calibrate frontend "
-                  f"{' '.join(str(b) for b in benches)} --scenario {scenario}"),
-    })  # fmt: skip
-    target = out or resolved.calibration_dir
-    write(target, merged, meta)
+    target, rows = _refit(scenario, overrides, out, "frontend",
+                          lambda bare: frontend_rows(list(benches), bare),
+                          "to add the front end to",
+                          f"frontend {' '.join(str(b) for b in benches)}")  # fmt: skip
     fixed, per_token = summary(rows)
     click.echo(f"wrote {target}: {len(rows)} frontend rows; fit {fixed * 1e3:.3f} ms + "
                f"{per_token * 1e6:.3f} µs per prompt token")  # fmt: skip

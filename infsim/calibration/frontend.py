@@ -15,7 +15,6 @@ tokens), which the calibrated cost model fits as fixed + per prompt token
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,7 @@ def frontend_rows(
     """`frontend` rows — the median residual per distinct prompt length over all requests of
     the benchmarks (robust to the odd request that a noisy machine served faster than
     predicted) — and the number of requests used from each benchmark (`resolved` must price
-    the engine without a front end: see `without_frontend`)."""
+    the engine without a front end: a calibration without `frontend` rows)."""
     residuals: dict[int, list[float]] = {}
     counts: dict[Path, int] = {}
     for path in bench_paths:
@@ -79,11 +78,6 @@ def frontend_rows(
             "engine; refit its step overhead first (infsim calibrate overhead)"
         )
     return rows, counts
-
-
-def without_frontend(resolved: ResolvedScenario, ops: pd.DataFrame) -> ResolvedScenario:
-    """`resolved` pricing with `ops` minus any `frontend` rows."""
-    return dataclasses.replace(resolved, calibration_rows=ops[ops["op"] != "frontend"])
 
 
 def summary(rows: pd.DataFrame) -> tuple[float, float]:
