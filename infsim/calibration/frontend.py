@@ -43,7 +43,7 @@ def engine_ttft(path: Path, resolved: ResolvedScenario) -> tuple[MeasuredRequest
             "--max-concurrency 1) measure TTFT without queueing, which the fit needs"
         )
     requests, _ = successful_rows(measured, None)
-    _, one, _ = closed_loop(measured, resolved.scenario, resolved)
+    one, _ = closed_loop(measured, resolved)
     trace = replay_trace(requests, str(path), send_at_once=True)
     return requests, run_resolved(one, trace).requests.column("ttft_s").to_numpy()
 

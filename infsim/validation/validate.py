@@ -73,28 +73,25 @@ def _all_at_once(measured: MeasuredRun) -> bool:
     return measured.max_concurrency is not None and measured.request_rate_per_s == math.inf
 
 
-def _with_limit(scenario: Scenario, limit: int) -> Scenario:
-    workload = scenario.workload.model_copy(update={"max_concurrency": limit})
-    return scenario.model_copy(update={"workload": workload})
-
-
 def closed_loop(
-    measured: MeasuredRun, scenario: Scenario, resolved: ResolvedScenario
-) -> tuple[Scenario, ResolvedScenario, list[str]]:
+    measured: MeasuredRun, resolved: ResolvedScenario
+) -> tuple[ResolvedScenario, list[str]]:
     """Carry the benchmark client's in-flight limit into the replay (`InputError` if the
     scenario states another one)."""
     limit = measured.max_concurrency
-    own = scenario.workload.max_concurrency
+    own = resolved.scenario.workload.max_concurrency
     if limit is None:
-        return scenario, resolved, []
+        return resolved, []
     if own is not None and own != limit:
         raise InputError(
             f"{measured.source}: the benchmark client kept at most {limit} requests in flight "
             f"but the scenario sets workload.max_concurrency={own}; remove it (--set "
             "workload.max_concurrency=null) or make it match"
         )
-    scenario = _with_limit(scenario, limit)
-    resolved = replace(resolved, scenario=_with_limit(resolved.scenario, limit))
+    workload = resolved.scenario.workload.model_copy(update={"max_concurrency": limit})
+    resolved = replace(
+        resolved, scenario=resolved.scenario.model_copy(update={"workload": workload})
+    )
     if measured.request_rate_per_s == math.inf:
         note = (
             f"closed loop: at most {limit} requests in flight, each sent when a slot frees "
@@ -105,7 +102,7 @@ def closed_loop(
             f"closed loop: at most {limit} requests in flight; recorded start times are "
             "used as the earliest send times (the client's intended schedule is not recorded)"
         )
-    return scenario, resolved, [note]
+    return resolved, [note]
 
 
 def validate(
@@ -141,7 +138,7 @@ def validate(
         check_workload_options(scenario)
         rows, row_notes = successful_rows(measured, scenario.workload.max_requests)
         notes.extend(row_notes)
-        scenario, resolved, closed_notes = closed_loop(measured, scenario, resolved)
+        resolved, closed_notes = closed_loop(measured, resolved)
         notes.extend(closed_notes)
         trace = replay_trace(rows, str(bench_path), send_at_once=_all_at_once(measured))
         if prefix_trace is not None:
