@@ -4,11 +4,9 @@ rows, and the calibrated cost model adds fixed + per-prompt-token latency to eac
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from infsim import api
@@ -18,22 +16,7 @@ from infsim.cli import main
 from infsim.cost.factory import build_cost_model
 from infsim.scenario.load import load_scenario
 
-REPO = Path(__file__).resolve().parents[2]
 PROMPTS = [100, 400, 1600, 800]
-
-
-def _setup(tmp_path: Path) -> tuple[Path, Path]:
-    cal = tmp_path / "cal"
-    shutil.copytree(REPO / "calibration" / "rtx4090-vllm-0.19", cal)
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(yaml.safe_dump({
-        "model": "llama-3.1-8b", "hardware": {"gpu": "rtx-4090"}, "calibration": str(cal),
-        "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 2048, "max_model_len": 8192},
-        "workload": {"synthetic": {"num_requests": 5, "arrival": {"kind": "poisson",
-                     "rate_per_s": 1}, "prompt_tokens": {"kind": "fixed", "value": 100},
-                     "output_tokens": {"kind": "fixed", "value": 5}}},
-    }))  # fmt: skip
-    return cal, scenario
 
 
 def _bench(path: Path, ttfts: list[float], max_concurrency: int | None = 1) -> Path:
@@ -50,8 +33,8 @@ def _bench(path: Path, ttfts: list[float], max_concurrency: int | None = 1) -> P
     return path
 
 
-def test_frontend_fit_recovers_a_known_line_and_the_model_applies_it(tmp_path: Path):
-    cal, scenario = _setup(tmp_path)
+def test_frontend_fit_recovers_a_known_line_and_the_model_applies_it(tmp_path: Path, rtx4090_setup):
+    cal, scenario = rtx4090_setup
     resolved, _ = api.prepare(load_scenario(scenario), tmp_path)
     # The engine's own TTFT per request (front end off): residuals of a zero-TTFT bench.
     # (The copied table has no frontend rows yet: this is the engine alone.)
@@ -75,8 +58,8 @@ def test_frontend_fit_recovers_a_known_line_and_the_model_applies_it(tmp_path: P
     assert read(cal)[0].to_pandas()["op"].eq("frontend").sum() == 4
 
 
-def test_queued_runs_are_refused(tmp_path: Path):
-    _, scenario = _setup(tmp_path)
+def test_queued_runs_are_refused(tmp_path: Path, rtx4090_setup):
+    _, scenario = rtx4090_setup
     bench = _bench(tmp_path / "c4.json", [0.1] * 4, max_concurrency=4)
     out = CliRunner().invoke(main, ["calibrate", "frontend", str(bench),
                                     "--scenario", str(scenario)])  # fmt: skip
@@ -84,8 +67,8 @@ def test_queued_runs_are_refused(tmp_path: Path):
     assert "one request in flight" in out.output
 
 
-def test_roofline_has_no_frontend(tmp_path: Path):
-    _, scenario = _setup(tmp_path)
+def test_roofline_has_no_frontend(tmp_path: Path, rtx4090_setup):
+    _, scenario = rtx4090_setup
     spec = load_scenario(scenario, ["calibration=roofline"])
     resolved, _ = api.prepare(spec, tmp_path)
     assert build_cost_model(resolved).frontend_latency_s(1000) == 0.0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from infsim import api
@@ -17,25 +15,9 @@ from infsim.cli import main
 from infsim.cost.factory import build_cost_model
 from infsim.scenario.load import load_scenario
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _setup(tmp_path: Path) -> tuple[Path, Path]:
-    cal = tmp_path / "cal"
-    shutil.copytree(REPO / "calibration" / "rtx4090-vllm-0.19", cal)
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(yaml.safe_dump({
-        "model": "llama-3.1-8b", "hardware": {"gpu": "rtx-4090"}, "calibration": str(cal),
-        "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 2048, "max_model_len": 8192},
-        "workload": {"synthetic": {"num_requests": 5, "arrival": {"kind": "poisson",
-                     "rate_per_s": 1}, "prompt_tokens": {"kind": "fixed", "value": 100},
-                     "output_tokens": {"kind": "fixed", "value": 5}}},
-    }))  # fmt: skip
-    return cal, scenario
-
-
-def test_overhead_fit_recovers_a_known_line(tmp_path: Path):
-    cal, scenario = _setup(tmp_path)
+def test_overhead_fit_recovers_a_known_line(tmp_path: Path, rtx4090_setup):
+    cal, scenario = rtx4090_setup
     resolved, _ = api.prepare(load_scenario(scenario), tmp_path)
     cm = build_cost_model(resolved)
     # "Measure" steps = the table's ops + 3 ms + 20 µs per sequence.
@@ -56,8 +38,8 @@ def test_overhead_fit_recovers_a_known_line(tmp_path: Path):
     assert meta.provenance[-1].path == str(measured)
 
 
-def test_measured_steps_faster_than_the_ops_are_refused(tmp_path: Path):
-    _, scenario = _setup(tmp_path)
+def test_measured_steps_faster_than_the_ops_are_refused(tmp_path: Path, rtx4090_setup):
+    _, scenario = rtx4090_setup
     measured = tmp_path / "steps.csv"
     measured.write_text("batch_size,kv_len,step_time_s\n1,100,0.000001\n")
     result = CliRunner().invoke(main, ["calibrate", "overhead", str(measured),
@@ -73,8 +55,8 @@ def test_measured_steps_faster_than_the_ops_are_refused(tmp_path: Path):
         ("batch_size,kv_len,step_time_s\n1,100,-1\n", "row 2"),
     ],
 )
-def test_bad_measurement_files(tmp_path: Path, text: str, message: str):
-    _, scenario = _setup(tmp_path)
+def test_bad_measurement_files(tmp_path: Path, text: str, message: str, rtx4090_setup):
+    _, scenario = rtx4090_setup
     measured = tmp_path / "steps.csv"
     measured.write_text(text)
     result = CliRunner().invoke(main, ["calibrate", "overhead", str(measured),
