@@ -11,10 +11,12 @@ from infsim.scheduling.batch import Batch
 
 
 class ConstantCost:
-    """Every engine step takes `step_s`, whatever the batch (oracle cost model)."""
+    """Every engine step takes `step_s`, whatever the batch (oracle cost model); the front
+    end takes `frontend_s_per_token` × prompt tokens."""
 
-    def __init__(self, step_s: float) -> None:
+    def __init__(self, step_s: float, frontend_s_per_token: float = 0.0) -> None:
         self.step_s = step_s
+        self.frontend_s_per_token = frontend_s_per_token
 
     def step_time_s(self, batch: Batch) -> float:
         return self.step_s
@@ -26,16 +28,18 @@ class ConstantCost:
         return {"overhead": self.step_s}
 
     def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return 0.0
+        return num_prompt_tokens * self.frontend_s_per_token
 
 
 @pytest.fixture
 def constant_step(monkeypatch: pytest.MonkeyPatch):
-    """Call with a step time to make every simulation in the test use ConstantCost."""
+    """Call with a step time (and optionally a front-end time per prompt token) to make
+    every simulation in the test use ConstantCost."""
 
-    def install(step_s: float) -> None:
+    def install(step_s: float, frontend_s_per_token: float = 0.0) -> None:
         monkeypatch.setattr(
-            "infsim.sim.engine.build_cost_model", lambda _resolved: ConstantCost(step_s)
+            "infsim.sim.engine.build_cost_model",
+            lambda _resolved: ConstantCost(step_s, frontend_s_per_token),
         )
 
     return install

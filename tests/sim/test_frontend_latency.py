@@ -6,29 +6,12 @@ from __future__ import annotations
 import pytest
 
 from infsim import api
-from infsim.scheduling.batch import Batch
 from infsim.workload.trace import Trace
 
 
-class FrontendCost:
-    """Steps take 0.5 s whatever the batch; front end = prompt tokens / 64 s (binary-exact)."""
-
-    def step_time_s(self, batch: Batch) -> float:
-        return 0.5
-
-    def decode_run_times_s(self, num_seqs: int, sum_context_tokens: int, k: int) -> list[float]:
-        return [0.5] * k
-
-    def op_times_s(self, batch: Batch) -> dict[str, float]:
-        return {"overhead": 0.5}
-
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return num_prompt_tokens / 64
-
-
 @pytest.fixture
-def frontend_cost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("infsim.sim.engine.build_cost_model", lambda _r: FrontendCost())
+def frontend_cost(constant_step) -> None:
+    constant_step(0.5, frontend_s_per_token=1 / 64)  # binary-exact times
 
 
 def _trace(arrivals: list[float], prompts: list[int]) -> Trace:
