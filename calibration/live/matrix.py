@@ -97,24 +97,24 @@ RUNS: list[Run] = [
             f"conc-c{c}",
             "base",
             f"closed loop, {c} concurrent, 128 in / 128 out (TPOT vs batch)",
-            num_prompts=max(6, 4 * c),
+            num_prompts=n,
             max_concurrency=c,
             input_len=128,
             output_len=128,
-            reps=2,
         )
-        for c in (1, 2, 4, 8, 16)
+        # ~10-20 s each: the machine's speed moves by ±10 % within seconds, so calibration
+        # runs of a few seconds (sessions before `long-cal`: max(6, 4c) prompts) fit noise.
+        for c, n in ((1, 24), (2, 32), (4, 48), (8, 96), (16, 160))
     ],
     *[
         Run(
             f"kv-c1-in{n}",
             "base",
             f"closed loop, 1 concurrent, {n} in / 128 out (decode step vs KV length)",
-            num_prompts=4,
+            num_prompts=16,  # 4 before session `long-cal`
             max_concurrency=1,
             input_len=n,
             output_len=128,
-            reps=2,
         )
         for n in (512, 1024, 2048)
     ],
