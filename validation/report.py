@@ -73,23 +73,15 @@ def _sh(*args: str) -> None:
 
 def session_calibration(live: Path, reps: pd.DataFrame, out: Path) -> Path:
     """Fit a calibration for one session: the shipped op table, its step overhead refitted
-    from the session's closed-loop TPOT, its front end from the session's concurrency-1
-    TTFT. Returns the directory (under `out`)."""
+    from the session's closed-loop runs (median TPOT = the decode step at that
+    concurrency), its front end from the session's concurrency-1 TTFT. Returns the
+    directory (under `out`)."""
     fit = reps[reps["run"].str.fullmatch(FIT_RUNS)]
-    steps = pd.DataFrame(
-        {
-            "batch_size": fit["max_concurrency"].astype(int),
-            "kv_len": fit["mean_input_len"] + fit["mean_output_len"] / 2,
-            "step_time_s": fit["p50_tpot_ms"] / 1e3,
-        }
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    csv = out / "tpot.csv"
-    steps.to_csv(csv, index=False)
+    benches = [str(live / r.run / r.rep / "result.json") for r in fit.itertuples()]
+    c1 = [b for b, r in zip(benches, fit.itertuples(), strict=True) if r.max_concurrency == 1]
     cal = out / "calibration"
-    _sh("calibrate", "overhead", str(csv), "--scenario", str(SCENARIO), "-o", str(cal))
-    c1 = [live / r.run / r.rep / "result.json" for r in fit.itertuples() if r.max_concurrency == 1]
-    _sh("calibrate", "frontend", *map(str, c1), "--scenario", str(SCENARIO),
+    _sh("calibrate", "overhead", *benches, "--scenario", str(SCENARIO), "-o", str(cal))
+    _sh("calibrate", "frontend", *c1, "--scenario", str(SCENARIO),
         "--set", f"calibration={cal}", "-o", str(cal))  # fmt: skip
     return cal
 

@@ -45,6 +45,8 @@ from common import (
 )
 from serve import DEFAULT_VENV, Server, ServerConfig, post
 
+from infsim.calibration.overhead import steps_from_bench
+
 OUT = REPO / "validation" / "live" / "overhead"
 ANN = re.compile(
     r"execute_(?P<tot>\d+)_context_(?P<nc>\d+)\(sq(?P<ct>\d+)sk(?P<ck>\d+)sqsq\d+sqsk\d+\)"
@@ -360,9 +362,9 @@ def tpot(session: str | None = None) -> None:
                 "session",
             ]
         )
-        runs = [(c, f"conc-c{c}") for c in (1, 2, 4, 8, 16)]
-        runs += [(1, f"kv-c1-in{n}") for n in (512, 1024, 2048)]
-        for c, name in runs:
+        runs = [f"conc-c{c}" for c in (1, 2, 4, 8, 16)]
+        runs += [f"kv-c1-in{n}" for n in (512, 1024, 2048)]
+        for name in runs:
             for rep in sorted((live / name).glob("rep*")):
                 r = rep / "result.json"
                 tag = rep / "session.txt"
@@ -371,15 +373,16 @@ def tpot(session: str | None = None) -> None:
                     continue
                 d = json.loads(r.read_text())
                 il, ol = d["input_lens"][0], d["output_lens"][0]
+                step = steps_from_bench(r).iloc[0]  # as `infsim calibrate overhead` reads it
                 fc = ""
                 for ln in (rep / "load.txt").read_text().splitlines():
                     if ln.startswith("foreign_busy_cores_mean"):
                         fc = ln.split(": ")[1]
                 w.writerow(
                     [
-                        c,
-                        il + ol / 2,
-                        round(d["p50_tpot_ms"] / 1e3, 6),
+                        int(step.batch_size),
+                        step.kv_len,
+                        round(step.step_time_s, 6),
                         rep.name,
                         il,
                         ol,

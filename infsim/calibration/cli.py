@@ -212,7 +212,12 @@ _OUT_HELP = "Write here instead of updating the scenario's calibration in place.
 
 
 @calibrate_cli.command("overhead")
-@click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "measured",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @click.option(
     "--scenario",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -222,20 +227,26 @@ _OUT_HELP = "Write here instead of updating the scenario's calibration in place.
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=_OUT_HELP)  # fmt: skip
-def overhead_cmd(measured: Path, scenario: Path, overrides: tuple[str, ...],
+def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[str, ...],
                  out: Path | None) -> None:  # fmt: skip
-    """Fit per-step engine overhead from MEASURED decode steps (CSV: batch_size, kv_len,
-    step_time_s) and store it as step_overhead rows of the calibration."""
-    from infsim.calibration.overhead import overhead_rows, read_measured, summary
+    """Fit per-step engine overhead from MEASURED decode steps and store it as
+    step_overhead rows of the calibration. Each MEASURED is a CSV (batch_size, kv_len,
+    step_time_s) or a closed-loop benchmark result with fixed lengths (vllm bench serve
+    --max-concurrency C --save-result --save-detailed): its median TPOT is the step at
+    batch C."""
+    import pandas as pd
+
+    from infsim.calibration.overhead import overhead_rows, read_steps, summary
     from infsim.cost.factory import build_cost_model
 
     def fit(bare):
-        rows = overhead_rows(read_measured(measured), build_cost_model(bare))
-        return rows, {measured: len(rows)}
+        steps = [read_steps([path]) for path in measured]
+        rows = overhead_rows(pd.concat(steps, ignore_index=True), build_cost_model(bare))
+        return rows, {path: len(s) for path, s in zip(measured, steps, strict=True)}
 
     target, rows = _refit(scenario, overrides, out, "step_overhead", fit,
                           "whose ops the overhead is the remainder of",
-                          f"overhead {measured}")  # fmt: skip
+                          f"overhead {' '.join(str(m) for m in measured)}")  # fmt: skip
     fixed, per_seq = summary(rows)
     click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {fixed * 1e3:.3f} ms + "
                f"{per_seq * 1e6:.1f} µs per sequence")  # fmt: skip

@@ -3,8 +3,9 @@
 The kernel tables price operations; a real engine also spends time per step outside them
 (scheduling, Python, input preparation, sampling glue, launches). Given measured decode
 step times for known batch compositions — batch size and mean KV length, e.g. TPOT from
-closed-loop runs at fixed lengths, or vLLM's profiler step annotations — the overhead of
-each measurement is what remains after the calibrated ops:
+closed-loop runs at fixed lengths (`steps_from_bench` reads them straight from the
+benchmark's result), or vLLM's profiler step annotations — the overhead of each
+measurement is what remains after the calibrated ops:
 
     overhead(b) = measured_step(b, kv) − Σ ops(b, kv)
 
@@ -16,14 +17,66 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from infsim.cost.base import CostModel
 from infsim.cost.curves import line_fit
 from infsim.errors import InputError
 from infsim.scheduling.batch import Batch, batch_of
+from infsim.validation.formats import load_measured
+from infsim.validation.replay import successful_rows
 
 MEASURED_COLUMNS = ("batch_size", "kv_len", "step_time_s")
+FIXED_LENGTH_TOLERANCE = 0.1
+"""Largest relative spread (max − min over the mean) of prompt or output lengths for which
+a closed-loop run's waves stay in step, so that its TPOT is one decode step's time."""
+
+
+def read_steps(paths: list[Path]) -> pd.DataFrame:
+    """Measured steps from CSV files (`read_measured`) and benchmark results
+    (`steps_from_bench`, any other file), in the order given."""
+    frames = [
+        read_measured(path) if path.suffix.lower() == ".csv" else steps_from_bench(path)
+        for path in paths
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def steps_from_bench(path: Path) -> pd.DataFrame:
+    """One decode step from a closed-loop benchmark with fixed lengths (vllm bench serve
+    --max-concurrency C, random dataset): its C requests start together, stay in step, and
+    decode as one batch, so the median TPOT is the step time at batch min(C, requests) and
+    mean context `input + output / 2`."""
+    measured = load_measured(path, "auto", None)
+    if measured.max_concurrency is None:
+        raise InputError(
+            f"{path}: the benchmark states no client concurrency limit; only closed-loop "
+            "runs (vllm bench serve --max-concurrency C) keep a known batch decoding"
+        )
+    requests, _ = successful_rows(measured, None)
+    lengths = {"prompt": requests.num_input_tokens, "output": requests.num_output_tokens}
+    for what, values in lengths.items():
+        spread = (values.max() - values.min()) / values.mean()
+        if spread > FIXED_LENGTH_TOLERANCE:
+            raise InputError(
+                f"{path}: {what} lengths vary from {values.min()} to {values.max()} "
+                f"tokens; the overhead fit needs fixed lengths (spread at most "
+                f"{FIXED_LENGTH_TOLERANCE:.0%}) so that requests decode in step"
+            )
+    decoding = requests.num_output_tokens > 1
+    if not decoding.any():
+        raise InputError(f"{path}: no request produced more than one token: no decode steps")
+    tpot_s = (requests.e2e_s - requests.ttft_s)[decoding] / (
+        requests.num_output_tokens[decoding] - 1
+    )
+    return pd.DataFrame(
+        {
+            "batch_size": [float(min(measured.max_concurrency, requests.num_requests))],
+            "kv_len": [requests.num_input_tokens.mean() + requests.num_output_tokens.mean() / 2],
+            "step_time_s": [float(np.median(tpot_s))],
+        }
+    )
 
 
 def read_measured(path: Path) -> pd.DataFrame:
