@@ -160,8 +160,22 @@ def attach_prefix_ids(trace: Trace, prefix_trace: Trace, bench: str) -> Trace:
     Benchmark results do not record prefix identity; a timed-trace run sends the trace's
     requests in order, so its successful requests (in start order) and the trace rows
     (in arrival order) must agree one to one on prompt length, or this is an error.
+
+    Only the ids of hash blocks that lie wholly inside each prompt are kept. The benchmark
+    built its prompts from the ids, but the tokens it got back are the live model's own, so
+    a block that holds output tokens (the prompt's partial last block once decoding fills
+    it, or ids past the prompt) never equals the block a later prompt builds from the same
+    id: vLLM misses there, and so must the replay.
     """
-    ids = prefix_trace.prefix_hash_ids_list()
+    block_tokens = prefix_trace.hash_block_size_tokens or 1
+    ids = [
+        (row or [])[: prompt // block_tokens] or None
+        for row, prompt in zip(
+            prefix_trace.prefix_hash_ids_list(),
+            prefix_trace.num_prompt_tokens.tolist(),
+            strict=True,
+        )
+    ]
     if prefix_trace.num_requests != trace.num_requests:
         raise InputError(
             f"{prefix_trace.source}: {prefix_trace.num_requests} requests, but {bench} has "

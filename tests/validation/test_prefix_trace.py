@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from infsim import api
 from infsim.errors import InputError
 from infsim.scenario.load import load_scenario
 from infsim.validation import validate
+from infsim.validation.formats import load_measured
+from infsim.validation.replay import attach_prefix_ids, replay_trace, successful_rows
 from infsim.workload.loaders import load_trace
+from infsim.workload.trace import Trace
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE = REPO / "validation" / "live" / "prefix-trace"
@@ -39,3 +44,39 @@ def test_a_trace_that_was_not_replayed_is_refused(scenario, tmp_path: Path):
     with pytest.raises(InputError, match="must be the one the benchmark replayed"):
         validate(LIVE / "rep1" / "result.json", scenario, SCENARIO.parent,
                  prefix_trace=load_trace(short, hash_block_size_tokens=128))  # fmt: skip
+
+
+def test_only_blocks_wholly_inside_a_prompt_keep_their_ids():
+    # The benchmark's outputs are the live model's tokens, not the trace's: a block that
+    # holds output never matches a later prompt built from the same id.
+    ids = [[1, 2], [1, 2, 3], [7]]
+    prompts = [200, 300, 100]
+    trace = Trace.from_columns(
+        {"arrival_s": [0.0, 1.0, 2.0], "num_prompt_tokens": prompts,
+         "num_output_tokens": [60, 60, 60], "prefix_hash_ids": ids},
+        hash_block_size_tokens=128,
+    )  # fmt: skip
+    bench = Trace.from_columns(
+        {"arrival_s": [0.0, 1.0, 2.0], "num_prompt_tokens": prompts,
+         "num_output_tokens": [60, 60, 60]}
+    )  # fmt: skip
+    replay = attach_prefix_ids(bench, trace, "bench.json")
+    assert replay.prefix_hash_ids_list() == [[1], [1, 2], None]
+
+
+def test_the_replay_hits_exactly_the_prompt_tokens_the_live_server_hit(scenario):
+    # validation/live/prefix-trace: vLLM's counters over each repeat (metrics.json) say
+    # 61,440 of 83,733 prompt tokens came from its prefix cache; the replay must agree.
+    rep = LIVE / "rep9"
+    live = json.loads((rep / "metrics.json").read_text())["server_counters_delta"]
+    measured = load_measured(rep / "result.json", "auto", None)
+    rows, _ = successful_rows(measured, None)
+    trace = attach_prefix_ids(
+        replay_trace(rows, "rep9"),
+        load_trace(LIVE / "trace.jsonl", hash_block_size_tokens=128),
+        "rep9",
+    )
+    resolved, _ = api.prepare(scenario, SCENARIO.parent)
+    requests = api.run_resolved(resolved, trace).requests
+    assert sum(requests.column("num_prompt_tokens").to_pylist()) == live["vllm:prompt_tokens"]
+    assert sum(requests.column("num_cached_tokens").to_pylist()) == live["vllm:prefix_cache_hits"]
