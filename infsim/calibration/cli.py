@@ -197,8 +197,9 @@ def _refit(scenario: Path, overrides: tuple[str, ...], out: Path | None, op: str
     sources = [str(path) for path in counts]
     merged = to_table(pd.concat([ops, rows], ignore_index=True), sources[0])
     meta = meta.model_copy(update={
-        "provenance": (*[p for p in meta.provenance if p.path not in sources],
-                       *[Provenance(path=str(path), rows=n, sha256=sha256(path))
+        "provenance": (*[p for p in meta.provenance
+                         if p.path not in sources and p.op != op],
+                       *[Provenance(path=str(path), rows=n, sha256=sha256(path), op=op)
                          for path, n in counts.items()]),
         "notes": (*[n for n in meta.notes if not n.startswith(f"{op}:")],
                   f"{op}: fitted by infsim calibrate {command} --scenario {scenario}"),

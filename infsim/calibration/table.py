@@ -97,6 +97,11 @@ class Provenance(BaseModel):
     path: str = Field(description="Source file, as given to the importer.")
     rows: int = Field(ge=0, description="Rows imported from it.")
     sha256: str = Field("", description="Content hash of the source file.")
+    op: str | None = Field(
+        None,
+        description="The op whose rows a refit (`infsim calibrate overhead|frontend`) "
+        "fitted from this file; a later refit of that op replaces these entries.",
+    )
 
 
 class CalibrationMeta(BaseModel):

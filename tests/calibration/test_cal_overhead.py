@@ -136,3 +136,19 @@ def test_benches_that_do_not_measure_one_step_are_refused(tmp_path: Path, rtx409
                                        "--scenario", str(scenario)])  # fmt: skip
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_refit_replaces_the_provenance_of_the_previous_fit(tmp_path: Path, rtx4090_setup):
+    cal, scenario = rtx4090_setup
+    before = {p.path for p in read(cal)[1].provenance}
+    runner = CliRunner()
+    for name, t in (("first.csv", 0.040), ("second.csv", 0.041)):
+        steps = tmp_path / name
+        pd.DataFrame([{"batch_size": b, "kv_len": 300, "step_time_s": t + 1e-3 * b}
+                      for b in (1, 8)]).to_csv(steps, index=False)  # fmt: skip
+        result = runner.invoke(main, ["calibrate", "overhead", str(steps),
+                                      "--scenario", str(scenario)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    provenance = read(cal)[1].provenance
+    assert {p.path for p in provenance} == before | {str(tmp_path / "second.csv")}
+    assert [p.op for p in provenance if p.path not in before] == ["step_overhead"]
