@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from infsim import api
+from infsim.calibration.noise import run_noise, speed_noise
+from infsim.errors import InputError
 from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.validation import validate
 from infsim.workload.loaders import load_trace
@@ -86,18 +88,39 @@ def session_calibration(live: Path, reps: pd.DataFrame, out: Path) -> Path:
     return cal
 
 
-def live_rows(live: Path, work: Path) -> pd.DataFrame:
+def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
+    """(cv, correlation_s) of the session's speed swings, from its one-in-flight fit runs
+    (`infsim calibrate noise`); None when they are too short to tell (< 8 requests: the
+    sessions before `long-cal`)."""
+    c1 = reps[reps["run"].str.fullmatch(FIT_RUNS) & (reps["max_concurrency"] == 1)]
+    runs = []
+    for r in c1.itertuples():
+        try:
+            runs.append(run_noise(live / r.run / r.rep / "result.json"))
+        except InputError:
+            continue
+    return speed_noise(runs) if runs else None
+
+
+def live_rows(live: Path, work: Path, with_noise: bool = True) -> pd.DataFrame:
     """One row per (session, run): mean over the session's repeats, predicted with the
-    calibration fitted on that session's own closed-loop runs."""
+    calibration fitted on that session's own closed-loop runs (and, `with_noise`, the
+    speed noise estimated from its one-in-flight runs)."""
     runs = pd.read_csv(live / "runs.csv")
     rows = []
     for index, (session, in_session) in enumerate(runs.groupby("session", sort=False)):
         cal = session_calibration(live, in_session, work / f"session-{index}")
+        noise: list[str] = []
+        cv = correlation_s = None
+        estimate = session_noise(live, in_session) if with_noise else None
+        if estimate is not None:
+            cv, correlation_s = estimate
+            noise = [f"hardware.speed_noise={{cv: {cv}, correlation_s: {correlation_s}}}"]
         for (run, server, kv), reps in in_session.groupby(
             ["run", "server", "kv_cache_tokens"], sort=False, dropna=False
         ):
             overrides = [*server_overrides(server, None if pd.isna(kv) else float(kv)),
-                         f"calibration={cal}"]  # fmt: skip
+                         f"calibration={cal}", *noise]  # fmt: skip
             scenario = load_scenario(SCENARIO, overrides)
             # Timed-trace runs: the replayed trace (hash ids over the engine's blocks) gives
             # the prefix identity that bench results do not record.
@@ -109,7 +132,8 @@ def live_rows(live: Path, work: Path) -> pd.DataFrame:
                                 prefix_trace=prefix) for rep in reps["rep"]]  # fmt: skip
             row = {"session": session, "run": run, "what": reps["what"].iloc[0],
                    "reps": len(results), "overloaded": run in OVERLOADED,
-                   "fit": bool(FIT_RUNS.fullmatch(run))}  # fmt: skip
+                   "fit": bool(FIT_RUNS.fullmatch(run)), "noise_cv": cv,
+                   "noise_correlation_s": correlation_s}  # fmt: skip
             for key in (*KEYS, "output_tokens_per_s"):
                 measured = [r.metrics[key].measured for r in results if key in r.metrics]
                 predicted = [r.metrics[key].predicted for r in results if key in r.metrics]
@@ -259,7 +283,12 @@ def render(live: pd.DataFrame, gpu: pd.DataFrame, drift: list[str] = ()) -> str:
     sessions = list(dict.fromkeys(live["session"]))
     for session in sessions[::-1]:
         sub = live[live["session"] == session]
-        lines += ["", f"### Session `{session}`", "", *_live_table(sub), *_medians(sub)]
+        lines += ["", f"### Session `{session}`", ""]
+        if sub["noise_cv"].notna().any():
+            lines += [f"Speed noise estimated from the session's one-in-flight runs "
+                      f"(`infsim calibrate noise`): cv {sub['noise_cv'].iloc[0]:.3f}, "
+                      f"correlation {sub['noise_correlation_s'].iloc[0]:.2f} s.", ""]  # fmt: skip
+        lines += [*_live_table(sub), *_medians(sub)]
     if len(sessions) > 1:
         lines += ["", "### All sessions pooled", *_medians(live)]
     findings = REPO / "validation" / "findings.md"
@@ -289,11 +318,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "validation.md")
+    ap.add_argument("--no-speed-noise", action="store_true",
+                    help="predict without the sessions' estimated speed noise")  # fmt: skip
     args = ap.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as work:
-        live = live_rows(REPO / "validation" / "live", Path(work))
+        live = live_rows(REPO / "validation" / "live", Path(work), not args.no_speed_noise)
     gpu = gpu_rows(args.shared)
     runs = pd.read_csv(REPO / "validation" / "live" / "runs.csv")
     args.out.write_text(render(live, gpu, drift_lines(runs) + frontend_lines(runs)))

@@ -296,3 +296,26 @@ def collect_cmd(args: tuple[str, ...]) -> None:
             "pip install 'infsim[calibrate]' (CPU: pip install torch==2.13.0)"
         ) from None
     sys.exit(harness.main(list(args)))
+
+
+@calibrate_cli.command("noise")
+@click.argument(
+    "benches", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def noise_cmd(benches: tuple[Path, ...], as_json: bool) -> None:
+    """Estimate the host's speed swings (hardware.speed_noise: cv, correlation_s) from
+    BENCHES run with one request in flight (vllm bench serve --max-concurrency 1): the
+    spread of per-request TPOT and the correlation of consecutive requests."""
+    from infsim.calibration.noise import run_noise, speed_noise
+
+    runs = [run_noise(b) for b in benches]
+    cv, correlation_s = speed_noise(runs)
+    if as_json:
+        click.echo(json.dumps({"cv": cv, "correlation_s": correlation_s,
+                               "runs": [r.__dict__ for r in runs]}, indent=1))  # fmt: skip
+        return
+    for r in runs:
+        click.echo(f"{r.source}: {r.num_requests} requests, decode {r.decode_s:.3f} s, "
+                   f"TPOT cv {r.tpot_cv:.3f}, lag-1 correlation {r.lag1:+.2f}")  # fmt: skip
+    click.echo(f"hardware:\n  speed_noise: {{cv: {cv:.3f}, correlation_s: {correlation_s:.3f}}}")

@@ -81,6 +81,12 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         "deployment.kv_cache_precision",
     )
     _check_tensor_parallel(model, dep.tensor_parallel, source)
+    if scenario.hardware.speed_noise is not None and dep.pipeline_parallel > 1:
+        raise InputError(
+            f"{source}: hardware.speed_noise is not modelled with deployment."
+            f"pipeline_parallel = {dep.pipeline_parallel} (the pipelined replica times "
+            "stages, not steps); remove hardware.speed_noise or use pipeline_parallel: 1"
+        )
     check_layout(model, dep.pipeline_parallel, dep.expert_parallel, dep.tensor_parallel, source)
     per_node = scenario.hardware.gpus_per_node or gpu.gpus_per_node
     check_links(gpu, dep.tensor_parallel, dep.pipeline_parallel, per_node, source)

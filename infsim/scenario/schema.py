@@ -23,6 +23,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class SpeedNoiseSpec(_Frozen):
+    cv: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="Coefficient of variation of the engine's speed: per window, a mean-one "
+        "log-normal speed with this spread divides each step's cost-model time.",
+    )
+    correlation_s: float = Field(
+        gt=0.0,
+        description="Seconds for which one speed factor holds before an independent one is "
+        "drawn (the time scale of the host's speed swings).",
+    )
+
+
 class HardwareSpec(_Frozen):
     gpu: str = Field(
         description="Accelerator name from the hardware catalog (`infsim catalog gpus`), "
@@ -34,6 +48,12 @@ class HardwareSpec(_Frozen):
         description="GPUs per node (server); null = the catalog's value for the GPU (8 for "
         "HGX/DGX-class servers). A TP group or pipeline boundary that spans nodes pays the "
         "catalog's inter_node_link instead of its intra_node_link.",
+    )
+    speed_noise: SpeedNoiseSpec | None = Field(
+        None,
+        description="Moment-to-moment speed swings of the host (null = none: every step "
+        "takes exactly its cost-model time). Measure them from repeated one-in-flight "
+        "runs: the spread of per-request TPOT and the request duration (docs/validation.md).",
     )
 
 

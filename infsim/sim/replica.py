@@ -22,6 +22,7 @@ from typing import Any
 import simpy
 
 from infsim.cost.base import CostModel
+from infsim.cost.noise import SpeedNoise
 from infsim.metrics.recorder import Recorder
 from infsim.scheduling.batch import StepOutcome
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
@@ -40,6 +41,7 @@ class Replica:
         recorder: Recorder,
         fast_forward: bool = True,
         on_finished: Callable[[RequestState], None] | None = None,
+        noise: SpeedNoise | None = None,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -48,6 +50,7 @@ class Replica:
         self.recorder = recorder
         self.fast_forward = fast_forward
         self.on_finished = on_finished  # e.g. a closed-loop client freeing a slot
+        self.noise = noise  # host speed swings: a factor on each step's duration
         self.num_outstanding_tokens = 0
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
@@ -111,7 +114,10 @@ class Replica:
                 if k > 1:
                     yield from self._decode_run(batch.num_seqs, start, k)
                     continue
-                end = start + self.cost_model.step_time_s(batch)
+                duration = self.cost_model.step_time_s(batch)
+                if self.noise is not None:
+                    duration *= self.noise.factor(start)
+                end = start + duration
                 yield env.timeout(end - env.now)
                 self.clock_s = end
                 outcome = sched.on_batch_done(batch, start, end)
@@ -124,8 +130,14 @@ class Replica:
         env, sched = self.env, self.scheduler
         durations = self.cost_model.decode_run_times_s(num_seqs, sched.run_context_tokens, k)
         # Sequential sums (not start + cumsum) land on the same floats as single steps.
-        ends = list(accumulate(durations, initial=start))
-        del ends[0]
+        if self.noise is None:
+            ends = list(accumulate(durations, initial=start))
+            del ends[0]
+        else:  # each step at its own start's speed, as when stepping
+            ends, end = [], start
+            for duration in durations:
+                end = end + duration * self.noise.factor(end)
+                ends.append(end)
         self._in_run = True
         try:
             yield env.timeout(ends[-1] - env.now)
