@@ -27,6 +27,7 @@ from infsim.errors import InputError
 from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.validation import validate
 from infsim.workload.loaders import load_trace
+from infsim.workload.trace import Trace
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
@@ -146,18 +147,41 @@ def live_rows(live: Path, work: Path, with_noise: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SHAREGPT = "traces/llmservingsim_sharegpt_workloads/sharegpt-{}-300-sps10.tokens_hashed.jsonl"
+GPU_RUNS = [  # (hardware dir, model dir, catalog model, catalog GPU, calibration, workload)
+    ("RTX4090", "Llama-3.1-8B", "llama-3.1-8b", "rtx-4090", "rtx4090-vllm-0.19",
+     SHAREGPT.format("llama-3.1-8b")),
+    ("RTXPRO6000", "Llama-3.1-8B", "llama-3.1-8b", "rtx-pro-6000", "rtxpro6000-vllm-0.19",
+     SHAREGPT.format("llama-3.1-8b")),
+    # No per-op table of this model (the Llama-3.1-8B table's curves, scaled to its shapes)
+    # and no workload file in ../shared/data: its requests.jsonl is replayed instead.
+    ("RTXPRO6000", "Qwen3-32B", "qwen3-32b", "rtx-pro-6000", "rtxpro6000-vllm-0.19", None),
+]  # fmt: skip
+
+
+def _requests_trace(req: pd.DataFrame, source: Path) -> Trace:
+    """The engine's view of a run: arrivals at queued_ts, with the measured lengths."""
+    return Trace.from_columns(
+        {"arrival_s": (req["queued_ts"] - req["queued_ts"].min()).to_numpy(),
+         "num_prompt_tokens": req["input_toks"].to_numpy(),
+         "num_output_tokens": req["output_toks"].to_numpy()},
+        source=str(source),
+    )  # fmt: skip
+
+
 def gpu_rows(shared: Path) -> pd.DataFrame:
+    """LLMServingSim's measured vLLM 0.19 runs replayed with their engine settings: from the
+    workload file the benchmark sent (as LLMServingSim's own comparison does), or from the
+    run's requests.jsonl where that file is not in ../shared/data."""
     base = shared / "validation" / "llmservingsim_bench_vllm"
-    cases = [("RTX4090", "rtx-4090", "rtx4090-vllm-0.19"),
-             ("RTXPRO6000", "rtx-pro-6000", "rtxpro6000-vllm-0.19")]  # fmt: skip
     rows = []
-    for hw, gpu, cal in cases:
-        run = base / hw / "Llama-3.1-8B" / "vllm"
+    for hw, model_dir, model, gpu, cal, workload in GPU_RUNS:
+        run = base / hw / model_dir / "vllm"
         if not run.is_dir():
             continue
         meta = json.loads((run / "meta.json").read_text())
         eng = meta["engine_kwargs"]
-        req = pd.read_json(run / "requests.jsonl", lines=True)
+        req = pd.read_json(run / "requests.jsonl", lines=True).sort_values("queued_ts")
         measured = {
             "ttft": req["first_token_ts"] - req["queued_ts"],
             "e2e": req["last_token_ts"] - req["queued_ts"],
@@ -169,14 +193,22 @@ def gpu_rows(shared: Path) -> pd.DataFrame:
             engine["max_model_len"] = eng["max_model_len"]
         if (meta.get("kv_cache") or {}).get("num_gpu_blocks"):
             engine["num_gpu_blocks_override"] = meta["kv_cache"]["num_gpu_blocks"]
-        trace = (shared / "traces/llmservingsim_sharegpt_workloads/"
-                 "sharegpt-llama-3.1-8b-300-sps10.tokens_hashed.jsonl")  # fmt: skip
+        if workload is not None and (shared / workload).is_file():
+            trace = load_trace(shared / workload)
+        else:
+            trace = _requests_trace(req, run / "requests.jsonl")
+        tp = eng.get("tensor_parallel_size") or 1
         for calibration in ("roofline", cal):
-            raw = {"model": "llama-3.1-8b", "hardware": {"gpu": gpu}, "calibration": calibration,
-                   "engine": engine, "workload": {"trace": {"path": str(trace)}}}  # fmt: skip
-            result = api.run(validate_scenario(raw, "gpu-validation"), ".")
-            lat = result.summary["latency_s"]
-            row = {"run": f"{hw} Llama-3.1-8B", "cost model": calibration}
+            raw = {"model": model, "hardware": {"gpu": gpu}, "calibration": calibration,
+                   "deployment": {"tensor_parallel": tp}, "engine": engine,
+                   "workload": {"synthetic": {"num_requests": 1, "arrival": {
+                       "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
+                       "kind": "fixed", "value": 1}, "output_tokens": {
+                       "kind": "fixed", "value": 1}}}}  # fmt: skip
+            resolved, _ = api.prepare(validate_scenario(raw, "gpu-validation"), ".")
+            lat = api.run_resolved(resolved, trace).summary["latency_s"]
+            label = f"{hw} {model_dir}" + (f" TP{tp}" if tp > 1 else "")
+            row = {"run": label, "cost model": calibration}
             for metric, values in measured.items():
                 for stat, q in (("p50", 50), ("p99", 99)):
                     m = float(np.percentile(values.dropna(), q))
