@@ -74,17 +74,19 @@ def _sh(*args: str) -> None:
         raise SystemExit(f"infsim {' '.join(args)} failed (exit {code})")
 
 
-def session_calibration(live: Path, reps: pd.DataFrame, out: Path) -> Path:
+def session_calibration(live: Path, reps: pd.DataFrame, out: Path, noise: list[str] = ()) -> Path:
     """Fit a calibration for one session: the shipped op table, its step overhead refitted
     from the session's closed-loop runs (median TPOT = the decode step at that
     concurrency), its front end from the session's concurrency-1 TTFT. Returns the
-    directory (under `out`)."""
+    directory (under `out`). `noise`: the session's speed-noise override, so that the front
+    end is fitted against the engine the predictions will use."""
     fit = reps[reps["run"].str.fullmatch(FIT_RUNS)]
+    sets = [arg for item in noise for arg in ("--set", item)]
     benches = [str(live / r.run / r.rep / "result.json") for r in fit.itertuples()]
     c1 = [b for b, r in zip(benches, fit.itertuples(), strict=True) if r.max_concurrency == 1]
     cal = out / "calibration"
-    _sh("calibrate", "overhead", *benches, "--scenario", str(SCENARIO), "-o", str(cal))
-    _sh("calibrate", "frontend", *c1, "--scenario", str(SCENARIO),
+    _sh("calibrate", "overhead", *benches, "--scenario", str(SCENARIO), *sets, "-o", str(cal))
+    _sh("calibrate", "frontend", *c1, "--scenario", str(SCENARIO), *sets,
         "--set", f"calibration={cal}", "-o", str(cal))  # fmt: skip
     return cal
 
@@ -103,20 +105,22 @@ def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
     return speed_noise(runs) if runs else None
 
 
-def live_rows(live: Path, work: Path, with_noise: bool = True) -> pd.DataFrame:
+def live_rows(live: Path, work: Path, with_noise: bool = False) -> pd.DataFrame:
     """One row per (session, run): mean over the session's repeats, predicted with the
     calibration fitted on that session's own closed-loop runs (and, `with_noise`, the
     speed noise estimated from its one-in-flight runs)."""
     runs = pd.read_csv(live / "runs.csv")
     rows = []
     for index, (session, in_session) in enumerate(runs.groupby("session", sort=False)):
-        cal = session_calibration(live, in_session, work / f"session-{index}")
-        noise: list[str] = []
+        # The session's own speed noise, or none (not the shipped scenario's, which was
+        # estimated on another session).
+        noise = ["hardware.speed_noise=null"]
         cv = correlation_s = None
         estimate = session_noise(live, in_session) if with_noise else None
         if estimate is not None:
             cv, correlation_s = estimate
             noise = [f"hardware.speed_noise={{cv: {cv}, correlation_s: {correlation_s}}}"]
+        cal = session_calibration(live, in_session, work / f"session-{index}", noise)
         for (run, server, kv), reps in in_session.groupby(
             ["run", "server", "kv_cache_tokens"], sort=False, dropna=False
         ):
@@ -350,13 +354,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "validation.md")
-    ap.add_argument("--no-speed-noise", action="store_true",
-                    help="predict without the sessions' estimated speed noise")  # fmt: skip
+    ap.add_argument("--speed-noise", action="store_true",
+                    help="predict each session with its estimated speed noise "
+                         "(infsim calibrate noise on its one-in-flight runs)")  # fmt: skip
     args = ap.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as work:
-        live = live_rows(REPO / "validation" / "live", Path(work), not args.no_speed_noise)
+        live = live_rows(REPO / "validation" / "live", Path(work), args.speed_noise)
     gpu = gpu_rows(args.shared)
     runs = pd.read_csv(REPO / "validation" / "live" / "runs.csv")
     args.out.write_text(render(live, gpu, drift_lines(runs) + frontend_lines(runs)))
