@@ -73,7 +73,8 @@ def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[Reso
         tp = pool.tensor_parallel or dep.tensor_parallel
         sub = scenario.model_copy(
             update={
-                "hardware": HardwareSpec(gpu=gpu),
+                # The pool's GPU; the host's speed noise applies to every pool.
+                "hardware": HardwareSpec(gpu=gpu, speed_noise=scenario.hardware.speed_noise),
                 "deployment": dep.model_copy(
                     update={
                         "pools": None,

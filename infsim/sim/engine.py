@@ -23,7 +23,6 @@ from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.cost.noise import SpeedNoise
-from infsim.errors import InputError
 from infsim.fleet.pools import fleet_pools
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
@@ -142,14 +141,12 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
             speculators.append(speculator)
         cls = scheduler_classes.get(id(pool_rs), ContinuousBatchingScheduler)
         sched = _scheduler(pool_rs, has_prefix_ids, speculator, cls)
-        noise_spec = pool_rs.scenario.hardware.speed_noise
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
-            if noise_spec is not None:
-                raise InputError("hardware.speed_noise is not modelled with pipeline_parallel > 1")
             pipe = build_pipeline_cost(pool_rs)
             return PipelinedReplica(env, replica_id, sched, model, recorder,
                                     on_finished=on_finished, pipeline=pipe)  # fmt: skip
-        noise = None
+        noise = None  # with PP > 1 refused by resolve()
+        noise_spec = pool_rs.scenario.hardware.speed_noise
         if noise_spec is not None and noise_spec.cv > 0:
             noise = SpeedNoise(noise_spec.cv, noise_spec.correlation_s, rs.scenario.seed,
                                replica_id)  # fmt: skip

@@ -58,6 +58,20 @@ def test_each_step_takes_the_factor_of_the_window_it_starts_in(constant_step, ma
     assert res.requests.column("finish_s").to_pylist() == [t]
 
 
+def test_replicas_of_a_pool_run_at_the_host_speed_too(constant_step, make_scenario):
+    # deployment.pools resolve each pool as a scenario of its own: the noise must reach it.
+    constant_step(1.0)
+    raw = _noisy(make_scenario(), cv=0.3, correlation_s=1.0, seed=5).model_dump()
+    raw["deployment"] = {"pools": [{"name": "only", "replicas": 1}]}
+    resolved, _ = api.prepare(type(make_scenario()).model_validate(raw), ".")
+    res = api.run_resolved(resolved, _trace(1, 0.0, 8, 6))
+    noise = SpeedNoise(0.3, 1.0, seed=5, replica_id=0)
+    t = 0.0
+    for _ in range(6):
+        t = t + 1.0 * noise.factor(t)
+    assert res.requests.column("finish_s").to_pylist() == [t]
+
+
 def test_fast_forward_lands_on_the_same_floats_as_stepping(constant_step, make_scenario):
     constant_step(0.01)
     runs = []
