@@ -241,7 +241,7 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
     from infsim.cost.factory import build_cost_model
 
     def fit(bare):
-        steps = [read_steps([path]) for path in measured]
+        steps = [read_steps(path) for path in measured]
         rows = overhead_rows(pd.concat(steps, ignore_index=True), build_cost_model(bare))
         return rows, {path: len(s) for path, s in zip(measured, steps, strict=True)}
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from infsim.api import run_resolved
+from infsim.calibration.bench import check_one_in_flight
 from infsim.cost.curves import line_fit
 from infsim.errors import InputError
 from infsim.scenario.resolve import ResolvedScenario
@@ -36,12 +37,12 @@ def engine_ttft(path: Path, resolved: ResolvedScenario) -> tuple[MeasuredRequest
     measured = load_measured(path, "auto", None)
     if not measured.replayable:
         raise InputError(f"{path}: cannot be replayed: {measured.why_not_replayable()}")
-    if measured.max_concurrency != 1:
-        raise InputError(
-            f"{path}: the client kept {measured.max_concurrency or 'unlimited'} requests "
-            "in flight; only runs with one request in flight (vllm bench serve "
-            "--max-concurrency 1) measure TTFT without queueing, which the fit needs"
-        )
+    check_one_in_flight(
+        measured,
+        path,
+        "only runs with one request in flight (vllm bench serve --max-concurrency 1) "
+        "measure TTFT without queueing, which the fit needs",
+    )
     requests, _ = successful_rows(measured, None)
     one, _ = closed_loop(measured, resolved)
     trace = replay_trace(requests, str(path), send_at_once=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infsim.calibration.bench import check_one_in_flight
 from infsim.errors import InputError
 from infsim.validation.formats import load_measured
 from infsim.validation.replay import successful_rows
@@ -43,12 +44,12 @@ class RunNoise:
 def run_noise(path: Path) -> RunNoise:
     """Per-request TPOT spread and lag-1 correlation of one one-in-flight benchmark."""
     measured = load_measured(path, "auto", None)
-    if measured.max_concurrency != 1:
-        raise InputError(
-            f"{path}: the client kept {measured.max_concurrency or 'unlimited'} requests in "
-            "flight; the speed-noise estimate needs runs with one request in flight (vllm "
-            "bench serve --max-concurrency 1), where nothing else shapes a request's TPOT"
-        )
+    check_one_in_flight(
+        measured,
+        path,
+        "the speed-noise estimate needs runs with one request in flight (vllm bench serve "
+        "--max-concurrency 1), where nothing else shapes a request's TPOT",
+    )
     rows, _ = successful_rows(measured, None)  # in start order
     decoding = rows.num_output_tokens > 1
     if decoding.sum() < MIN_REQUESTS:
@@ -57,7 +58,7 @@ def run_noise(path: Path) -> RunNoise:
             f"at least {MIN_REQUESTS}"
         )
     decode_s = (rows.e2e_s - rows.ttft_s)[decoding]
-    tpot = decode_s / (rows.num_output_tokens[decoding] - 1)
+    tpot = rows.tpot_s()
     x = tpot - tpot.mean()
     lag1 = float((x[1:] * x[:-1]).mean() / x.var()) if x.var() > 0 else 0.0
     return RunNoise(str(path), len(tpot), float(decode_s.mean()),

@@ -33,14 +33,10 @@ FIXED_LENGTH_TOLERANCE = 0.1
 a closed-loop run's waves stay in step, so that its TPOT is one decode step's time."""
 
 
-def read_steps(paths: list[Path]) -> pd.DataFrame:
-    """Measured steps from CSV files (`read_measured`) and benchmark results
-    (`steps_from_bench`, any other file), in the order given."""
-    frames = [
-        read_measured(path) if path.suffix.lower() == ".csv" else steps_from_bench(path)
-        for path in paths
-    ]
-    return pd.concat(frames, ignore_index=True)
+def read_steps(path: Path) -> pd.DataFrame:
+    """Measured steps of a CSV file (`read_measured`) or a benchmark result
+    (`steps_from_bench`, any other file)."""
+    return read_measured(path) if path.suffix.lower() == ".csv" else steps_from_bench(path)
 
 
 def steps_from_bench(path: Path) -> pd.DataFrame:
@@ -64,12 +60,9 @@ def steps_from_bench(path: Path) -> pd.DataFrame:
                 f"tokens; the overhead fit needs fixed lengths (spread at most "
                 f"{FIXED_LENGTH_TOLERANCE:.0%}) so that requests decode in step"
             )
-    decoding = requests.num_output_tokens > 1
-    if not decoding.any():
+    tpot_s = requests.tpot_s()
+    if not tpot_s.size:
         raise InputError(f"{path}: no request produced more than one token: no decode steps")
-    tpot_s = (requests.e2e_s - requests.ttft_s)[decoding] / (
-        requests.num_output_tokens[decoding] - 1
-    )
     return pd.DataFrame(
         {
             "batch_size": [float(min(measured.max_concurrency, requests.num_requests))],

@@ -57,10 +57,7 @@ def per_request_stats(rows: MeasuredRequests) -> tuple[dict[str, float], dict[st
     ok = ~rows.failed
     out: dict[str, float] = {}
     ttft, e2e, num_out = rows.ttft_s[ok], rows.e2e_s[ok], rows.num_output_tokens[ok]
-    many = num_out > 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = (e2e[many] - ttft[many]) / (num_out[many] - 1)
-    values = {"ttft": ttft, "e2e": e2e, "tpot": tpot}
+    values = {"ttft": ttft, "e2e": e2e, "tpot": rows.take(np.flatnonzero(ok)).tpot_s()}
     if rows.itl_s is not None:
         gaps = [g for g, keep in zip(rows.itl_s, ok, strict=True) if keep and g.size]
         values["itl"] = np.concatenate(gaps) if gaps else np.asarray([])

@@ -89,6 +89,13 @@ class MeasuredRequests:
     def num_requests(self) -> int:
         return len(self.failed)
 
+    def tpot_s(self) -> np.ndarray:
+        """Time per output token after the first, (E2E − TTFT) / (outputs − 1), of the rows
+        with more than one output token, in row order."""
+        many = self.num_output_tokens > 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.e2e_s[many] - self.ttft_s[many]) / (self.num_output_tokens[many] - 1)
+
     def take(self, index: np.ndarray) -> MeasuredRequests:
         """The rows at `index` (in that order)."""
         return MeasuredRequests(
