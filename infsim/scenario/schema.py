@@ -52,8 +52,8 @@ class HardwareSpec(_Frozen):
     speed_noise: SpeedNoiseSpec | None = Field(
         None,
         description="Moment-to-moment speed swings of the host (null = none: every step "
-        "takes exactly its cost-model time). Measure them from repeated one-in-flight "
-        "runs: the spread of per-request TPOT and the request duration (docs/validation.md).",
+        "takes exactly its cost-model time). Estimate them from one-in-flight runs with "
+        "`infsim calibrate noise` (docs/calibration.md).",
     )
 
 
