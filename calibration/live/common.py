@@ -26,19 +26,23 @@ def _cpu_busy_total() -> float:
     return (sum(v[:8]) - idle) / CLK
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
+def proc_stat(pid: int | str) -> tuple[int, float] | None:
+    """(ppid, cpu seconds: user + system) of one process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rfind(")") + 2 :].split()  # after "(comm) ": comm may hold spaces
+    return int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK
+
+
+def proc_table() -> dict[int, tuple[int, float]]:
     """pid -> (ppid, cpu seconds) for every visible process."""
     out: dict[int, tuple[int, float]] = {}
     for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2 :].split()
-        out[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK)
+        if d.isdigit() and (stat := proc_stat(d)) is not None:
+            out[int(d)] = stat
     return out
 
 
@@ -65,7 +69,7 @@ class LoadSampler:
         self._thr: threading.Thread | None = None
 
     def _snap(self):
-        tab = _proc_table()
+        tab = proc_table()
         mine = _descendants(tab, self.roots)
         return time.time(), _cpu_busy_total(), {p: tab[p][1] for p in mine}
 

@@ -18,7 +18,6 @@ cpu.csv (one row per run) next to this file and prints the per-request figures.
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[3]
 sys.path.insert(0, str(REPO / "calibration" / "live"))
-from common import CLK, bench_argv  # noqa: E402
+from common import bench_argv, proc_stat, proc_table  # noqa: E402
 from matrix import BASE, warmup  # noqa: E402
 from serve import DEFAULT_VENV, Server  # noqa: E402
 
@@ -45,33 +44,14 @@ COUNTS = (16, 80)
 
 
 def cpu_s(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return float("nan")
-    rest = s[s.rfind(")") + 2 :].split()
-    return (int(rest[11]) + int(rest[12])) / CLK
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    s = f.read()
-            except OSError:
-                continue
-            if int(s[s.rfind(")") + 2 :].split()[1]) == pid:
-                out.append(int(d))
-    return out
+    stat = proc_stat(pid)
+    return stat[1] if stat is not None else float("nan")
 
 
 def engine_core(server_pid: int) -> int:
     """The busiest child of the API server process (the engine core)."""
-    kids = children(server_pid)
-    return max(kids, key=cpu_s)
+    kids = [(cpu, pid) for pid, (ppid, cpu) in proc_table().items() if ppid == server_pid]
+    return max(kids)[1]
 
 
 def sample(api: int, core: int, client_pid_box: list[int], stop: threading.Event, rows: list):
