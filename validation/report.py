@@ -77,7 +77,8 @@ def _sh(*args: str) -> None:
 def session_calibration(live: Path, reps: pd.DataFrame, out: Path, noise: list[str] = ()) -> Path:
     """Fit a calibration for one session: the shipped op table, its step overhead refitted
     from the session's closed-loop runs (median TPOT = the decode step at that
-    concurrency), its front end from the session's concurrency-1 TTFT. Returns the
+    concurrency) and, where the server recorded it, the engine's prefill time of its
+    concurrency-1 runs, its front end from the session's concurrency-1 TTFT. Returns the
     directory (under `out`). `noise`: the session's speed-noise override, so that the front
     end is fitted against the engine the predictions will use."""
     fit = reps[reps["run"].str.fullmatch(FIT_RUNS)]
@@ -85,10 +86,30 @@ def session_calibration(live: Path, reps: pd.DataFrame, out: Path, noise: list[s
     benches = [str(live / r.run / r.rep / "result.json") for r in fit.itertuples()]
     c1 = [b for b, r in zip(benches, fit.itertuples(), strict=True) if r.max_concurrency == 1]
     cal = out / "calibration"
-    _sh("calibrate", "overhead", *benches, "--scenario", str(SCENARIO), *sets, "-o", str(cal))
+    prefill = prefill_steps(fit, out / "prefill_steps.csv")
+    _sh("calibrate", "overhead", *benches, *prefill, "--scenario", str(SCENARIO), *sets,
+        "-o", str(cal))  # fmt: skip
     _sh("calibrate", "frontend", *c1, "--scenario", str(SCENARIO), *sets,
         "--set", f"calibration={cal}", "-o", str(cal))  # fmt: skip
     return cal
+
+
+def prefill_steps(fit: pd.DataFrame, path: Path) -> list[str]:
+    """The engine's own prefill step of the session's one-in-flight fit runs, as a measured
+    steps CSV for `infsim calibrate overhead` (batch 1, query_len = kv_len = the prompt,
+    step = the server's mean prefill time, first scheduled to first token, from its
+    Prometheus histogram in runs.csv, averaged over the repeats of each prompt length).
+    [] when the session did not record it."""
+    c1 = fit[(fit["max_concurrency"] == 1) & fit["server_prefill_mean_ms"].notna()]
+    if c1.empty:
+        return []
+    per_run = c1.groupby("mean_input_len")["server_prefill_mean_ms"].mean()  # over repeats
+    prompt = per_run.index.round()
+    steps = pd.DataFrame({"batch_size": 1, "query_len": prompt, "kv_len": prompt,
+                          "step_time_s": per_run.to_numpy() / 1e3})  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    steps.astype({"query_len": int, "kv_len": int}).to_csv(path, index=False)
+    return [str(path)]
 
 
 def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:

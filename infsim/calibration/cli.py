@@ -232,9 +232,10 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
                  out: Path | None) -> None:  # fmt: skip
     """Fit per-step engine overhead from MEASURED decode steps and store it as
     step_overhead rows of the calibration. Each MEASURED is a CSV (batch_size, kv_len,
-    step_time_s) or a closed-loop benchmark result with fixed lengths (vllm bench serve
-    --max-concurrency C --save-result --save-detailed): its median TPOT is the step at
-    batch C."""
+    step_time_s, optionally query_len: new tokens per sequence, > 1 for a prefill step) or
+    a closed-loop benchmark result with fixed lengths (vllm bench serve --max-concurrency C
+    --save-result --save-detailed): its median TPOT is the step at batch C. Decode steps
+    fit fixed + per sequence; prefill steps add per prefill chunk + per prefill token."""
     import pandas as pd
 
     from infsim.calibration.overhead import overhead_rows, read_steps, summary
@@ -248,9 +249,7 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
     target, rows = _refit(scenario, overrides, out, "step_overhead", fit,
                           "whose ops the overhead is the remainder of",
                           f"overhead {' '.join(str(m) for m in measured)}")  # fmt: skip
-    fixed, per_seq = summary(rows)
-    click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {fixed * 1e3:.3f} ms + "
-               f"{per_seq * 1e6:.1f} µs per sequence")  # fmt: skip
+    click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {summary(rows).describe()}")
 
 
 @calibrate_cli.command("frontend")

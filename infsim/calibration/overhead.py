@@ -10,7 +10,10 @@ measurement is what remains after the calibrated ops:
     overhead(b) = measured_step(b, kv) − Σ ops(b, kv)
 
 These residuals become `step_overhead` rows of the calibration, which the calibrated cost
-model fits as fixed + per-sequence by least squares (`infsim/cost/calibrated.py`).
+model fits by least squares (`infsim/cost/calibrated.py`): fixed + per sequence from decode
+steps, and, when prefill steps are measured too (a CSV row with `query_len` > 1: each of
+its `batch_size` sequences computes `query_len` new tokens, e.g. the engine's own prefill
+time of unqueued requests), + per prefill chunk + per prefill token.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import numpy as np
 import pandas as pd
 
 from infsim.cost.base import CostModel
-from infsim.cost.curves import line_fit
+from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.errors import InputError
 from infsim.scheduling.batch import Batch, batch_of
 from infsim.validation.formats import load_measured
 from infsim.validation.replay import successful_rows
 
 MEASURED_COLUMNS = ("batch_size", "kv_len", "step_time_s")
+OPTIONAL_COLUMNS = ("query_len",)
+NOISE_FRACTION = 0.05
+"""How far (relative) the ops may exceed a measured prefill step before it is refused."""
 FIXED_LENGTH_TOLERANCE = 0.1
 """Largest relative spread (max − min over the mean) of prompt or output lengths for which
 a closed-loop run's waves stay in step, so that its TPOT is one decode step's time."""
@@ -73,7 +79,8 @@ def steps_from_bench(path: Path) -> pd.DataFrame:
 
 
 def read_measured(path: Path) -> pd.DataFrame:
-    """CSV with batch_size, kv_len (mean context per request), step_time_s."""
+    """CSV with batch_size, kv_len (context per request after the step), step_time_s, and
+    optionally query_len (new tokens per request in the step; 1, a decode step, if absent)."""
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError) as err:
@@ -86,39 +93,56 @@ def read_measured(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise InputError(f"{path}: no measured steps")
-    values = frame[list(MEASURED_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    columns = [*MEASURED_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame.columns)]
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
     bad = values.index[(values.isna() | (values <= 0)).any(axis=1)]
     if len(bad):
         raise InputError(
-            f"{path}: row {int(bad[0]) + 2}: batch_size, kv_len and step_time_s must be "
-            "positive numbers"
+            f"{path}: row {int(bad[0]) + 2}: {', '.join(columns)} must be positive numbers"
+        )
+    if "query_len" in values and (values["query_len"] > values["kv_len"]).any():
+        row = int(values.index[values["query_len"] > values["kv_len"]][0]) + 2
+        raise InputError(
+            f"{path}: row {row}: query_len (new tokens) exceeds kv_len (the context after "
+            "the step, new tokens included)"
         )
     return values
 
 
-def decode_batch(batch_size: int, kv_len: int) -> Batch:
-    """`batch_size` requests each decoding one token over `kv_len − 1` cached ones."""
-    return batch_of([(1, kv_len - 1)] * batch_size)
+def decode_batch(batch_size: int, kv_len: int, query_len: int = 1) -> Batch:
+    """`batch_size` requests each computing `query_len` new tokens (1: a decode) over
+    `kv_len − query_len` cached ones."""
+    return batch_of([(query_len, kv_len - query_len)] * batch_size)
 
 
 def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame:
-    """`step_overhead` rows: measured step minus the cost model's ops (overhead excluded)."""
+    """`step_overhead` rows: measured step minus the cost model's ops (overhead excluded);
+    prefill rows keep their `query_len`."""
     rows = []
-    for r in measured.itertuples():
-        ops = cost_model.op_times_s(decode_batch(int(r.batch_size), round(r.kv_len)))
+    query_lens = measured["query_len"] if "query_len" in measured else [1] * len(measured)
+    for r, q in zip(measured.itertuples(), query_lens, strict=True):
+        q = 1 if pd.isna(q) else round(q)  # decode steps (bench TPOT) state no query_len
+        ops = cost_model.op_times_s(decode_batch(int(r.batch_size), round(r.kv_len), q))
         predicted = sum(v for k, v in ops.items() if k != "overhead")
         residual = r.step_time_s - predicted
         rows.append(
             {
                 "op": "step_overhead",
                 "batch_size": int(r.batch_size),
+                "query_len": q if q > 1 else None,
                 "time_s": residual,
                 "variant": "fitted-residual",
             }
         )
     out = pd.DataFrame(rows)
-    if (out["time_s"] <= 0).any():
-        worst = out.loc[out["time_s"].idxmin()]
+    # A residual below zero is within noise for long prefill steps (the overhead is a few
+    # % of them); ops slower than a measured step by more than NOISE_FRACTION of it, or any
+    # at all for a decode step, mean the table describes another engine.
+    measured_s = measured["step_time_s"].to_numpy(float)
+    limit = np.where(out["query_len"].notna(), -NOISE_FRACTION * measured_s, 0.0)
+    too_slow = out["time_s"].to_numpy(float) <= limit
+    if too_slow.any():
+        worst = out[too_slow].loc[out.loc[too_slow, "time_s"].idxmin()]
         raise InputError(
             f"the calibrated ops alone ({-worst.time_s * 1e3:.3f} ms too slow at batch "
             f"{worst.batch_size}) exceed a measured step: the table does not describe this "
@@ -127,6 +151,6 @@ def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame
     return out
 
 
-def summary(rows: pd.DataFrame) -> tuple[float, float]:
-    """(fixed s, s per sequence) of the line the cost model will use."""
-    return line_fit(rows["batch_size"].to_numpy(float), rows["time_s"].to_numpy(float))
+def summary(rows: pd.DataFrame) -> OverheadFit:
+    """The overhead the cost model will use (`infsim.cost.overhead.fit_overhead`)."""
+    return fit_overhead(rows)

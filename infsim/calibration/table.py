@@ -134,8 +134,12 @@ def to_table(frame: pd.DataFrame, source: str) -> pa.Table:
     return table
 
 
+RESIDUAL_OPS = ("step_overhead",)
+
+
 def validate(table: pa.Table, source: str) -> None:
-    """Every row has a known op, its required shape columns, and a positive finite time."""
+    """Every row has a known op, its required shape columns, and a positive finite time
+    (any finite time for the residual ops)."""
     if table.num_rows == 0:
         raise InputError(f"{source}: no calibration rows (empty table)")
     frame = table.to_pandas()
@@ -145,7 +149,9 @@ def validate(table: pa.Table, source: str) -> None:
             f"{source}: unknown op(s) {unknown or ['<null>']}; allowed: {', '.join(REQUIRED)}"
         )
     times = frame["time_s"].to_numpy(dtype=float, na_value=np.nan)
-    bad = np.flatnonzero(~np.isfinite(times) | (times <= 0))
+    # Fitted step-overhead rows are residuals (a step minus its kernels): any finite value.
+    residual = frame["op"].isin(RESIDUAL_OPS).to_numpy()
+    bad = np.flatnonzero(~np.isfinite(times) | ((times <= 0) & ~residual))
     if bad.size:
         i = int(bad[0])
         raise InputError(

@@ -32,6 +32,7 @@ import numpy as np
 from infsim.cost.base import cost_models
 from infsim.cost.curves import Curve, geometric_grid, line_fit
 from infsim.cost.lookup import CalibrationLookup
+from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
 from infsim.scheduling.batch import Batch
@@ -78,7 +79,9 @@ class CalibratedCostModel:
         )
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
-        self._overhead_fixed_s, self._overhead_per_seq_s = self._overhead(params)
+        self._overhead_fit = self._overhead(params)
+        self._overhead_fixed_s = self._overhead_fit.fixed_s
+        self._overhead_per_seq_s = self._overhead_fit.per_seq_s
         self._frontend_fixed_s, self._frontend_per_token_s = self._frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
@@ -122,6 +125,7 @@ class CalibratedCostModel:
         t = batch.num_batched_tokens
         decode_kv: list[int] = []
         prefill_attn = 0.0
+        num_prefill = num_prefill_tokens = 0
         max_decode_q = 1 + batch.draft_k  # speculative verify rows price as decode
         rows = batch.num_sampled + batch.num_spec_tokens  # LM head: one per draft verified
         for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
@@ -129,6 +133,8 @@ class CalibratedCostModel:
                 decode_kv.append(c + q)
             else:
                 prefill_attn += float(self._prefill(np.sqrt(q * q + 2.0 * q * c)))
+                num_prefill += 1
+                num_prefill_tokens += q
         decode_attn = 0.0
         if decode_kv:
             b = len(decode_kv)
@@ -137,23 +143,31 @@ class CalibratedCostModel:
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
             "lm_head_sampler": self._head_time(rows) if rows else 0.0,
-            "overhead": self._overhead_fixed_s + self._overhead_per_seq_s * batch.num_seqs,
+            "overhead": self._overhead_fixed_s
+            + self._overhead_per_seq_s * batch.num_seqs
+            + self._overhead_fit.per_prefill_seq_s * num_prefill
+            + self._overhead_fit.per_prefill_token_s * num_prefill_tokens,
         }
 
-    def _overhead(self, params: RooflineParams) -> tuple[float, float]:
-        """(fixed, per sequence) step overhead: a least-squares line through the table's
-        measured `step_overhead` rows when it has them, else the scenario's parameters."""
+    def _overhead(self, params: RooflineParams) -> OverheadFit:
+        """Step overhead fitted to the table's measured `step_overhead` rows when it has
+        them (`infsim.cost.overhead`), else the scenario's (fixed, per sequence)."""
         rows = self.lookup.select("step_overhead")
         if rows is None or rows["batch_size"].nunique() < 2:
-            return params.step_overhead_s, params.per_seq_overhead_s
+            return OverheadFit(params.step_overhead_s, params.per_seq_overhead_s)
+        fit = fit_overhead(rows)
         b = rows["batch_size"].to_numpy(float)
-        intercept, slope = line_fit(b, rows["time_s"].to_numpy(float))
         self.lookup.log.entries.append(
-            {"op": "step_overhead", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.2f} µs/seq",
-             "method": "measured", "measured_range": f"{b.min():g}..{b.max():g}",
+            {"op": "step_overhead", "shape": fit.describe(),
+             "method": "measured", "measured_range": f"{b.min():g}..{b.max():g} seqs",
              "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False}
         )  # fmt: skip
-        return max(intercept, 0.0), max(slope, 0.0)
+        # A prefill chunk may cost less than a decode sequence (a decode step also streams
+        # its tokens out), so its term may be negative, down to cancelling fixed + one
+        # sequence; the others are costs and stay ≥ 0.
+        fixed, per_seq = max(fit.fixed_s, 0.0), max(fit.per_seq_s, 0.0)
+        return OverheadFit(fixed, per_seq, max(fit.per_prefill_seq_s, -(fixed + per_seq)),
+                           max(fit.per_prefill_token_s, 0.0))  # fmt: skip
 
     def _frontend(self) -> tuple[float, float]:
         """(fixed, per prompt token) request-path latency: a least-squares line through the
