@@ -23,8 +23,8 @@ def test_measured_ops_replace_the_base_ones_and_fitted_rows_are_dropped(tmp_path
         "attention_prefill,1,bfloat16,64,512,,,,8,2,512,1,vllm-cpu,0.004059\n"
     )
     out = tmp_path / "cpu-host-vllm"
-    done = subprocess.run([sys.executable, str(SCRIPT), "table", "--rows", str(rows),
-                           "--out", str(out)], capture_output=True, text=True, check=False)  # fmt: skip
+    argv = [sys.executable, str(SCRIPT), "table", "--rows", str(rows), "--out", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     table, meta = read(out)
     frame = table.to_pandas()
@@ -35,5 +35,6 @@ def test_measured_ops_replace_the_base_ones_and_fitted_rows_are_dropped(tmp_path
     # Ops the CSV does not measure stay; the fitted remainders of the old ops do not.
     assert frame["op"].eq("attention_decode").sum() == base["op"].eq("attention_decode").sum()
     assert not frame["op"].isin(["step_overhead", "frontend"]).any()
-    assert meta.engine == "vllm-cpu" and meta.engine_version == "vllm 0.32.0"
+    assert meta.engine == "vllm-cpu"
+    assert meta.engine_version == "vllm 0.32.0"
     assert meta.provenance[-1].rows == 3
