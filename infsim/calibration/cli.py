@@ -238,8 +238,9 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
     fit fixed + per sequence; prefill steps add per prefill chunk + per prefill token."""
     import pandas as pd
 
-    from infsim.calibration.overhead import overhead_rows, read_steps, summary
+    from infsim.calibration.overhead import overhead_rows, read_steps
     from infsim.cost.factory import build_cost_model
+    from infsim.cost.overhead import fit_overhead
 
     def fit(bare):
         steps = [read_steps(path) for path in measured]
@@ -249,7 +250,8 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
     target, rows = _refit(scenario, overrides, out, "step_overhead", fit,
                           "whose ops the overhead is the remainder of",
                           f"overhead {' '.join(str(m) for m in measured)}")  # fmt: skip
-    click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {summary(rows).describe()}")
+    fit_text = fit_overhead(rows).describe()
+    click.echo(f"wrote {target}: {len(rows)} step_overhead rows; fit {fit_text}")
 
 
 @calibrate_cli.command("frontend")

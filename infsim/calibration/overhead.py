@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from infsim.cost.base import CostModel
-from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.errors import InputError
 from infsim.scheduling.batch import Batch, batch_of
 from infsim.validation.formats import load_measured
@@ -149,8 +148,3 @@ def overhead_rows(measured: pd.DataFrame, cost_model: CostModel) -> pd.DataFrame
             "engine; check the device, dtype and thread count of the calibration"
         )
     return out
-
-
-def summary(rows: pd.DataFrame) -> OverheadFit:
-    """The overhead the cost model will use (`infsim.cost.overhead.fit_overhead`)."""
-    return fit_overhead(rows)

@@ -80,8 +80,6 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._overhead_fit = self._overhead(params)
-        self._overhead_fixed_s = self._overhead_fit.fixed_s
-        self._overhead_per_seq_s = self._overhead_fit.per_seq_s
         self._frontend_fixed_s, self._frontend_per_token_s = self._frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
@@ -113,7 +111,7 @@ class CalibratedCostModel:
         total = self._decode_totals.get(num_seqs)
         if total is None:
             fixed = self._dense_time(num_seqs) + self._head_time(num_seqs)
-            overhead = self._overhead_fixed_s + self._overhead_per_seq_s * num_seqs
+            overhead = self._overhead_s(num_seqs, 0, 0)
             attn = self._layers * self._decode_curve(num_seqs).t_grid
             total = self._decode_totals[num_seqs] = fixed + overhead + attn
         return total
@@ -143,11 +141,13 @@ class CalibratedCostModel:
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
             "lm_head_sampler": self._head_time(rows) if rows else 0.0,
-            "overhead": self._overhead_fixed_s
-            + self._overhead_per_seq_s * batch.num_seqs
-            + self._overhead_fit.per_prefill_seq_s * num_prefill
-            + self._overhead_fit.per_prefill_token_s * num_prefill_tokens,
+            "overhead": self._overhead_s(batch.num_seqs, num_prefill, num_prefill_tokens),
         }
+
+    def _overhead_s(self, num_seqs: int, num_prefill: int, num_prefill_tokens: int) -> float:
+        fit = self._overhead_fit
+        return (fit.fixed_s + fit.per_seq_s * num_seqs + fit.per_prefill_seq_s * num_prefill
+                + fit.per_prefill_token_s * num_prefill_tokens)  # fmt: skip
 
     def _overhead(self, params: RooflineParams) -> OverheadFit:
         """Step overhead fitted to the table's measured `step_overhead` rows when it has

@@ -135,6 +135,11 @@ def test_fast_forward_identical_itl_summary() -> None:
     assert fast.summary["latency_s"]["itl"] == slow.summary["latency_s"]["itl"]
 
 
+def _run_trace(trace: Trace, **kwargs: Any) -> api.RunResult:
+    resolved, _ = api.prepare(scenario(**kwargs), ".")
+    return api.run_resolved(resolved, trace)
+
+
 def prefix_trace(rng: np.random.Generator, n: int) -> Trace:
     """Requests built from 3 prefix families of 16-token hash blocks (so hits happen)."""
     arrivals = np.cumsum(rng.exponential(0.01, n))
@@ -165,11 +170,7 @@ def test_fast_forward_with_prefix_caching(blocks: int | None) -> None:
     engine: dict[str, Any] = {"block_size": 16, "enable_prefix_caching": True}
     if blocks:
         engine["num_gpu_blocks_override"] = blocks
-    results = []
-    for ff in (True, False):
-        resolved, _ = api.prepare(scenario(fast_forward=ff, **engine), ".")
-        results.append(api.run_resolved(resolved, trace))
-    fast, slow = results
+    fast, slow = (_run_trace(trace, fast_forward=ff, **engine) for ff in (True, False))
     assert_same_requests(fast, slow)
     assert fast.summary["prefix_cache"]["hit_tokens"] > 0
     if blocks:
@@ -241,10 +242,6 @@ def test_fast_forward_exact_when_keys_cover_outputs(seed: int, blocks: int) -> N
     # short of evicting (PrefixCachingKV.num_free_blocks_for_run).
     trace = output_keyed_trace(np.random.default_rng(seed), 80)
     engine = {"block_size": 16, "enable_prefix_caching": True, "num_gpu_blocks_override": blocks}
-    results = []
-    for ff in (True, False):
-        resolved, _ = api.prepare(scenario(fast_forward=ff, **engine), ".")
-        results.append(api.run_resolved(resolved, trace))
-    fast, slow = results
+    fast, slow = (_run_trace(trace, fast_forward=ff, **engine) for ff in (True, False))
     assert_same_requests(fast, slow)
     assert fast.summary["prefix_cache"] == slow.summary["prefix_cache"]

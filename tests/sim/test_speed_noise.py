@@ -45,17 +45,23 @@ def test_speeds_have_mean_one_and_the_stated_spread(cv: float):
     assert speed.std() / speed.mean() == pytest.approx(cv, rel=0.05)
 
 
+def _one_request_finish_s(num_steps: int) -> float:
+    """Finish of a lone request of 1 s steps under cv 0.3, 1 s windows, seed 5: step j
+    starts at t_j and lasts the factor of t_j's window."""
+    noise = SpeedNoise(0.3, 1.0, seed=5, replica_id=0)
+    t = 0.0
+    for _ in range(num_steps):
+        t = t + 1.0 * noise.factor(t)
+    return t
+
+
 def test_each_step_takes_the_factor_of_the_window_it_starts_in(constant_step, make_scenario):
     # One request, 1 s steps, windows of 1 s: step j starts at t_j and lasts f(t_j).
     constant_step(1.0)
     scenario = _noisy(make_scenario(), cv=0.3, correlation_s=1.0, seed=5)
     resolved, _ = api.prepare(scenario, ".")
     res = api.run_resolved(resolved, _trace(1, 0.0, 8, 6))
-    noise = SpeedNoise(0.3, 1.0, seed=5, replica_id=0)
-    t = 0.0
-    for _ in range(6):
-        t = t + 1.0 * noise.factor(t)
-    assert res.requests.column("finish_s").to_pylist() == [t]
+    assert res.requests.column("finish_s").to_pylist() == [_one_request_finish_s(6)]
 
 
 def test_replicas_of_a_pool_run_at_the_host_speed_too(constant_step, make_scenario):
@@ -65,11 +71,7 @@ def test_replicas_of_a_pool_run_at_the_host_speed_too(constant_step, make_scenar
     raw["deployment"] = {"pools": [{"name": "only", "replicas": 1}]}
     resolved, _ = api.prepare(type(make_scenario()).model_validate(raw), ".")
     res = api.run_resolved(resolved, _trace(1, 0.0, 8, 6))
-    noise = SpeedNoise(0.3, 1.0, seed=5, replica_id=0)
-    t = 0.0
-    for _ in range(6):
-        t = t + 1.0 * noise.factor(t)
-    assert res.requests.column("finish_s").to_pylist() == [t]
+    assert res.requests.column("finish_s").to_pylist() == [_one_request_finish_s(6)]
 
 
 def test_fast_forward_lands_on_the_same_floats_as_stepping(constant_step, make_scenario):
