@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from infsim.calibration.store import load_rows, resolve_calibration
+from infsim.calibration.table import CalibrationMeta
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
@@ -19,6 +20,7 @@ from infsim.errors import InputError
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
 from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.schema import Scenario
+from infsim.scenario.vllm_defaults import default_async_scheduling, engine_version
 from infsim.speculative.memory import proposer_spec, with_proposer
 
 GIB = 1 << 30
@@ -134,6 +136,16 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         parallel=(dep.tensor_parallel, dep.pipeline_parallel, dep.expert_parallel),
         source=source,
     )
+    pools = _pools(scenario, base_dir, source)
+    cal_dir, cal_rows, cal_meta = _calibration(scenario, base_dir, gpu, source)
+    version = engine_version(eng.version, cal_meta and cal_meta.engine,
+                             cal_meta and cal_meta.engine_version)  # fmt: skip
+    if eng.async_scheduling is None:
+        method = spec.method if spec is not None else None
+        async_on = default_async_scheduling(version, dep.pipeline_parallel, method)
+    else:
+        async_on = eng.async_scheduling
+    engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
     resolved = scenario.model_copy(
         update={
             "engine": engine,
@@ -142,8 +154,6 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
             "router": _resolved_router(scenario),
         }
     )
-    pools = _pools(scenario, base_dir, source)
-    cal_dir, cal_rows = _calibration(scenario, base_dir, gpu, source)
     return ResolvedScenario(
         scenario=resolved,
         base_dir=base_dir,
@@ -171,9 +181,9 @@ def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
 
 def _calibration(
     scenario: Scenario, base_dir: Path, gpu: GPUSpec, source: str
-) -> tuple[Path | None, pd.DataFrame | None]:
+) -> tuple[Path | None, pd.DataFrame | None, CalibrationMeta | None]:
     if scenario.calibration == "roofline":
-        return None, None
+        return None, None, None
     directory = _located(
         lambda: resolve_calibration(scenario.calibration, base_dir), source, "calibration"
     )
@@ -188,7 +198,7 @@ def _calibration(
             f"hardware.gpu is {gpu.name}; use a calibration of that device (infsim calibrate "
             "list) or calibration: roofline"
         )
-    return directory, rows
+    return directory, rows, meta
 
 
 def _located(fn, source: str, path: str):

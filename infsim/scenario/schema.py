@@ -141,6 +141,19 @@ class EngineSpec(_Frozen):
         "num_speculative_tokens, acceptance, disable_by_batch_size (docs/speculative.md); "
         "null = none.",
     )
+    async_scheduling: bool | None = Field(
+        None,
+        description="vLLM --async-scheduling: the scheduler decides each step while the "
+        "previous one runs, so a request that arrives during a step joins the step after "
+        "next (docs/engine.md). null = vLLM's default for `version`: on from 0.14.0, off "
+        "before, and off with pipeline parallelism or draft_model/ngram speculation.",
+    )
+    version: str | None = Field(
+        None,
+        pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$",
+        description="vLLM release whose defaults apply (e.g. 0.15.1); null = the "
+        "calibration table's vLLM version, else the newest release infsim follows.",
+    )
 
 
 class RouterSpec(_Frozen):
@@ -219,6 +232,44 @@ class RooflineSpec(_Frozen):
     )
 
 
+def _seconds(description: str) -> float | None:
+    return Field(None, ge=0.0, le=10.0, allow_inf_nan=False, description=description)
+
+
+class FrontendSpec(_Frozen):
+    """The serving front end in front of each engine (vLLM's OpenAI API server): host-CPU
+    work before a request reaches the scheduler and after each step before the client
+    sees its tokens (docs/engine.md). Costs left null come from the calibration table's
+    `frontend` rows, else from infsim's measured defaults for vLLM's API server."""
+
+    api_server_count: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="vLLM --api-server-count: API-server processes per replica; requests "
+        "queue FIFO for them, and each streams the outputs of its share of the requests.",
+    )
+    request_s: float | None = _seconds(
+        "Fixed API-server time per request before the engine sees it: HTTP parsing, chat "
+        "template, hand-off to the engine core (s)."
+    )
+    request_per_prompt_token_s: float | None = _seconds(
+        "API-server time per prompt token before the engine sees it: tokenization (s)."
+    )
+    output_per_step_s: float | None = _seconds(
+        "API-server time per engine step that emits tokens: receiving and decoding the "
+        "engine core's output message (s)."
+    )
+    output_per_token_s: float | None = _seconds(
+        "API-server time per streamed token: detokenization and the SSE chunk (s)."
+    )
+    queueing: bool = Field(
+        True,
+        description="Requests wait FIFO for a free API server, whose work is slowed by the "
+        "streaming it does meanwhile; false = a fixed delay per request (no contention).",
+    )
+
+
 class SimulationSpec(_Frozen):
     fast_forward: bool = Field(
         True,
@@ -253,6 +304,11 @@ class Scenario(_Frozen):
         default_factory=RooflineSpec,
         description="Roofline efficiencies (used for ops a calibration lacks) and the "
         "per-step overhead.",
+    )
+    frontend: FrontendSpec = Field(
+        default_factory=FrontendSpec,
+        description="The API server in front of each engine (request path and token "
+        "streaming; docs/engine.md).",
     )
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     autoscaling: AutoscalingSpec | None = Field(

@@ -1,0 +1,50 @@
+"""vLLM defaults that depend on the release being simulated.
+
+`async_scheduling`: vLLM's `SchedulerConfig.async_scheduling` is tri-state (None = let
+`VllmConfig` decide). Async scheduling landed opt-in in vLLM 0.10 (PR #19970, June 2025)
+and became the default from 0.14.0 (PR #27614, merged 2025-12-29: "enable async scheduling
+unless there is an incompatible option"). With the default left unset, vLLM switches it off
+for pooling models, for speculative methods outside the EAGLE family (MTP included) and
+n-gram on GPU, and for executors that do not support it; the V1 model runner does not run it
+with pipeline parallelism (`max_concurrent_batches` falls back to the PP size). infsim's
+speculative methods map as: eagle/mtp on, draft_model/ngram off.
+"""
+
+from __future__ import annotations
+
+import re
+
+NEWEST_VLLM = "0.33.0"
+"""The newest vLLM release whose behaviour infsim follows (batch defaults: resolve.py)."""
+
+ASYNC_DEFAULT_SINCE = (0, 14, 0)
+ASYNC_SPECULATIVE_METHODS = frozenset({"eagle", "mtp"})
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'0.15.1' → (0, 15, 1); a missing patch level counts as 0."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def default_async_scheduling(
+    version: str, pipeline_parallel: int = 1, speculative_method: str | None = None
+) -> bool:
+    """vLLM's resolved `async_scheduling` when the user leaves it unset."""
+    if version_tuple(version) < ASYNC_DEFAULT_SINCE:
+        return False
+    if pipeline_parallel > 1:
+        return False
+    return speculative_method is None or speculative_method in ASYNC_SPECULATIVE_METHODS
+
+
+def engine_version(
+    explicit: str | None, table_engine: str | None, table_version: str | None
+) -> str:
+    """The vLLM release a scenario simulates: explicit, else the calibration table's when it
+    was measured under vLLM, else the newest one infsim follows."""
+    if explicit:
+        return explicit
+    if table_engine == "vllm" and table_version:
+        return table_version
+    return NEWEST_VLLM
