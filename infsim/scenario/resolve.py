@@ -140,11 +140,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     cal_dir, cal_rows, cal_meta = _calibration(scenario, base_dir, gpu, source)
     version = engine_version(eng.version, cal_meta and cal_meta.engine,
                              cal_meta and cal_meta.engine_version)  # fmt: skip
-    if eng.async_scheduling is None:
-        method = spec.method if spec is not None else None
-        async_on = default_async_scheduling(version, dep.pipeline_parallel, method)
-    else:
-        async_on = eng.async_scheduling
+    async_on = _async_scheduling(scenario, version, source)
     engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
     resolved = scenario.model_copy(
         update={
@@ -166,6 +162,29 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         pools=pools,
         draft_model=draft,
     )
+
+
+def _async_scheduling(scenario: Scenario, version: str, source: str) -> bool:
+    """`engine.async_scheduling` resolved: vLLM's default for the release, except where
+    infsim does not model it (pipeline parallelism, where vLLM's V1 runner also turns it
+    off, and disaggregated pools, whose KV hand-offs enter the scheduler directly)."""
+    dep, eng = scenario.deployment, scenario.engine
+    unmodelled = ""
+    if dep.pipeline_parallel > 1:
+        unmodelled = f"deployment.pipeline_parallel = {dep.pipeline_parallel}"
+    elif dep.disaggregation is not None:
+        unmodelled = "deployment.disaggregation"
+    if eng.async_scheduling is None:
+        if unmodelled:
+            return False
+        method = eng.speculative.method if eng.speculative is not None else None
+        return default_async_scheduling(version, dep.pipeline_parallel, method)
+    if eng.async_scheduling and unmodelled:
+        raise InputError(
+            f"{source}: engine.async_scheduling: true is not modelled with {unmodelled}; "
+            "set it to false or leave it null"
+        )
+    return eng.async_scheduling
 
 
 def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:

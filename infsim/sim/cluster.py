@@ -16,14 +16,14 @@ class ReplicaSetView:
         return len(self._replicas)
 
     def outstanding_requests(self, replica: int) -> int:
-        return self._replicas[replica].scheduler.num_outstanding
+        return self._replicas[replica].num_outstanding
 
     def outstanding_tokens(self, replica: int) -> int:
         return self._replicas[replica].num_outstanding_tokens
 
     def request_load(self, replica: int) -> float:
-        sched = self._replicas[replica].scheduler
-        return sched.num_outstanding / sched.config.max_num_seqs
+        r = self._replicas[replica]
+        return r.num_outstanding / r.scheduler.config.max_num_seqs
 
     def token_load(self, replica: int) -> float:
         r = self._replicas[replica]

@@ -150,8 +150,10 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         if noise_spec is not None and noise_spec.cv > 0:
             noise = SpeedNoise(noise_spec.cv, noise_spec.correlation_s, rs.scenario.seed,
                                replica_id)  # fmt: skip
+        # Disaggregated pools run synchronously (resolve() says so in the resolved scenario).
+        async_on = bool(pool_rs.scenario.engine.async_scheduling) and disagg is None
         return Replica(env, replica_id, sched, model, recorder, fast, on_finished=on_finished,
-                       noise=noise)  # fmt: skip
+                       noise=noise, async_scheduling=async_on)  # fmt: skip
 
     def rejected(_req: RequestState) -> None:
         recorder.num_done += 1

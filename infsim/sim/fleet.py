@@ -289,7 +289,7 @@ class Fleet:
         cold = [m for m in reversed(live) if m.state != State.SERVING]
         warm = sorted(
             (m for m in live if m.state == State.SERVING),
-            key=lambda m: (m.replica.scheduler.num_outstanding, -m.member_id),
+            key=lambda m: (m.replica.num_outstanding, -m.member_id),
         )
         for member in (cold + warm)[:count]:
             self.drain(member)
@@ -365,11 +365,9 @@ class Fleet:
             self.serving.remove(replica)
         self._set_state(member, State.FAILED)
         replica.stop()
-        sched = replica.scheduler
-        in_flight = sorted([*sched.running, *sched.waiting], key=lambda r: (r.arrival_s, r.index))
+        in_flight = sorted(replica.take_unfinished(), key=lambda r: (r.arrival_s, r.index))
         requeue: list[RequestState] = []
         for req in in_flight:
-            sched.kv.free(req)
             losses = self.num_losses[req.index] = self.num_losses.get(req.index, 0) + 1
             if self.failure_model.request_outcome(losses) == "requeue":
                 _reset(req)
@@ -381,9 +379,6 @@ class Fleet:
                 self.recorder.num_done += 1
                 if self.on_finished is not None:
                     self.on_finished(req)
-        sched.running.clear()
-        while sched.waiting:
-            sched.waiting.pop()
         self._event(
             member.pool.name,
             replica.replica_id,
@@ -441,9 +436,9 @@ class Fleet:
         replicas = [m.replica for m in pool.members if m.state == State.SERVING]
         queued = len(self.gateway)
         if kind == "concurrency":
-            return queued + sum(r.scheduler.num_outstanding for r in replicas)
+            return queued + sum(r.num_outstanding for r in replicas)
         if kind == "queue_depth":
-            return queued + sum(len(r.scheduler.waiting) for r in replicas)
+            return queued + sum(r.num_waiting for r in replicas)
         if kind == "request_rate":
             rate = (self.num_submitted - pool.last_submitted) / interval_s
             pool.last_submitted = self.num_submitted
@@ -461,9 +456,9 @@ class Fleet:
             counts[m.state] += 1
             if m.state == State.SERVING:
                 s = m.replica.scheduler
-                waiting += len(s.waiting)
+                waiting += m.replica.num_waiting
                 running += len(s.running)
-                idle += not s.has_work()
+                idle += not s.has_work() and not m.replica.inbox
                 kv += _kv_usage(m.replica)
         billed = sum(counts[s] for s in BILLED)
         rate = billed * pool.pool.gpus_per_replica * pool.pool.usd_per_gpu_hour

@@ -10,6 +10,22 @@
 
 The replica keeps its own clock `clock_s` equal to the exact step end times (sums of step
 durations), so a fast-forwarded run lands on the same floats as stepping one by one.
+
+Async scheduling (vLLM ≥ 0.14's default, `engine.async_scheduling`): the engine core
+decides step j+1 right after launching step j, before step j's outputs are back
+(`EngineCore.step_with_batch_queue`, a batch queue of depth 2). So the decision for step
+j+1 sees the requests that reached the engine before step j *started*; one arriving while
+step j runs first enters step j+2, one step later than with synchronous scheduling. The
+loop models this with an inbox: a request submitted while a step is in flight waits there,
+and each decision releases the inbox requests submitted before the step that just ended
+had started (`_release_inbox`; steps are counted, so ties at a step boundary follow event
+order: a trace arrival at a step end comes first, a closed-loop send caused by that step's
+outputs comes after the next step was decided, as in vLLM). Outputs are unchanged: step
+j's tokens are emitted at its end (vLLM processes them while step j+1 runs). When the step
+vLLM decided ahead would have been empty (nothing else to schedule), the engine decides
+again at once, so the inbox is released whole. Not modelled: a request finishing in step j
+still holds its batch slot and KV blocks in vLLM's decision for step j+1 (one step,
+~1/output_len of its lifetime).
 """
 
 from __future__ import annotations
@@ -32,7 +48,7 @@ STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
 
 
 class Replica:
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         env: simpy.Environment,
         replica_id: int,
@@ -42,6 +58,7 @@ class Replica:
         fast_forward: bool = True,
         on_finished: Callable[[RequestState], None] | None = None,
         noise: SpeedNoise | None = None,
+        async_scheduling: bool = False,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -51,6 +68,11 @@ class Replica:
         self.fast_forward = fast_forward
         self.on_finished = on_finished  # e.g. a closed-loop client freeing a slot
         self.noise = noise  # host speed swings: a factor on each step's duration
+        self.async_scheduling = async_scheduling
+        self.inbox: list[RequestState] = []  # submitted during the step in flight (async)
+        self._inbox_seen: list[int] = []  # steps started when each was submitted
+        self._num_started = 0  # steps started so far (run steps counted as applied)
+        self._run_ends: list[float] = []  # the fast-forwarded run in flight, if any
         self.num_outstanding_tokens = 0
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
@@ -68,9 +90,54 @@ class Replica:
             req.reject_reason = reason
             return False
         self.num_outstanding_tokens += req.num_prompt_tokens + req.num_output_tokens
-        self.scheduler.add(req)
+        if self.async_scheduling and self._wake is None:  # a step is in flight
+            started = self._num_started
+            if self._run_ends:  # run steps start at the previous one's end (URGENT ties first)
+                started += 1 + bisect_left(self._run_ends, self.env.now)
+            self.inbox.append(req)
+            self._inbox_seen.append(started)
+        else:
+            self.scheduler.add(req)
         self.wake()
         return True
+
+    @property
+    def num_outstanding(self) -> int:
+        """Requests submitted and not finished: scheduled, waiting, or in the inbox."""
+        return self.scheduler.num_outstanding + len(self.inbox)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.scheduler.waiting) + len(self.inbox)
+
+    def take_unfinished(self) -> list[RequestState]:
+        """Empty the replica of its unfinished requests (it is lost): running, waiting and
+        inbox, with their KV blocks freed; the caller decides what becomes of them."""
+        sched = self.scheduler
+        reqs = [*sched.running, *sched.waiting, *self.inbox]
+        for req in reqs:
+            sched.kv.free(req)
+        sched.running.clear()
+        while sched.waiting:
+            sched.waiting.pop()
+        self.inbox.clear()
+        self._inbox_seen.clear()
+        return reqs
+
+    def _release_inbox(self) -> None:
+        """Hand the scheduler the inbox requests it would see at this decision: those
+        submitted before the step that just ended had started (all of them if nothing else
+        could be scheduled, as vLLM then decides again at once)."""
+        limit = self._num_started if self.scheduler.has_work() else 1 << 62
+        n = 0
+        for seen in self._inbox_seen:
+            if seen >= limit:
+                break
+            n += 1
+        if n:
+            for req in self.inbox[:n]:
+                self.scheduler.add(req)
+            del self.inbox[:n], self._inbox_seen[:n]
 
     def wake(self) -> None:
         """New work: wake the idle loop, or end a fast-forwarded run at the step in
@@ -93,13 +160,18 @@ class Replica:
         env, sched = self.env, self.scheduler
         try:
             while True:
+                if self.inbox:
+                    self._release_inbox()
                 while not sched.has_work():  # a wake-up may bring unschedulable work
                     self._wake = env.event()
                     yield self._wake
                     self._wake = None
                     self.clock_s = env.now
                 start = self.clock_s
-                k = sched.plan_decode_run(start) if self.fast_forward else 0
+                if not self.inbox:  # else one step: the inbox joins the decision after it
+                    k = sched.plan_decode_run(start) if self.fast_forward else 0
+                else:
+                    k = 0
                 if k:
                     yield from self._decode_run(len(sched.running), start, k)
                     continue
@@ -111,13 +183,14 @@ class Replica:
                         )
                     continue  # a request preempted itself: vLLM's step is empty; schedule again
                 k = sched.decode_run_limit(batch, start) if self.fast_forward else 0
-                if k > 1:
+                if k > 1 and not self.inbox:
                     yield from self._decode_run(batch.num_seqs, start, k)
                     continue
                 duration = self.cost_model.step_time_s(batch)
                 if self.noise is not None:
                     duration *= self.noise.factor(start)
                 end = start + duration
+                self._num_started += 1
                 yield env.timeout(end - env.now)
                 self.clock_s = end
                 outcome = sched.on_batch_done(batch, start, end)
@@ -139,6 +212,7 @@ class Replica:
                 end = end + duration * self.noise.factor(end)
                 ends.append(end)
         self._in_run = True
+        self._run_ends = ends
         try:
             yield env.timeout(ends[-1] - env.now)
         except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
@@ -147,11 +221,15 @@ class Replica:
             # Steps ending strictly before now are done; the one ending at or after now
             # is in progress. An arrival exactly at a step end is seen by the next step,
             # as when stepping (its arrival event was scheduled before that step's end).
-            k = min(bisect_left(ends, env.now) + 1, k)
+            # With async scheduling the step after it is already decided, so it runs too.
+            ahead = 2 if self.async_scheduling else 1
+            k = min(bisect_left(ends, env.now) + ahead, k)
             if ends[k - 1] > env.now:
                 yield env.timeout(ends[k - 1] - env.now)
         self._in_run = False
+        self._run_ends = []
         self.clock_s = ends[k - 1]
+        self._num_started += k
         outcome = sched.apply_decode_run(k, ends[k - 1])
         self.recorder.on_decode_run(start, ends, k, num_seqs)
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
@@ -179,7 +257,7 @@ class Replica:
             num_steps,
             num_tokens,
             len(sched.running),
-            len(sched.waiting),
+            len(sched.waiting) + len(self.inbox),
             num_preempted,
             used,
             used / kv.num_total_blocks,

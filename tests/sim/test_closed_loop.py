@@ -31,6 +31,24 @@ def _rows(result: api.RunResult, *cols: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("fast_forward", [True, False])
+def test_async_send_after_a_finish_waits_for_the_step_decided_ahead(
+    constant_step, make_scenario, fast_forward
+):
+    # As above, with async scheduling (vLLM >= 0.14): when step [1.0, 1.5] is launched the
+    # engine decides [1.5, 2.0] at once, and only then processes A's last token, which
+    # frees the client's slot. So C, sent at 1.0, first runs in [2.0, 2.5].
+    constant_step(0.5)
+    scen = make_scenario(fast_forward=fast_forward, async_scheduling=True)
+    resolved, _ = api.prepare(_limited(scen, 2), ".")
+    res = api.run_resolved(resolved, _trace([0.0, 0.0, 0.0], [4, 4, 4], [2, 4, 2]))
+    assert _rows(res, "arrival_s", "first_scheduled_s", "first_token_s", "finish_s") == [
+        (0.0, 0.0, 0.5, 1.0),
+        (0.0, 0.0, 0.5, 2.0),
+        (1.0, 2.0, 2.5, 3.0),
+    ]
+
+
+@pytest.mark.parametrize("fast_forward", [True, False])
 def test_next_request_is_sent_when_a_slot_frees(constant_step, make_scenario, fast_forward):
     # Step 0.5 s, at most 2 in flight, all three ready at t = 0.
     #   A (2 out), B (4 out) sent at 0: step [0, .5] prefills both; A's 2nd token ends
@@ -38,7 +56,8 @@ def test_next_request_is_sent_when_a_slot_frees(constant_step, make_scenario, fa
     #   already started B's next step [1.0, 1.5] (as vLLM does), so C is scheduled at 1.5:
     #   first token 2.0, done 2.5. B: tokens .5, 1.0, 1.5, 2.0.
     constant_step(0.5)
-    resolved, _ = api.prepare(_limited(make_scenario(fast_forward=fast_forward), 2), ".")
+    scen = make_scenario(fast_forward=fast_forward, async_scheduling=False)
+    resolved, _ = api.prepare(_limited(scen, 2), ".")
     res = api.run_resolved(resolved, _trace([0.0, 0.0, 0.0], [4, 4, 4], [2, 4, 2]))
     assert _rows(res, "arrival_s", "first_scheduled_s", "first_token_s", "finish_s") == [
         (0.0, 0.0, 0.5, 1.0),

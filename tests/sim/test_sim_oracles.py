@@ -120,7 +120,7 @@ def test_light_load_single_replica_waits_at_most_one_step(constant_step, make_sc
     constant_step(step)
     rng = np.random.default_rng(6)
     arrivals = np.cumsum(rng.exponential(0.05, 3000))
-    resolved, _ = api.prepare(make_scenario(max_num_seqs=1024), ".")
+    resolved, _ = api.prepare(make_scenario(max_num_seqs=1024, async_scheduling=False), ".")
     res = api.run_resolved(resolved, trace(arrivals, 8, 20))
     wait = col(res, "first_scheduled_s") - col(res, "arrival_s")
     assert np.all(wait >= 0)
@@ -131,3 +131,25 @@ def test_light_load_single_replica_waits_at_most_one_step(constant_step, make_sc
     assert idle.sum() > 20
     np.testing.assert_array_equal(wait[idle], 0.0)
     assert np.any(wait > 0)  # some arrivals did land mid-step
+
+
+def test_light_load_async_waits_at_most_two_steps(constant_step, make_scenario) -> None:
+    # Async scheduling: the step after the one in progress is already decided, so a request
+    # arriving at a busy replica waits more than one step and less than two (the step in
+    # progress plus the one decided ahead) unless that step ahead was empty; one arriving
+    # at an idle replica still starts at its arrival instant.
+    step = 0.01
+    constant_step(step)
+    rng = np.random.default_rng(6)
+    arrivals = np.cumsum(rng.exponential(0.05, 3000))
+    resolved, _ = api.prepare(make_scenario(max_num_seqs=1024, async_scheduling=True), ".")
+    res = api.run_resolved(resolved, trace(arrivals, 8, 20))
+    wait = col(res, "first_scheduled_s") - col(res, "arrival_s")
+    assert np.all(wait >= 0)
+    assert np.all(wait < 2 * step + 1e-12)
+    finish = col(res, "finish_s")
+    idle = np.ones(len(arrivals), dtype=bool)
+    idle[1:] = arrivals[1:] > np.maximum.accumulate(finish)[:-1]
+    np.testing.assert_array_equal(wait[idle], 0.0)
+    busy = ~idle
+    assert np.mean(wait[busy] > step) > 0.5  # most busy arrivals pay the step decided ahead
