@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infsim.cost import coverage
 from infsim.disagg import report as disagg_report
 from infsim.fleet.pools import fleet_pools
 from infsim.fleet.report import extend_summary
@@ -76,7 +77,8 @@ def run_resolved(
     *,
     progress: Callable[[float, int], None] | None = None,
 ) -> RunResult:
-    out = simulate(resolved, trace, progress)
+    with coverage.collecting() as cost_models:  # the cost models the run builds
+        out = simulate(resolved, trace, progress)
     requests = requests_table(out.recorder.requests)
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
         requests = disagg_report.with_request_columns(
@@ -112,6 +114,10 @@ def run_resolved(
         static=not resolved.pools and not out.fleet.dynamic,
     )
     timeline = out.recorder.timeline_table()
+    step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()
+    summary["calibration"] = cost_models.section(
+        out.recorder.decode_runs_by_width(), float(step_s.sum())
+    )
     spec = resolved.scenario.engine.speculative
     if spec is not None and out.speculative is not None:
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)

@@ -149,7 +149,8 @@ def report_cmd(calibration: str, scenario: Path | None, overrides: tuple[str, ..
         table = Table("op", "shape", "method", "measured", "used", "extrapolated",
                       title="lookups of the scenario", title_justify="left")  # fmt: skip
         for e in lookups:
-            table.add_row(e["op"], e["shape"], e["method"], e["measured_range"],
+            method = f"{e['method']} ({e['note']})" if e.get("note") else e["method"]
+            table.add_row(e["op"], e["shape"], method, e["measured_range"],
                           e["used_range"], "yes" if e["extrapolated"] else "")  # fmt: skip
         console.print(table)
 

@@ -21,6 +21,16 @@ k ≤ 8 engines use), which the equal-FLOP prefill mapping would miss by ~√(c/
 All curves are sampled once on dense grids at construction (see `curves.py`), so a step
 costs a handful of `numpy.interp` calls; pure-decode steps go through the same vectorised
 path as fast-forwarded runs, so both give identical floats.
+
+Coverage (summary.json's `calibration.coverage`, `infsim.cost.coverage`): next to each
+summed grid the model keeps one grid per lookup kind (measured, interpolated, scaled,
+roofline; overhead apart), so the seconds it prices split by how they were looked up.
+Mixed steps (`op_times_s`) add their split as they are priced; pure-decode steps are
+tallied per batch width (steps, seconds) — every term of such a step but the attention is
+fixed by the width, and the attention has one lookup kind per width — and split at the end
+(`coverage_s`), so the vectorised decode path does no extra work per step. Fast-forwarded
+runs are not tallied here: the replica may stop a run early, so the seconds of the steps
+that ran come from the run record (`Recorder.decode_runs_by_width`).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infsim.cost.base import cost_models
+from infsim.cost.coverage import NUM_KINDS, OVERHEAD, ROOFLINE, kind_of
 from infsim.cost.curves import Curve, geometric_grid, line_fit
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.overhead import OverheadFit, fit_overhead
@@ -72,6 +83,9 @@ class CalibratedCostModel:
         self._t_grid = geometric_grid(1, max(limits.max_num_batched_tokens, 2))
         self._b_grid = geometric_grid(1, max(limits.max_num_seqs, 2))
         self._kv_grid = geometric_grid(1, max(limits.max_model_len, 2))
+        # Per lookup kind (coverage.KINDS) parts of the dense-layer and LM-head grids.
+        self._dense_kinds = np.zeros((NUM_KINDS, self._t_grid.size))
+        self._head_kinds = np.zeros((NUM_KINDS, self._b_grid.size))
         self._dense = self._dense_layer_curve(weight_dtype)
         self._head = self._head_curve(weight_dtype)
         self._prefill = lookup.attention_prefill(
@@ -86,6 +100,14 @@ class CalibratedCostModel:
         self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
         self._decode_totals: dict[int, np.ndarray] = {}
         self._limits = limits
+        # Coverage tallies (seconds per lookup kind; see the module doc).
+        self._prefill_kind = kind_of(self._prefill)
+        self._decode_kind: dict[int, int] = {}
+        self._kind_s = np.zeros(NUM_KINDS)  # mixed steps, split as priced
+        self._dense_kind_s: dict[int, np.ndarray] = {}
+        self._head_kind_s: dict[int, np.ndarray] = {}
+        self._decode_steps: dict[int, list] = {}  # width → [steps, seconds], single steps
+        self.priced_run_steps: dict[int, int] = {}  # width → decode-run steps priced
         self._decode_curve(1)  # eagerly, so the lookup log shows how decode is answered
 
     # -- CostModel ------------------------------------------------------------------------
@@ -93,10 +115,24 @@ class CalibratedCostModel:
         n = batch.num_seqs
         if batch.num_batched_tokens == n == batch.num_sampled:  # pure decode: shared path
             context = sum(batch.num_context_tokens)
-            return self.decode_run_times_s(n, context, 1)[0]
+            t = self._decode_times_s(n, context, 1)[0]
+            tally = self._decode_steps.get(n)
+            if tally is None:
+                self._decode_steps[n] = [1, t]
+            else:
+                tally[0] += 1
+                tally[1] += t
+            return t
         return sum(self.op_times_s(batch).values())
 
     def decode_run_times_s(
+        self, num_seqs: int, sum_context_tokens: int, num_steps: int
+    ) -> list[float]:
+        runs = self.priced_run_steps
+        runs[num_seqs] = runs.get(num_seqs, 0) + num_steps
+        return self._decode_times_s(num_seqs, sum_context_tokens, num_steps)
+
+    def _decode_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
     ) -> list[float]:
         # Mean KV length of step j: (Σ context + b·(j+1)) / b, exact integers over b, so a
@@ -134,15 +170,57 @@ class CalibratedCostModel:
                 num_prefill += 1
                 num_prefill_tokens += q
         decode_attn = 0.0
+        kinds = self._kind_s
+        kinds += self._dense_kinds_at(t)
         if decode_kv:
             b = len(decode_kv)
             decode_attn = float(self._decode_curve(b)(sum(decode_kv) / b))
+            kinds[self._decode_kind[b]] += self._layers * decode_attn
+        if num_prefill:
+            kinds[self._prefill_kind] += self._layers * prefill_attn
+        if rows:
+            kinds += self._head_kinds_at(rows)
+        overhead = self._overhead_s(batch.num_seqs, num_prefill, num_prefill_tokens)
+        kinds[OVERHEAD] += overhead
         return {
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),
             "lm_head_sampler": self._head_time(rows) if rows else 0.0,
-            "overhead": self._overhead_s(batch.num_seqs, num_prefill, num_prefill_tokens),
+            "overhead": overhead,
         }
+
+    # -- coverage ---------------------------------------------------------------------------
+    def coverage_s(self, decode_runs: dict[int, tuple[float, float]] | None = None) -> np.ndarray:
+        """Seconds priced per lookup kind (`coverage.KINDS`, then overhead): the mixed
+        steps' split, plus the pure-decode steps, single (tallied here) and in runs
+        (`decode_runs`: width → (steps, seconds) that ran, from the run record)."""
+        total = self._kind_s.copy()
+        widths: dict[int, list[float]] = {b: list(v) for b, v in self._decode_steps.items()}
+        for b, (k, sec) in (decode_runs or {}).items():
+            acc = widths.setdefault(b, [0, 0.0])
+            acc[0] += k
+            acc[1] += sec
+        for b, (k, sec) in widths.items():
+            fixed = self._dense_kinds_at(b) + self._head_kinds_at(b)
+            fixed[OVERHEAD] += self._overhead_s(b, 0, 0)
+            total += k * fixed
+            self._decode_curve(b)
+            total[self._decode_kind[b]] += max(sec - k * float(fixed.sum()), 0.0)
+        return total
+
+    def _dense_kinds_at(self, num_tokens: int) -> np.ndarray:
+        v = self._dense_kind_s.get(num_tokens)
+        if v is None:
+            v = self._dense_kind_s[num_tokens] = self._layers * _interp_rows(
+                num_tokens, self._t_grid, self._dense_kinds
+            )
+        return v
+
+    def _head_kinds_at(self, num_rows: int) -> np.ndarray:
+        v = self._head_kind_s.get(num_rows)
+        if v is None:
+            v = self._head_kind_s[num_rows] = _interp_rows(num_rows, self._b_grid, self._head_kinds)
+        return v
 
     def _overhead_s(self, num_seqs: int, num_prefill: int, num_prefill_tokens: int) -> float:
         fit = self._overhead_fit
@@ -218,10 +296,12 @@ class CalibratedCostModel:
         if not s.num_experts:
             shapes |= {"gate_up_proj": (2 * inter, h), "down_proj": (h, inter)}
         total = np.zeros_like(grid)
+        kinds = self._dense_kinds
         for name, (n, k) in shapes.items():
             curve = self.lookup.gemm(n, k, dtype, grid, self._gemm_roof)
             log.add("gemm", f"{name} n={n:g} k={k:g} {dtype}", curve, (1, grid[-1]))
             total += curve.t_grid
+            kinds[kind_of(curve)] += curve.t_grid
         if s.num_experts:
             dims = (h, s.moe_intermediate_size, s.num_experts, s.num_experts_per_tok, tp)
             roof = np.vectorize(lambda t: self._roof._mlp_s(int(t)))
@@ -230,6 +310,8 @@ class CalibratedCostModel:
                     (1, grid[-1]))  # fmt: skip
             router = self.lookup.gemm(s.num_experts, h, dtype, grid, self._gemm_roof)
             total += moe.t_grid + router.t_grid
+            kinds[kind_of(moe)] += moe.t_grid
+            kinds[kind_of(router)] += router.t_grid
         total += self._per_token(grid)
         if tp > 1:
             nbytes = grid * h * ACTIVATION_BYTES
@@ -238,6 +320,7 @@ class CalibratedCostModel:
             )
             log.add("all_reduce", f"tp={tp}", ar, (nbytes[0], nbytes[-1]))
             total += (1 if s.expert_parallel > 1 else 2) * ar.t_grid
+            kinds[kind_of(ar)] += (1 if s.expert_parallel > 1 else 2) * ar.t_grid
         if s.expert_parallel > 1:
             total += self._expert_parallel_comm(grid)
         return Curve(grid, total, (1, grid[-1]), "sum")
@@ -256,6 +339,8 @@ class CalibratedCostModel:
         self.lookup.log.add("all_to_all", f"ep={ep}", a2a, (routed[0], routed[-1]))
         rest = [all_gather_s(h, ep, link) + all_reduce_s(r, moe_tp, link)
                 for h, r in zip(hidden, routed, strict=True)]  # fmt: skip
+        self._dense_kinds[kind_of(a2a)] += 2 * a2a.t_grid
+        self._dense_kinds[ROOFLINE] += np.asarray(rest)
         return 2 * a2a.t_grid + np.asarray(rest)
 
     def _per_token(self, grid: np.ndarray) -> np.ndarray:
@@ -266,9 +351,11 @@ class CalibratedCostModel:
         if not measured:
             curve = Curve(grid, roof(grid), (np.inf, -np.inf), "roofline")
             log.add("elementwise", "norms, rotary, activation, residual", curve, (1, grid[-1]))
+            self._dense_kinds[ROOFLINE] += curve.t_grid
             return curve.t_grid
         for c in measured:
             log.add("per_token", "measured per-token ops", c, (1, grid[-1]))
+            self._dense_kinds[kind_of(c)] += c.t_grid
         return np.sum([c.t_grid for c in measured], axis=0)
 
     def _head_curve(self, dtype: str) -> Curve:
@@ -278,10 +365,12 @@ class CalibratedCostModel:
                                      lambda b: self._gemm_roof(b, n, k))  # fmt: skip
         head = measured or self.lookup.gemm(n, k, dtype, grid, self._gemm_roof)
         log.add("lm_head", f"n={n:g} k={k:g}", head, (1, grid[-1]))
+        self._head_kinds[kind_of(head)] += head.t_grid
         sampler = self.lookup.sized("sampler", "batch_size", grid, lambda b: 1e-6 * b)
         if sampler is None:
             return head
         log.add("sampler", "per sequence", sampler, (1, grid[-1]))
+        self._head_kinds[kind_of(sampler)] += sampler.t_grid
         return Curve(grid, head.t_grid + sampler.t_grid, (1, grid[-1]), "sum")
 
     def _decode_curve(self, batch: int) -> Curve:
@@ -294,6 +383,7 @@ class CalibratedCostModel:
                 self.lookup.log.add("attention_decode", self._heads_label, curve,
                                     (1, self._limits.max_model_len))  # fmt: skip
             self._decode[batch] = curve
+            self._decode_kind[batch] = kind_of(curve)
         return curve
 
     def _decode_roof(self, b: float | np.ndarray, kv: float | np.ndarray) -> np.ndarray:
@@ -307,3 +397,8 @@ class CalibratedCostModel:
         flops = 4.0 * isl * (isl + 1) / 2 * h * d / r._flops
         nbytes = isl * 2 * kvh * d * self.shape.kv_bytes_per_element / r._bw
         return np.maximum(flops, nbytes)
+
+
+def _interp_rows(x: float, grid: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`numpy.interp(x, grid, row)` for every row of `rows`."""
+    return np.array([np.interp(x, grid, row) for row in rows])

@@ -45,6 +45,7 @@ class Curve:
     t_grid: np.ndarray
     measured: tuple[float, float]
     method: str  # "measured", "interpolated-shape", "scaled-shape", "roofline"
+    note: str = ""  # how other rows stood in: "float16 from bfloat16 rows", "×4 KV bytes of …"
 
     def __call__(self, x: float | np.ndarray) -> float | np.ndarray:
         return np.interp(x, self.x_grid, self.t_grid)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from infsim.catalog import precision as prec
+from infsim.catalog.hardware import GPUSpec
+from infsim.cost import coverage
 from infsim.cost.base import CostModel
 from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.lookup import CalibrationLookup, LookupLog
 from infsim.cost.pipeline import PipelineCost
 from infsim.cost.roofline import ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.errors import InputError
 from infsim.kvcache.capacity import kv_heads_per_gpu
 from infsim.parallel.network import Placement, link_of, stage_send_link
 from infsim.parallel.pipeline import stage_layer_counts
@@ -73,15 +76,38 @@ def build_pipeline_cost(rs: ResolvedScenario) -> PipelineCost:
     return PipelineCost(stage_models, sends, rs.model.hidden_size)
 
 
+def dtype_substitutes(gpu: GPUSpec) -> dict[str, str]:
+    """float16 ↔ bfloat16 where the GPU's peak FLOP/s of the two are equal (H100, H200,
+    A100, the RTX cards…): same bytes, same rate, so one's measured rows price the other.
+    Where they differ (or the catalog lacks one), no substitution: such lookups fall back
+    to the roofline, with a warning."""
+    try:
+        equal = gpu.flops_per_s("float16") == gpu.flops_per_s("bfloat16")
+    except InputError:
+        return {}
+    return {"float16": "bfloat16", "bfloat16": "float16"} if equal else {}
+
+
+def calibration_name(rs: ResolvedScenario) -> str:
+    """The calibration table's name (its directory), or "roofline"."""
+    return rs.calibration_dir.name if rs.calibration_dir is not None else "roofline"
+
+
 def _cost_model(rs: ResolvedScenario, shape: ReplicaShape, log: LookupLog | None = None):
     params = RooflineParams(**rs.scenario.cost_model.model_dump(exclude={"kind"}))
     if rs.calibration_rows is None:
-        return RooflineCostModel(shape, params)
+        model = RooflineCostModel(shape, params)
+        coverage.register("roofline", model)
+        return model
     e, dep = rs.scenario.engine, rs.scenario.deployment
     # LM-head rows: one per sampling request, plus one per speculative draft verified.
     drafts = e.speculative.num_speculative_tokens if e.speculative else 0
     limits = Limits(e.max_num_batched_tokens, e.max_num_seqs * (1 + drafts), e.max_model_len)
-    lookup = CalibrationLookup(rs.calibration_rows, log, dep.tensor_parallel)
-    return CalibratedCostModel(
+    lookup = CalibrationLookup(
+        rs.calibration_rows, log, dep.tensor_parallel, dtype_substitutes(rs.gpu)
+    )
+    model = CalibratedCostModel(
         shape, lookup, params, limits, dep.weight_precision, dep.kv_cache_precision
     )
+    coverage.register(calibration_name(rs), model)
+    return model

@@ -87,6 +87,22 @@ class Recorder:
             dict(zip(TIMELINE_SCHEMA.names, columns, strict=True)), schema=TIMELINE_SCHEMA
         )
 
+    def decode_runs_by_width(self) -> dict[int, tuple[int, float]]:
+        """Fast-forwarded decode runs that ran, per number of sequences: (steps, seconds
+        from each run's start to its last step's end), summed over runs and replicas."""
+        if not self._run_steps:
+            return {}
+        steps = np.asarray(self._run_steps, dtype=np.int64)
+        last = np.cumsum(steps) - 1
+        seconds = np.asarray(self._run_ends, dtype=np.float64)[last] - np.asarray(
+            self._run_starts, dtype=np.float64
+        )
+        widths, inverse = np.unique(np.asarray(self._run_seqs, dtype=np.int64),
+                                    return_inverse=True)  # fmt: skip
+        n = np.bincount(inverse, weights=steps)
+        s = np.bincount(inverse, weights=seconds)
+        return {int(b): (int(k), float(t)) for b, k, t in zip(widths, n, s, strict=True)}
+
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """All ITL samples as (gap_s, count) arrays."""
         ends = np.asarray(self._run_ends, dtype=np.float64)
