@@ -9,12 +9,14 @@ is the front end:
     frontend_i = measured_ttft_i − predicted_ttft_i       (front end off in the prediction)
 
 These residuals become `frontend` rows of the calibration (num_tokens = the prompt's
-tokens), which the calibrated cost model fits as fixed + per prompt token
-(`CalibratedCostModel.frontend_latency_s`).
+tokens), fitted as fixed + per prompt token: the API server's request path plus the first
+token's way back at one in flight (`infsim.frontend.costs.resolve_costs` takes the way
+back out again, so a scenario run with the table prices each part where it happens).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from infsim.calibration.bench import check_one_in_flight
 from infsim.cost.curves import line_fit
 from infsim.errors import InputError
 from infsim.scenario.resolve import ResolvedScenario
+from infsim.scenario.schema import FrontendSpec
 from infsim.validation.formats import load_measured
 from infsim.validation.measured import MeasuredRequests
 from infsim.validation.replay import replay_trace, successful_rows
@@ -44,9 +47,16 @@ def engine_ttft(path: Path, resolved: ResolvedScenario) -> tuple[MeasuredRequest
         "measure TTFT without queueing, which the fit needs",
     )
     requests, _ = successful_rows(measured, None)
-    one, _ = closed_loop(measured, resolved)
+    one, _ = closed_loop(measured, without_frontend(resolved))
     trace = replay_trace(requests, str(path), send_at_once=True)
     return requests, run_resolved(one, trace).requests.column("ttft_s").to_numpy()
+
+
+def without_frontend(resolved: ResolvedScenario) -> ResolvedScenario:
+    """`resolved` with an API server that costs nothing: the engine's part of TTFT alone."""
+    zero = FrontendSpec(request_s=0.0, request_per_prompt_token_s=0.0, output_per_step_s=0.0,
+                        output_per_token_s=0.0)  # fmt: skip
+    return replace(resolved, scenario=resolved.scenario.model_copy(update={"frontend": zero}))
 
 
 def frontend_rows(

@@ -17,6 +17,7 @@ from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
 from infsim.errors import InputError
+from infsim.frontend.costs import HOST_DEFAULTS, resolve_costs
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
 from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.schema import Scenario
@@ -142,9 +143,14 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
                              cal_meta and cal_meta.engine_version)  # fmt: skip
     async_on = _async_scheduling(scenario, version, source)
     engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
+    front = resolve_costs(scenario.frontend, cal_rows, scenario.calibration)
+    frontend = scenario.frontend.model_copy(
+        update={name: getattr(front, name) for name in HOST_DEFAULTS}
+    )
     resolved = scenario.model_copy(
         update={
             "engine": engine,
+            "frontend": frontend,
             "deployment": deployment,
             "hardware": _resolved_hardware(scenario, gpu),
             "router": _resolved_router(scenario),

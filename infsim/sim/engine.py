@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import simpy
-from simpy.events import URGENT
 
 from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.cost.noise import SpeedNoise
 from infsim.fleet.pools import fleet_pools
+from infsim.frontend.api_server import ApiServers
+from infsim.frontend.costs import frontend_costs
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
 from infsim.kvcache.prefix_cache import PrefixCachingKV
@@ -34,6 +35,7 @@ from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.scheduling.request import RequestState
 from infsim.sim.disagg import Disaggregation, DisaggRun
+from infsim.sim.events import urgent_event
 from infsim.sim.fleet import Fleet, FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
@@ -59,6 +61,13 @@ def _cost_model(rs: ResolvedScenario) -> CostModel:
     """The replica's cost model, plus the proposer's time when it speculates."""
     model = build_cost_model(rs)
     return speculative_cost_model(rs, model) if rs.scenario.engine.speculative else model
+
+
+def api_servers(rs: ResolvedScenario) -> ApiServers | None:
+    """The replica's API servers, priced by the resolved `frontend` section (None when its
+    costs are all zero)."""
+    costs = frontend_costs(rs.scenario.frontend)
+    return None if costs.is_zero else ApiServers(costs)
 
 
 def _scheduler(
@@ -144,7 +153,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
             pipe = build_pipeline_cost(pool_rs)
             return PipelinedReplica(env, replica_id, sched, model, recorder,
-                                    on_finished=on_finished, pipeline=pipe)  # fmt: skip
+                                    on_finished=on_finished, pipeline=pipe,
+                                    frontend=api_servers(pool_rs))  # fmt: skip
         noise = None  # with PP > 1 refused by resolve()
         noise_spec = pool_rs.scenario.hardware.speed_noise
         if noise_spec is not None and noise_spec.cv > 0:
@@ -153,7 +163,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         # Disaggregated pools run synchronously (resolve() says so in the resolved scenario).
         async_on = bool(pool_rs.scenario.engine.async_scheduling) and disagg is None
         return Replica(env, replica_id, sched, model, recorder, fast, on_finished=on_finished,
-                       noise=noise, async_scheduling=async_on)  # fmt: skip
+                       noise=noise, async_scheduling=async_on, frontend=api_servers(pool_rs),
+                       egress=disagg is None)  # fmt: skip
 
     def rejected(_req: RequestState) -> None:
         recorder.num_done += 1
@@ -173,14 +184,11 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         autoscaling=rs.scenario.autoscaling,
         failures=rs.scenario.failures,
     )
-    frontend_s = [cost_model.frontend_latency_s(p) for p in trace.num_prompt_tokens.tolist()]
     dispatch = disagg.submit if disagg is not None else fleet.submit
-    env.process(_arrivals(env, rs, trace, dispatch, recorder, client, frontend_s))
+    env.process(_arrivals(env, rs, trace, dispatch, recorder, client))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
     env.run()
-    if any(frontend_s):
-        recorder.requests.sort(key=lambda r: r.index)  # trace order, as without delays
     simulated_s = max((r.finish_s for r in recorder.requests), default=0.0)
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
     num_events = len(recorder.requests) + recorder.num_rows
@@ -203,12 +211,11 @@ def _arrivals(
     dispatch: Callable[[RequestState], bool],
     recorder: Recorder,
     client: ClosedLoopClient | None,
-    frontend_s: list[float],
 ) -> Generator[simpy.Event, Any, None]:
     """Send the trace's requests: at their arrival times (open loop) or when a client slot
-    frees (closed loop). A request reaches a replica `frontend_s` after it is sent (the
-    front end's latency); its arrival time, the zero of TTFT and E2E, is the send time.
-    `dispatch` (the fleet's gateway) returns False for a request rejected for good."""
+    frees (closed loop); the send time is the zero of TTFT and E2E. The replica's API
+    server (sim/replica.py) takes it from there. `dispatch` (the fleet's gateway) returns
+    False for a request rejected for good."""
     keyer = None
     hashes: list[list[int] | None] = [None] * trace.num_requests
     if rs.scenario.engine.enable_prefix_caching and trace.hash_block_size_tokens:
@@ -223,13 +230,9 @@ def _arrivals(
             trace.num_output_tokens.tolist(),
             trace.priority.tolist(),
             hashes,
-            frontend_s,
             strict=True,
         )
     )
-    if client is None and any(frontend_s):
-        # Open loop: requests reach the replicas in order of arrival + front-end latency.
-        rows.sort(key=lambda row: row[2] + row[7])
 
     def submit(req: RequestState) -> None:
         if not dispatch(req):
@@ -237,15 +240,10 @@ def _arrivals(
             if client is not None:
                 client.release()
 
-    def delayed(req: RequestState, delay_s: float) -> Generator[simpy.Event, Any, None]:
-        yield _arrival_event(env, delay_s)
-        submit(req)
-
     open_loop = client is None
-    for index, rid, arrival, prompt, output, prio, hash_ids, front_s in rows:
-        at_s = arrival + front_s if open_loop else arrival
-        if at_s > env.now:
-            yield _arrival_event(env, at_s - env.now)
+    for index, rid, arrival, prompt, output, prio, hash_ids in rows:
+        if arrival > env.now:
+            yield urgent_event(env, arrival - env.now)
         if not open_loop:
             yield from client.acquire()
             arrival = env.now
@@ -260,21 +258,7 @@ def _arrivals(
             block_keys=keys,
         )
         recorder.on_request(req)
-        if open_loop or not front_s:
-            submit(req)
-        else:
-            env.process(delayed(req, front_s))
-
-
-def _arrival_event(env: simpy.Environment, delay_s: float) -> simpy.Event:
-    """A timeout scheduled URGENT: an arrival at exactly a step end is always processed
-    before the step end, so the request joins the next step whatever the order in which
-    the two events were created (the rule the fast-forward relies on)."""
-    event = simpy.Event(env)
-    event._ok = True  # as simpy.Timeout does, at another priority
-    event._value = None
-    env.schedule(event, URGENT, delay_s)
-    return event
+        submit(req)
 
 
 def _progress(

@@ -24,6 +24,7 @@ import simpy
 
 from infsim.cost.base import CostModel
 from infsim.cost.pipeline import PipelineCost
+from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.pipeline import StageClock
 from infsim.scheduling.batch import Batch
@@ -34,7 +35,7 @@ from infsim.sim.replica import Replica
 
 
 class PipelinedReplica(Replica):
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         env: simpy.Environment,
         replica_id: int,
@@ -45,9 +46,12 @@ class PipelinedReplica(Replica):
         on_finished: Callable[[RequestState], None] | None = None,
         *,
         pipeline: PipelineCost,
+        frontend: ApiServers | None = None,
     ) -> None:
         self.pipeline = pipeline
-        super().__init__(env, replica_id, scheduler, cost_model, recorder, False, on_finished)
+        # The front end's request path only: token delivery keeps the stages' timing.
+        super().__init__(env, replica_id, scheduler, cost_model, recorder, False, on_finished,
+                         frontend=frontend, egress=False)  # fmt: skip
 
     def _loop(self) -> Generator[simpy.Event, Any, None]:
         try:

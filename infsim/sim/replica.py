@@ -39,10 +39,12 @@ import simpy
 
 from infsim.cost.base import CostModel
 from infsim.cost.noise import SpeedNoise
+from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder
 from infsim.scheduling.batch import StepOutcome
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.scheduling.request import RequestState, Status
+from infsim.sim.events import urgent_event
 
 STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
 
@@ -59,6 +61,8 @@ class Replica:
         on_finished: Callable[[RequestState], None] | None = None,
         noise: SpeedNoise | None = None,
         async_scheduling: bool = False,
+        frontend: ApiServers | None = None,
+        egress: bool = True,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -73,6 +77,11 @@ class Replica:
         self._inbox_seen: list[int] = []  # steps started when each was submitted
         self._num_started = 0  # steps started so far (run steps counted as applied)
         self._run_ends: list[float] = []  # the fast-forwarded run in flight, if any
+        self.frontend = frontend  # the API servers in front of the engine (None = none)
+        self.egress = frontend is not None and egress  # delay token delivery to the client
+        self.in_frontend: list[RequestState] = []  # on the request path, not yet in the engine
+        self._run_seqs = 0  # width of the run in flight
+        self._run_streamed = 0  # its steps already streamed out (front end)
         self.num_outstanding_tokens = 0
         self._wake: simpy.Event | None = None  # set while idle
         self._in_run = False  # True while waiting on a fast-forwarded run
@@ -90,6 +99,25 @@ class Replica:
             req.reject_reason = reason
             return False
         self.num_outstanding_tokens += req.num_prompt_tokens + req.num_output_tokens
+        if self.frontend is not None:
+            self._stream_run(bisect_left(self._run_ends, self.env.now))
+            done = self.frontend.admit(self.env.now, req.num_prompt_tokens)
+            self.in_frontend.append(req)
+            urgent_event(self.env, done - self.env.now).callbacks.append(
+                lambda _event: self._enter(req)
+            )
+            return True
+        self._enter_engine(req)
+        return True
+
+    def _enter(self, req: RequestState) -> None:
+        """`req` is through the API server (unless the replica was lost meanwhile)."""
+        if self.stopped or req not in self.in_frontend:
+            return
+        self.in_frontend.remove(req)
+        self._enter_engine(req)
+
+    def _enter_engine(self, req: RequestState) -> None:
         if self.async_scheduling and self._wake is None:  # a step is in flight
             started = self._num_started
             if self._run_ends:  # run steps start at the previous one's end (URGENT ties first)
@@ -99,22 +127,21 @@ class Replica:
         else:
             self.scheduler.add(req)
         self.wake()
-        return True
 
     @property
     def num_outstanding(self) -> int:
         """Requests submitted and not finished: scheduled, waiting, or in the inbox."""
-        return self.scheduler.num_outstanding + len(self.inbox)
+        return self.scheduler.num_outstanding + len(self.inbox) + len(self.in_frontend)
 
     @property
     def num_waiting(self) -> int:
-        return len(self.scheduler.waiting) + len(self.inbox)
+        return len(self.scheduler.waiting) + len(self.inbox) + len(self.in_frontend)
 
     def take_unfinished(self) -> list[RequestState]:
         """Empty the replica of its unfinished requests (it is lost): running, waiting and
         inbox, with their KV blocks freed; the caller decides what becomes of them."""
         sched = self.scheduler
-        reqs = [*sched.running, *sched.waiting, *self.inbox]
+        reqs = [*sched.running, *sched.waiting, *self.inbox, *self.in_frontend]
         for req in reqs:
             sched.kv.free(req)
         sched.running.clear()
@@ -122,6 +149,7 @@ class Replica:
             sched.waiting.pop()
         self.inbox.clear()
         self._inbox_seen.clear()
+        self.in_frontend.clear()
         return reqs
 
     def _release_inbox(self) -> None:
@@ -194,6 +222,8 @@ class Replica:
                 yield env.timeout(end - env.now)
                 self.clock_s = end
                 outcome = sched.on_batch_done(batch, start, end)
+                if self.frontend is not None:
+                    self._stream_out(batch, end, outcome)
                 self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
         except simpy.Interrupt:  # only `stop` interrupts a step
             if not self.stopped:
@@ -212,7 +242,7 @@ class Replica:
                 end = end + duration * self.noise.factor(end)
                 ends.append(end)
         self._in_run = True
-        self._run_ends = ends
+        self._run_ends, self._run_seqs, self._run_streamed = ends, num_seqs, 0
         try:
             yield env.timeout(ends[-1] - env.now)
         except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
@@ -227,12 +257,43 @@ class Replica:
             if ends[k - 1] > env.now:
                 yield env.timeout(ends[k - 1] - env.now)
         self._in_run = False
-        self._run_ends = []
         self.clock_s = ends[k - 1]
         self._num_started += k
         outcome = sched.apply_decode_run(k, ends[k - 1])
+        self._stream_run(k)
+        self._run_ends = []
+        if self.egress and outcome.finished:
+            delay = self.frontend.costs.egress_s(num_seqs)
+            for req in outcome.finished:
+                req.finish_s += delay
         self.recorder.on_decode_run(start, ends, k, num_seqs)
         self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
+
+    def _stream_run(self, num_steps: int) -> None:
+        """Stream out the first `num_steps` steps of the run in flight (those not streamed
+        yet), each at its own end, as stepping would: the API servers' load at a request's
+        arrival then sees the same steps either way."""
+        if self.frontend is None:
+            return
+        for end in self._run_ends[self._run_streamed : num_steps]:
+            self.frontend.on_stream(end, 1, self._run_seqs)
+        self._run_streamed = max(self._run_streamed, num_steps)
+
+    def _stream_out(self, batch, end: float, outcome: StepOutcome) -> None:
+        """The API servers stream the step's tokens; the client sees each of them about
+        `egress_s` after the step ends (applied to the first and the last token: TTFT and
+        E2E; the gaps between tokens keep the engine's cadence)."""
+        num_tokens = batch.num_sampled + outcome.num_accepted_tokens
+        self.frontend.on_stream(end, 1, num_tokens)
+        if not self.egress or not num_tokens:
+            return
+        delay = self.frontend.costs.egress_s(num_tokens)
+        for req in batch.requests:
+            if req.first_token_s == end:
+                req.first_token_s += delay
+        for req in outcome.finished:
+            if req.finish_s == end:
+                req.finish_s += delay
 
     def _record(
         self,

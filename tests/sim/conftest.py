@@ -11,12 +11,10 @@ from infsim.scheduling.batch import Batch
 
 
 class ConstantCost:
-    """Every engine step takes `step_s`, whatever the batch (oracle cost model); the front
-    end takes `frontend_s_per_token` × prompt tokens."""
+    """Every engine step takes `step_s`, whatever the batch (oracle cost model)."""
 
-    def __init__(self, step_s: float, frontend_s_per_token: float = 0.0) -> None:
+    def __init__(self, step_s: float) -> None:
         self.step_s = step_s
-        self.frontend_s_per_token = frontend_s_per_token
 
     def step_time_s(self, batch: Batch) -> float:
         return self.step_s
@@ -28,21 +26,23 @@ class ConstantCost:
         return {"overhead": self.step_s}
 
     def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return num_prompt_tokens * self.frontend_s_per_token
+        return 0.0
 
 
 @pytest.fixture
 def constant_step(monkeypatch: pytest.MonkeyPatch):
-    """Call with a step time (and optionally a front-end time per prompt token) to make
-    every simulation in the test use ConstantCost."""
+    """Call with a step time to make every simulation in the test use ConstantCost."""
 
-    def install(step_s: float, frontend_s_per_token: float = 0.0) -> None:
+    def install(step_s: float) -> None:
         monkeypatch.setattr(
-            "infsim.sim.engine.build_cost_model",
-            lambda _resolved: ConstantCost(step_s, frontend_s_per_token),
+            "infsim.sim.engine.build_cost_model", lambda _resolved: ConstantCost(step_s)
         )
 
     return install
+
+
+NO_FRONTEND = {"request_s": 0.0, "request_per_prompt_token_s": 0.0, "output_per_step_s": 0.0,
+               "output_per_token_s": 0.0}  # fmt: skip
 
 
 @pytest.fixture
@@ -66,6 +66,9 @@ def make_scenario():
             "deployment": {"replicas": replicas},
             "router": {"kind": router},
             "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 2048, **engine},
+            # Engine semantics are tested without an API server in front (its own tests
+            # set the frontend section).
+            "frontend": dict(NO_FRONTEND),
             "simulation": {"fast_forward": fast_forward},
         }
         return validate_scenario(raw, "sim-test")

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import NO_FRONTEND
 
 from infsim import api
 from infsim.cli import main
@@ -65,7 +66,8 @@ def scenario(
             }
         },
         "deployment": {"pools": pools, "disaggregation": {"link": LINK, **disagg}},
-        "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 2048},
+        "engine": {"async_scheduling": False, "max_num_seqs": 64, "max_num_batched_tokens": 2048},
+        "frontend": dict(NO_FRONTEND),
         "simulation": {"fast_forward": fast_forward},
     }
     return validate_scenario(raw, "disagg-test")

@@ -11,6 +11,7 @@ import itertools
 from typing import Any
 
 import pytest
+from conftest import NO_FRONTEND
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def scenario(*, pools=None, autoscaling=None, failures=None, router="round_robin
         },
         "router": {"kind": router},
         "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 2048},
+        "frontend": dict(NO_FRONTEND),
         **kw,
     }
     if pools is not None:

@@ -8,6 +8,7 @@ tokens, so each batch holds exactly one request's prefill (independent batches).
 from __future__ import annotations
 
 import pytest
+from conftest import NO_FRONTEND
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ def pipelined(constant_step, monkeypatch):
             },
             "deployment": {"pipeline_parallel": pp},
             "engine": {"max_num_seqs": 64, "max_num_batched_tokens": 8, **engine},
+            "frontend": dict(NO_FRONTEND),
         }
         resolved, _ = api.prepare(validate_scenario(raw, "pp-test"), ".")
         return resolved

@@ -156,9 +156,9 @@ def test_closed_loop_benchmark_replays_as_a_closed_loop(make_vllm, write_json, s
     open_loop = validate(write_json(make_vllm(6), "open.json"), scenario_file)
     assert not any("closed loop" in n for n in open_loop.run["notes"])
     # Six equal requests, two at a time, back to back: the predicted E2E of every request
-    # is the same, and the last one is sent at 2x that E2E (three waves).
+    # is about the same (the second of a pair waits for the first at the API server).
     assert result.to_json()["metrics"]["e2e_p99"]["predicted"] == pytest.approx(
-        result.to_json()["metrics"]["e2e_p50"]["predicted"]
+        result.to_json()["metrics"]["e2e_p50"]["predicted"], rel=0.1
     )
 
 
