@@ -103,9 +103,9 @@ class CalibratedCostModel:
         # Coverage tallies (seconds per lookup kind; see the module doc).
         self._prefill_kind = kind_of(self._prefill)
         self._decode_kind: dict[int, int] = {}
-        self._kind_s = np.zeros(NUM_KINDS)  # mixed steps, split as priced
-        self._dense_kind_s: dict[int, np.ndarray] = {}
-        self._head_kind_s: dict[int, np.ndarray] = {}
+        self._kind_s = [0.0] * NUM_KINDS  # mixed steps: attention and overhead seconds
+        self._dense_count: dict[int, int] = {}  # mixed steps: tokens → steps
+        self._head_count: dict[int, int] = {}  # mixed steps: LM-head rows → steps
         self._decode_steps: dict[int, list] = {}  # width → [steps, seconds], single steps
         self.priced_run_steps: dict[int, int] = {}  # width → decode-run steps priced
         self._decode_curve(1)  # eagerly, so the lookup log shows how decode is answered
@@ -170,8 +170,8 @@ class CalibratedCostModel:
                 num_prefill += 1
                 num_prefill_tokens += q
         decode_attn = 0.0
-        kinds = self._kind_s
-        kinds += self._dense_kinds_at(t)
+        kinds, counts = self._kind_s, self._dense_count
+        counts[t] = counts.get(t, 0) + 1
         if decode_kv:
             b = len(decode_kv)
             decode_attn = float(self._decode_curve(b)(sum(decode_kv) / b))
@@ -179,7 +179,8 @@ class CalibratedCostModel:
         if num_prefill:
             kinds[self._prefill_kind] += self._layers * prefill_attn
         if rows:
-            kinds += self._head_kinds_at(rows)
+            counts = self._head_count
+            counts[rows] = counts.get(rows, 0) + 1
         overhead = self._overhead_s(batch.num_seqs, num_prefill, num_prefill_tokens)
         kinds[OVERHEAD] += overhead
         return {
@@ -192,35 +193,25 @@ class CalibratedCostModel:
     # -- coverage ---------------------------------------------------------------------------
     def coverage_s(self, decode_runs: dict[int, tuple[float, float]] | None = None) -> np.ndarray:
         """Seconds priced per lookup kind (`coverage.KINDS`, then overhead): the mixed
-        steps' split, plus the pure-decode steps, single (tallied here) and in runs
+        steps (`op_times_s`), plus the pure-decode steps, single (tallied here) and in runs
         (`decode_runs`: width → (steps, seconds) that ran, from the run record)."""
-        total = self._kind_s.copy()
+        total = np.array(self._kind_s)
+        total += self._layers * _kind_sums(self._dense_count, self._t_grid, self._dense_kinds)
+        total += _kind_sums(self._head_count, self._b_grid, self._head_kinds)
         widths: dict[int, list[float]] = {b: list(v) for b, v in self._decode_steps.items()}
         for b, (k, sec) in (decode_runs or {}).items():
             acc = widths.setdefault(b, [0, 0.0])
             acc[0] += k
             acc[1] += sec
         for b, (k, sec) in widths.items():
-            fixed = self._dense_kinds_at(b) + self._head_kinds_at(b)
+            # Every term of a decode step of b requests but its attention is fixed by b.
+            fixed = self._layers * _kind_sums({b: 1}, self._t_grid, self._dense_kinds)
+            fixed += _kind_sums({b: 1}, self._b_grid, self._head_kinds)
             fixed[OVERHEAD] += self._overhead_s(b, 0, 0)
             total += k * fixed
             self._decode_curve(b)
             total[self._decode_kind[b]] += max(sec - k * float(fixed.sum()), 0.0)
         return total
-
-    def _dense_kinds_at(self, num_tokens: int) -> np.ndarray:
-        v = self._dense_kind_s.get(num_tokens)
-        if v is None:
-            v = self._dense_kind_s[num_tokens] = self._layers * _interp_rows(
-                num_tokens, self._t_grid, self._dense_kinds
-            )
-        return v
-
-    def _head_kinds_at(self, num_rows: int) -> np.ndarray:
-        v = self._head_kind_s.get(num_rows)
-        if v is None:
-            v = self._head_kind_s[num_rows] = _interp_rows(num_rows, self._b_grid, self._head_kinds)
-        return v
 
     def _overhead_s(self, num_seqs: int, num_prefill: int, num_prefill_tokens: int) -> float:
         fit = self._overhead_fit
@@ -399,6 +390,10 @@ class CalibratedCostModel:
         return np.maximum(flops, nbytes)
 
 
-def _interp_rows(x: float, grid: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """`numpy.interp(x, grid, row)` for every row of `rows`."""
-    return np.array([np.interp(x, grid, row) for row in rows])
+def _kind_sums(counts: dict[int, int], grid: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Σ over sizes x of counts[x] · kinds[:, x] (each row interpolated on `grid`)."""
+    if not counts:
+        return np.zeros(len(kinds))
+    xs = np.fromiter(counts, dtype=float, count=len(counts))
+    n = np.fromiter(counts.values(), dtype=float, count=len(counts))
+    return np.array([np.interp(xs, grid, row) @ n for row in kinds])

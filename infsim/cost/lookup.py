@@ -72,6 +72,7 @@ class CalibrationLookup:
         self.dtype_substitutes = dict(dtype_substitutes or {})
         self._by_op = {op: g for op, g in rows.groupby("op")}  # noqa: C416  (GroupBy is no mapping)
         self._nearest: dict[tuple, tuple[tuple[int, int, int], float] | None] = {}
+        self._attention: dict[tuple, tuple] = {}  # (op, kv dtype, heads) → _attention_rows
 
     # -- GEMM ---------------------------------------------------------------------------
     def gemm(self, n: float, k: float, dtype: str, grid: np.ndarray, roof: RoofFn) -> Curve:
@@ -182,6 +183,15 @@ class CalibrationLookup:
         the op's time is proportional to), then in `second`, then in head_dim; factor =
         work(heads) / work(that configuration). Only configurations with `usable` rows
         count."""
+        key = (op, kv_dtype, heads)
+        found = self._attention.get(key)
+        if found is None:
+            found = self._attention[key] = self._find_attention_rows(
+                op, heads, kv_dtype, unit, usable, work, second
+            )
+        return found
+
+    def _find_attention_rows(self, op, heads, kv_dtype, unit, usable, work, second):
         rows, note = self.select_substituted(op, kv_dtype=kv_dtype)
         if rows is None:
             return None, "", None
