@@ -159,7 +159,8 @@ def test_coverage_seconds_are_exactly_the_step_time_that_ran():
     assert sum(model.priced_run_steps.values()) > ran > 0  # runs were cut short: not counted
     seconds = model.coverage_s(runs)
     assert seconds.sum() == pytest.approx(step_s, rel=1e-12)
-    assert seconds[coverage.ROOFLINE] > 0 and (seconds >= 0).all()
+    assert seconds[coverage.ROOFLINE] > 0
+    assert (seconds >= 0).all()
 
 
 def test_summary_coverage_shares_with_a_known_fallback_sum_to_one():
@@ -170,7 +171,8 @@ def test_summary_coverage_shares_with_a_known_fallback_sum_to_one():
     assert list(shares) == ["measured", "interpolated", "scaled", "roofline"]
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-12)
     assert 0 < shares["roofline"] < 0.05  # the elementwise ops only
-    assert shares["measured"] > 0 and shares["interpolated"] > 0
+    assert shares["measured"] > 0
+    assert shares["interpolated"] > 0
     assert 0 < section["overhead_fraction"] < 1
     assert section["roofline_lookups"] == ["elementwise norms, rotary, activation, residual"]
 
