@@ -108,6 +108,9 @@ class CalibratedCostModel:
         self._head_count: dict[int, int] = {}  # mixed steps: LM-head rows → steps
         self._decode_steps: dict[int, list] = {}  # width → [steps, seconds], single steps
         self.priced_run_steps: dict[int, int] = {}  # width → decode-run steps priced
+        # Which parts of `op_times_s` count as run time: a proposer's passes skip the
+        # overhead; under PP only stage 0 pays it and the last stage the LM head.
+        self.tally_overhead = self.tally_head = True
         self._decode_curve(1)  # eagerly, so the lookup log shows how decode is answered
 
     # -- CostModel ------------------------------------------------------------------------
@@ -178,11 +181,12 @@ class CalibratedCostModel:
             kinds[self._decode_kind[b]] += self._layers * decode_attn
         if num_prefill:
             kinds[self._prefill_kind] += self._layers * prefill_attn
-        if rows:
+        if rows and self.tally_head:
             counts = self._head_count
             counts[rows] = counts.get(rows, 0) + 1
         overhead = self._overhead_s(batch.num_seqs, num_prefill, num_prefill_tokens)
-        kinds[OVERHEAD] += overhead
+        if self.tally_overhead:
+            kinds[OVERHEAD] += overhead
         return {
             "dense_layers": self._dense_time(t),
             "attention": self._layers * (decode_attn + prefill_attn),

@@ -36,6 +36,8 @@ class PipelineCost:
         last = len(self.stage_models) - 1
         times = []
         for s, model in enumerate(self.stage_models):
+            if hasattr(model, "tally_overhead"):  # coverage counts what the stage pays
+                model.tally_overhead, model.tally_head = s == 0, s == last
             ops = model.op_times_s(batch)
             body = sum(v for k, v in ops.items() if k not in HEAD_OPS and k != OVERHEAD_OP)
             if s == 0:
