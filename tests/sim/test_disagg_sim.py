@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import NO_FRONTEND
 
 from infsim import api
 from infsim.cli import main
@@ -26,6 +25,10 @@ from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.sim import engine
 from infsim.sim.disagg import Disaggregation
 from infsim.workload.trace import Trace
+
+# Engine semantics without an API server in front (its own tests set the frontend section).
+NO_FRONTEND = {"request_s": 0.0, "request_per_prompt_token_s": 0.0, "output_per_step_s": 0.0,
+               "output_per_token_s": 0.0}  # fmt: skip
 
 KV_BYTES_PER_TOKEN = 131072
 EXAMPLE = Path(__file__).parents[2] / "scenarios" / "disaggregated-1p1d.yaml"

@@ -11,13 +11,16 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import NO_FRONTEND
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infsim import api
 from infsim.scenario.load import validate_scenario
 from infsim.workload.trace import Trace
+
+# Engine semantics without an API server in front (its own tests set the frontend section).
+NO_FRONTEND = {"request_s": 0.0, "request_per_prompt_token_s": 0.0, "output_per_step_s": 0.0,
+               "output_per_token_s": 0.0}  # fmt: skip
 
 COLD_S = 5.0
 

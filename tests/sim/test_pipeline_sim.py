@@ -8,7 +8,6 @@ tokens, so each batch holds exactly one request's prefill (independent batches).
 from __future__ import annotations
 
 import pytest
-from conftest import NO_FRONTEND
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,10 @@ from infsim import api
 from infsim.scenario.load import validate_scenario
 from infsim.scheduling.batch import Batch
 from infsim.workload.trace import Trace
+
+# Engine semantics without an API server in front (its own tests set the frontend section).
+NO_FRONTEND = {"request_s": 0.0, "request_per_prompt_token_s": 0.0, "output_per_step_s": 0.0,
+               "output_per_token_s": 0.0}  # fmt: skip
 
 
 class ConstantPipeline:
