@@ -25,12 +25,14 @@ path as fast-forwarded runs, so both give identical floats.
 Coverage (summary.json's `calibration.coverage`, `infsim.cost.coverage`): next to each
 summed grid the model keeps one grid per lookup kind (measured, interpolated, scaled,
 roofline; overhead apart), so the seconds it prices split by how they were looked up.
-Mixed steps (`op_times_s`) add their split as they are priced; pure-decode steps are
-tallied per batch width (steps, seconds) — every term of such a step but the attention is
-fixed by the width, and the attention has one lookup kind per width — and split at the end
-(`coverage_s`), so the vectorised decode path does no extra work per step. Fast-forwarded
-runs are not tallied here: the replica may stop a run early, so the seconds of the steps
-that ran come from the run record (`Recorder.decode_runs_by_width`).
+Mixed steps (`op_times_s`) add their attention and overhead seconds by kind and count
+their token and LM-head row numbers (those parts are split once, at the end);
+pure-decode steps are tallied per batch width (steps, seconds) — every term of such a
+step but the attention is fixed by the width, and the attention has one lookup kind per
+width — and split at the end (`coverage_s`), so the vectorised decode path does no extra
+work per step. Fast-forwarded runs are not tallied here: the replica may stop a run
+early, so the seconds of the steps that ran come from the run record
+(`Recorder.decode_runs_by_width`).
 """
 
 from __future__ import annotations
