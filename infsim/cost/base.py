@@ -27,14 +27,6 @@ class CostModel(Protocol):
 
     def op_times_s(self, batch: Batch) -> dict[str, float]: ...
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        """Time from the client's send to the engine's scheduler seeing the request (HTTP,
-        API server, tokenisation, IPC) plus the return path of a token (detokenisation,
-        streaming): it delays a request's admission and so adds to its TTFT and E2E, but
-        takes no engine time. Only their sum is observable from a client, so it is modelled
-        on the request path."""
-        ...
-
 
 cost_models: Registry[type] = Registry("cost_model")
 

@@ -43,10 +43,11 @@ import numpy as np
 
 from infsim.cost.base import cost_models
 from infsim.cost.coverage import NUM_KINDS, OVERHEAD, ROOFLINE, kind_of
-from infsim.cost.curves import Curve, geometric_grid, line_fit
+from infsim.cost.curves import Curve, geometric_grid
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.frontend.costs import fitted_request_path
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
 from infsim.scheduling.batch import Batch
 
@@ -96,7 +97,7 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._overhead_fit = self._overhead(params)
-        self._frontend_fixed_s, self._frontend_per_token_s = self._frontend()
+        self._log_frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
         self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
@@ -156,9 +157,6 @@ class CalibratedCostModel:
             attn = self._layers * self._decode_curve(num_seqs).t_grid
             total = self._decode_totals[num_seqs] = fixed + overhead + attn
         return total
-
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return self._frontend_fixed_s + self._frontend_per_token_s * num_prompt_tokens
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         t = batch.num_batched_tokens
@@ -244,20 +242,19 @@ class CalibratedCostModel:
         return OverheadFit(fixed, per_seq, max(fit.per_prefill_seq_s, -(fixed + per_seq)),
                            max(fit.per_prefill_token_s, 0.0))  # fmt: skip
 
-    def _frontend(self) -> tuple[float, float]:
-        """(fixed, per prompt token) request-path latency: a least-squares line through the
-        table's measured `frontend` rows (TTFT residuals of unqueued live requests), or 0."""
+    def _log_frontend(self) -> None:
+        """List the table's fitted front-end line in the lookup log (`infsim calibrate
+        report`); the API server itself is priced by infsim.frontend from the same line."""
         rows = self.lookup.select("frontend")
-        if rows is None or rows.empty:
-            return 0.0, 0.0
+        line = fitted_request_path(rows)
+        if line is None:
+            return
         tokens = rows["num_tokens"].to_numpy(float)
-        intercept, slope = line_fit(tokens, rows["time_s"].to_numpy(float))
         self.lookup.log.entries.append(
-            {"op": "frontend", "shape": f"{intercept * 1e3:.3f} ms + {slope * 1e6:.3f} µs/token",
+            {"op": "frontend", "shape": f"{line[0] * 1e3:.3f} ms + {line[1] * 1e6:.3f} µs/token",
              "method": "measured", "measured_range": f"{tokens.min():g}..{tokens.max():g}",
              "used_range": "per request", "extrapolated": False}
         )  # fmt: skip
-        return max(intercept, 0.0), max(slope, 0.0)
 
     def _dense_time(self, num_tokens: int) -> float:
         t = self._dense_s.get(num_tokens)

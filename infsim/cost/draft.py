@@ -121,9 +121,6 @@ class SpeculativeCostModel:
         ops["draft"] = self.proposer.draft_time_s(batch) if batch.draft_k else 0.0
         return ops
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return self.target.frontend_latency_s(num_prompt_tokens)
-
     def __getattr__(self, name: str) -> Any:
         # Anything else the CostModel protocol gains is the target's business.
         return getattr(self.target, name)

@@ -107,10 +107,6 @@ class RooflineCostModel:
         kv0 = sum_context_tokens + num_seqs
         return [fixed + (kv0 + num_seqs * j) * per_kv + overhead for j in range(num_steps)]
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        """Not modelled from first principles: 0 unless a calibration measured it."""
-        return 0.0
-
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
         pairs, kv_tokens = attention_work(batch)

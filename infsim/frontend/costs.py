@@ -122,11 +122,4 @@ def _pick(value: float | None, default: float) -> float:
 
 def frontend_costs(spec) -> FrontendCosts:
     """FrontendCosts of a resolved `frontend` section (every cost filled by resolve())."""
-    return FrontendCosts(
-        api_server_count=spec.api_server_count,
-        request_s=spec.request_s,
-        request_per_prompt_token_s=spec.request_per_prompt_token_s,
-        output_per_step_s=spec.output_per_step_s,
-        output_per_token_s=spec.output_per_token_s,
-        queueing=spec.queueing,
-    )
+    return FrontendCosts(**spec.model_dump())

@@ -13,7 +13,7 @@ from infsim import api
 from infsim.calibration.frontend import engine_ttft
 from infsim.calibration.table import read
 from infsim.cli import main
-from infsim.cost.factory import build_cost_model
+from infsim.frontend.costs import fitted_request_path
 from infsim.scenario.load import load_scenario
 
 PROMPTS = [100, 400, 1600, 800]
@@ -51,7 +51,8 @@ def test_frontend_fit_recovers_a_known_line_and_the_model_applies_it(tmp_path: P
     assert table.to_pandas()["op"].eq("frontend").sum() == 4
     assert any(n.startswith("frontend:") for n in meta.notes)
     resolved, _ = api.prepare(load_scenario(scenario), tmp_path)
-    assert build_cost_model(resolved).frontend_latency_s(1000) == pytest.approx(6e-3)
+    fixed_s, per_token_s = fitted_request_path(resolved.calibration_rows)
+    assert fixed_s + 1000 * per_token_s == pytest.approx(6e-3)
     # Refitting replaces the rows instead of stacking them.
     out = CliRunner().invoke(main, ["calibrate", "frontend", str(bench),
                                     "--scenario", str(scenario)])  # fmt: skip
@@ -71,4 +72,4 @@ def test_roofline_has_no_frontend(tmp_path: Path, rtx4090_setup):
     _, scenario = rtx4090_setup
     spec = load_scenario(scenario, ["calibration=roofline"])
     resolved, _ = api.prepare(spec, tmp_path)
-    assert build_cost_model(resolved).frontend_latency_s(1000) == 0.0
+    assert fitted_request_path(resolved.calibration_rows) is None

@@ -26,9 +26,6 @@ class _Constant:
     def op_times_s(self, batch) -> dict[str, float]:
         return {"overhead": 0.01}
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return 0.0
-
 
 def _simulated_bench(path: Path, seed: int, cv: float, correlation_s: float, n: int) -> Path:
     """A vLLM bench JSON of n requests at one in flight (128 in / 101 out) on a host whose

@@ -25,9 +25,6 @@ class ConstantCost:
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         return {"overhead": self.step_s}
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return 0.0
-
 
 @pytest.fixture
 def constant_step(monkeypatch: pytest.MonkeyPatch):

@@ -109,9 +109,6 @@ class RecordingCost:
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         return {"overhead": self.step_s}
 
-    def frontend_latency_s(self, num_prompt_tokens: int) -> float:
-        return 0.0
-
 
 def test_cost_model_is_charged_k_plus_1_query_tokens_per_decoding_request(
     monkeypatch, make_scenario
