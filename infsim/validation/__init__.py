@@ -1,5 +1,6 @@
-"""Validation against live benchmarks: parse a benchmark result (vLLM, SGLang, AIPerf,
-GuideLLM, LLMPerf), replay its requests through a scenario's deployment, and compare.
+"""Validation against live benchmarks: parse a benchmark result (vLLM bench serve, in-process
+vLLM RequestOutput metrics, SGLang, AIPerf, GuideLLM, LLMPerf), replay its requests through
+a scenario's deployment, and compare.
 
     from infsim.validation import validate
     result = validate("result.json", "scenarios/vllm-cpu-tiny-llama.yaml")

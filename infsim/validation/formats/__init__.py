@@ -48,7 +48,12 @@ def read_json(path: Path) -> Any:
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     """One JSON object per non-blank line; errors name the line."""
-    rows: list[dict[str, Any]] = []
+    return [row for _, row in read_numbered_json_lines(path)]
+
+
+def read_numbered_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) of every non-blank line; errors name the line."""
+    rows: list[tuple[int, dict[str, Any]]] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -59,7 +64,7 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
                 raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
             if not isinstance(value, dict):
                 raise InputError(f"{path}: line {number}: expected a JSON object")
-            rows.append(value)
+            rows.append((number, value))
     if not rows:
         raise InputError(f"{path}: the file is empty")
     return rows
@@ -121,6 +126,7 @@ from infsim.validation.formats import (  # noqa: E402  (plug-ins register themse
     llmperf,
     sglang,
     vllm,
+    vllm_inprocess,
 )
 
 __all__ = [
@@ -133,4 +139,5 @@ __all__ = [
     "load_measured",
     "sglang",
     "vllm",
+    "vllm_inprocess",
 ]
