@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.cost import coverage
+from infsim.cost.factory import host_section
 from infsim.disagg import report as disagg_report
 from infsim.fleet.pools import fleet_pools
 from infsim.fleet.report import extend_summary
@@ -117,7 +118,7 @@ def run_resolved(
     step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()
     summary["calibration"] = cost_models.section(
         out.recorder.decode_runs_by_width(), float(step_s.sum())
-    )
+    ) | host_section(resolved)
     spec = resolved.scenario.engine.speculative
     if spec is not None and out.speculative is not None:
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)

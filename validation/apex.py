@@ -110,9 +110,9 @@ def rank_requests(shared: Path, run: pd.Series, diffs: pd.DataFrame) -> pd.DataF
     return out.astype({"prompt": int, "output": int})
 
 
-def predict(requests: pd.DataFrame, tp: int) -> dict[str, float]:
-    """infsim's TTFT mean, TPOT (Σ(e2e − ttft) / Σ output tokens) and E2E mean (s) of one
-    replica at TP `tp` fed `requests`."""
+def simulate(requests: pd.DataFrame, tp: int, sections: dict | None = None) -> api.RunResult:
+    """One replica at TP `tp` fed `requests`; `sections` replace whole scenario sections
+    (e.g. `cost_model`, `frontend`)."""
     trace = Trace.from_columns(
         {"arrival_s": requests["arrival_s"].to_numpy(),
          "num_prompt_tokens": requests["prompt"].to_numpy(),
@@ -128,9 +128,15 @@ def predict(requests: pd.DataFrame, tp: int) -> dict[str, float]:
            "workload": {"synthetic": {"num_requests": 1, "arrival": {
                "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
                "kind": "fixed", "value": 1}, "output_tokens": {
-               "kind": "fixed", "value": 1}}}}  # fmt: skip
+               "kind": "fixed", "value": 1}}}} | (sections or {})  # fmt: skip
     resolved, _ = api.prepare(validate_scenario(raw, "apex-plus"), ".")
-    req = api.run_resolved(resolved, trace).requests.to_pandas()
+    return api.run_resolved(resolved, trace)
+
+
+def predict(requests: pd.DataFrame, tp: int) -> dict[str, float]:
+    """infsim's TTFT mean, TPOT (Σ(e2e − ttft) / Σ output tokens) and E2E mean (s) of one
+    replica at TP `tp` fed `requests`."""
+    req = simulate(requests, tp).requests.to_pandas()
     done = req[req["status"] == "finished"]
     if len(done) != len(req):
         raise RuntimeError(f"{len(req) - len(done)} of {len(req)} requests not finished")

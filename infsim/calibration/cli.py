@@ -82,6 +82,7 @@ def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
                **opts: object) -> None:  # fmt: skip
     """Import FORMAT files (all or nothing) into a calibration table."""
     from infsim.calibration.table import CalibrationMeta, to_table, write
+    from infsim.scenario.host_overhead import default_step_overhead_meta
 
     force = bool(opts.pop("force"))
     importers, options_cls, import_paths = _load_importers()
@@ -97,6 +98,10 @@ def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
     meta_fields = {k: v for k, v in result.meta.items() if k in CalibrationMeta.model_fields}
     if options.device:
         meta_fields["device"] = options.device
+    if meta_fields.get("engine") and "step_overhead" not in meta_fields:
+        meta_fields["step_overhead"] = default_step_overhead_meta(
+            str(meta_fields["engine"]), str(meta_fields.get("engine_version", ""))
+        )
     meta = CalibrationMeta(
         name=name,
         importer="infsim calibrate import " + shlex.join(sys.argv[3:] if len(sys.argv) > 3
@@ -231,22 +236,34 @@ _OUT_HELP = "Write here instead of updating the scenario's calibration in place.
               help=_OUT_HELP)  # fmt: skip
 def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[str, ...],
                  out: Path | None) -> None:  # fmt: skip
-    """Fit per-step engine overhead from MEASURED decode steps and store it as
-    step_overhead rows of the calibration. Each MEASURED is a CSV (batch_size, kv_len,
-    step_time_s, optionally query_len: new tokens per sequence, > 1 for a prefill step) or
-    a closed-loop benchmark result with fixed lengths (vllm bench serve --max-concurrency C
-    --save-result --save-detailed): its median TPOT is the step at batch C. Decode steps
-    fit fixed + per sequence; prefill steps add per prefill chunk + per prefill token."""
+    """Fit per-step engine overhead from MEASURED runs and store it as step_overhead rows
+    of the calibration. Each MEASURED is a CSV (batch_size, kv_len, step_time_s, optionally
+    query_len: new tokens per sequence, > 1 for a prefill step); a closed-loop benchmark
+    result with fixed lengths (vllm bench serve --max-concurrency C --save-result
+    --save-detailed: its median TPOT is the step at batch C); or any other run with
+    per-request start times: an open-loop benchmark or an in-process run's per-request
+    timestamps (format vllm-inprocess), fitted by replaying it and regressing each
+    request's measured decode time on its replayed steps and their widths. Decode steps fit
+    fixed + per sequence; prefill steps add per prefill chunk + per prefill token."""
     import pandas as pd
 
-    from infsim.calibration.overhead import overhead_rows, read_steps
+    from infsim.calibration.overhead import holds_known_steps, overhead_rows, read_steps
+    from infsim.calibration.replay_fit import replay_rows
     from infsim.cost.factory import build_cost_model
     from infsim.cost.overhead import fit_overhead
 
     def fit(bare):
-        steps = [read_steps(path) for path in measured]
-        rows = overhead_rows(pd.concat(steps, ignore_index=True), build_cost_model(bare))
-        return rows, {path: len(s) for path, s in zip(measured, steps, strict=True)}
+        direct = [path for path in measured if holds_known_steps(path)]
+        steps = [read_steps(path) for path in direct]
+        frames = [overhead_rows(pd.concat(steps, ignore_index=True), build_cost_model(bare))
+                  ] if steps else []  # fmt: skip
+        counts = {path: len(s) for path, s in zip(direct, steps, strict=True)}
+        for path in measured:
+            if path not in counts:
+                replayed = replay_rows(path, bare)
+                frames.append(replayed)
+                counts[path] = len(replayed)
+        return pd.concat(frames, ignore_index=True), {p: counts[p] for p in measured}
 
     target, rows = _refit(scenario, overrides, out, "step_overhead", fit,
                           "whose ops the overhead is the remainder of",

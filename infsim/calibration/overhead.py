@@ -44,6 +44,24 @@ def read_steps(path: Path) -> pd.DataFrame:
     return read_measured(path) if path.suffix.lower() == ".csv" else steps_from_bench(path)
 
 
+def holds_known_steps(path: Path) -> bool:
+    """Whether `path` gives decode steps directly: a CSV of steps, or a closed-loop run with
+    fixed lengths (its TPOT is one step at batch C). Anything else is fitted by replay
+    (`infsim.calibration.replay_fit`)."""
+    if path.suffix.lower() == ".csv":
+        return True
+    measured = load_measured(path, "auto", None)
+    if measured.max_concurrency is None or measured.requests is None:
+        return False
+    requests, _ = successful_rows(measured, None)
+    return all(_spread(v) <= FIXED_LENGTH_TOLERANCE
+               for v in (requests.num_input_tokens, requests.num_output_tokens))  # fmt: skip
+
+
+def _spread(values: np.ndarray) -> float:
+    return float((values.max() - values.min()) / values.mean())
+
+
 def steps_from_bench(path: Path) -> pd.DataFrame:
     """One decode step from a closed-loop benchmark with fixed lengths (vllm bench serve
     --max-concurrency C, random dataset): its C requests start together, stay in step, and
@@ -58,8 +76,7 @@ def steps_from_bench(path: Path) -> pd.DataFrame:
     requests, _ = successful_rows(measured, None)
     lengths = {"prompt": requests.num_input_tokens, "output": requests.num_output_tokens}
     for what, values in lengths.items():
-        spread = (values.max() - values.min()) / values.mean()
-        if spread > FIXED_LENGTH_TOLERANCE:
+        if _spread(values) > FIXED_LENGTH_TOLERANCE:
             raise InputError(
                 f"{path}: {what} lengths vary from {values.min()} to {values.max()} "
                 f"tokens; the overhead fit needs fixed lengths (spread at most "

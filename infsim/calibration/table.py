@@ -104,6 +104,21 @@ class Provenance(BaseModel):
     )
 
 
+class StepOverheadMeta(BaseModel):
+    """The host step overhead that goes with a table's kernels when no `step_overhead` rows
+    were measured: recorded at import from the engine release's default
+    (`infsim.scenario.host_overhead`), or edited by hand for one's own host."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    fixed_s: float = Field(ge=0, le=10.0, allow_inf_nan=False, description="Per step (s).")
+    per_seq_s: float = Field(ge=0, le=1.0, allow_inf_nan=False,
+                             description="Per scheduled sequence per step (s).")  # fmt: skip
+    per_worker_s: float = Field(
+        0.0, ge=0, le=1.0, allow_inf_nan=False, description="Per extra worker, per step (s)."
+    )
+    source: str = Field(description="Where the numbers come from.")
+
+
 class CalibrationMeta(BaseModel):
     """meta.yaml: what was measured, where, by whom, and how it got here."""
 
@@ -119,6 +134,9 @@ class CalibrationMeta(BaseModel):
     importer: str = Field(description="infsim command that produced this table.")
     provenance: tuple[Provenance, ...] = Field((), description="Source files.")
     notes: tuple[str, ...] = Field((), description="Anything a user should know.")
+    step_overhead: StepOverheadMeta | None = Field(
+        None, description="Default host step overhead for this engine release (s)."
+    )
 
 
 def to_table(frame: pd.DataFrame, source: str) -> pa.Table:
@@ -173,7 +191,8 @@ def write(directory: Path, table: pa.Table, meta: CalibrationMeta) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(None), directory / "ops.parquet",
                    compression="zstd")  # fmt: skip
-    text = yaml.safe_dump(meta.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(meta.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                          allow_unicode=True)  # fmt: skip
     (directory / "meta.yaml").write_text(text)
 
 

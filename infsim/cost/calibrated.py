@@ -74,6 +74,8 @@ class CalibratedCostModel:
         limits: Limits,
         weight_dtype: str,
         kv_dtype: str,
+        overhead_source: str = "scenario cost_model",
+        rows_override: bool = True,
     ) -> None:
         self.shape, self.lookup, self.params = shape, lookup, params
         self._roof = RooflineCostModel(shape, params)
@@ -96,7 +98,7 @@ class CalibratedCostModel:
         )
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
-        self._overhead_fit = self._overhead(params)
+        self._overhead_fit = self._overhead(params, overhead_source, rows_override)
         self._log_frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
@@ -222,18 +224,26 @@ class CalibratedCostModel:
         return (fit.fixed_s + fit.per_seq_s * num_seqs + fit.per_prefill_seq_s * num_prefill
                 + fit.per_prefill_token_s * num_prefill_tokens)  # fmt: skip
 
-    def _overhead(self, params: RooflineParams) -> OverheadFit:
+    def _overhead(self, params: RooflineParams, source: str, rows_override: bool) -> OverheadFit:
         """Step overhead fitted to the table's measured `step_overhead` rows when it has
-        them (`infsim.cost.overhead`), else the scenario's (fixed, per sequence)."""
-        rows = self.lookup.select("step_overhead")
+        them (`infsim.cost.overhead`) and the scenario does not set it, else the resolved
+        default (fixed, per sequence; `infsim.scenario.host_overhead`)."""
+        rows = self.lookup.select("step_overhead") if rows_override else None
         if rows is None or rows["batch_size"].nunique() < 2:
-            return OverheadFit(params.step_overhead_s, params.per_seq_overhead_s)
+            fit = OverheadFit(params.step_overhead_s, params.per_seq_overhead_s)
+            self.lookup.log.entries.append(
+                {"op": "step_overhead", "shape": fit.describe(), "method": "default",
+                 "measured_range": "-", "used_range": f"1..{self._b_grid[-1]:g}",
+                 "extrapolated": False, "note": source}
+            )  # fmt: skip
+            return fit
         fit = fit_overhead(rows)
         b = rows["batch_size"].to_numpy(float)
         self.lookup.log.entries.append(
             {"op": "step_overhead", "shape": fit.describe(),
              "method": "measured", "measured_range": f"{b.min():g}..{b.max():g} seqs",
-             "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False}
+             "used_range": f"1..{self._b_grid[-1]:g}", "extrapolated": False,
+             "note": "fitted to the table's step_overhead rows"}
         )  # fmt: skip
         # A prefill chunk may cost less than a decode sequence (a decode step also streams
         # its tokens out), so its term may be negative, down to cancelling fixed + one

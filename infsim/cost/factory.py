@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec
 from infsim.cost import coverage
 from infsim.cost.base import CostModel
 from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.lookup import CalibrationLookup, LookupLog
+from infsim.cost.overhead import fit_overhead
 from infsim.cost.pipeline import PipelineCost
 from infsim.cost.roofline import ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.errors import InputError
+from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.kvcache.capacity import kv_heads_per_gpu
 from infsim.parallel.network import Placement, link_of, stage_send_link
 from infsim.parallel.pipeline import stage_layer_counts
+from infsim.scenario.host_overhead import HostOverhead, resolve_step_overhead
 from infsim.scenario.resolve import ResolvedScenario
+from infsim.scenario.vllm_defaults import NEWEST_VLLM
 
 
 def placement(rs: ResolvedScenario) -> Placement:
@@ -93,8 +99,32 @@ def calibration_name(rs: ResolvedScenario) -> str:
     return rs.calibration_dir.name if rs.calibration_dir is not None else "roofline"
 
 
+def host_overhead(rs: ResolvedScenario) -> HostOverhead:
+    """The replica's resolved host step overhead (`resolve` fills it; a hand-built
+    `ResolvedScenario` gets the default for its engine release)."""
+    if rs.step_overhead is not None:
+        return rs.step_overhead
+    version = rs.scenario.engine.version or NEWEST_VLLM
+    return resolve_step_overhead(rs.scenario.cost_model, None, version)
+
+
+def roofline_params(rs: ResolvedScenario) -> RooflineParams:
+    """Roofline efficiencies and the step overhead, its per-worker term folded into the
+    fixed one for the replica's tensor × pipeline ranks."""
+    cm, dep = rs.scenario.cost_model, rs.scenario.deployment
+    overhead = host_overhead(rs)
+    workers = dep.tensor_parallel * dep.pipeline_parallel
+    return RooflineParams(
+        compute_efficiency=cm.compute_efficiency,
+        memory_efficiency=cm.memory_efficiency,
+        step_overhead_s=overhead.step_s(0, workers),
+        per_seq_overhead_s=overhead.per_seq_s,
+        collective_latency_s=cm.collective_latency_s,
+    )
+
+
 def _cost_model(rs: ResolvedScenario, shape: ReplicaShape, log: LookupLog | None = None):
-    params = RooflineParams(**rs.scenario.cost_model.model_dump(exclude={"kind"}))
+    params = roofline_params(rs)
     if rs.calibration_rows is None:
         model = RooflineCostModel(shape, params)
         coverage.register("roofline", model)
@@ -106,8 +136,38 @@ def _cost_model(rs: ResolvedScenario, shape: ReplicaShape, log: LookupLog | None
     lookup = CalibrationLookup(
         rs.calibration_rows, log, dep.tensor_parallel, dtype_substitutes(rs.gpu)
     )
+    overhead = host_overhead(rs)
     model = CalibratedCostModel(
-        shape, lookup, params, limits, dep.weight_precision, dep.kv_cache_precision
+        shape,
+        lookup,
+        params,
+        limits,
+        dep.weight_precision,
+        dep.kv_cache_precision,
+        overhead_source=overhead.source,
+        rows_override=not overhead.explicit,
     )
     coverage.register(calibration_name(rs), model)
     return model
+
+
+def host_section(rs: ResolvedScenario) -> dict[str, Any]:
+    """summary.json's `calibration.step_overhead` and `calibration.frontend`: the host
+    costs the run used and where each came from."""
+    overhead = host_overhead(rs)
+    rows = None if rs.calibration_rows is None or overhead.explicit else (
+        rs.calibration_rows[rs.calibration_rows["op"] == "step_overhead"])  # fmt: skip
+    if rows is not None and rows["batch_size"].nunique() >= 2:
+        fit = fit_overhead(rows)
+        source = f"calibration {calibration_name(rs)}: measured step_overhead rows"
+        step = {"fixed_s": max(fit.fixed_s, 0.0), "per_seq_s": max(fit.per_seq_s, 0.0),
+                "per_worker_s": 0.0, "source": source}  # fmt: skip
+    else:
+        step = {"fixed_s": overhead.fixed_s, "per_seq_s": overhead.per_seq_s,
+                "per_worker_s": overhead.per_worker_s, "source": overhead.source}  # fmt: skip
+    front = frontend_costs(rs.scenario.frontend)
+    return {
+        "step_overhead": step,
+        "frontend": {name: getattr(front, name) for name in HOST_DEFAULTS}
+        | {"api_server_count": front.api_server_count, "source": rs.frontend_source},
+    }

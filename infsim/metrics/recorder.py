@@ -27,6 +27,7 @@ TIMELINE_SCHEMA = pa.schema(
         ("kv_usage", pa.float64()),
         ("num_draft_tokens", pa.int32()),  # speculative drafts verified in the step
         ("num_accepted_tokens", pa.int32()),  # of which accepted (0 without speculation)
+        ("num_seqs", pa.int32()),  # sequences the step computed (its batch width)
     ]
 )
 
@@ -55,7 +56,7 @@ class Recorder:
         """One engine step (or a fast-forwarded run of identical ones): a tuple in
         `TIMELINE_SCHEMA` column order (replica, start, end, steps, batched tokens,
         running, waiting, preempted, KV blocks used, KV usage, drafts verified, drafts
-        accepted), after the step."""
+        accepted; after the step), then the step's own width (sequences computed)."""
         self._rows.append(row)
         self.num_steps += row[3]
 

@@ -20,6 +20,7 @@ from infsim.errors import InputError
 from infsim.frontend.costs import HOST_DEFAULTS, resolve_costs
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
 from infsim.parallel.fit import check_fit, check_layout, check_links
+from infsim.scenario.host_overhead import TERMS, HostOverhead, resolve_step_overhead
 from infsim.scenario.schema import Scenario
 from infsim.scenario.vllm_defaults import default_async_scheduling, engine_version
 from infsim.speculative.memory import proposer_spec, with_proposer
@@ -41,6 +42,8 @@ class ResolvedScenario:
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
     pools: tuple = ()  # infsim.fleet.pools.ResolvedPool per deployment.pools entry
     draft_model: ModelSpec | None = None  # speculative proposer (draft model or head)
+    step_overhead: HostOverhead | None = None  # terms also filled into scenario.cost_model
+    frontend_source: str = ""  # where the filled-in frontend costs come from
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
@@ -141,16 +144,21 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     cal_dir, cal_rows, cal_meta = _calibration(scenario, base_dir, gpu, source)
     version = engine_version(eng.version, cal_meta and cal_meta.engine,
                              cal_meta and cal_meta.engine_version)  # fmt: skip
-    async_on = _async_scheduling(scenario, version, source)
+    async_on = _async_scheduling(scenario, version, source, cpu=gpu.vendor.lower() == "cpu")
     engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
     front = resolve_costs(scenario.frontend, cal_rows, scenario.calibration)
     frontend = scenario.frontend.model_copy(
         update={name: getattr(front, name) for name in HOST_DEFAULTS}
     )
+    overhead = resolve_step_overhead(scenario.cost_model, cal_meta, version)
+    cost_model = scenario.cost_model.model_copy(
+        update={field: getattr(overhead, term) for field, term in TERMS.items()}
+    )
     resolved = scenario.model_copy(
         update={
             "engine": engine,
             "frontend": frontend,
+            "cost_model": cost_model,
             "deployment": deployment,
             "hardware": _resolved_hardware(scenario, gpu),
             "router": _resolved_router(scenario),
@@ -167,14 +175,26 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         calibration_rows=cal_rows,
         pools=pools,
         draft_model=draft,
+        step_overhead=overhead,
+        frontend_source=front.source,
     )
 
 
-def _async_scheduling(scenario: Scenario, version: str, source: str) -> bool:
-    """`engine.async_scheduling` resolved: vLLM's default for the release, except where
-    infsim does not model it (pipeline parallelism, where vLLM's V1 runner also turns it
-    off, and disaggregated pools, whose KV hand-offs enter the scheduler directly)."""
+def _async_scheduling(scenario: Scenario, version: str, source: str, cpu: bool) -> bool:
+    """`engine.async_scheduling` resolved: vLLM's default for the release, except on CPU
+    (vLLM's CPU platform switches it off whatever is asked: `CpuPlatform.
+    check_and_update_config`, "async scheduling is not required on CPU"; the live engine's
+    resolved config says False) and where infsim does not model it (pipeline parallelism,
+    where vLLM's V1 runner also turns it off, and disaggregated pools, whose KV hand-offs
+    enter the scheduler directly)."""
     dep, eng = scenario.deployment, scenario.engine
+    if cpu:
+        if eng.async_scheduling:
+            raise InputError(
+                f"{source}: engine.async_scheduling: true on a CPU device; vLLM's CPU platform "
+                "always runs synchronous scheduling. Set it to false or leave it null"
+            )
+        return False
     unmodelled = ""
     if dep.pipeline_parallel > 1:
         unmodelled = f"deployment.pipeline_parallel = {dep.pipeline_parallel}"

@@ -221,11 +221,29 @@ class RooflineSpec(_Frozen):
     memory_efficiency: float = Field(
         0.8, gt=0, le=1, description="Achieved fraction of peak memory bandwidth."
     )
-    step_overhead_s: float = Field(
-        0.0005, ge=0, description="Fixed CPU/runtime cost per engine step (s)."
+    step_overhead_s: float | None = Field(
+        None,
+        ge=0,
+        le=10.0,
+        allow_inf_nan=False,
+        description="Fixed host cost per engine step (s): scheduler, input preparation, "
+        "sampling glue, output processing. null = the calibration's metadata or the "
+        "default for engine.version (docs/calibration.md).",
     )
-    per_seq_overhead_s: float = Field(
-        5e-6, ge=0, description="Extra CPU cost per scheduled request per step (s)."
+    per_seq_overhead_s: float | None = Field(
+        None,
+        ge=0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Extra host cost per scheduled request per step (s); null = default.",
+    )
+    per_worker_overhead_s: float | None = Field(
+        None,
+        ge=0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Extra host cost per step for each worker beyond the first "
+        "(tensor × pipeline ranks; handing the step to them) (s); null = default.",
     )
     collective_latency_s: float = Field(
         1e-5, ge=0, description="Latency term α of each TP all-reduce (s)."

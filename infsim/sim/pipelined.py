@@ -90,4 +90,5 @@ class PipelinedReplica(Replica):
             self.clock_s = end
             in_flight.difference_update(map(id, done.requests))
             outcome = sched.on_batch_done(done, start, end)
-            self._record(start, end, 1, done.num_batched_tokens, done.num_preempted, outcome)
+            self._record(start, end, 1, done.num_batched_tokens, done.num_preempted, outcome,
+                         done.num_seqs)  # fmt: skip

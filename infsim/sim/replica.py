@@ -224,7 +224,8 @@ class Replica:
                 outcome = sched.on_batch_done(batch, start, end)
                 if self.frontend is not None:
                     self._stream_out(batch, end, outcome)
-                self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome)
+                self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome,
+                             batch.num_seqs)  # fmt: skip
         except simpy.Interrupt:  # only `stop` interrupts a step
             if not self.stopped:
                 raise
@@ -267,7 +268,7 @@ class Replica:
             for req in outcome.finished:
                 req.finish_s += delay
         self.recorder.on_decode_run(start, ends, k, num_seqs)
-        self._record(start, ends[k - 1], k, num_seqs, 0, outcome)
+        self._record(start, ends[k - 1], k, num_seqs, 0, outcome, num_seqs)
 
     def _stream_run(self, num_steps: int) -> None:
         """Stream out the first `num_steps` steps of the run in flight (those not streamed
@@ -303,6 +304,7 @@ class Replica:
         num_tokens: int,
         num_preempted: int,
         outcome: StepOutcome,
+        num_seqs: int,
     ) -> None:
         sched = self.scheduler
         for req in outcome.finished:
@@ -324,6 +326,7 @@ class Replica:
             used / kv.num_total_blocks,
             outcome.num_draft_tokens,
             outcome.num_accepted_tokens,
+            num_seqs,
         )
         self.recorder.on_step(row)
         self.recorder.on_outcome(outcome)
