@@ -162,7 +162,6 @@ def fit_by_replay(
     return ReplayFit(theta, rows, num_rounds, int(use.sum()))
 
 
-
 @dataclass(frozen=True, slots=True)
 class _State:
     theta: dict[str, float]
