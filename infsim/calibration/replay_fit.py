@@ -83,17 +83,19 @@ def decode_exposure(requests: pd.DataFrame, timeline: pa.Table) -> Exposure:
 TERMS = ("fixed_s", "per_seq_s", "per_prefill_token_s")
 
 
-def theta_rows(theta: dict[str, float], query_lens: tuple[int, int]) -> pd.DataFrame:
+def theta_rows(
+    theta: dict[str, float], query_lens: tuple[int, int], widths: tuple[int, int] = (1, 2)
+) -> pd.DataFrame:
     """`step_overhead` rows that `infsim.cost.overhead.fit_overhead` turns back into exactly
-    `theta`: decode rows at 1 and 2 sequences, and one-sequence prefill rows at two chunk
+    `theta`: decode rows at two batch widths, and one-sequence prefill rows at two chunk
     lengths q costing fixed + per_seq + per_prefill_token · (q − 1)."""
     fixed, per_seq, per_token = (theta[t] for t in TERMS)
-    q1, q2 = query_lens
+    (q1, q2), (b1, b2) = query_lens, widths
     return pd.DataFrame({
         "op": "step_overhead",
-        "batch_size": [1, 2, 1, 1],
+        "batch_size": [b1, b2, 1, 1],
         "query_len": [None, None, q1, q2],
-        "time_s": [fixed + per_seq, fixed + 2 * per_seq,
+        "time_s": [fixed + per_seq * b1, fixed + per_seq * b2,
                    fixed + per_seq + per_token * (q1 - 1), fixed + per_seq + per_token * (q2 - 1)],
         "variant": "fitted-replay",
     })  # fmt: skip
@@ -102,7 +104,7 @@ def theta_rows(theta: dict[str, float], query_lens: tuple[int, int]) -> pd.DataF
 @dataclass(frozen=True, slots=True)
 class ReplayFit:
     theta: dict[str, float]
-    rows: pd.DataFrame  # step_overhead rows (see fit_by_replay)
+    rows: pd.DataFrame  # step_overhead rows encoding `theta` (see fit_by_replay)
     num_rounds: int
     num_requests: int
 
@@ -140,25 +142,13 @@ def fit_by_replay(
         theta, state = trial, candidate
         if moved < TOLERANCE_S:
             break
-    exp, use, used = state.exposure, state.use, state.theta
-    # Decode rows: each request's own estimate of its mean step overhead at its mean width
-    # (its measured decode time minus the kernels of its last replay and the fitted prefill
-    # term); their least-squares line is the fit. Two prefill rows carry the prefill term.
-    steps = exp.steps[use]
-    kernels_s = exp.decode_s[use] - (used["fixed_s"] * steps + used["per_seq_s"]
-                                     * exp.seq_steps[use] + used["per_prefill_token_s"]
-                                     * exp.prefill_tokens[use])  # fmt: skip
-    prefill_s = theta["per_prefill_token_s"] * exp.prefill_tokens[use]
-    own = measured_decode_s[use] - kernels_s - prefill_s
-    decode_rows = pd.DataFrame({
-        "op": "step_overhead",
-        "batch_size": np.maximum(np.round(exp.seq_steps[use] / steps), 1).astype(int),
-        "query_len": None,
-        "time_s": own / steps,
-        "variant": "fitted-replay",
-    })  # fmt: skip
-    prefill_rows = theta_rows(theta, query_lens).iloc[2:]
-    rows = pd.concat([decode_rows, prefill_rows], ignore_index=True)
+    exp, use = state.exposure, state.use
+    # The fit as rows: decode rows at the run's 10th and 90th percentile of mean batch
+    # widths (the range it measured) and the two prefill rows; the cost model's row fit
+    # gives back exactly `theta`.
+    widths = exp.seq_steps[use] / exp.steps[use]
+    lo, hi = (max(round(float(w)), 1) for w in np.percentile(widths, [10, 90]))
+    rows = theta_rows(theta, query_lens, (lo, hi if hi > lo else lo + 1))
     return ReplayFit(theta, rows, num_rounds, int(use.sum()))
 
 
