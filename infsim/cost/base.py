@@ -2,12 +2,14 @@
 
 A cost model prices a `Batch` (tokens per request on top of their cached context) on one
 replica. The calibrated per-kernel tables (issue #3) and the analytic roofline implement
-the same two methods. `decode_run_times_s` prices a run of pure-decode steps in one
-vectorised call: step j (0-based) has `num_seqs` requests each decoding one token with
-`sum_context_tokens + j * num_seqs` KV tokens in total; it must equal calling
-`step_time_s` on each of those steps (bit for bit: the fast-forward is exact), which the
-tests check. It returns a list, not an array: runs are short (~10 steps) and the replica
-walks them in Python, where numpy's per-call overhead would dominate.
+the same three methods: `step_time_s` (one step), `op_times_s` (the same step split by
+op, for reports and calibration residuals) and `decode_run_times_s`, which prices a run
+of pure-decode steps in one vectorised call: step j (0-based) has `num_seqs` requests
+each decoding one token with `sum_context_tokens + j * num_seqs` KV tokens in total; it
+must equal calling `step_time_s` on each of those steps (bit for bit: the fast-forward is
+exact), which the tests check. It returns a list, not an array: runs are short (~10
+steps) and the replica walks them in Python, where numpy's per-call overhead would
+dominate.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Without `deployment.pools` the fleet is one pool "default" made of `hardware.gpu
 `deployment` and priced by `cost:`, exactly as before pools existed. A pool's `gpu`
 and `tensor_parallel` default to `hardware.gpu` and `deployment.tensor_parallel`.
 
-A later role (prefill / decode for disaggregation) belongs on `ResolvedPool`; routers
-and the autoscaler already work per pool.
+Prefill and decode roles are not on `ResolvedPool`: disaggregation names its prefill and
+decode pools in `deployment.disaggregation` (infsim/disagg/). Routers and the autoscaler
+work per pool.
 """
 
 from __future__ import annotations
