@@ -1,0 +1,55 @@
+"""Fingerprint every shipped scenario's outputs, to show a refactor changed no behaviour.
+
+    python benchmarks/identical_outputs.py > before.txt      # on the old commit
+    python benchmarks/identical_outputs.py > after.txt       # on the new one
+    diff before.txt after.txt                                # empty: byte-identical
+
+For each `scenarios/*.yaml` it runs `infsim run` (fixed seed) in a fresh process and prints
+the SHA-256 of `requests.parquet`, `timeline.parquet`, `fleet_timeline.parquet` and
+`summary.json` with its one wall-clock field (`simulation.wall_s`) removed; sweep scenarios
+are run as plain runs (their base point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = ("requests.parquet", "timeline.parquet", "fleet_timeline.parquet")
+
+
+def fingerprint(out: Path) -> dict[str, str]:
+    prints = {}
+    for name in FILES:
+        path = out / name
+        if path.exists():
+            prints[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    summary = json.loads((out / "summary.json").read_text())
+    summary.get("simulation", {}).pop("wall_s", None)
+    text = json.dumps(summary, sort_keys=True).encode()
+    prints["summary.json"] = hashlib.sha256(text).hexdigest()[:16]
+    return prints
+
+
+def main() -> None:
+    scenarios = sorted((REPO / "scenarios").glob("*.yaml"))
+    for scenario in scenarios:
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [sys.executable, "-m", "infsim", "run", str(scenario), "--quiet", "-o", tmp],
+                capture_output=True, text=True, cwd=REPO, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                print(f"{scenario.name}: exit {done.returncode}: {done.stderr.strip()[-200:]}")
+                continue
+            prints = fingerprint(Path(tmp))
+        print(scenario.name, " ".join(f"{k}={v}" for k, v in prints.items()))
+
+
+if __name__ == "__main__":
+    main()
