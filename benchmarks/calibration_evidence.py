@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from infsim import api
+from infsim.core.batch import batch_of as batch
 from infsim.cost.factory import build_cost_model
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import batch_of as batch
 
 CALIBRATION = {"H100-SXM": "h100-vllm-0.19", "A100-80GB": "a100-vllm-0.14"}
 

@@ -88,9 +88,9 @@ def tpot(prompt: int, batches: tuple[int, ...], disable: int) -> None:
 def steps() -> None:
     """One decode step vs one verify step (k = 3) of b requests at a fixed context, priced
     by the scenario's cost model (h100-vllm-0.19): the mechanism behind the crossover."""
+    from infsim.core.batch import Batch, batch_of
     from infsim.cost.draft import speculative_cost_model
     from infsim.cost.factory import build_cost_model
-    from infsim.scheduling.batch import Batch, batch_of
 
     rs, _ = api.prepare(load_scenario(SCENARIO), SCENARIO.parent)
     model = speculative_cost_model(rs, build_cost_model(rs))

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from infsim.core.batch import Batch, batch_of
 from infsim.cost.base import CostModel
 from infsim.errors import InputError
-from infsim.scheduling.batch import Batch, batch_of
 from infsim.validation.formats import load_measured
 from infsim.validation.replay import successful_rows
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from infsim.core.batch import Batch
 from infsim.registry import Registry
-from infsim.scheduling.batch import Batch
 
 
 class CostModel(Protocol):

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infsim.core.batch import Batch
 from infsim.cost.base import cost_models
 from infsim.cost.coverage import NUM_KINDS, OVERHEAD, ROOFLINE, kind_of
 from infsim.cost.curves import Curve, geometric_grid
@@ -49,7 +50,6 @@ from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.frontend.costs import fitted_request_path
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
-from infsim.scheduling.batch import Batch
 
 PER_TOKEN_OPS = ("norm", "rotary", "activation", "elementwise")
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from infsim.core.batch import Batch
 from infsim.cost.base import CostModel
 from infsim.cost.factory import build_cost_model
 from infsim.scenario.resolve import ResolvedScenario
-from infsim.scheduling.batch import Batch
 
 
 def _compute_s(cost_model: CostModel, batch: Batch) -> float:

@@ -9,10 +9,10 @@ tokens, T·hidden·2 bytes, are sent point to point over the link that boundary 
 
 from __future__ import annotations
 
+from infsim.core.batch import Batch
 from infsim.cost.base import CostModel
 from infsim.cost.roofline import ACTIVATION_BYTES
 from infsim.parallel.network import Link, p2p_s
-from infsim.scheduling.batch import Batch
 
 HEAD_OPS = frozenset({"lm_head", "lm_head_sampler"})
 OVERHEAD_OP = "overhead"

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infsim.core.batch import Batch
 from infsim.cost.base import attention_work, cost_models
 from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all_s
-from infsim.scheduling.batch import Batch
 
 ACTIVATION_BYTES = 2  # bf16 activations
 

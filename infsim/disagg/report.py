@@ -19,7 +19,7 @@ import pyarrow as pa
 from infsim.metrics.percentiles import describe
 
 if TYPE_CHECKING:
-    from infsim.scheduling.request import RequestState
+    from infsim.core.request import RequestState
     from infsim.sim.disagg import DisaggRun, Handoff
 
 TIMELINE_SCHEMA = pa.schema(

@@ -29,10 +29,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from infsim.core.batch import Batch, StepOutcome
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import KVCacheManager, cdiv
-from infsim.scheduling.batch import Batch, StepOutcome
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 
 if TYPE_CHECKING:
     from infsim.speculative.speculator import Speculator

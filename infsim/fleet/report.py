@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from infsim.core.request import RequestState
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
 from infsim.metrics.percentiles import describe
 from infsim.metrics.summary import slo_met
 from infsim.scenario.schema import SLOSpec
-from infsim.scheduling.request import RequestState
 
 if TYPE_CHECKING:
     from infsim.sim.fleet import FleetRecord, Member, PoolRuntime

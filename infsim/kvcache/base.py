@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from infsim.scheduling.request import RequestState
+from infsim.core.request import RequestState
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ allocation O(1) instead of O(blocks) and is the reason long traces simulate in s
 
 from __future__ import annotations
 
+from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch, cdiv
-from infsim.scheduling.request import RequestState
 
 
 class BlockCounter:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch, cdiv
-from infsim.scheduling.request import RequestState
 
 
 class PrefixCachingKV:

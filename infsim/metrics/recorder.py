@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from infsim.scheduling.batch import StepOutcome
-from infsim.scheduling.request import RequestState
+from infsim.core.batch import StepOutcome
+from infsim.core.request import RequestState
 
 TIMELINE_SCHEMA = pa.schema(
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from infsim.scheduling.request import RequestState, Status
+from infsim.core.request import RequestState, Status
 
 REQUESTS_SCHEMA = pa.schema(
     [

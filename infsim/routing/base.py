@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from infsim.core.request import RequestState
 from infsim.registry import Registry
-from infsim.scheduling.request import RequestState
 
 
 class ClusterView(Protocol):

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from infsim.core.request import RequestState
 from infsim.routing.base import ClusterView, routers
-from infsim.scheduling.request import RequestState
 
 
 def _least_loaded(view: ClusterView) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from infsim.core.request import RequestState
 from infsim.routing.base import ClusterView, routers
-from infsim.scheduling.request import RequestState
 
 
 @routers.register("round_robin")

@@ -39,10 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from infsim.core.batch import Batch, StepOutcome
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
-from infsim.scheduling.batch import Batch, StepOutcome
 from infsim.scheduling.queues import preemption_victim, waiting_queues
-from infsim.scheduling.request import RequestState, Status
 
 if TYPE_CHECKING:
     from infsim.speculative.speculator import Speculator

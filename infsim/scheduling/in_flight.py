@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from infsim.scheduling.batch import Batch
+from infsim.core.batch import Batch
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 
 

@@ -11,8 +11,8 @@ import heapq
 from collections import deque
 from collections.abc import Iterator
 
+from infsim.core.request import RequestState
 from infsim.registry import Registry
-from infsim.scheduling.request import RequestState
 
 waiting_queues: Registry[type] = Registry("scheduling_policy")
 

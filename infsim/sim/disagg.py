@@ -33,13 +33,13 @@ from typing import Any
 
 import simpy
 
+from infsim.core.request import RequestState, Status
 from infsim.disagg.policies import least_loaded, prefill_locally, transfer_link, transfer_time_s
 from infsim.disagg.schedulers import DecodeScheduler, PrefillScheduler
 from infsim.disagg.spec import DisaggregationSpec
 from infsim.fleet.pools import fleet_pools
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.network import Link
-from infsim.scheduling.request import RequestState, Status
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 

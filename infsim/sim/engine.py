@@ -18,6 +18,7 @@ from typing import Any
 
 import simpy
 
+from infsim.core.request import RequestState
 from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
@@ -33,7 +34,6 @@ from infsim.routing import policies as _policies  # noqa: F401  (registers route
 from infsim.routing.load_aware import build_router
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState
 from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.events import urgent_event
 from infsim.sim.fleet import Fleet, FleetRecord

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import simpy
 
+from infsim.core.request import RequestState, Status
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
 from infsim.fleet.failures import FailureDraw, FailureModel
@@ -38,7 +39,6 @@ from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.pools import ResolvedPool
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
 from infsim.metrics.recorder import Recorder
-from infsim.scheduling.request import RequestState, Status
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 

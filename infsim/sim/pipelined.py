@@ -22,15 +22,15 @@ from typing import Any
 
 import simpy
 
+from infsim.core.batch import Batch
+from infsim.core.request import RequestState
 from infsim.cost.base import CostModel
 from infsim.cost.pipeline import PipelineCost
 from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.pipeline import StageClock
-from infsim.scheduling.batch import Batch
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.scheduling.in_flight import schedule_excluding
-from infsim.scheduling.request import RequestState
 from infsim.sim.replica import Replica
 
 

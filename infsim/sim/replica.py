@@ -37,13 +37,13 @@ from typing import Any
 
 import simpy
 
+from infsim.core.batch import StepOutcome
+from infsim.core.request import RequestState, Status
 from infsim.cost.base import CostModel
 from infsim.cost.noise import SpeedNoise
 from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder
-from infsim.scheduling.batch import StepOutcome
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
-from infsim.scheduling.request import RequestState, Status
 from infsim.sim.events import urgent_event
 
 STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)

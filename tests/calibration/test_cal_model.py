@@ -11,11 +11,11 @@ import pytest
 from infsim import api
 from infsim.calibration.report import leave_one_out, report
 from infsim.calibration.table import CalibrationMeta, read, to_table, write
+from infsim.core.batch import batch_of
 from infsim.cost.factory import build_cost_model
 from infsim.cost.lookup import LookupLog
 from infsim.errors import InputError
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import batch_of
 
 MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 NS = [1024, 2048, 4096, 8192, 16384, 32768]

@@ -91,7 +91,7 @@ def test_measured_prefill_steps_price_prefill_chunks(tmp_path: Path, rtx4090_set
 
 
 def _mixed():
-    from infsim.scheduling.batch import batch_of
+    from infsim.core.batch import batch_of
 
     return batch_of([(1, 899), (1, 450), (300, 200)])
 

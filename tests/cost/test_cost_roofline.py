@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infsim.core.batch import Batch
+from infsim.core.request import RequestState
 from infsim.cost.roofline import RooflineCostModel
 from infsim.scenario.load import validate_scenario
 from infsim.scenario.resolve import resolve
-from infsim.scheduling.batch import Batch
-from infsim.scheduling.request import RequestState
 from infsim.sim.engine import build_cost_model
 
 

@@ -4,13 +4,13 @@ and the two schedulers' block accounting without simpy."""
 from __future__ import annotations
 
 from infsim.catalog.hardware import load_gpu
+from infsim.core.request import RequestState, Status
 from infsim.disagg.policies import least_loaded, prefill_locally, transfer_link, transfer_time_s
 from infsim.disagg.schedulers import DecodeScheduler, PrefillScheduler
 from infsim.disagg.spec import ConditionalSpec, DisaggregationSpec, LinkParamsSpec
 from infsim.kvcache.counter import BlockCounter
 from infsim.parallel.network import Link
 from infsim.scheduling.continuous import SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 
 
 def test_transfer_time_is_latency_plus_bytes_over_bandwidth() -> None:

@@ -5,11 +5,11 @@ Small pools (block_size 4) so every block id and free-queue position is asserted
 
 from __future__ import annotations
 
+from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch, max_decode_steps
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
 from infsim.kvcache.prefix_cache import PrefixCachingKV
-from infsim.scheduling.request import RequestState
 
 
 def make_req(rid: int, prompt: int, output: int = 4, keys: list[int] | None = None) -> RequestState:

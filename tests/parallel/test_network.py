@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infsim.core.batch import batch_of
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.parallel.network import (
     Link,
@@ -13,7 +14,6 @@ from infsim.parallel.network import (
     all_to_all_s,
     p2p_s,
 )
-from infsim.scheduling.batch import batch_of
 
 LINK = Link("test", latency_s=1e-5, bandwidth_bytes_per_s=1e11)
 

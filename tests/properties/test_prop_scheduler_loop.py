@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 
 BLOCK_SIZE = 4
 

@@ -18,10 +18,10 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 from infsim.speculative.speculator import Speculator
 
 BLOCK_SIZE = 4

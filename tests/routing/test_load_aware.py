@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from infsim.core.request import RequestState
 from infsim.routing.load_aware import PowerOfTwo, PrefixAware, RandomRouter, build_router
 from infsim.scenario.schema import RouterSpec
-from infsim.scheduling.request import RequestState
 
 
 @dataclass

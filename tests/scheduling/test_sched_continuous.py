@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from infsim.core.batch import Batch
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.prefix_cache import PrefixCachingKV
-from infsim.scheduling.batch import Batch
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 
 
 def make_req(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from infsim.core.batch import Batch
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import Batch
 
 
 class ConstantCost:

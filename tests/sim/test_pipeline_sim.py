@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infsim import api
+from infsim.core.batch import Batch
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import Batch
 from infsim.workload.trace import Trace
 
 # Engine semantics without an API server in front (its own tests set the frontend section).

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from infsim import api
-from infsim.scheduling.batch import Batch
-from infsim.scheduling.request import RequestState
+from infsim.core.batch import Batch
+from infsim.core.request import RequestState
 from infsim.sim.engine import build_cost_model
 from infsim.workload.trace import Trace
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from infsim import api
-from infsim.scheduling.batch import Batch
+from infsim.core.batch import Batch
 from infsim.speculative.acceptance import accepted_distribution, constant_rate_mean
 from infsim.workload.trace import Trace
 

@@ -9,11 +9,11 @@ import pytest
 
 from infsim import api
 from infsim.catalog import load_model
+from infsim.core.batch import Batch, batch_of
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model
 from infsim.errors import InputError
 from infsim.scenario.load import validate_scenario
-from infsim.scheduling.batch import Batch, batch_of
 
 
 def raw(**speculative: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from infsim.core.batch import Batch
+from infsim.core.request import RequestState, Status
 from infsim.kvcache.counter import BlockCounter
-from infsim.scheduling.batch import Batch
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from infsim.scheduling.request import RequestState, Status
 from infsim.speculative.speculator import Speculator
 
 

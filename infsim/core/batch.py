@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infsim.scheduling.request import RequestState
+from infsim.core.request import RequestState
 
 
 @dataclass(slots=True)
@@ -80,7 +80,7 @@ class StepOutcome:
 def batch_of(chunks: list[tuple[int, int]]) -> Batch:
     """A step of stand-in requests, one per (new tokens, cached tokens) pair: for pricing
     shapes with a cost model outside a simulation (reports, fits, tests)."""
-    from infsim.scheduling.request import RequestState
+    from infsim.core.request import RequestState
 
     batch = Batch()
     for i, (num_new, num_cached) in enumerate(chunks):
