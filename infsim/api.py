@@ -11,10 +11,12 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.cost import coverage
-from infsim.cost.factory import host_section
+from infsim.cost.factory import calibration_name, host_overhead
+from infsim.cost.overhead import fit_overhead
 from infsim.disagg import report as disagg_report
 from infsim.fleet.pools import fleet_pools
 from infsim.fleet.report import extend_summary
+from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.metrics.requests import requests_table
 from infsim.metrics.summary import summarize
 from infsim.report.write import write_run
@@ -129,3 +131,25 @@ def run_resolved(
         )
         disagg_timeline = disagg_report.timeline_table(out.disaggregation)
     return RunResult(resolved, requests, timeline, summary, out.fleet.timeline, disagg_timeline)
+
+
+def host_section(rs: ResolvedScenario) -> dict[str, Any]:
+    """summary.json's `calibration.step_overhead` and `calibration.frontend`: the host
+    costs the run used and where each came from."""
+    overhead = host_overhead(rs)
+    rows = None if rs.calibration_rows is None or overhead.explicit else (
+        rs.calibration_rows[rs.calibration_rows["op"] == "step_overhead"])  # fmt: skip
+    if rows is not None and rows["batch_size"].nunique() >= 2:
+        fit = fit_overhead(rows)
+        source = f"calibration {calibration_name(rs)}: measured step_overhead rows"
+        step = {"fixed_s": max(fit.fixed_s, 0.0), "per_seq_s": max(fit.per_seq_s, 0.0),
+                "per_worker_s": 0.0, "source": source}  # fmt: skip
+    else:
+        step = {"fixed_s": overhead.fixed_s, "per_seq_s": overhead.per_seq_s,
+                "per_worker_s": overhead.per_worker_s, "source": overhead.source}  # fmt: skip
+    front = frontend_costs(rs.scenario.frontend)
+    return {
+        "step_overhead": step,
+        "frontend": {name: getattr(front, name) for name in HOST_DEFAULTS}
+        | {"api_server_count": front.api_server_count, "source": rs.frontend_source},
+    }

@@ -24,7 +24,7 @@ import pandas as pd
 
 from infsim.api import run_resolved
 from infsim.calibration.bench import check_one_in_flight
-from infsim.cost.curves import line_fit
+from infsim.core.fit import line_fit
 from infsim.errors import InputError
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scenario.schema import FrontendSpec

@@ -19,15 +19,6 @@ import numpy as np
 Roof = Callable[[np.ndarray], np.ndarray]
 
 
-def line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of the least-squares line through (x, y); with fewer than two
-    distinct x, the mean of y and slope 0."""
-    if np.unique(x).size < 2:
-        return float(np.mean(y)), 0.0
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(intercept), float(slope)
-
-
 def geometric_grid(lo: float, hi: float, points_per_octave: int = 16) -> np.ndarray:
     """Integers-friendly geometric grid from lo to hi inclusive (both ≥ 1)."""
     octaves = max(np.log2(hi / lo), 1e-9)

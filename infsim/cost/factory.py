@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec
 from infsim.cost import coverage
 from infsim.cost.base import CostModel
 from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.lookup import CalibrationLookup, LookupLog
-from infsim.cost.overhead import fit_overhead
 from infsim.cost.pipeline import PipelineCost
 from infsim.cost.roofline import ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.errors import InputError
-from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.kvcache.capacity import kv_heads_per_gpu
 from infsim.parallel.network import Placement, link_of, stage_send_link
 from infsim.parallel.pipeline import stage_layer_counts
@@ -149,25 +145,3 @@ def _cost_model(rs: ResolvedScenario, shape: ReplicaShape, log: LookupLog | None
     )
     coverage.register(calibration_name(rs), model)
     return model
-
-
-def host_section(rs: ResolvedScenario) -> dict[str, Any]:
-    """summary.json's `calibration.step_overhead` and `calibration.frontend`: the host
-    costs the run used and where each came from."""
-    overhead = host_overhead(rs)
-    rows = None if rs.calibration_rows is None or overhead.explicit else (
-        rs.calibration_rows[rs.calibration_rows["op"] == "step_overhead"])  # fmt: skip
-    if rows is not None and rows["batch_size"].nunique() >= 2:
-        fit = fit_overhead(rows)
-        source = f"calibration {calibration_name(rs)}: measured step_overhead rows"
-        step = {"fixed_s": max(fit.fixed_s, 0.0), "per_seq_s": max(fit.per_seq_s, 0.0),
-                "per_worker_s": 0.0, "source": source}  # fmt: skip
-    else:
-        step = {"fixed_s": overhead.fixed_s, "per_seq_s": overhead.per_seq_s,
-                "per_worker_s": overhead.per_worker_s, "source": overhead.source}  # fmt: skip
-    front = frontend_costs(rs.scenario.frontend)
-    return {
-        "step_overhead": step,
-        "frontend": {name: getattr(front, name) for name in HOST_DEFAULTS}
-        | {"api_server_count": front.api_server_count, "source": rs.frontend_source},
-    }

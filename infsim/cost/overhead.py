@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from infsim.cost.curves import line_fit
+from infsim.core.fit import line_fit
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from infsim.cost.curves import line_fit
+from infsim.core.fit import line_fit
 
 HOST_DEFAULTS = {
     "request_s": 1.90e-3,

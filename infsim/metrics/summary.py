@@ -7,13 +7,26 @@ SLO thresholds set every completed request meets it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from infsim.metrics.percentiles import describe, describe_weighted
-from infsim.scenario.schema import SLOSpec
+
+
+class SLOSpec(Protocol):
+    """What the summary needs of an SLO (the scenario's `slo` section has it): a limit in
+    seconds per metric, or None."""
+
+    @property
+    def ttft_s(self) -> float | None: ...
+
+    @property
+    def tpot_s(self) -> float | None: ...
+
+    @property
+    def e2e_s(self) -> float | None: ...
 
 
 def _col(table: pa.Table, name: str) -> np.ndarray:

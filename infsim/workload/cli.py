@@ -190,7 +190,7 @@ def export(src: Path, out: Path, fmt: str, overrides: tuple[str, ...], input_fmt
            hash_block_size: int | None) -> None:  # fmt: skip
     """Write the workload of SRC (a scenario YAML, built with its seed, or a trace file) to
     OUT for a live replay with `vllm bench serve`."""
-    from infsim.validation.export import export_trace, load_workload
+    from infsim.workload.export import export_trace
 
     if hash_block_size is not None and hash_block_size < 1:
         raise InputError(f"--hash-block-size is {hash_block_size}; must be >= 1")
@@ -198,3 +198,17 @@ def export(src: Path, out: Path, fmt: str, overrides: tuple[str, ...], input_fmt
     for note in export_trace(trace, out, fmt, hash_block_size):
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {trace.num_requests} requests to {out}")
+
+
+def load_workload(path: Path, overrides: tuple[str, ...] = (), fmt: str = "auto") -> Trace:
+    """The workload of a scenario YAML (built with its seed) or a trace file."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from infsim.scenario.load import load_scenario
+        from infsim.workload.spec import build_trace
+
+        scenario = load_scenario(path, overrides)
+        rng = np.random.default_rng(scenario.seed)
+        return build_trace(scenario.workload, base_dir=path.parent, rng=rng)
+    if overrides:
+        raise InputError(f"{path}: --set applies to scenario files (.yaml), not to a trace")
+    return load_trace(path, fmt)

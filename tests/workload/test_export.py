@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from infsim.cli import main
 from infsim.errors import InputError
-from infsim.validation.export import export_trace, load_workload
+from infsim.workload.cli import load_workload
+from infsim.workload.export import export_trace
 from infsim.workload.loaders import load_trace
 from infsim.workload.trace import Trace
 

@@ -45,22 +45,6 @@ _WORDS_TEXT = (
 _WORDS = tuple(_WORDS_TEXT.split(" "))
 
 
-def load_workload(path: Path, overrides: tuple[str, ...] = (), fmt: str = "auto") -> Trace:
-    """The workload of a scenario YAML (built with its seed) or a trace file."""
-    if path.suffix.lower() in (".yaml", ".yml"):
-        from infsim.scenario.load import load_scenario
-        from infsim.workload.spec import build_trace
-
-        scenario = load_scenario(path, overrides)
-        rng = np.random.default_rng(scenario.seed)
-        return build_trace(scenario.workload, base_dir=path.parent, rng=rng)
-    if overrides:
-        raise InputError(f"{path}: --set applies to scenario files (.yaml), not to a trace")
-    from infsim.workload.loaders import load_trace
-
-    return load_trace(path, fmt)
-
-
 def _covering_ids(trace: Trace, block_tokens: int) -> tuple[list[list[int]], list[str]]:
     """Hash ids per row covering ceil(prompt / block) blocks; fresh ids pad short rows."""
     given = trace.prefix_hash_ids_list()
