@@ -35,7 +35,7 @@ def cost_model(model: str, gpu: str, tp: int, calibration: str, mbt: int = 16384
                      "output_tokens": {"kind": "fixed", "value": 2}}},
     }  # fmt: skip
     resolved, _ = api.prepare(validate_scenario(raw, "evidence"), ".")
-    return build_cost_model(resolved)
+    return build_cost_model(resolved.replica())
 
 
 def single_request() -> None:

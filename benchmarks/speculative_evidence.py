@@ -93,7 +93,7 @@ def steps() -> None:
     from infsim.cost.factory import build_cost_model
 
     rs, _ = api.prepare(load_scenario(SCENARIO), SCENARIO.parent)
-    model = speculative_cost_model(rs, build_cost_model(rs))
+    model = speculative_cost_model(rs.replica(), build_cost_model(rs.replica()))
     mean_tokens = constant_rate_mean(0.7, 3)
     print(f"\n(ms; per token = step / tokens per request: 1, or {mean_tokens:.3f} "
           "with EAGLE k = 3 at α = 0.7)\n")  # fmt: skip

@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.cost import coverage
-from infsim.cost.factory import calibration_name, host_overhead
 from infsim.cost.overhead import fit_overhead
 from infsim.disagg import report as disagg_report
 from infsim.fleet.pools import fleet_pools
@@ -136,12 +135,13 @@ def run_resolved(
 def host_section(rs: ResolvedScenario) -> dict[str, Any]:
     """summary.json's `calibration.step_overhead` and `calibration.frontend`: the host
     costs the run used and where each came from."""
-    overhead = host_overhead(rs)
+    cfg = rs.replica()
+    overhead = cfg.step_overhead
     rows = None if rs.calibration_rows is None or overhead.explicit else (
         rs.calibration_rows[rs.calibration_rows["op"] == "step_overhead"])  # fmt: skip
     if rows is not None and rows["batch_size"].nunique() >= 2:
         fit = fit_overhead(rows)
-        source = f"calibration {calibration_name(rs)}: measured step_overhead rows"
+        source = f"calibration {cfg.calibration_name}: measured step_overhead rows"
         step = {"fixed_s": max(fit.fixed_s, 0.0), "per_seq_s": max(fit.per_seq_s, 0.0),
                 "per_worker_s": 0.0, "source": source}  # fmt: skip
     else:

@@ -168,7 +168,7 @@ def _scenario_lookups(scenario: Path, overrides: tuple[str, ...], directory: Pat
     spec = api.load_scenario(scenario, (*overrides, f"calibration={directory}"))
     resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))
     log = LookupLog()
-    build_cost_model(resolved, log)
+    build_cost_model(resolved.replica(), log)
     return [{**e, "extrapolated": bool(e["extrapolated"])} for e in log.entries]
 
 
@@ -255,8 +255,8 @@ def overhead_cmd(measured: tuple[Path, ...], scenario: Path, overrides: tuple[st
     def fit(bare):
         direct = [path for path in measured if holds_known_steps(path)]
         steps = [read_steps(path) for path in direct]
-        frames = [overhead_rows(pd.concat(steps, ignore_index=True), build_cost_model(bare))
-                  ] if steps else []  # fmt: skip
+        cost_model = build_cost_model(bare.replica())
+        frames = [overhead_rows(pd.concat(steps, ignore_index=True), cost_model)] if steps else []
         counts = {path: len(s) for path, s in zip(direct, steps, strict=True)}
         for path in measured:
             if path not in counts:

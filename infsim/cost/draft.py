@@ -32,8 +32,8 @@ from typing import Any
 
 from infsim.core.batch import Batch
 from infsim.cost.base import CostModel
+from infsim.cost.config import ReplicaConfig
 from infsim.cost.factory import build_cost_model
-from infsim.scenario.resolve import ResolvedScenario
 
 
 def _compute_s(cost_model: CostModel, batch: Batch) -> float:
@@ -126,16 +126,16 @@ class SpeculativeCostModel:
         return getattr(self.target, name)
 
 
-def speculative_cost_model(rs: ResolvedScenario, target: CostModel) -> SpeculativeCostModel:
-    """Wrap `target` with the proposer cost of the scenario's `engine.speculative`."""
-    spec = rs.scenario.engine.speculative
+def speculative_cost_model(cfg: ReplicaConfig, target: CostModel) -> SpeculativeCostModel:
+    """Wrap `target` with the proposer cost of the replica's speculative decoding."""
+    spec = cfg.speculative
     if spec is None:
         raise ValueError("the scenario has no engine.speculative section")
     if spec.method == "ngram":
         return SpeculativeCostModel(target, FixedCost(spec.draft_overhead_s))
-    if rs.draft_model is None:
+    if cfg.draft_model is None:
         raise ValueError(f"method {spec.method} needs the resolved proposer model")
     # The draft model, or for eagle/mtp a one-layer copy of the target (speculative/memory.py):
     # the same cost-model kind and calibration table as the target, on the same GPU.
-    proposer = build_cost_model(replace(rs, model=rs.draft_model))
+    proposer = build_cost_model(replace(cfg, model=cfg.draft_model))
     return SpeculativeCostModel(target, ProposerCost(proposer, spec.draft_overhead_s))

@@ -25,28 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infsim.calibration.table import CalibrationMeta, StepOverheadMeta
+from infsim.cost.config import HostOverhead
 from infsim.scenario.schema import RooflineSpec
 from infsim.scenario.vllm_defaults import version_tuple
-
-
-@dataclass(frozen=True, slots=True)
-class HostOverhead:
-    """Per-step host overhead terms (seconds) and where they come from."""
-
-    fixed_s: float
-    per_seq_s: float
-    per_worker_s: float
-    source: str
-    explicit: bool = False
-    """The scenario set the fixed or per-sequence term: a table's measured rows do not
-    replace them."""
-
-    def step_s(self, num_seqs: int, num_workers: int = 1) -> float:
-        return self.fixed_s + self.per_seq_s * num_seqs + self.per_worker_s * (num_workers - 1)
-
-    def describe(self) -> str:
-        return (f"{self.fixed_s * 1e3:.3f} ms + {self.per_seq_s * 1e6:.2f} µs per sequence + "
-                f"{self.per_worker_s * 1e6:.1f} µs per extra worker")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
+from infsim.cost.config import HostOverhead, ReplicaConfig
 from infsim.errors import InputError
 from infsim.frontend.costs import HOST_DEFAULTS, resolve_costs
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity
 from infsim.parallel.fit import check_fit, check_layout, check_links
-from infsim.scenario.host_overhead import TERMS, HostOverhead, resolve_step_overhead
+from infsim.scenario.host_overhead import TERMS, resolve_step_overhead
 from infsim.scenario.schema import Scenario
-from infsim.scenario.vllm_defaults import default_async_scheduling, engine_version
+from infsim.scenario.vllm_defaults import NEWEST_VLLM, default_async_scheduling, engine_version
 from infsim.speculative.memory import proposer_spec, with_proposer
 
 GIB = 1 << 30
@@ -58,6 +59,35 @@ class ResolvedScenario:
     def num_gpus(self) -> int:
         d = self.scenario.deployment
         return d.replicas * d.tensor_parallel * d.pipeline_parallel
+
+    def replica(self) -> ReplicaConfig:
+        """What one replica's cost model is built from (`infsim.cost.config`)."""
+        s = self.scenario
+        dep, eng, cm = s.deployment, s.engine, s.cost_model
+        overhead = self.step_overhead
+        if overhead is None:  # a hand-built ResolvedScenario: the release's default
+            overhead = resolve_step_overhead(cm, None, eng.version or NEWEST_VLLM)
+        return ReplicaConfig(
+            model=self.model,
+            gpu=self.gpu,
+            tensor_parallel=dep.tensor_parallel,
+            pipeline_parallel=dep.pipeline_parallel,
+            expert_parallel=dep.expert_parallel,
+            gpus_per_node=s.hardware.gpus_per_node or self.gpu.gpus_per_node,
+            weight_precision=dep.weight_precision,
+            kv_cache_precision=dep.kv_cache_precision,
+            max_num_batched_tokens=eng.max_num_batched_tokens,
+            max_num_seqs=eng.max_num_seqs,
+            max_model_len=eng.max_model_len,
+            compute_efficiency=cm.compute_efficiency,
+            memory_efficiency=cm.memory_efficiency,
+            collective_latency_s=cm.collective_latency_s,
+            step_overhead=overhead,
+            calibration_name=self.calibration_dir.name if self.calibration_dir else "roofline",
+            calibration_rows=self.calibration_rows,
+            speculative=eng.speculative,
+            draft_model=self.draft_model,
+        )
 
 
 def vllm_batch_defaults(gpu: GPUSpec) -> tuple[int, int]:

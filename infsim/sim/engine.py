@@ -59,8 +59,9 @@ class SimOutput:
 
 def _cost_model(rs: ResolvedScenario) -> CostModel:
     """The replica's cost model, plus the proposer's time when it speculates."""
-    model = build_cost_model(rs)
-    return speculative_cost_model(rs, model) if rs.scenario.engine.speculative else model
+    cfg = rs.replica()
+    model = build_cost_model(cfg)
+    return speculative_cost_model(cfg, model) if cfg.speculative else model
 
 
 def api_servers(rs: ResolvedScenario) -> ApiServers | None:
@@ -151,7 +152,7 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         cls = scheduler_classes.get(id(pool_rs), ContinuousBatchingScheduler)
         sched = _scheduler(pool_rs, has_prefix_ids, speculator, cls)
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
-            pipe = build_pipeline_cost(pool_rs)
+            pipe = build_pipeline_cost(pool_rs.replica())
             return PipelinedReplica(env, replica_id, sched, model, recorder,
                                     on_finished=on_finished, pipeline=pipe,
                                     frontend=api_servers(pool_rs))  # fmt: skip

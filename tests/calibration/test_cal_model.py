@@ -76,7 +76,7 @@ _batch = batch_of
 def test_gemm_lookup_reproduces_the_device_on_and_between_grid_shapes(calibration: Path):
     rs, _ = _resolved(calibration)
     log = LookupLog()
-    cm = build_cost_model(rs, log)
+    cm = build_cost_model(rs.replica(), log)
     methods = {e["shape"].split()[0]: e["method"] for e in log.entries if e["op"] == "gemm"}
     # o_proj (4096 x 4096) is a measured shape; the others fall between grid shapes.
     assert methods == {
@@ -96,7 +96,7 @@ def test_gemm_lookup_reproduces_the_device_on_and_between_grid_shapes(calibratio
 
 def test_decode_and_prefill_attention_follow_the_table(calibration: Path):
     rs, _ = _resolved(calibration)
-    cm = build_cost_model(rs)
+    cm = build_cost_model(rs.replica())
     layers = rs.model.num_layers
     ops = cm.op_times_s(_batch([(1, 1023)] * 16))  # 16 decodes at KV 1024: a grid point
     assert ops["attention"] == pytest.approx(layers * (3e-6 + 16 * 1024 * 2 * 8 * 128 * 2 / 2e12))
@@ -109,7 +109,7 @@ def test_decode_and_prefill_attention_follow_the_table(calibration: Path):
 
 def test_decode_run_equals_single_steps_bit_for_bit(calibration: Path):
     rs, _ = _resolved(calibration)
-    cm = build_cost_model(rs)
+    cm = build_cost_model(rs.replica())
     contexts = [100, 2000, 57, 9000]
     run = cm.decode_run_times_s(4, sum(contexts), 6)
     for j in range(6):
@@ -130,7 +130,7 @@ def test_fast_forward_is_exact_with_a_calibration(calibration: Path):
 def test_extrapolation_keeps_the_roofline_shape(calibration: Path):
     rs, _ = _resolved(calibration, engine={"max_num_batched_tokens": 32768,
                                            "max_num_seqs": 256})  # fmt: skip
-    cm = build_cost_model(rs)
+    cm = build_cost_model(rs.replica())
     curve = cm.lookup.gemm(4096, 4096, "bfloat16", cm._t_grid, cm._gemm_roof)
     # Beyond the measured m (8192) time grows like the roofline: compute-bound, linear in m.
     ratio = curve(32768) / curve(8192)
@@ -174,9 +174,9 @@ def test_measured_step_overhead_rows_replace_the_parameters(tmp_path: Path):
                           "time_s": [2e-3 + 10e-6 * b for b in (1, 8, 32)]})  # fmt: skip
     write(directory, to_table(pd.concat([rows, extra], ignore_index=True), "x"), meta)
     rs, _ = _resolved(directory)
-    cm = build_cost_model(rs)
+    cm = build_cost_model(rs.replica())
     assert cm.op_times_s(_batch([(1, 100)] * 4))["overhead"] == pytest.approx(2e-3 + 40e-6)
-    plain = build_cost_model(_resolved(_synthetic_calibration(tmp_path / "plain"))[0])
+    plain = build_cost_model(_resolved(_synthetic_calibration(tmp_path / "plain"))[0].replica())
     assert plain.op_times_s(_batch([(1, 100)] * 4))["overhead"] == pytest.approx(
         rs.scenario.cost_model.step_overhead_s + 4 * rs.scenario.cost_model.per_seq_overhead_s
     )
@@ -192,7 +192,7 @@ def test_moe_layers_use_measured_expert_rows_of_the_shipped_h100_table():
     }  # fmt: skip
     rs, _ = api.prepare(validate_scenario(raw, "t.yaml"), ".")
     log = LookupLog()
-    cm = build_cost_model(rs, log)
+    cm = build_cost_model(rs.replica(), log)
     moe = [e for e in log.entries if e["op"] == "moe"]
     assert [e["method"] for e in moe] == ["measured"]
     assert "experts=8 topk=2 tp=2" in moe[0]["shape"]

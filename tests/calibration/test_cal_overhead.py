@@ -20,7 +20,7 @@ from infsim.scenario.load import load_scenario
 def test_overhead_fit_recovers_a_known_line(tmp_path: Path, rtx4090_setup):
     cal, scenario = rtx4090_setup
     resolved, _ = api.prepare(load_scenario(scenario), tmp_path)
-    cm = build_cost_model(resolved)
+    cm = build_cost_model(resolved.replica())
     # "Measure" steps = the table's ops + 3 ms + 20 µs per sequence.
     rows = []
     for b, kv in ((1, 500), (4, 800), (16, 1000), (32, 300)):

@@ -67,7 +67,7 @@ def test_prefill_rows_alone_fit_fixed_plus_per_token():
 
 def test_measured_prefill_steps_price_prefill_chunks(tmp_path: Path, rtx4090_setup):
     _, scenario = rtx4090_setup
-    cm = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0])
+    cm = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0].replica())
     steps = []
     for b, q, kv in ((1, 1, 500), (4, 1, 800), (16, 1, 1000), (1, 128, 128), (1, 1024, 1024),
                      (1, 2048, 2048)):  # fmt: skip
@@ -82,7 +82,7 @@ def test_measured_prefill_steps_price_prefill_chunks(tmp_path: Path, rtx4090_set
     assert result.exit_code == 0, result.output
     assert ("fit 3.000 ms + 20.0 µs per sequence + -1.000 ms per prefill chunk + 8.00 µs per "
             "prefill token") in result.output  # fmt: skip
-    fitted = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0])
+    fitted = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0].replica())
     # A mixed step: two decodes and a 300-token chunk over 200 cached tokens.
     mixed = fitted.op_times_s(_mixed())
     assert mixed["overhead"] == pytest.approx(3e-3 + 3 * 20e-6 - 1e-3 + 8e-6 * 300)
@@ -111,7 +111,7 @@ def test_a_prefill_step_slightly_faster_than_its_kernels_is_noise(
     tmp_path: Path, rtx4090_setup, fraction: float, code: int
 ):
     _, scenario = rtx4090_setup
-    cm = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0])
+    cm = build_cost_model(api.prepare(load_scenario(scenario), tmp_path)[0].replica())
     ops = cm.op_times_s(decode_batch(1, 2048, 2048))
     kernels = sum(v for k, v in ops.items() if k != "overhead")
     measured = tmp_path / "steps.csv"

@@ -31,7 +31,7 @@ def cost_model(model: str = "llama-3.1-8b", tp: int = 1, **roofline: float) -> R
         },
         "cost_model": {"kind": "roofline", **roofline},
     }
-    cm = build_cost_model(resolve(validate_scenario(raw, "t"), Path()))
+    cm = build_cost_model(resolve(validate_scenario(raw, "t"), Path()).replica())
     assert isinstance(cm, RooflineCostModel)
     return cm
 

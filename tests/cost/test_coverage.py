@@ -88,7 +88,7 @@ def test_fp16_deployment_prices_every_step_as_the_bf16_one_on_h100():
         _prepare(weight_precision=p, kv_cache_precision=p) for p in ("float16", "bfloat16")
     )
     log16, log_bf = LookupLog(), LookupLog()
-    cm16, cm_bf = build_cost_model(fp16, log16), build_cost_model(bf16, log_bf)
+    cm16, cm_bf = build_cost_model(fp16.replica(), log16), build_cost_model(bf16.replica(), log_bf)
     for chunks in ([(1, 700)] * 12, [(300, 0), (1, 2000), (1, 90)], [(2048, 0)]):
         batch = batch_of(chunks)
         assert cm16.step_time_s(batch) == cm_bf.step_time_s(batch)
@@ -133,7 +133,7 @@ def test_llama2_7b_on_h100_has_calibrated_gemms_and_attention():
     rs, _ = _prepare("llama-2-7b")
     assert rs.scenario.deployment.weight_precision == "float16"
     log = LookupLog()
-    build_cost_model(rs, log)
+    build_cost_model(rs.replica(), log)
     methods = {e["op"]: e["method"] for e in log.entries}
     assert methods["attention_decode"] == "scaled-shape"
     assert methods["attention_prefill"] == "measured"
@@ -207,10 +207,10 @@ def test_a_fallback_warns_once_per_process(monkeypatch, caplog):
     monkeypatch.setattr(coverage, "_warned", set())
     rs, _ = _prepare()
     caplog.set_level(logging.WARNING, logger="infsim.calibration")
-    build_cost_model(rs)  # outside a run: no warning
+    build_cost_model(rs.replica())  # outside a run: no warning
     assert caplog.messages == []
     for _ in range(3):  # three runs (or pools, or sweep points) in one process
         with coverage.collecting():
-            build_cost_model(rs)
+            build_cost_model(rs.replica())
     assert caplog.messages == [ELEMENTWISE_WARNING]
     assert "\n" not in caplog.messages[0]

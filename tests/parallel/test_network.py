@@ -48,7 +48,7 @@ def test_placement_node_spans() -> None:
 
 def test_tp_all_reduce_within_node_is_unchanged(resolved) -> None:
     # PP = 1 inside a node: α is the scenario's collective_latency_s (1e-5), β NVLink4.
-    cm = build_cost_model(resolved(deployment={"tensor_parallel": 4}))
+    cm = build_cost_model(resolved(deployment={"tensor_parallel": 4}).replica())
     tokens, hidden, layers = 512, 8192, 80
     nbytes = tokens * hidden * 2
     expected = 2 * layers * (1e-5 + 2.0 * 3 / 4 * nbytes / 450e9)
@@ -59,12 +59,12 @@ def test_tp_group_spanning_nodes_uses_inter_node_link(resolved) -> None:
     # TP8 with 4 GPUs per node: the ring crosses InfiniBand NDR (50 GB/s, 20 µs).
     rs = resolved(deployment={"tensor_parallel": 8}, hardware={"gpus_per_node": 4})
     assert rs.scenario.hardware.gpus_per_node == 4
-    cm = build_cost_model(rs)
+    cm = build_cost_model(rs.replica())
     tokens, hidden, layers = 256, 8192, 80
     nbytes = tokens * hidden * 2
     expected = 2 * layers * (20e-6 + 2.0 * 7 / 8 * nbytes / 50e9)
     assert cm.op_times_s(batch_of([(tokens, 0)]))["all_reduce"] == pytest.approx(expected)
-    same_node = build_cost_model(resolved(deployment={"tensor_parallel": 8}))
+    same_node = build_cost_model(resolved(deployment={"tensor_parallel": 8}).replica())
     slow = cm.op_times_s(batch_of([(tokens, 0)]))["all_reduce"]
     assert slow > 5 * same_node.op_times_s(batch_of([(tokens, 0)]))["all_reduce"]
 
@@ -75,7 +75,7 @@ def test_expert_parallel_all_to_all_bytes(resolved) -> None:
     # 3/4 of which leaves it; dispatch + combine per layer; all-gather of T·4096·2 B to
     # re-replicate; no all-reduce inside an expert (TP/EP = 1).
     cm = build_cost_model(
-        resolved("mixtral-8x7b", deployment={"tensor_parallel": 4, "expert_parallel": 4})
+        resolved("mixtral-8x7b", deployment={"tensor_parallel": 4, "expert_parallel": 4}).replica()
     )
     t, h, k, layers, ep, beta, alpha = 1024, 4096, 2, 32, 4, 450e9, 1e-5
     send = t * k * h * 2 / ep
@@ -83,7 +83,8 @@ def test_expert_parallel_all_to_all_bytes(resolved) -> None:
     assert ops["all_to_all"] == pytest.approx(layers * 2 * (alpha + 3 / 4 * send / beta))
     assert ops["all_gather"] == pytest.approx(layers * (alpha + 3 / 4 * t * h * 2 / beta))
     assert ops["all_reduce"] == pytest.approx(layers * (alpha + 2 * 3 / 4 * t * h * 2 / beta))
-    tp_only = build_cost_model(resolved("mixtral-8x7b", deployment={"tensor_parallel": 4}))
+    tp_only_rs = resolved("mixtral-8x7b", deployment={"tensor_parallel": 4})
+    tp_only = build_cost_model(tp_only_rs.replica())
     base = tp_only.op_times_s(batch_of([(t, 0)]))
     assert "all_to_all" not in base
     # Same expert FLOPs and bytes per GPU under balanced routing: only traffic differs.
@@ -94,8 +95,8 @@ def test_pipeline_stage_times_split_layers_and_sends(resolved) -> None:
     # Llama-3.1-70B TP4×PP2 on one node: 40 + 40 layers; stage 0 carries the step
     # overhead, stage 1 the LM head; the send is T·8192·2 bytes over NVLink.
     rs = resolved(deployment={"tensor_parallel": 4, "pipeline_parallel": 2})
-    pipe = build_pipeline_cost(rs)
-    whole = build_cost_model(resolved(deployment={"tensor_parallel": 4}))
+    pipe = build_pipeline_cost(rs.replica())
+    whole = build_cost_model(resolved(deployment={"tensor_parallel": 4}).replica())
     batch = batch_of([(256, 0), (1, 300)])
     ops = whole.op_times_s(batch)
     head, overhead = ops["lm_head"], ops["overhead"]

@@ -51,7 +51,7 @@ def test_resolved_scenario_carries_the_default(raw_scenario) -> None:
 def test_per_worker_term_is_folded_into_the_fixed_one(raw_scenario) -> None:
     raw = raw_scenario(model="llama-3.1-70b", engine={"version": "0.6.0"},
                        deployment={"tensor_parallel": 4})  # fmt: skip
-    params = roofline_params(resolved_of(raw))
+    params = roofline_params(resolved_of(raw).replica())
     assert params.step_overhead_s == pytest.approx(VLLM_V0.fixed_s + 3 * VLLM_V0.per_worker_s)
     assert params.per_seq_overhead_s == VLLM_V0.per_seq_s
 

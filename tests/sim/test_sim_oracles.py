@@ -48,7 +48,7 @@ def test_unloaded_request_ttft_and_e2e(make_scenario, fast_forward: bool) -> Non
     # TTFT = one prefill step (700 new tokens, context 0, 1 sampled row);
     # E2E = TTFT + 11 decode steps with contexts 700 .. 710.
     resolved, _ = api.prepare(make_scenario(fast_forward=fast_forward), ".")
-    cm = build_cost_model(resolved)
+    cm = build_cost_model(resolved.replica())
     prompt, out, arrival = 700, 12, 1.5
     t = arrival + cm.step_time_s(one_row_batch(prompt, 0, prompt))
     first = t

@@ -106,7 +106,7 @@ def verify_batch(num_seqs: int, k: int, context: int) -> Batch:
 
 
 def test_roofline_prices_k_plus_1_query_tokens_and_lm_head_rows() -> None:
-    target = build_cost_model(resolved())
+    target = build_cost_model(resolved().replica())
     batch = verify_batch(8, 3, 1000)
     assert (batch.num_batched_tokens, batch.num_sampled, batch.num_spec_tokens) == (32, 8, 24)
     chunks = batch_of([(4, 1000)] * 8)  # same query tokens, but only 8 rows sample
@@ -123,9 +123,9 @@ def test_roofline_prices_k_plus_1_query_tokens_and_lm_head_rows() -> None:
 
 def test_eagle_draft_cost_is_k_passes_of_one_layer() -> None:
     rs = resolved()
-    model = speculative_cost_model(rs, build_cost_model(rs))
+    model = speculative_cost_model(rs.replica(), build_cost_model(rs.replica()))
     assert isinstance(model, SpeculativeCostModel)
-    one_layer = build_cost_model(replace(rs, model=rs.draft_model))
+    one_layer = build_cost_model(replace(rs, model=rs.draft_model).replica())
     batch = verify_batch(4, 3, 500)
 
     def compute(b: Batch) -> float:
@@ -147,16 +147,16 @@ def test_eagle_draft_cost_is_k_passes_of_one_layer() -> None:
 
 def test_ngram_costs_its_fixed_overhead_only() -> None:
     rs = resolved(method="ngram", draft_overhead_s=0.0002)
-    model = speculative_cost_model(rs, build_cost_model(rs))
+    model = speculative_cost_model(rs.replica(), build_cost_model(rs.replica()))
     batch = verify_batch(4, 3, 500)
     assert model.step_time_s(batch) == model.target.step_time_s(batch) + 0.0002
 
 
 def test_draft_model_cost_uses_the_draft_models_shape() -> None:
     rs = resolved(method="draft_model", draft_model="llama-3.2-1b")
-    model = speculative_cost_model(rs, build_cost_model(rs))
+    model = speculative_cost_model(rs.replica(), build_cost_model(rs.replica()))
     eagle = resolved()
-    head = speculative_cost_model(eagle, build_cost_model(eagle))
+    head = speculative_cost_model(eagle.replica(), build_cost_model(eagle.replica()))
     batch = verify_batch(16, 3, 2000)
     # 16 layers of a 2048-wide model cost more than one 4096-wide layer, less than 8B.
     assert head.proposer.draft_time_s(batch) < model.proposer.draft_time_s(batch)
@@ -170,7 +170,7 @@ def test_calibrated_verify_rows_price_as_decode_attention() -> None:
     spec = raw()
     spec["calibration"] = "h100-vllm-0.19"
     rs, _ = api.prepare(validate_scenario(spec, "s"), ".")
-    target = build_cost_model(rs)
+    target = build_cost_model(rs.replica())
     verify = target.op_times_s(verify_batch(8, 3, 1000))["attention"]
     decode = target.op_times_s(batch_of([(1, 1003)] * 8))["attention"]
     as_prefill = target.op_times_s(batch_of([(4, 1000)] * 8))["attention"]
