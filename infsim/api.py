@@ -13,13 +13,13 @@ import pyarrow as pa
 from infsim.cost import coverage
 from infsim.cost.overhead import fit_overhead
 from infsim.disagg import report as disagg_report
-from infsim.fleet.pools import fleet_pools
-from infsim.fleet.report import extend_summary
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.metrics.requests import requests_table
 from infsim.metrics.summary import summarize
+from infsim.report.fleet import extend_summary
 from infsim.report.write import write_run
 from infsim.scenario.load import load_scenario
+from infsim.scenario.pools import fleet_pools
 from infsim.scenario.resolve import ResolvedScenario, resolve
 from infsim.scenario.schema import Scenario
 from infsim.sim.engine import simulate

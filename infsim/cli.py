@@ -95,8 +95,8 @@ def run(
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     elif not quiet:
-        from infsim.fleet.pools import fleet_label
         from infsim.report.console import print_summary
+        from infsim.scenario.pools import fleet_label
 
         console = Console()
         print_summary(

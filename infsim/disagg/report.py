@@ -20,7 +20,7 @@ from infsim.metrics.percentiles import describe
 
 if TYPE_CHECKING:
     from infsim.core.request import RequestState
-    from infsim.sim.disagg import DisaggRun, Handoff
+    from infsim.disagg.records import DisaggRun, Handoff
 
 TIMELINE_SCHEMA = pa.schema(
     [

@@ -41,7 +41,7 @@ class ResolvedScenario:
     usd_per_gpu_hour: float
     calibration_dir: Path | None = None
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
-    pools: tuple = ()  # infsim.fleet.pools.ResolvedPool per deployment.pools entry
+    pools: tuple = ()  # infsim.scenario.pools.ResolvedPool per deployment.pools entry
     draft_model: ModelSpec | None = None  # speculative proposer (draft model or head)
     step_overhead: HostOverhead | None = None  # terms also filled into scenario.cost_model
     frontend_source: str = ""  # where the filled-in frontend costs come from
@@ -244,9 +244,9 @@ def _async_scheduling(scenario: Scenario, version: str, source: str, cpu: bool) 
 
 
 def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
-    """Each `deployment.pools` entry resolved on its own (infsim/fleet/pools.py)."""
+    """Each `deployment.pools` entry resolved on its own (infsim/scenario/pools.py)."""
     from infsim.disagg.validate import check_disaggregation
-    from infsim.fleet.pools import check_fleet_sections, resolve_pools
+    from infsim.scenario.pools import check_fleet_sections, resolve_pools
 
     check_disaggregation(scenario, source)
     pools = resolve_pools(scenario, base_dir, source) if scenario.deployment.pools else ()

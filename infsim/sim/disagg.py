@@ -28,48 +28,22 @@ by replica index; no randomness here.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
 from infsim.core.request import RequestState, Status
 from infsim.disagg.policies import least_loaded, prefill_locally, transfer_link, transfer_time_s
+from infsim.disagg.records import DisaggRun, Handoff
 from infsim.disagg.schedulers import DecodeScheduler, PrefillScheduler
 from infsim.disagg.spec import DisaggregationSpec
-from infsim.fleet.pools import fleet_pools
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.network import Link
+from infsim.scenario.pools import fleet_pools
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
 ROLE_SCHEDULERS = {"prefill": PrefillScheduler, "decode": DecodeScheduler}
-
-
-@dataclass
-class Handoff:
-    """One request's path through a disaggregated deployment (times in seconds)."""
-
-    mode: str  # "remote" (prefill pool → decode pool), "local" (decode prefills), "mixed"
-    prefill_replica_id: int | None = None
-    decode_replica_id: int | None = None
-    prefill_end_s: float | None = None  # the prefill sampled the first token
-    reserved_s: float | None = None  # decode blocks allocated: the transfer is queued
-    transfer_start_s: float | None = None
-    transfer_end_s: float | None = None
-    kv_bytes: float | None = None
-
-
-@dataclass
-class DisaggRun:
-    """What disaggregation did, for the outputs (`infsim.disagg.report`)."""
-
-    spec: DisaggregationSpec
-    handoffs: dict[int, Handoff]  # request index → path
-    timeline: list[tuple]  # (time_s, queued, transferring, awaiting decode blocks, held)
-    roles: dict[int, str]  # replica id → role
-    pool_of: dict[int, str]  # replica id → pool name
-    links: dict[str, Link] = field(default_factory=dict)  # "prefill→decode" pools → link
 
 
 class Disaggregation:

@@ -23,7 +23,6 @@ from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.cost.noise import SpeedNoise
-from infsim.fleet.pools import fleet_pools
 from infsim.frontend.api_server import ApiServers
 from infsim.frontend.costs import frontend_costs
 from infsim.kvcache.counter import BlockCounter
@@ -32,6 +31,7 @@ from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
 from infsim.routing.load_aware import build_router
+from infsim.scenario.pools import fleet_pools
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun

@@ -36,9 +36,9 @@ from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
 from infsim.fleet.failures import FailureDraw, FailureModel
 from infsim.fleet.lifecycle import BILLED, LIVE, State
-from infsim.fleet.pools import ResolvedPool
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
 from infsim.metrics.recorder import Recorder
+from infsim.scenario.pools import ResolvedPool
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
@@ -102,7 +102,7 @@ class PoolRuntime:
 
 @dataclass
 class FleetRecord:
-    """What the fleet did, for the summary (`infsim.fleet.report`)."""
+    """What the fleet did, for the summary (`infsim.report.fleet`)."""
 
     pools: list[PoolRuntime]
     timeline: pa.Table

@@ -20,8 +20,7 @@ import pyarrow as pa
 from infsim.core.request import RequestState
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
 from infsim.metrics.percentiles import describe
-from infsim.metrics.summary import slo_met
-from infsim.scenario.schema import SLOSpec
+from infsim.metrics.summary import SLOSpec, slo_met
 
 if TYPE_CHECKING:
     from infsim.sim.fleet import FleetRecord, Member, PoolRuntime

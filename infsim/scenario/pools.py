@@ -63,7 +63,7 @@ def fleet_pools(rs) -> list[ResolvedPool]:
 
 def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[ResolvedPool, ...]:
     """Resolve each `deployment.pools` entry as a scenario of its own."""
-    from infsim.scenario.resolve import resolve  # resolve() calls us: import late
+    from infsim.scenario.resolve import resolve  # resolve() calls us: import late (one package)
 
     dep = scenario.deployment
     pools = dep.pools or ()
