@@ -162,6 +162,7 @@ def catalog_gpus() -> None:
 
 def _mount_subcommands() -> None:
     from infsim.calibration.cli import calibrate_cli
+    from infsim.examples import scenarios_cli
     from infsim.sweep.cli import COMMANDS
     from infsim.validation.cli import validate_cli
     from infsim.workload.cli import trace_cli
@@ -169,6 +170,7 @@ def _mount_subcommands() -> None:
     main.add_command(trace_cli)
     main.add_command(calibrate_cli)
     main.add_command(validate_cli)
+    main.add_command(scenarios_cli)
     for command in COMMANDS:
         main.add_command(command)
 

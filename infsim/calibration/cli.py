@@ -46,7 +46,7 @@ def calibrate_cli() -> None:
 @calibrate_cli.command("list")
 def list_cmd() -> None:
     """Built-in calibrations (the `calibration:` names a scenario can use)."""
-    from infsim.calibration.store import BUILTIN_DIR, builtin_names, load_rows
+    from infsim.calibration.store import builtin_dir, builtin_location, builtin_names, load_rows
 
     table = Table(header_style="bold")
     table.add_column("name", no_wrap=True)
@@ -54,11 +54,13 @@ def list_cmd() -> None:
     for title in ("engine", "rows", "ops", "source"):
         table.add_column(title, overflow="fold")
     for name in builtin_names():
-        rows, meta = load_rows(BUILTIN_DIR / name)
+        rows, meta = load_rows(builtin_dir() / name)
         engine = f"{meta.engine} {meta.engine_version}".strip()
         ops = ", ".join(sorted(rows["op"].unique()))
         table.add_row(name, meta.device, engine, f"{len(rows):,}", ops, meta.source)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"built-in calibrations read from {builtin_location()}", soft_wrap=True)
 
 
 @calibrate_cli.command("import")

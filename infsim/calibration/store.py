@@ -1,8 +1,8 @@
 """Where calibrations live and how a scenario names one.
 
 A scenario's `calibration:` is `roofline` (no table), a built-in name — a directory
-under the repository's `calibration/` (shipped defaults, e.g. `h100-vllm-0.19`) — or a
-path to a calibration directory, relative to the scenario file.
+under `builtin_dir()` (shipped defaults, e.g. `h100-vllm-0.19`) — or a path to a
+calibration directory, relative to the scenario file.
 """
 
 from __future__ import annotations
@@ -14,14 +14,27 @@ import pandas as pd
 
 from infsim.calibration.table import CalibrationMeta, read
 from infsim.errors import InputError, did_you_mean
+from infsim.package_data import data_root
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "calibration"
+
+def builtin_dir() -> Path:
+    """The directory of built-in tables, the one place that decides: the package data when
+    present (an installed wheel's `infsim/_data/calibration/`), else the repository's
+    `calibration/` (editable install, source checkout); see `infsim.package_data`.
+    `infsim calibrate list` prints which one it read."""
+    return data_root().path / "calibration"
+
+
+def builtin_location() -> str:
+    """Where built-in tables are read from, for messages: '<dir> (<origin>)'."""
+    return data_root().describe("calibration")
 
 
 def builtin_names() -> list[str]:
-    if not BUILTIN_DIR.is_dir():
+    directory = builtin_dir()
+    if not directory.is_dir():
         return []
-    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "meta.yaml").is_file())
+    return sorted(p.name for p in directory.iterdir() if (p / "meta.yaml").is_file())
 
 
 def resolve_calibration(name_or_path: str, base_dir: Path) -> Path:
@@ -30,14 +43,14 @@ def resolve_calibration(name_or_path: str, base_dir: Path) -> Path:
         candidate = base_dir / candidate
     if (candidate / "meta.yaml").is_file():
         return candidate.resolve()
-    builtin = BUILTIN_DIR / name_or_path
+    builtin = builtin_dir() / name_or_path
     if (builtin / "meta.yaml").is_file():
         return builtin
     names = builtin_names()
     raise InputError(
         f"unknown calibration {name_or_path!r}{did_you_mean(name_or_path, names)}: not a "
         f"built-in name and no calibration directory at {candidate}; built-in: "
-        f"{', '.join(names) or '(none)'}, or 'roofline'"
+        f"{', '.join(names) or '(none)'}, read from {builtin_location()}; or 'roofline'"
     )
 
 
