@@ -5,14 +5,19 @@
     @routers.register("round_robin")
     class RoundRobin: ...
 
+    @routers.register("prefix_aware", params=PrefixAwareParams)   # its options, with defaults
+    class PrefixAware: ...
+
 Registering a name twice raises; looking up an unknown name raises an `InputError`
-that lists the known names.
+that lists the known names. A plug-in's `params` model (pydantic, defaults included) is the
+one place its options are declared: the scenario schema validates a section's options
+against it and fills the defaults from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from infsim.errors import InputError, did_you_mean
 
@@ -25,15 +30,23 @@ class Registry(Generic[T]):
     def __init__(self, family: str) -> None:
         self.family = family
         self._items: dict[str, T] = {}
+        self._params: dict[str, Any] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, params: Any = None) -> Callable[[T], T]:
         def decorate(item: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.family} {name!r} is registered twice")
             self._items[name] = item
+            if params is not None:
+                self._params[name] = params
             return item
 
         return decorate
+
+    def params(self, name: str) -> Any:
+        """The options model `name` was registered with, or None (no options)."""
+        self.get(name)
+        return self._params.get(name)
 
     def get(self, name: str) -> T:
         try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from infsim.core.batch import Batch
-from infsim.registry import Registry
 
 
 class CostModel(Protocol):
@@ -28,9 +27,6 @@ class CostModel(Protocol):
     ) -> list[float]: ...
 
     def op_times_s(self, batch: Batch) -> dict[str, float]: ...
-
-
-cost_models: Registry[type] = Registry("cost_model")
 
 
 def attention_work(batch: Batch) -> tuple[int, int]:

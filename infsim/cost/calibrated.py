@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from infsim.core.batch import Batch
-from infsim.cost.base import cost_models
 from infsim.cost.coverage import NUM_KINDS, OVERHEAD, ROOFLINE, kind_of
 from infsim.cost.curves import Curve, geometric_grid
 from infsim.cost.lookup import CalibrationLookup
@@ -64,7 +63,6 @@ class Limits:
     max_model_len: int
 
 
-@cost_models.register("calibrated")
 class CalibratedCostModel:
     def __init__(
         self,

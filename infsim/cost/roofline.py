@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infsim.core.batch import Batch
-from infsim.cost.base import attention_work, cost_models
+from infsim.cost.base import attention_work
 from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all_s
 
 ACTIVATION_BYTES = 2  # bf16 activations
@@ -70,7 +70,6 @@ class ReplicaShape:
     expert_parallel: int = 1
 
 
-@cost_models.register("roofline")
 class RooflineCostModel:
     """Analytic step time; dense GEMM cost cached per (tokens, sampled rows)."""
 

@@ -27,6 +27,7 @@ the randomised ones, draws from a generator it was given (seeded from the scenar
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from infsim.core.request import RequestState
 from infsim.routing.base import ClusterView, routers
@@ -38,6 +39,8 @@ def _least_loaded(view: ClusterView) -> int:
 
 @routers.register("random")
 class RandomRouter:
+    randomised = True  # built with the router's own generator (build_router)
+
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
@@ -47,6 +50,8 @@ class RandomRouter:
 
 @routers.register("power_of_two")
 class PowerOfTwo:
+    randomised = True
+
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
@@ -63,17 +68,36 @@ class PowerOfTwo:
         return min(a, b)
 
 
-@routers.register("prefix_aware")
+class PrefixAwareParams(BaseModel):
+    """prefix_aware's options; defaults: SGLang router (sgl-model-gateway) `RouterArgs`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    balance_abs_threshold: int = Field(
+        64,
+        ge=0,
+        description="The longest-prefix replica is skipped for the least loaded one when "
+        "its outstanding requests exceed the least loaded replica's by more than this AND "
+        "by more than balance_rel_threshold times (SGLang router default 64).",
+    )
+    balance_rel_threshold: float = Field(
+        1.5, ge=1, description="Relative load guard (see balance_abs_threshold; default 1.5)."
+    )
+    cache_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Below this fraction of the request's prefix blocks cached anywhere, "
+        "route to the least loaded replica (SGLang router default 0.3).",
+    )
+
+
+@routers.register("prefix_aware", params=PrefixAwareParams)
 class PrefixAware:
-    def __init__(
-        self,
-        balance_abs_threshold: int = 64,
-        balance_rel_threshold: float = 1.5,
-        cache_threshold: float = 0.3,
-    ) -> None:
-        self.balance_abs_threshold = balance_abs_threshold
-        self.balance_rel_threshold = balance_rel_threshold
-        self.cache_threshold = cache_threshold
+    def __init__(self, **options: float) -> None:
+        params = PrefixAwareParams(**options)
+        self.balance_abs_threshold = params.balance_abs_threshold
+        self.balance_rel_threshold = params.balance_rel_threshold
+        self.cache_threshold = params.cache_threshold
 
     def route(self, request: RequestState, view: ClusterView, now: float) -> int:
         least = _least_loaded(view)
@@ -101,10 +125,12 @@ ROUTER_STREAM = 0x726F75  # spawn key of the router's generator: one stream per 
 
 
 def build_router(spec, seed: int):
-    """The scenario's router (`spec` is the resolved `RouterSpec`)."""
+    """The scenario's router (`spec` is the resolved router section: `kind` and the kind's
+    options). Randomised routers get their own generator, one stream per purpose."""
     cls = routers.get(spec.kind)
-    if spec.kind in ("random", "power_of_two"):
-        return cls(np.random.default_rng([seed, ROUTER_STREAM]))
-    if spec.kind == "prefix_aware":
-        return cls(spec.balance_abs_threshold, spec.balance_rel_threshold, spec.cache_threshold)
-    return cls()
+    params = routers.params(spec.kind)
+    given = {name: getattr(spec, name, None) for name in (params.model_fields if params else ())}
+    options = {name: value for name, value in given.items() if value is not None}
+    if getattr(cls, "randomised", False):
+        return cls(np.random.default_rng([seed, ROUTER_STREAM]), **options)
+    return cls(**options)

@@ -84,9 +84,12 @@ def _check_path(keys: list[str], item: str) -> None:
         if model is None:  # below a union or a plain value: let validation judge it
             return
         fields = model.model_fields
+        options = getattr(model, "option_names", list)()  # a plug-in's own options
+        if key in options:
+            return
         if key not in fields:
             where = ".".join(keys[:depth]) or "the scenario"
-            names = sorted(fields)
+            names = sorted([*fields, *options])
             raise InputError(
                 f"--set {item}: {where} has no field {key!r}{did_you_mean(key, names)}; "
                 f"allowed: {', '.join(names)}"

@@ -302,21 +302,12 @@ def _resolved_hardware(scenario: Scenario, gpu: GPUSpec):
     return hw.model_copy(update={"gpus_per_node": hw.gpus_per_node or gpu.gpus_per_node})
 
 
-ROUTER_DEFAULTS = {
-    "balance_abs_threshold": 64,
-    "balance_rel_threshold": 1.5,
-    "cache_threshold": 0.3,
-}
-"""prefix_aware defaults: SGLang router (sgl-model-gateway) `RouterArgs` defaults."""
-
-
 def _resolved_router(scenario: Scenario):
+    """The router section with the kind's option defaults filled in (from its registered
+    params model)."""
     router = scenario.router
-    if router.kind != "prefix_aware":
-        return router
-    return router.model_copy(
-        update={k: v for k, v in ROUTER_DEFAULTS.items() if getattr(router, k) is None}
-    )
+    options = router.options()
+    return type(router)(kind=router.kind, **options) if options else router
 
 
 def _price(scenario: Scenario, gpu: GPUSpec) -> float:

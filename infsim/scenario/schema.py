@@ -9,14 +9,21 @@ is written to `scenario.resolved.yaml`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from infsim.disagg.spec import DisaggregationSpec
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
+from infsim.routing import routers
+from infsim.scheduling.queues import waiting_queues
 from infsim.speculative.spec import SpeculativeSpec
 from infsim.workload.spec import WorkloadSpec
+
+SchedulingPolicy = Literal[tuple(waiting_queues.names())]  # type: ignore[valid-type]
+"""The registered scheduling policies (`infsim.scheduling.queues`)."""
+RouterKind = Literal[tuple(routers.names())]  # type: ignore[valid-type]
+"""The registered routers (`infsim.routing`): registering one adds it here."""
 
 
 class _Frozen(BaseModel):
@@ -129,8 +136,10 @@ class EngineSpec(_Frozen):
     enable_prefix_caching: bool = Field(
         True, description="Automatic prefix caching with chained block hashes."
     )
-    scheduling_policy: Literal["fcfs", "priority"] = Field(
-        "fcfs", description="Waiting-queue order: fcfs, or priority (lower value first)."
+    scheduling_policy: SchedulingPolicy = Field(
+        "fcfs",
+        description="Waiting-queue order and preemption choice: fcfs, or priority (lower "
+        "value first); a registered policy (infsim/scheduling/queues.py).",
     )
     max_model_len: int | None = Field(
         None, ge=1, description="Max prompt+output tokens; null = the model's maximum."
@@ -157,45 +166,42 @@ class EngineSpec(_Frozen):
 
 
 class RouterSpec(_Frozen):
-    kind: Literal[
-        "round_robin",
-        "least_outstanding_requests",
-        "least_outstanding_tokens",
-        "least_kv_usage",
-        "random",
-        "power_of_two",
-        "prefix_aware",
-    ] = Field("round_robin", description="How arriving requests are spread over replicas.")
-    balance_abs_threshold: int | None = Field(
-        None,
-        ge=0,
-        description="prefix_aware only: the longest-prefix replica is skipped for the least "
-        "loaded one when its outstanding requests exceed the least loaded replica's by more "
-        "than this AND by more than balance_rel_threshold times; null = 64 (SGLang router "
-        "default).",
-    )
-    balance_rel_threshold: float | None = Field(
-        None,
-        ge=1,
-        description="prefix_aware only: relative load guard (see balance_abs_threshold); "
-        "null = 1.5 (SGLang router default).",
-    )
-    cache_threshold: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="prefix_aware only: below this fraction of the request's prefix blocks "
-        "cached anywhere, route to the least loaded replica; null = 0.3 (SGLang router "
-        "default).",
-    )
+    """`kind` and that router's options (its registered params model: names, ranges and
+    defaults live there, e.g. `infsim.routing.load_aware.PrefixAwareParams`); options left
+    out take the router's defaults at resolution."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    kind: RouterKind = Field("round_robin", description="How arriving requests are spread over "
+                             "replicas (a registered router).")  # fmt: skip
 
     @model_validator(mode="after")
     def _options_apply(self) -> RouterSpec:
-        options = ("balance_abs_threshold", "balance_rel_threshold", "cache_threshold")
-        given = [name for name in options if getattr(self, name) is not None]
-        if given and self.kind != "prefix_aware":
-            raise ValueError(f"{', '.join(given)}: only for kind prefix_aware, not {self.kind}")
+        given = dict(self.model_extra or {})
+        if not given:
+            return self
+        params = routers.params(self.kind)
+        unknown = [n for n in given if params is None or n not in params.model_fields]
+        if unknown:
+            owners = [k for k in routers.names() if routers.params(k) is not None
+                      and all(n in routers.params(k).model_fields for n in unknown)]  # fmt: skip
+            where = f"only for kind {', '.join(owners)}" if owners else "no router's option"
+            raise ValueError(f"{', '.join(unknown)}: {where}, not {self.kind}")
+        params(**{n: v for n, v in given.items() if v is not None})  # ranges, types
         return self
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Every registered router's option names (for `--set router.<name>=…`)."""
+        params = [routers.params(k) for k in routers.names()]
+        return sorted({n for p in params if p is not None for n in p.model_fields})
+
+    def options(self) -> dict[str, Any]:
+        """The kind's options with its defaults filled in."""
+        params = routers.params(self.kind)
+        if params is None:
+            return {}
+        given = {n: v for n, v in (self.model_extra or {}).items() if v is not None}
+        return params(**given).model_dump()
 
 
 class SLOSpec(_Frozen):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from infsim.core.batch import Batch, StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
-from infsim.scheduling.queues import preemption_victim, waiting_queues
+from infsim.scheduling.queues import waiting_queues
 
 if TYPE_CHECKING:
     from infsim.speculative.speculator import Speculator
@@ -150,7 +150,7 @@ class ContinuousBatchingScheduler:
                 budget -= n
                 i += 1
                 continue
-            victim = preemption_victim(self.config.scheduling_policy, running)
+            victim = self.waiting.victim(running)
             if victim in reqs:  # priority policy may pick a scheduled one
                 budget += news[reqs.index(victim)]
                 batch.remove(victim)

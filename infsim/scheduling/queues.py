@@ -1,8 +1,13 @@
-"""Waiting queues (vLLM V1 `request_queue.py` shape): FCFS and priority.
+"""Scheduling policies (vLLM's `--scheduling-policy`): FCFS and priority, each a waiting
+queue (vLLM V1 `request_queue.py` shape) plus its preemption choice.
 
-Both expose add / prepend / peek / pop / len / iteration. `prepend` is where preempted
-requests go: the front of an FCFS queue (they resume first); a priority queue orders
-them by (priority, arrival) like everybody else.
+A policy is one class registered in `waiting_queues` under its YAML name: add / prepend /
+peek / pop / len / iteration over the waiting requests, and `victim(running)`, the running
+request vLLM preempts when another cannot get KV blocks. `prepend` is where preempted
+requests go: the front of an FCFS queue (they resume first); a priority queue orders them
+by (priority, arrival) like everybody else. Adding a policy is one class here (or in a
+module that imports this registry) and a test; the scenario schema's
+`engine.scheduling_policy` choices come from the registry.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ class FCFSQueue:
     def __iter__(self) -> Iterator[RequestState]:
         return iter(self._q)
 
+    @staticmethod
+    def victim(running: list[RequestState]) -> RequestState:
+        """The last admitted running request (vLLM V1 FCFS)."""
+        return running[-1]
+
 
 @waiting_queues.register("priority")
 class PriorityQueue:
@@ -67,9 +77,7 @@ class PriorityQueue:
     def __iter__(self) -> Iterator[RequestState]:
         return (entry[3] for entry in sorted(self._heap))
 
-
-def preemption_victim(policy: str, running: list[RequestState]) -> RequestState:
-    """The request vLLM V1 preempts when a running request cannot get KV blocks."""
-    if policy == "priority":
+    @staticmethod
+    def victim(running: list[RequestState]) -> RequestState:
+        """The lowest-priority running request (largest value), latest arrival on ties."""
         return max(running, key=lambda r: (r.priority, r.arrival_s, r.index))
-    return running[-1]
