@@ -31,10 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 """Bottom to top. `cli` is `infsim/cli.py` and every package's `cli.py` (command lines sit
 on top of everything); the other names are packages or top-level modules."""
 
-KNOWN: dict[tuple[str, str], str] = {
-    ("scenario", "calibration"): "resolve() reads tables through calibration/store.py and "
-    "table.py; they move next to the cost model that reads them (issue 14, item 2)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _unit(path: Path) -> str:

@@ -292,7 +292,7 @@ def _table_cmd(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from infsim.calibration.importers._common import sha256
-    from infsim.calibration.table import Provenance, read, to_table, write
+    from infsim.cost.table import Provenance, read, to_table, write
 
     header = args.rows.read_text().splitlines()[0].lstrip("# ")
     measured = pd.read_csv(args.rows, comment="#")

@@ -46,7 +46,7 @@ def calibrate_cli() -> None:
 @calibrate_cli.command("list")
 def list_cmd() -> None:
     """Built-in calibrations (the `calibration:` names a scenario can use)."""
-    from infsim.calibration.store import builtin_dir, builtin_location, builtin_names, load_rows
+    from infsim.cost.store import builtin_dir, builtin_location, builtin_names, load_rows
 
     table = Table(header_style="bold")
     table.add_column("name", no_wrap=True)
@@ -83,7 +83,7 @@ def list_cmd() -> None:
 def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
                **opts: object) -> None:  # fmt: skip
     """Import FORMAT files (all or nothing) into a calibration table."""
-    from infsim.calibration.table import CalibrationMeta, to_table, write
+    from infsim.cost.table import CalibrationMeta, to_table, write
     from infsim.scenario.host_overhead import default_step_overhead_meta
 
     force = bool(opts.pop("force"))
@@ -130,7 +130,7 @@ def report_cmd(calibration: str, scenario: Path | None, overrides: tuple[str, ..
                as_json: bool) -> None:  # fmt: skip
     """Held-out error per op, coverage, and a scenario's fallbacks to the roofline."""
     from infsim.calibration.report import report
-    from infsim.calibration.store import load_rows, resolve_calibration
+    from infsim.cost.store import load_rows, resolve_calibration
 
     directory = resolve_calibration(calibration, Path.cwd())
     rows, meta = load_rows(directory)
@@ -191,7 +191,7 @@ def _refit(scenario: Path, overrides: tuple[str, ...], out: Path | None, op: str
 
     from infsim import api
     from infsim.calibration.importers._common import sha256
-    from infsim.calibration.table import Provenance, read, to_table, write
+    from infsim.cost.table import Provenance, read, to_table, write
 
     spec = api.load_scenario(scenario, overrides)
     resolved, _ = api.prepare(spec, scenario.parent, source=str(scenario))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from infsim.calibration.table import COLLECTIVES, PER_TOKEN
+from infsim.cost.table import COLLECTIVES, PER_TOKEN
 
 AXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "gemm": ("m", ("dtype", "n", "k", "variant")),

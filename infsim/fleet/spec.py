@@ -22,6 +22,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from infsim.fleet.signals import signals
+
 FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 GB = 1e9
@@ -172,12 +174,16 @@ class PoolSpec(BaseModel):
         return self.replicas if self.max_replicas is None else self.max_replicas
 
 
+SignalKind = Literal[tuple(signals.names())]  # type: ignore[valid-type]
+"""The registered autoscaling signals (`infsim.fleet.signals`)."""
+
+
 class AutoscalingSpec(BaseModel):
     """A Kubernetes-HPA-style control loop per pool, with Knative's panic mode and
     scale-to-zero (FORMATS.md §3 vocabulary). Pools scale within [min, max]_replicas."""
 
     model_config = FROZEN
-    signal: Literal["concurrency", "queue_depth", "request_rate", "kv_usage", "gpu_busy"] = Field(
+    signal: SignalKind = Field(
         "concurrency",
         description="Per-pool metric: requests in flight (waiting + running + gateway "
         "queue), waiting requests (+ gateway queue), routed requests per second, KV "

@@ -69,8 +69,12 @@ class Recorder:
         self._run_steps.append(num_steps)
         self._run_seqs.append(num_seqs)
 
+    def on_request_end(self) -> None:
+        """A client request ended (finished, rejected or failed): the engine's one place
+        for it (`infsim.sim.engine`), so a disaggregated prefill's copy never counts."""
+        self.num_done += 1
+
     def on_outcome(self, outcome: StepOutcome) -> None:
-        self.num_done += len(outcome.finished)
         if not (outcome.itl_step_s or outcome.itl_other_s):
             return
         self.itl_s.extend(outcome.itl_step_s)

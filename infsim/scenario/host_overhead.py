@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infsim.calibration.table import CalibrationMeta, StepOverheadMeta
 from infsim.cost.config import HostOverhead
+from infsim.cost.table import CalibrationMeta, StepOverheadMeta
 from infsim.scenario.schema import RooflineSpec
 from infsim.scenario.vllm_defaults import version_tuple
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from infsim.calibration.store import load_rows, resolve_calibration
-from infsim.calibration.table import CalibrationMeta
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
 from infsim.cost.config import HostOverhead, ReplicaConfig
+from infsim.cost.store import load_rows, resolve_calibration
+from infsim.cost.table import CalibrationMeta
 from infsim.errors import InputError
 from infsim.frontend.costs import HOST_DEFAULTS, resolve_costs
 from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_capacity

@@ -55,7 +55,7 @@ class Disaggregation:
         rs: Any,
         recorder: Recorder,
         router: Any,
-        on_finished: Callable[[RequestState], None] | None,
+        on_finished: Callable[[RequestState], None],
     ) -> None:
         self.env = env
         self.spec: DisaggregationSpec = rs.scenario.deployment.disaggregation
@@ -167,7 +167,6 @@ class Disaggregation:
     # -- prefill → decode -------------------------------------------------------------
     def _prefill_done(self, copy: RequestState) -> None:
         """A prefill replica sampled `copy`'s first token (its KV blocks stay held)."""
-        self.recorder.num_done -= 1  # the max_tokens=1 half is not a client request
         now = self.env.now
         req = self.originals.pop(copy.index)
         sender = self.by_id[copy.replica_id]
@@ -183,9 +182,7 @@ class Disaggregation:
             req.num_output_done = 1
             req.first_token_s = req.last_emit_s = req.finish_s = copy.finish_s
             req.status = Status.FINISHED
-            self.recorder.num_done += 1
-            if self.on_client_finished is not None:
-                self.on_client_finished(req)
+            self.on_client_finished(req)
             return
         self.num_held += 1
         decode = self.decode[least_loaded([self._decode_load(d) for d in self.decode])]

@@ -134,10 +134,16 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     cost_models = {id(rs): cost_model}  # one per pool (sim/fleet.py)
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
     router = build_router(rs.scenario.router, rs.scenario.seed)
+
+    def ended(_req: RequestState) -> None:
+        """The one place a client request's end is counted: finished, rejected or failed."""
+        recorder.on_request_end()
+        if client is not None:
+            client.release()
+
     disagg = None
     if rs.scenario.deployment.disaggregation is not None:  # xPyD: sim/disagg.py
-        on_done = client.release if client is not None else None
-        disagg = Disaggregation(env, rs, recorder, router, on_done)
+        disagg = Disaggregation(env, rs, recorder, router, ended)
     scheduler_classes = disagg.scheduler_classes if disagg is not None else {}
 
     def make_replica(pool_rs: ResolvedScenario, replica_id: int, on_finished) -> Replica:
@@ -167,11 +173,6 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
                        noise=noise, async_scheduling=async_on, frontend=api_servers(pool_rs),
                        egress=disagg is None)  # fmt: skip
 
-    def rejected(_req: RequestState) -> None:
-        recorder.num_done += 1
-        if client is not None:
-            client.release()
-
     fleet = Fleet(
         env,
         fleet_pools(rs),
@@ -180,13 +181,13 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         make_replica=disagg.wrap(make_replica) if disagg is not None else make_replica,
         num_requests=trace.num_requests,
         seed=rs.scenario.seed,
-        on_finished=client.release if client is not None else None,
-        on_rejected=rejected,
+        on_finished=ended,
+        on_rejected=ended,
         autoscaling=rs.scenario.autoscaling,
         failures=rs.scenario.failures,
     )
     dispatch = disagg.submit if disagg is not None else fleet.submit
-    env.process(_arrivals(env, rs, trace, dispatch, recorder, client))
+    env.process(_arrivals(env, rs, trace, dispatch, recorder, ended, client))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
     env.run()
@@ -211,12 +212,13 @@ def _arrivals(
     trace: Trace,
     dispatch: Callable[[RequestState], bool],
     recorder: Recorder,
+    ended: Callable[[RequestState], None],
     client: ClosedLoopClient | None,
 ) -> Generator[simpy.Event, Any, None]:
     """Send the trace's requests: at their arrival times (open loop) or when a client slot
     frees (closed loop); the send time is the zero of TTFT and E2E. The replica's API
     server (sim/replica.py) takes it from there. `dispatch` (the fleet's gateway) returns
-    False for a request rejected for good."""
+    False for a request rejected for good, which then `ended`."""
     keyer = None
     hashes: list[list[int] | None] = [None] * trace.num_requests
     if rs.scenario.engine.enable_prefix_caching and trace.hash_block_size_tokens:
@@ -237,9 +239,7 @@ def _arrivals(
 
     def submit(req: RequestState) -> None:
         if not dispatch(req):
-            recorder.num_done += 1
-            if client is not None:
-                client.release()
+            ended(req)
 
     open_loop = client is None
     for index, rid, arrival, prompt, output, prio, hash_ids in rows:

@@ -36,6 +36,7 @@ from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
 from infsim.fleet.failures import FailureDraw, FailureModel
 from infsim.fleet.lifecycle import BILLED, LIVE, State
+from infsim.fleet.signals import PoolSample, signals
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
 from infsim.metrics.recorder import Recorder
 from infsim.scenario.pools import ResolvedPool
@@ -376,7 +377,6 @@ class Fleet:
                 req.status = Status.FAILED
                 req.reject_reason = f"replica lost ({kind})"
                 self.failed.append(req)
-                self.recorder.num_done += 1
                 if self.on_finished is not None:
                     self.on_finished(req)
         self._event(
@@ -430,22 +430,20 @@ class Fleet:
                 self._row(pool)
 
     def signal(self, pool: PoolRuntime, interval_s: float) -> float:
-        """The pool's autoscaling signal now, summed over its serving replicas (the
-        gateway queue counts for every pool: any of them would have to serve it)."""
-        kind = self.autoscaling.signal
+        """The pool's autoscaling signal now (`infsim.fleet.signals`), from a sample of its
+        serving replicas and the gateway (whose queue any pool would have to serve)."""
         replicas = [m.replica for m in pool.members if m.state == State.SERVING]
-        queued = len(self.gateway)
-        if kind == "concurrency":
-            return queued + sum(r.num_outstanding for r in replicas)
-        if kind == "queue_depth":
-            return queued + sum(r.num_waiting for r in replicas)
-        if kind == "request_rate":
-            rate = (self.num_submitted - pool.last_submitted) / interval_s
-            pool.last_submitted = self.num_submitted
-            return rate
-        if kind == "kv_usage":
-            return sum(_kv_usage(r) for r in replicas)
-        return float(sum(1 for r in replicas if r.scheduler.has_work()))  # gpu_busy
+        sample = PoolSample(
+            num_outstanding=tuple(r.num_outstanding for r in replicas),
+            num_waiting=tuple(r.num_waiting for r in replicas),
+            kv_usage=tuple(_kv_usage(r) for r in replicas),
+            busy=tuple(r.scheduler.has_work() for r in replicas),
+            num_gateway_queued=len(self.gateway),
+            num_routed=self.num_submitted - pool.last_submitted,
+            interval_s=interval_s,
+        )
+        pool.last_submitted = self.num_submitted
+        return signals.get(self.autoscaling.signal)(sample)
 
     # -- records ----------------------------------------------------------------------
     def _row(self, pool: PoolRuntime) -> None:

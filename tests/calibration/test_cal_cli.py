@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infsim.calibration.table import read
 from infsim.cli import main
+from infsim.cost.table import read
 
 REPO = Path(__file__).resolve().parents[2]
 

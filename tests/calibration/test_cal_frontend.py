@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from infsim import api
 from infsim.calibration.frontend import engine_ttft
-from infsim.calibration.table import read
 from infsim.cli import main
+from infsim.cost.table import read
 from infsim.frontend.costs import fitted_request_path
 from infsim.scenario.load import load_scenario
 

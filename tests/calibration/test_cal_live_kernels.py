@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infsim.calibration.table import read
+from infsim.cost.table import read
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "calibration" / "live" / "kernels.py"

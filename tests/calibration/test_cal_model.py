@@ -10,10 +10,10 @@ import pytest
 
 from infsim import api
 from infsim.calibration.report import leave_one_out, report
-from infsim.calibration.table import CalibrationMeta, read, to_table, write
 from infsim.core.batch import batch_of
 from infsim.cost.factory import build_cost_model
 from infsim.cost.lookup import LookupLog
+from infsim.cost.table import CalibrationMeta, read, to_table, write
 from infsim.errors import InputError
 from infsim.scenario.load import validate_scenario
 
@@ -151,7 +151,7 @@ def test_unknown_calibration_name():
 
 
 def test_leave_one_out_is_small_on_smooth_data_and_flags_noise(calibration: Path):
-    from infsim.calibration.store import load_rows
+    from infsim.cost.store import load_rows
 
     rows, _ = load_rows(calibration)
     loo = leave_one_out(rows).set_index("op")

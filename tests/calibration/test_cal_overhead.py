@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from infsim import api
 from infsim.calibration.overhead import decode_batch, steps_from_bench
-from infsim.calibration.table import read
 from infsim.cli import main
 from infsim.cost.factory import build_cost_model
+from infsim.cost.table import read
 from infsim.scenario.load import load_scenario
 
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from infsim import api
 from infsim.calibration.frontend import without_frontend
 from infsim.calibration.replay_fit import decode_exposure, theta_rows
-from infsim.calibration.table import read
 from infsim.cli import main
 from infsim.cost.overhead import fit_overhead
+from infsim.cost.table import read
 from infsim.metrics.recorder import TIMELINE_SCHEMA
 from infsim.workload.trace import Trace
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from infsim.calibration.table import CalibrationMeta, read, to_table, write
+from infsim.cost.table import CalibrationMeta, read, to_table, write
 from infsim.errors import InputError
 
 META = CalibrationMeta(

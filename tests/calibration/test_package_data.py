@@ -11,8 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from infsim import api, package_data
-from infsim.calibration import store
 from infsim.cli import main
+from infsim.cost import store
 from infsim.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]

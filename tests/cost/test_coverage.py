@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from infsim import api
-from infsim.calibration.store import load_rows
 from infsim.catalog.hardware import load_gpu
 from infsim.core.batch import batch_of
 from infsim.cost import coverage
 from infsim.cost.curves import geometric_grid
 from infsim.cost.factory import build_cost_model, dtype_substitutes
 from infsim.cost.lookup import CalibrationLookup, LookupLog
+from infsim.cost.store import load_rows
 from infsim.scenario.load import validate_scenario
 from infsim.sim.engine import simulate
 

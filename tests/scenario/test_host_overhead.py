@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infsim.calibration.table import CalibrationMeta, StepOverheadMeta
 from infsim.cost.factory import roofline_params
+from infsim.cost.table import CalibrationMeta, StepOverheadMeta
 from infsim.errors import InputError
 from infsim.scenario.host_overhead import (
     VLLM_V0,

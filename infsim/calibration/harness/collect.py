@@ -22,12 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from infsim.calibration import table
 from infsim.calibration.harness import ops
 from infsim.calibration.harness.plan import Plan, cases
 from infsim.catalog import precision as prec
 from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
+from infsim.cost import table
 from infsim.errors import InputError
 
 

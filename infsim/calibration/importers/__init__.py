@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from infsim.calibration.importers._common import SOURCE, dtype_name
-from infsim.calibration.table import COLLECTIVES, Provenance, to_table
+from infsim.cost.table import COLLECTIVES, Provenance, to_table
 from infsim.errors import InputError
 from infsim.registry import Registry
 

@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from infsim.calibration.table import Provenance
 from infsim.catalog import precision
+from infsim.cost.table import Provenance
 from infsim.errors import InputError
 
 SOURCE = "source"

@@ -16,7 +16,7 @@ from pathlib import Path
 from infsim.calibration.importers import ImportOptions, ImportResult, importers
 from infsim.calibration.importers._common import SOURCE, one_device, sha256
 from infsim.calibration.profilers import nsys, torch_profiler
-from infsim.calibration.table import Provenance
+from infsim.cost.table import Provenance
 
 __all__ = ["import_nsys_kern_sum", "import_nsys_sqlite", "import_torch_profiler"]
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from infsim.calibration import table
 from infsim.calibration.harness import Plan, cases
 from infsim.calibration.harness.plan import projections
 from infsim.catalog.model import load_model
+from infsim.cost import table
 from infsim.errors import InputError
 
 SHIPPED = Path(__file__).resolve().parents[3] / "calibration" / "cpu-host-torch"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from infsim.calibration.table import CalibrationMeta, read
+from infsim.cost.table import CalibrationMeta, read
 from infsim.errors import InputError, did_you_mean
 from infsim.package_data import data_root
 
