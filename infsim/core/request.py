@@ -32,6 +32,12 @@ class Status(enum.IntEnum):
     FAILED = 4
 
 
+UNSET_S = -1.0
+"""A time that has not happened yet (first scheduled, first token, last emit, finish)."""
+NO_REPLICA = -1
+"""`replica_id` before the request is routed."""
+
+
 class RequestState:
     """Mutable scheduling state of one request (times in seconds of simulated time)."""
 
@@ -79,21 +85,31 @@ class RequestState:
         # Prefix-cache keys of consecutive engine blocks (None: no prefix identity).
         self.block_keys = block_keys
         self.status = Status.WAITING
-        self.replica_id = -1
+        self.replica_id = NO_REPLICA
         self.num_computed_tokens = 0
         self.num_output_done = 0
         self.num_cached_tokens = 0  # prefix-cache hit at first admission
         self.num_preemptions = 0
-        self.first_scheduled_s = -1.0
-        self.first_token_s = -1.0
-        self.last_emit_s = -1.0
-        self.finish_s = -1.0
+        self.first_scheduled_s = UNSET_S
+        self.first_token_s = UNSET_S
+        self.last_emit_s = UNSET_S
+        self.finish_s = UNSET_S
         self.reject_reason = ""
         # KV bookkeeping owned by the KV manager: the number of blocks held (always),
         # their ids (prefix caching only) and how many leading ones are registered.
         self.num_blocks = 0
         self.block_ids: list[int] = []
         self.num_cached_blocks = 0
+
+    def retry_from_scratch(self) -> None:
+        """Its replica was lost: it goes back to the gateway to start again elsewhere (its
+        arrival, first scheduling and preemption count are kept; its KV is gone)."""
+        self.status = Status.WAITING
+        self.replica_id = NO_REPLICA
+        self.num_computed_tokens = 0
+        self.num_output_done = 0
+        self.first_token_s = UNSET_S
+        self.last_emit_s = UNSET_S
 
     @property
     def num_tokens(self) -> int:

@@ -101,6 +101,17 @@ class ContinuousBatchingScheduler:
     def num_outstanding(self) -> int:
         return len(self.waiting) + len(self.running)
 
+    def evict_all(self) -> list[RequestState]:
+        """Empty the scheduler (its replica is lost): the running and waiting requests, in
+        that order, with their KV blocks freed; the caller decides what becomes of them."""
+        reqs = [*self.running, *self.waiting]
+        for req in reqs:
+            self.kv.free(req)
+        self.running.clear()
+        while self.waiting:
+            self.waiting.pop()
+        return reqs
+
     def has_work(self) -> bool:
         return bool(self.running) or bool(self.waiting)
 

@@ -371,7 +371,7 @@ class Fleet:
         for req in in_flight:
             losses = self.num_losses[req.index] = self.num_losses.get(req.index, 0) + 1
             if self.failure_model.request_outcome(losses) == "requeue":
-                _reset(req)
+                req.retry_from_scratch()
                 requeue.append(req)
             else:
                 req.status = Status.FAILED
@@ -498,16 +498,6 @@ class Fleet:
             self.failure_model.spec if self.failures or self.random_failures else None,
             self.dynamic,
         )
-
-
-def _reset(req: RequestState) -> None:
-    """A request retried from scratch on another replica (its arrival time is kept)."""
-    req.status = Status.WAITING
-    req.replica_id = -1
-    req.num_computed_tokens = 0
-    req.num_output_done = 0
-    req.first_token_s = -1.0
-    req.last_emit_s = -1.0
 
 
 def _kv_usage(replica: Replica) -> float:

@@ -140,13 +140,8 @@ class Replica:
     def take_unfinished(self) -> list[RequestState]:
         """Empty the replica of its unfinished requests (it is lost): running, waiting and
         inbox, with their KV blocks freed; the caller decides what becomes of them."""
-        sched = self.scheduler
-        reqs = [*sched.running, *sched.waiting, *self.inbox, *self.in_frontend]
-        for req in reqs:
-            sched.kv.free(req)
-        sched.running.clear()
-        while sched.waiting:
-            sched.waiting.pop()
+        pending = [*self.inbox, *self.in_frontend]  # not admitted yet: they hold no blocks
+        reqs = [*self.scheduler.evict_all(), *pending]
         self.inbox.clear()
         self._inbox_seen.clear()
         self.in_frontend.clear()
