@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from infsim.core.batch import Batch, StepOutcome
+from infsim.core.batch import Batch
 from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import KVCacheManager, cdiv
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
@@ -47,13 +47,8 @@ class PrefillScheduler(ContinuousBatchingScheduler):
 
     num_held: int = 0  # requests finished here whose KV has not been sent yet
 
-    def _finish(self, finished: list[RequestState], end_s: float) -> None:
-        for req in finished:
-            req.status = Status.FINISHED
-            req.finish_s = end_s
-        self.num_held += len(finished)
-        done = set(map(id, finished))
-        self.running = [r for r in self.running if id(r) not in done]
+    def release_finished(self, finished: list[RequestState]) -> None:
+        self.num_held += len(finished)  # their blocks stay until the transfer (release)
 
     def has_work(self) -> bool:
         """Also False while the waiting head cannot get blocks because finished requests
@@ -123,23 +118,13 @@ class DecodeScheduler(ContinuousBatchingScheduler):
             return True
         return _admissible(req, self.config, self.kv)
 
-    def schedule(self, now: float) -> Batch:
-        batch = super().schedule(now)
+    def after_schedule(self, batch: Batch, now: float) -> None:
         if self.remote and not batch.num_preempted:
             self.reserve(now)
-        return batch
 
-    def on_batch_done(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
-        outcome = super().on_batch_done(batch, start_s, end_s)
+    def after_apply(self, end_s: float) -> None:
         if self.remote:
             self.reserve(end_s)
-        return outcome
-
-    def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:
-        outcome = super().apply_decode_run(num_steps, end_s)
-        if self.remote:
-            self.reserve(end_s)
-        return outcome
 
 
 def _admissible(req: RequestState, cfg: SchedulerConfig, kv: KVCacheManager) -> bool:

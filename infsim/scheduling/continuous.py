@@ -14,8 +14,10 @@ One call to `schedule(now)` builds one engine step, following vLLM V1's `Schedul
    the request at the cached length. With chunked prefill off, a prompt larger than the
    remaining budget waits (and so does everybody behind it).
 
-`on_batch_done` applies the step at its end time: a request whose computed tokens reach
-num_tokens samples one token (the first is its TTFT event) and finishes after its last.
+`on_batch_done` applies the step at its end time (one path, speculative rows included): a
+request whose computed tokens reach num_tokens samples one token (the first is its TTFT
+event) and finishes after its last. Schedulers of other roles (disaggregation) change
+what happens through hooks: `release_finished`, `after_schedule`, `after_apply`.
 
 Fast-forward: when a step is pure decode (every running request scheduled for exactly one
 token, nobody admitted or preempted), the next steps are the same until a request
@@ -70,7 +72,6 @@ class ContinuousBatchingScheduler:
         self.waiting = waiting_queues.get(config.scheduling_policy)()
         self.running: list[RequestState] = []
         self.num_preemptions = 0
-        self.run_context_tokens = 0  # Σ computed tokens of the run `_decode_limit` vetted
 
     # -- admission ------------------------------------------------------------------
     def rejection_reason(self, req: RequestState) -> str:
@@ -116,18 +117,31 @@ class ContinuousBatchingScheduler:
         return bool(self.running) or bool(self.waiting)
 
     # -- one step -------------------------------------------------------------------
-    def schedule(self, now: float) -> Batch:
+    def schedule(self, now: float, exclude: set[int] | None = None) -> Batch:
+        """The next step's batch. `exclude`: ids of running requests already in an
+        in-flight batch (pipeline parallelism: vLLM advances their computed tokens when it
+        schedules, so they have nothing to compute until that batch returns); they keep
+        their seats (`max_num_seqs`) and their place in the running order, and are never
+        preemption victims. Difference from vLLM: a long prompt's next chunk waits for its
+        previous chunk's batch to return, where vLLM may put consecutive chunks in
+        consecutive in-flight batches."""
+        running = self.running
+        if exclude:
+            running = [r for r in running if id(r) not in exclude]
         batch = Batch()
         if self.speculator is not None:
-            batch.draft_k = self.speculator.num_drafts(len(self.running))
+            batch.draft_k = self.speculator.num_drafts(len(running))
         budget = self.config.max_num_batched_tokens
-        budget = self._schedule_running(batch, budget)
+        budget = self._schedule_running(batch, budget, running)
         if not batch.num_preempted:
             self._schedule_waiting(batch, budget, now)
+        self.after_schedule(batch, now)
         return batch
 
-    def _schedule_running(self, batch: Batch, budget: int) -> int:
-        kv, running = self.kv, self.running
+    def _schedule_running(self, batch: Batch, budget: int, running: list[RequestState]) -> int:
+        """Schedule `running` (the running requests not excluded, in order) within
+        `budget` tokens, preempting from the back when KV blocks run out."""
+        kv = self.kv
         block_size = kv.block_size
         threshold = self.config.long_prefill_token_threshold
         draft_k = batch.draft_k
@@ -167,6 +181,8 @@ class ContinuousBatchingScheduler:
                 batch.remove(victim)
                 i -= 1
             self._preempt(victim)
+            if running is not self.running:  # a filtered view: the victim leaves it too
+                running.remove(victim)
             batch.num_preempted += 1
             if victim is req:  # nothing left to preempt for it: stop, as vLLM does
                 break
@@ -211,60 +227,38 @@ class ContinuousBatchingScheduler:
             budget -= n
 
     def on_batch_done(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
-        """Apply a step that ran from start_s to end_s; return what it produced."""
+        """Apply a step that ran from start_s to end_s; return what it produced.
+
+        A row whose computed tokens reach the request's tokens sampled one (the first is
+        the TTFT event); a shorter row was a prefill chunk. With speculative decoding a row
+        ending d > 0 tokens past them verified d drafts: a of them are accepted (drawn by
+        the speculator, rows in batch order), its computed tokens roll back to
+        num_tokens + a and it emits a + 1 tokens (at most its remaining output) at end_s.
+        """
+        accepted = None
+        num_drafts = 0
         if self.speculator is not None:
             self.speculator.count_steps(batch.draft_k, 1)
             if batch.num_spec_tokens:
-                return self._apply_verify_step(batch, start_s, end_s)
-        finished: list[RequestState] = []
-        num_first = num_step_itl = 0
-        itl_other: list[float] = []
-        for req, n in zip(batch.requests, batch.num_new_tokens, strict=True):
-            req.num_computed_tokens += n
-            if req.num_computed_tokens != req.num_tokens:
-                continue  # a prefill chunk: no token sampled
-            if req.num_output_done == 0:
-                req.first_token_s = end_s
-                num_first += 1
-            elif req.last_emit_s == start_s:
-                num_step_itl += 1
-            else:
-                itl_other.append(end_s - req.last_emit_s)
-            req.num_output_done += 1
-            req.last_emit_s = end_s
-            if req.num_output_done == req.num_output_tokens:
-                finished.append(req)
-        if finished:
-            self._finish(finished, end_s)
-        counts = [num_step_itl] if num_step_itl else []
-        steps = [end_s - start_s] if num_step_itl else []
-        return StepOutcome(finished, num_first, steps, counts, itl_other)
-
-    def _apply_verify_step(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
-        """`on_batch_done` for a step whose rows verify drafts (speculative decoding).
-
-        A row ending d > 0 tokens past num_tokens verified d drafts; a of them are accepted
-        (drawn by the speculator, rows in batch order). Its computed tokens roll back to
-        num_tokens + a and it emits a + 1 tokens (at most its remaining output) at end_s.
-        """
-        reqs, news = batch.requests, batch.num_new_tokens
-        drafts = [
-            d
-            for req, n in zip(reqs, news, strict=True)
-            if (d := req.num_computed_tokens + n - req.num_tokens) > 0
-        ]
-        accepted = iter(self.speculator.accept(drafts))  # type: ignore[union-attr]
+                drafts = [
+                    d
+                    for req, n in zip(batch.requests, batch.num_new_tokens, strict=True)
+                    if (d := req.num_computed_tokens + n - req.num_tokens) > 0
+                ]
+                num_drafts = sum(drafts)
+                accepted = iter(self.speculator.accept(drafts))
         finished: list[RequestState] = []
         num_first = num_step_itl = num_accepted = 0
         itl_other: list[float] = []
-        for req, n in zip(reqs, news, strict=True):
-            end, num_tokens = req.num_computed_tokens + n, req.num_tokens
+        for req, n in zip(batch.requests, batch.num_new_tokens, strict=True):
+            end = req.num_computed_tokens + n
+            num_tokens = req.num_prompt_tokens + req.num_output_done
             if end < num_tokens:
                 req.num_computed_tokens = end
                 continue  # a prefill chunk: no token sampled
             emitted = 1
-            if end > num_tokens:
-                a = next(accepted)
+            if end > num_tokens:  # verified drafts
+                a = next(accepted)  # type: ignore[arg-type]
                 num_accepted += a
                 end = num_tokens + a  # rejected drafts' slots are rewritten next step
                 emitted = min(a + 1, req.num_output_tokens - req.num_output_done)
@@ -284,15 +278,29 @@ class ContinuousBatchingScheduler:
             self._finish(finished, end_s)
         counts = [num_step_itl] if num_step_itl else []
         steps = [end_s - start_s] if num_step_itl else []
-        return StepOutcome(finished, num_first, steps, counts, itl_other, sum(drafts), num_accepted)
+        self.after_apply(end_s)
+        return StepOutcome(finished, num_first, steps, counts, itl_other, num_drafts, num_accepted)
 
     def _finish(self, finished: list[RequestState], end_s: float) -> None:
         for req in finished:
             req.status = Status.FINISHED
             req.finish_s = end_s
-            self.kv.free(req)
+        self.release_finished(finished)
         done = set(map(id, finished))
         self.running = [r for r in self.running if id(r) not in done]
+
+    # -- hooks for schedulers of other roles (disaggregation: disagg/schedulers.py) ----
+    def release_finished(self, finished: list[RequestState]) -> None:
+        """What becomes of finished requests' KV blocks: freed (a prefill-only role keeps
+        them until they are sent)."""
+        for req in finished:
+            self.kv.free(req)
+
+    def after_schedule(self, batch: Batch, now: float) -> None:
+        """Called at the end of `schedule` (nothing by default)."""
+
+    def after_apply(self, end_s: float) -> None:
+        """Called after a step or a decode run is applied (nothing by default)."""
 
     # -- fast-forward of pure decode steps -------------------------------------------
     def plan_decode_run(self, now: float) -> int:
@@ -335,24 +343,25 @@ class ContinuousBatchingScheduler:
 
     def _decode_limit(self, now: float) -> int:
         """Steps until the first running request finishes, or 0 if some request is not a
-        plain decode (first token pending, resuming after preemption, prefill left).
-
-        Also leaves the running requests' total KV context in `run_context_tokens`, which
-        the cost model needs to price the run (one pass over the running list, not two).
-        """
+        plain decode (first token pending, resuming after preemption, prefill left)."""
         limit = 1 << 62
-        context = 0
         for r in self.running:
             done = r.num_output_done
-            computed = r.num_computed_tokens
-            if done == 0 or r.last_emit_s != now or computed != r.num_prompt_tokens + done - 1:
+            if (
+                done == 0
+                or r.last_emit_s != now
+                or r.num_computed_tokens != r.num_prompt_tokens + done - 1
+            ):
                 return 0
-            context += computed
             remaining = r.num_output_tokens - done
             if remaining < limit:
                 limit = remaining
-        self.run_context_tokens = context
         return limit
+
+    def decode_run_context_tokens(self) -> int:
+        """The running requests' KV context before a decode run starts (Σ computed
+        tokens), which prices the run (`CostModel.decode_run_times_s`)."""
+        return sum(r.num_computed_tokens for r in self.running)
 
     def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:
         """Apply `num_steps` pure-decode steps, the last ending at `end_s`.
@@ -378,4 +387,5 @@ class ContinuousBatchingScheduler:
                 finished.append(req)
         if finished:
             self._finish(finished, end_s)
+        self.after_apply(end_s)
         return StepOutcome(finished, 0, [], [], [])

@@ -8,10 +8,10 @@
            wait for the oldest in-flight batch to end, apply it, record it
 
 This is `EngineCore.step_with_batch_queue` (see `parallel/pipeline.py` for the timing and
-`scheduling/in_flight.py` for what may be scheduled). Requests arriving while the engine
-waits on the oldest batch are scheduled after it returns, as in vLLM, whose engine core
-blocks on that batch's result. There is no decode fast-forward here (each batch is one
-event); the PP = 1 path is `sim/replica.py`, untouched.
+`ContinuousBatchingScheduler.schedule(now, exclude=...)` for what may be scheduled).
+Requests arriving while the engine waits on the oldest batch are scheduled after it
+returns, as in vLLM, whose engine core blocks on that batch's result. There is no decode
+fast-forward here (each batch is one event); the PP = 1 path is `sim/replica.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.pipeline import StageClock
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
-from infsim.scheduling.in_flight import schedule_excluding
 from infsim.sim.replica import Replica
 
 
@@ -75,7 +74,7 @@ class PipelinedReplica(Replica):
             now = self.clock_s
             batch = None
             while len(queue) < depth:
-                batch = schedule_excluding(sched, in_flight, now)
+                batch = sched.schedule(now, exclude=in_flight)
                 if not batch.requests:
                     break
                 end = stages.submit(now, pipe.stage_times_s(batch), pipe.send_times_s(batch))

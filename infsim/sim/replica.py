@@ -227,7 +227,8 @@ class Replica:
 
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
-        durations = self.cost_model.decode_run_times_s(num_seqs, sched.run_context_tokens, k)
+        context = sched.decode_run_context_tokens()
+        durations = self.cost_model.decode_run_times_s(num_seqs, context, k)
         # Sequential sums (not start + cumsum) land on the same floats as single steps.
         if self.noise is None:
             ends = list(accumulate(durations, initial=start))
