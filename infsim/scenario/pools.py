@@ -14,16 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infsim.errors import InputError
 from infsim.fleet.spec import PoolSpec, PricingSpec
 from infsim.scenario.schema import CostSpec, HardwareSpec, Scenario
 
+if TYPE_CHECKING:  # resolve.py imports this module (pools resolve like scenarios)
+    from infsim.scenario.resolve import ResolvedScenario
+
 
 @dataclass(frozen=True)
 class ResolvedPool:
     spec: PoolSpec  # gpu and tensor_parallel filled in
-    resolved: object  # infsim.scenario.resolve.ResolvedScenario of this pool alone
+    resolved: ResolvedScenario  # this pool alone, resolved like a one-pool scenario
 
     @property
     def name(self) -> str:
@@ -44,7 +48,7 @@ class ResolvedPool:
         return self.resolved.kv.weight_bytes_per_gpu * self.gpus_per_replica
 
 
-def default_pool(rs) -> ResolvedPool:
+def default_pool(rs: ResolvedScenario) -> ResolvedPool:
     """The scenario's single pool (`hardware.gpu` × `deployment`, priced by `cost:`)."""
     s = rs.scenario
     spec = PoolSpec(
@@ -57,7 +61,7 @@ def default_pool(rs) -> ResolvedPool:
     return ResolvedPool(spec, rs)
 
 
-def fleet_pools(rs) -> list[ResolvedPool]:
+def fleet_pools(rs: ResolvedScenario) -> list[ResolvedPool]:
     return list(rs.pools) if rs.pools else [default_pool(rs)]
 
 
@@ -148,7 +152,7 @@ def check_failure_events(scenario: Scenario, names: list[str], source: str) -> N
             )
 
 
-def fleet_label(rs) -> str:
+def fleet_label(rs: ResolvedScenario) -> str:
     """'2× H100-SXM TP1 + 2× L40S TP1' for pools; the deployment label otherwise."""
     if not rs.pools:
         return rs.deployment_label()

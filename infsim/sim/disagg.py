@@ -39,7 +39,9 @@ from infsim.disagg.schedulers import DecodeScheduler, PrefillScheduler
 from infsim.disagg.spec import DisaggregationSpec
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.network import Link
-from infsim.scenario.pools import fleet_pools
+from infsim.routing.base import Router
+from infsim.scenario.pools import ResolvedPool, fleet_pools
+from infsim.scenario.resolve import ResolvedScenario
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
@@ -52,9 +54,9 @@ class Disaggregation:
     def __init__(
         self,
         env: simpy.Environment,
-        rs: Any,
+        rs: ResolvedScenario,
         recorder: Recorder,
-        router: Any,
+        router: Router,
         on_finished: Callable[[RequestState], None],
     ) -> None:
         self.env = env
@@ -63,11 +65,9 @@ class Disaggregation:
         self.router = router
         self.on_client_finished = on_finished
         pools = fleet_pools(rs)
-        self._pool = {id(p.resolved): p for p in pools}
+        self._pool = {p.name: p for p in pools}
         self.scheduler_classes = {
-            id(p.resolved): ROLE_SCHEDULERS[p.spec.role]
-            for p in pools
-            if p.spec.role in ROLE_SCHEDULERS
+            p.name: ROLE_SCHEDULERS[p.spec.role] for p in pools if p.spec.role in ROLE_SCHEDULERS
         }
         self.front: list[Replica] = []  # prefill and mixed replicas: arrivals go here
         self.front_view = ReplicaSetView(self.front)
@@ -84,17 +84,19 @@ class Disaggregation:
     def wrap(self, make_replica: Callable[..., Replica]) -> Callable[..., Replica]:
         """`make_replica` with the role's completion callback and registration."""
 
-        def make(pool_rs: Any, replica_id: int, on_finished: Any) -> Replica:
-            role = self._pool[id(pool_rs)].spec.role
+        def make(
+            pool: ResolvedPool, replica_id: int, on_finished: Callable[[RequestState], None]
+        ) -> Replica:
+            role = pool.spec.role
             if role == "prefill":
                 on_finished = self._prefill_done
-            replica = make_replica(pool_rs, replica_id, on_finished)
-            self._register(replica, role, self._pool[id(pool_rs)])
+            replica = make_replica(pool, replica_id, on_finished)
+            self._register(replica, role, self._pool[pool.name])
             return replica
 
         return make
 
-    def _register(self, replica: Replica, role: str, pool: Any) -> None:
+    def _register(self, replica: Replica, role: str, pool: ResolvedPool) -> None:
         rid = replica.replica_id
         self.by_id[rid] = replica
         self._replica_pool[rid] = pool

@@ -31,7 +31,7 @@ from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
 from infsim.routing.load_aware import build_router
-from infsim.scenario.pools import fleet_pools
+from infsim.scenario.pools import ResolvedPool, fleet_pools
 from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun
@@ -131,7 +131,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     limit = rs.scenario.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
     has_prefix_ids = trace.hash_block_size_tokens is not None
-    cost_models = {id(rs): cost_model}  # one per pool (sim/fleet.py)
+    # One cost model per pool (by name); the scenario's own serves its single pool.
+    cost_models: dict[str, CostModel] = {} if rs.pools else {"default": cost_model}
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
     router = build_router(rs.scenario.router, rs.scenario.seed)
 
@@ -146,16 +147,19 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
         disagg = Disaggregation(env, rs, recorder, router, ended)
     scheduler_classes = disagg.scheduler_classes if disagg is not None else {}
 
-    def make_replica(pool_rs: ResolvedScenario, replica_id: int, on_finished) -> Replica:
-        model = cost_models.get(id(pool_rs))
+    def make_replica(
+        pool: ResolvedPool, replica_id: int, on_finished: Callable[[RequestState], None]
+    ) -> Replica:
+        pool_rs = pool.resolved
+        model = cost_models.get(pool.name)
         if model is None:
-            model = cost_models[id(pool_rs)] = _cost_model(pool_rs)
+            model = cost_models[pool.name] = _cost_model(pool_rs)
         spec = pool_rs.scenario.engine.speculative
         speculator = None
         if spec is not None:
             speculator = Speculator.from_spec(spec, rs.scenario.seed, replica_id)
             speculators.append(speculator)
-        cls = scheduler_classes.get(id(pool_rs), ContinuousBatchingScheduler)
+        cls = scheduler_classes.get(pool.name, ContinuousBatchingScheduler)
         sched = _scheduler(pool_rs, has_prefix_ids, speculator, cls)
         if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
             pipe = build_pipeline_cost(pool_rs.replica())

@@ -39,6 +39,7 @@ from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.signals import PoolSample, signals
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
 from infsim.metrics.recorder import Recorder
+from infsim.routing.base import Router
 from infsim.scenario.pools import ResolvedPool
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
@@ -123,8 +124,8 @@ class Fleet:
         pools: list[ResolvedPool],
         *,
         recorder: Recorder,
-        router: Any,
-        make_replica: Callable[[Any, int, Callable[[RequestState], None] | None], Replica],
+        router: Router,
+        make_replica: Callable[[ResolvedPool, int, Callable[[RequestState], None]], Replica],
         num_requests: int,
         seed: int,
         on_finished: Callable[[RequestState], None] | None = None,
@@ -135,7 +136,7 @@ class Fleet:
         self.env = env
         self.recorder = recorder
         self.router = router
-        self.make_replica = make_replica  # (pool's ResolvedScenario, replica id, on_finished)
+        self.make_replica = make_replica  # (ResolvedPool, replica id, on_finished)
         self.num_requests = num_requests
         self.on_finished = on_finished
         self.on_rejected = on_rejected
@@ -245,9 +246,7 @@ class Fleet:
         on_finished = self.on_finished
         if self.dynamic:
             on_finished = partial(self._finished, member)
-        member.replica = self.make_replica(
-            member.pool.pool.resolved, self.num_replicas, on_finished
-        )
+        member.replica = self.make_replica(member.pool.pool, self.num_replicas, on_finished)
         self.num_replicas += 1
         self.serving.append(member.replica)
         if member.state != State.SERVING:
