@@ -7,6 +7,8 @@ sample: value `itl_s[i]` occurred `itl_count[i]` times.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pyarrow as pa
 
@@ -32,12 +34,35 @@ TIMELINE_SCHEMA = pa.schema(
 )
 
 
+class StepRow(NamedTuple):
+    """One engine step (or a fast-forwarded run of `num_steps` identical ones) as the
+    timeline records it: the `TIMELINE_SCHEMA` columns, in order. Counts of running,
+    waiting and KV blocks are after the step; `num_seqs` is the step's own width."""
+
+    replica_id: int
+    start_s: float
+    end_s: float
+    num_steps: int
+    num_batched_tokens: int
+    num_running: int
+    num_waiting: int
+    num_preempted: int
+    kv_used_blocks: int
+    kv_usage: float
+    num_draft_tokens: int
+    num_accepted_tokens: int
+    num_seqs: int
+
+
+assert StepRow._fields == tuple(TIMELINE_SCHEMA.names)  # one order for both
+
+
 class Recorder:
     """Collects requests, engine steps and ITL samples of one simulation."""
 
     def __init__(self) -> None:
         self.requests: list[RequestState] = []
-        self._rows: list[tuple] = []
+        self._rows: list[StepRow] = []
         self.itl_s: list[float] = []
         self.itl_count: list[int] = []
         # Fast-forwarded runs: step end times, flat, with each run's start/length/width;
@@ -52,13 +77,10 @@ class Recorder:
     def on_request(self, req: RequestState) -> None:
         self.requests.append(req)
 
-    def on_step(self, row: tuple) -> None:
-        """One engine step (or a fast-forwarded run of identical ones): a tuple in
-        `TIMELINE_SCHEMA` column order (replica, start, end, steps, batched tokens,
-        running, waiting, preempted, KV blocks used, KV usage, drafts verified, drafts
-        accepted; after the step), then the step's own width (sequences computed)."""
+    def on_step(self, row: StepRow) -> None:
+        """One engine step (or a fast-forwarded run of identical ones)."""
         self._rows.append(row)
-        self.num_steps += row[3]
+        self.num_steps += row.num_steps
 
     def on_decode_run(
         self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int

@@ -42,7 +42,7 @@ from infsim.core.request import RequestState, Status
 from infsim.cost.base import CostModel
 from infsim.cost.noise import SpeedNoise
 from infsim.frontend.api_server import ApiServers
-from infsim.metrics.recorder import Recorder
+from infsim.metrics.recorder import Recorder, StepRow
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.sim.events import urgent_event
 
@@ -309,7 +309,7 @@ class Replica:
                 self.on_finished(req)
         kv = sched.kv
         used = kv.num_total_blocks - kv.num_free_blocks
-        row = (
+        row = StepRow(
             self.replica_id,
             start,
             end,
