@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from infsim.cost import coverage
 from infsim.cost.overhead import fit_overhead
-from infsim.disagg import report as disagg_report
+from infsim.disagg import outputs as disagg_outputs
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.metrics.requests import requests_table
 from infsim.metrics.summary import summarize
@@ -23,7 +23,7 @@ from infsim.scenario.pools import fleet_pools
 from infsim.scenario.resolve import ResolvedScenario, resolve
 from infsim.scenario.schema import Scenario
 from infsim.sim.engine import simulate
-from infsim.speculative.report import speculative_summary
+from infsim.speculative.summary import speculative_summary
 from infsim.workload.spec import build_trace
 from infsim.workload.trace import Trace
 
@@ -83,7 +83,7 @@ def run_resolved(
         out = simulate(resolved, trace, progress)
     requests = requests_table(out.recorder.requests)
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
-        requests = disagg_report.with_request_columns(
+        requests = disagg_outputs.with_request_columns(
             requests, out.disaggregation, out.recorder.requests
         )
     summary = summarize(
@@ -125,10 +125,10 @@ def run_resolved(
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)
     disagg_timeline = None
     if out.disaggregation is not None:
-        summary["disaggregation"] = disagg_report.disaggregation_section(
+        summary["disaggregation"] = disagg_outputs.disaggregation_section(
             out.disaggregation, requests, timeline, out.simulated_s
         )
-        disagg_timeline = disagg_report.timeline_table(out.disaggregation)
+        disagg_timeline = disagg_outputs.timeline_table(out.disaggregation)
     return RunResult(resolved, requests, timeline, summary, out.fleet.timeline, disagg_timeline)
 
 

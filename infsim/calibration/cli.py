@@ -129,7 +129,7 @@ def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
 def report_cmd(calibration: str, scenario: Path | None, overrides: tuple[str, ...],
                as_json: bool) -> None:  # fmt: skip
     """Held-out error per op, coverage, and a scenario's fallbacks to the roofline."""
-    from infsim.calibration.report import report
+    from infsim.calibration.fit_quality import report
     from infsim.cost.store import load_rows, resolve_calibration
 
     directory = resolve_calibration(calibration, Path.cwd())

@@ -1,5 +1,5 @@
 """What a disaggregated run did, per request and per replica: the records the simpy wiring
-(`infsim.sim.disagg`) fills and the report (`infsim.disagg.report`) reads."""
+(`infsim.sim.disagg`) fills and the report (`infsim.disagg.outputs`) reads."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Handoff:
 
 @dataclass
 class DisaggRun:
-    """What disaggregation did, for the outputs (`infsim.disagg.report`)."""
+    """What disaggregation did, for the outputs (`infsim.disagg.outputs`)."""
 
     spec: DisaggregationSpec
     handoffs: dict[int, Handoff]  # request index → path

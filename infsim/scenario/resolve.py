@@ -245,7 +245,7 @@ def _async_scheduling(scenario: Scenario, version: str, source: str, cpu: bool) 
 
 def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
     """Each `deployment.pools` entry resolved on its own (infsim/scenario/pools.py)."""
-    from infsim.disagg.validate import check_disaggregation
+    from infsim.disagg.checks import check_disaggregation
     from infsim.scenario.pools import check_fleet_sections, resolve_pools
 
     check_disaggregation(scenario, source)

@@ -39,8 +39,8 @@ from infsim.sim.events import urgent_event
 from infsim.sim.fleet import Fleet, FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
-from infsim.speculative.report import SpeculativeRun, collect
 from infsim.speculative.speculator import Speculator
+from infsim.speculative.summary import SpeculativeRun, collect
 from infsim.workload.trace import Trace
 
 ProgressFn = Callable[[float, int], None]

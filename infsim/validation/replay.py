@@ -19,8 +19,8 @@ from infsim.catalog.model import load_model
 from infsim.errors import InputError
 from infsim.scenario.schema import Scenario
 from infsim.validation.measured import MeasuredRequests, MeasuredRun
+from infsim.workload.columns import RowLocator
 from infsim.workload.trace import Trace
-from infsim.workload.validate import RowLocator
 
 _HF_CACHE = re.compile(r"models--([^/]+)--([^/]+)")
 

@@ -24,8 +24,8 @@ import pyarrow.csv as pacsv
 
 from infsim.errors import InputError, did_you_mean
 from infsim.registry import Registry
+from infsim.workload.columns import RowLocator
 from infsim.workload.trace import Trace
-from infsim.workload.validate import RowLocator
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infsim.errors import InputError
+from infsim.workload.columns import TRACE_SCHEMA, RowLocator
 from infsim.workload.formats import (
     CSV_LINES,
     LoadOptions,
@@ -27,7 +28,6 @@ from infsim.workload.formats import (
     reject_or_drop,
 )
 from infsim.workload.trace import META_BLOCK_SIZE, META_NOTES, META_SOURCE, Trace
-from infsim.workload.validate import TRACE_SCHEMA, RowLocator
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")

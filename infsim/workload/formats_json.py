@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from infsim.errors import InputError
+from infsim.workload.columns import RowLocator
 from infsim.workload.formats import (
     LoadOptions,
     TraceFormat,
@@ -25,7 +26,6 @@ from infsim.workload.formats import (
     require_no_nulls,
 )
 from infsim.workload.trace import Trace
-from infsim.workload.validate import RowLocator
 
 JSONL_LINES = RowLocator(unit="line", offset=1)
 

@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from infsim.errors import InputError
-from infsim.workload.validate import TRACE_SCHEMA, RowLocator, build_table
+from infsim.workload.columns import TRACE_SCHEMA, RowLocator, build_table
 
 __all__ = ["TRACE_SCHEMA", "RowLocator", "Trace"]
 

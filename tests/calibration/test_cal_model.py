@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from infsim import api
-from infsim.calibration.report import leave_one_out, report
+from infsim.calibration.fit_quality import leave_one_out, report
 from infsim.core.batch import batch_of
 from infsim.cost.factory import build_cost_model
 from infsim.cost.lookup import LookupLog
