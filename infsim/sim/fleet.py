@@ -34,6 +34,7 @@ import simpy
 from infsim.core.request import RequestState, Status
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
+from infsim.fleet.controller import MemberView, scale_plan
 from infsim.fleet.failures import FailureDraw, FailureModel
 from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.signals import PoolSample, signals
@@ -283,17 +284,6 @@ class Fleet:
             else:
                 self._set_state(member, next_state)
 
-    def scale_down(self, pool: PoolRuntime, count: int) -> None:
-        """Cancel cold replicas (newest first), then drain the least-loaded serving ones."""
-        live = pool.live()
-        cold = [m for m in reversed(live) if m.state != State.SERVING]
-        warm = sorted(
-            (m for m in live if m.state == State.SERVING),
-            key=lambda m: (m.replica.num_outstanding, -m.member_id),
-        )
-        for member in (cold + warm)[:count]:
-            self.drain(member)
-
     def drain(self, member: Member) -> None:
         if member.state != State.SERVING:
             self._set_state(member, State.RELEASED)
@@ -305,14 +295,20 @@ class Fleet:
             self._set_state(member, State.RELEASED)
 
     def reconcile(self, pool: PoolRuntime, desired: int) -> None:
-        live = len(pool.live())
+        """Carry out the controller's plan for `desired` live replicas (fleet/controller.py)."""
         if desired != pool.desired:
             pool.scale_events.append({"time_s": self.env.now, "from": pool.desired, "to": desired})
             pool.desired = desired
-        if desired > live:
-            self.scale_up(pool, desired - live)
-        elif desired < live:
-            self.scale_down(pool, live - desired)
+        live = pool.live()
+        views = [MemberView(m.member_id, m.state == State.SERVING,
+                            m.replica.num_outstanding if m.state == State.SERVING else 0)
+                 for m in live]  # fmt: skip
+        plan = scale_plan(desired, views)
+        if plan.num_start:
+            self.scale_up(pool, plan.num_start)
+        by_id = {m.member_id: m for m in live}
+        for member_id in plan.stop:
+            self.drain(by_id[member_id])
 
     # -- failures ---------------------------------------------------------------------
     def _random_failure(
