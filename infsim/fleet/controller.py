@@ -37,3 +37,19 @@ def scale_plan(desired: int, live: list[MemberView]) -> ScalePlan:
     serving = [m for m in live if m.serving]
     warm = [m.member_id for m in sorted(serving, key=lambda m: (m.num_outstanding, -m.member_id))]
     return ScalePlan(0, tuple((cold + warm)[:surplus]))
+
+
+@dataclass(frozen=True, slots=True)
+class HitPlan:
+    start_replacement: bool  # cold-start a replacement replica in the same pool
+    lose_now: bool  # lost at once; else drained through the spot notice, lost at its end
+
+
+def hit_plan(kind: str, serving: bool, draining: bool) -> HitPlan:
+    """What a failure or a spot preemption notice does to a replica: a failure, or a
+    notice to a replica that is not serving, loses it now; a notice to a serving replica
+    drains it until the notice ends. Either way a replacement starts, unless the replica
+    was already draining (the pool wanted it gone)."""
+    if kind == "failure" or not serving:
+        return HitPlan(start_replacement=not draining, lose_now=True)
+    return HitPlan(start_replacement=True, lose_now=False)

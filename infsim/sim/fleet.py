@@ -34,7 +34,7 @@ import simpy
 from infsim.core.request import RequestState, Status
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
-from infsim.fleet.controller import MemberView, scale_plan
+from infsim.fleet.controller import MemberView, hit_plan, scale_plan
 from infsim.fleet.failures import FailureDraw, FailureModel
 from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.signals import PoolSample, signals
@@ -331,16 +331,19 @@ class Fleet:
             self.hit(targets[event.replica], event.kind)
 
     def hit(self, member: Member, kind: str) -> None:
-        """A failure (lost now) or a spot preemption notice (lost after the notice)."""
-        if kind == "failure" or member.state != State.SERVING:
-            if member.state != State.DRAINING:
-                self.scale_up(member.pool, 1)  # the replacement
+        """A failure (lost now) or a spot preemption notice (lost after the notice), as
+        the controller's `hit_plan` says."""
+        plan = hit_plan(kind, member.state == State.SERVING, member.state == State.DRAINING)
+        if plan.lose_now:
+            if plan.start_replacement:
+                self.scale_up(member.pool, 1)
             self.lose(member, kind)
             return
         self._event(member.pool.name, member.replica.replica_id, kind, "notice", 0, 0)
         self.serving.remove(member.replica)
         self._set_state(member, State.DRAINING)
-        self.scale_up(member.pool, 1)
+        if plan.start_replacement:
+            self.scale_up(member.pool, 1)
         if not member.replica.scheduler.has_work():
             self._set_state(member, State.RELEASED)
             return

@@ -22,3 +22,12 @@ def test_down_cancels_cold_newest_first_then_drains_least_loaded_newest_first() 
     # Serving 1 and 3 tie at 2 outstanding: the newer (3) goes first; 0 (5 outstanding) last.
     assert scale_plan(1, LIVE).stop == (4, 2, 3, 1)
     assert scale_plan(0, LIVE).stop == (4, 2, 3, 1, 0)
+
+
+def test_hit_plan() -> None:
+    from infsim.fleet.controller import HitPlan, hit_plan
+
+    assert hit_plan("failure", serving=True, draining=False) == HitPlan(True, True)
+    assert hit_plan("failure", serving=False, draining=True) == HitPlan(False, True)
+    assert hit_plan("spot", serving=False, draining=False) == HitPlan(True, True)
+    assert hit_plan("spot", serving=True, draining=False) == HitPlan(True, False)
