@@ -22,13 +22,65 @@ _SET_HELP = (
 )
 
 
+MAX_MESSAGE_CHARS = 2000
+"""An error message longer than this is cut in the middle (a bad value echoed whole can be
+megabytes); the cut says how much was left out."""
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} […{len(text) - 2 * keep:,} characters left out…] {text[-keep:]}"
+
+
 class _Group(click.Group):
+    """The one error boundary: `InputError` → its paragraph, exit 2; an operating-system
+    error on a file (missing, unreadable, disk full, name too long) → what and where, exit 2;
+    anything else is a bug in infsim → a short "internal error" naming a report file that
+    holds the traceback, exit 1. Never a raw traceback."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except InputError as err:
-            click.echo(f"infsim: error: {err}", err=True)
+            click.echo(f"infsim: error: {shorten(str(err))}", err=True)
             ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            what = err.strerror or type(err).__name__
+            click.echo(f"infsim: error: {shorten(where + what)}", err=True)
+            ctx.exit(2)
+        except MemoryError:
+            click.echo(
+                "infsim: error: out of memory; reduce the trace, the number of requests or "
+                "the grid, or run on a machine with more memory",
+                err=True,
+            )
+            ctx.exit(2)
+        except Exception as err:  # the boundary: a bug, reported as one
+            report = _crash_report(err)
+            click.echo(f"infsim: internal error ({type(err).__name__}: "
+                       f"{shorten(str(err), 300)}); this is a bug in infsim, not in your "
+                       f"input. The traceback is in {report}", err=True)  # fmt: skip
+            ctx.exit(1)
+
+
+def _crash_report(err: BaseException) -> str:
+    """Write the traceback to a file in the temp directory; its path (or why not)."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="infsim-crash-", suffix=".txt",
+                                         delete=False) as handle:  # fmt: skip
+            handle.write(f"infsim {' '.join(sys.argv[1:])}\n\n{text}")
+            return handle.name
+    except OSError:
+        return "(no report: the temp directory is not writable)"
 
 
 @click.group(cls=_Group)

@@ -12,27 +12,15 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from infsim.errors import InputError, did_you_mean
 from infsim.scenario.schema import Scenario
+from infsim.textio import load_yaml, read_text
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{path}: scenario file not found") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read scenario file: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise InputError(f"{path}: invalid YAML{where}: {problem}") from None
+    data = load_yaml(read_text(path, "scenario file"), str(path))
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: a scenario must be a YAML mapping of sections (model, workload, "
@@ -65,9 +53,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     keys = path.strip().split(".")
     _check_path(keys, item)
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
+        value = load_yaml(text, f"--set {path}") if text.strip() else None
+    except InputError:
+        value = text  # not YAML: the text itself (validation judges it)
     node = raw
     for key in keys[:-1]:
         child = node.get(key)
@@ -124,7 +112,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             parts.append(f"{path}: required field is missing")
         else:
             got = e.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+            shown = f" (got {_value(got)})" if not isinstance(got, dict | list) else ""
             parts.append(f"{path}: {e['msg']}{shown}")
     return f"{source}: invalid scenario: " + "; ".join(parts)
 
@@ -149,3 +137,11 @@ def _union_member_fields(model: type[BaseModel] | None, tag: str) -> list[str]:
                 if kind is not None and kind.default == tag:
                     return sorted(arg.model_fields)
     return []
+
+
+def _value(value: Any, limit: int = 80) -> str:
+    """A bad value as the message shows it: its repr, cut in the middle when long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text):,} characters)"
