@@ -17,22 +17,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+from infsim.limits import BoundedModel, limit
+
+FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class LinkParamsSpec(BaseModel):
+class LinkParamsSpec(BoundedModel):
     """An explicit α–β link, as the hardware catalog's links: per GPU, per direction."""
 
     model_config = FROZEN
     bandwidth_bytes_per_s: float = Field(
-        gt=0, description="Bandwidth per GPU per direction (bytes/s)."
+        gt=0, le=limit("bytes"), description="Bandwidth per GPU per direction (bytes/s)."
     )
     latency_s: float = Field(ge=0, description="Latency of one transfer (s).")
 
 
-class ConditionalSpec(BaseModel):
+class ConditionalSpec(BoundedModel):
     """Conditional disaggregation (Dynamo's disagg router, vLLM's conditional P/D): a
     prompt whose uncached part is short, or that is mostly cached on the decode side,
     is prefilled locally by the decode replica instead of a prefill replica."""
@@ -54,7 +56,7 @@ class ConditionalSpec(BaseModel):
     )
 
 
-class DisaggregationSpec(BaseModel):
+class DisaggregationSpec(BoundedModel):
     """Prefill pools run prompts (max_tokens=1), their KV moves to a decode pool."""
 
     model_config = FROZEN

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from infsim.fleet.signals import signals
+from infsim.limits import BoundedModel, limit
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 GB = 1e9
 
@@ -37,13 +38,13 @@ WEIGHT_SOURCE_BYTES_PER_S: dict[str, float] = {
 }
 
 
-class FixedDelaySpec(BaseModel):
+class FixedDelaySpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["fixed"] = Field(description="A constant delay.")
     value_s: float = Field(ge=0, description="The delay (s).")
 
 
-class UniformDelaySpec(BaseModel):
+class UniformDelaySpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["uniform"] = Field(description="Uniform on [low_s, high_s].")
     low_s: float = Field(ge=0, description="Smallest delay (s).")
@@ -56,7 +57,7 @@ class UniformDelaySpec(BaseModel):
         return self
 
 
-class LognormalDelaySpec(BaseModel):
+class LognormalDelaySpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["lognormal"] = Field(description="Lognormal with the given median.")
     median_s: float = Field(gt=0, description="Median delay (s).")
@@ -68,7 +69,7 @@ DelaySpec = Annotated[
 ]
 
 
-class ColdStartSpec(BaseModel):
+class ColdStartSpec(BoundedModel):
     """Cold start = provisioning + weight load + engine start + graph capture."""
 
     model_config = FROZEN
@@ -86,6 +87,7 @@ class ColdStartSpec(BaseModel):
     weight_load_bytes_per_s: float | None = Field(
         None,
         gt=0,
+        le=limit("bytes"),
         description="Override the load bandwidth of weight_source (bytes/s, per replica).",
     )
     engine_start_s: float = Field(
@@ -102,7 +104,7 @@ class ColdStartSpec(BaseModel):
     )
 
 
-class PricingSpec(BaseModel):
+class PricingSpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["on_demand", "spot", "reserved"] = Field(
         "on_demand", description="Offer type; selects the catalog price."
@@ -124,7 +126,7 @@ class PricingSpec(BaseModel):
         return self
 
 
-class PoolSpec(BaseModel):
+class PoolSpec(BoundedModel):
     """A group of identical replicas (same GPU, TP, price and cold start)."""
 
     model_config = FROZEN
@@ -141,12 +143,20 @@ class PoolSpec(BaseModel):
     tensor_parallel: int | None = Field(
         None, ge=1, description="GPUs per replica (TP); null = deployment.tensor_parallel."
     )
-    replicas: int = Field(1, ge=0, description="Replicas warm and serving at t = 0.")
+    replicas: int = Field(
+        1, ge=0, le=limit("replicas"), description="Replicas warm and serving at t = 0."
+    )
     min_replicas: int | None = Field(
-        None, ge=0, description="Autoscaler lower bound; null = replicas (fixed pool)."
+        None,
+        ge=0,
+        le=limit("replicas"),
+        description="Autoscaler lower bound; null = replicas (fixed pool).",
     )
     max_replicas: int | None = Field(
-        None, ge=0, description="Autoscaler upper bound; null = replicas (fixed pool)."
+        None,
+        ge=0,
+        le=limit("replicas"),
+        description="Autoscaler upper bound; null = replicas (fixed pool).",
     )
     pricing: PricingSpec = Field(default_factory=PricingSpec, description="How it is billed.")
     cold_start: ColdStartSpec = Field(
@@ -178,7 +188,7 @@ SignalKind = Literal[tuple(signals.names())]  # type: ignore[valid-type]
 """The registered autoscaling signals (`infsim.fleet.signals`)."""
 
 
-class AutoscalingSpec(BaseModel):
+class AutoscalingSpec(BoundedModel):
     """A Kubernetes-HPA-style control loop per pool, with Knative's panic mode and
     scale-to-zero (FORMATS.md §3 vocabulary). Pools scale within [min, max]_replicas."""
 
@@ -230,7 +240,7 @@ class AutoscalingSpec(BaseModel):
     )
 
 
-class FailureEventSpec(BaseModel):
+class FailureEventSpec(BoundedModel):
     """One scheduled event against a pool's replica."""
 
     model_config = FROZEN
@@ -249,7 +259,7 @@ class FailureEventSpec(BaseModel):
     )
 
 
-class FailuresSpec(BaseModel):
+class FailuresSpec(BoundedModel):
     model_config = FROZEN
     policy: Literal["requeue", "fail"] = Field(
         "requeue",

@@ -71,7 +71,7 @@ class PowerOfTwo:
 class PrefixAwareParams(BaseModel):
     """prefix_aware's options; defaults: SGLang router (sgl-model-gateway) `RouterArgs`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     balance_abs_threshold: int = Field(
         64,
         ge=0,

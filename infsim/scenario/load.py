@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from infsim.errors import InputError, did_you_mean
+from infsim.limits import LIMITS
 from infsim.scenario.schema import Scenario
 from infsim.textio import load_yaml, read_text
 
@@ -82,7 +83,24 @@ def _check_path(keys: list[str], item: str) -> None:
                 f"--set {item}: {where} has no field {key!r}{did_you_mean(key, names)}; "
                 f"allowed: {', '.join(names)}"
             )
-        model = _sub_model(fields[key].annotation)
+        annotation = fields[key].annotation
+        if depth + 1 < len(keys) and _is_sequence(annotation):
+            where = ".".join(keys[: depth + 1])
+            raise InputError(
+                f"--set {item}: {where} is a list, and --set cannot address one item of it "
+                f"({'.'.join(keys[depth + 1 :])}); give the whole list as YAML, e.g. "
+                f"--set '{where}=[{{...}}, {{...}}]', or edit the scenario file"
+            )
+        model = _sub_model(annotation)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """A list or tuple annotation (optionally `| None`)."""
+    if typing.get_origin(annotation) in (list, tuple):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_sequence(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
 
 
 def _sub_model(annotation: Any) -> type[BaseModel] | None:
@@ -113,7 +131,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         else:
             got = e.get("input")
             shown = f" (got {_value(got)})" if not isinstance(got, dict | list) else ""
-            parts.append(f"{path}: {e['msg']}{shown}")
+            parts.append(f"{path}: {e['msg']}{shown}{_limit_hint(e)}")
     return f"{source}: invalid scenario: " + "; ".join(parts)
 
 
@@ -145,3 +163,14 @@ def _value(value: Any, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text):,} characters)"
+
+
+def _limit_hint(error: dict[str, Any]) -> str:
+    """For a bound from `infsim.limits`: how to raise it."""
+    if error["type"] not in ("less_than_equal", "less_than"):
+        return ""
+    bound = (error.get("ctx") or {}).get("le", (error.get("ctx") or {}).get("lt"))
+    names = [n for n, v in LIMITS.items() if v == bound]
+    if not names:
+        return ""
+    return f"; infsim's limit, raised with INFSIM_MAX_{names[0].upper()}=<value> if you mean it"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from infsim.disagg.spec import DisaggregationSpec
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
+from infsim.limits import BoundedModel, limit
 from infsim.routing import routers
 from infsim.scheduling.queues import waiting_queues
 from infsim.speculative.spec import SpeculativeSpec
@@ -26,8 +27,8 @@ RouterKind = Literal[tuple(routers.names())]  # type: ignore[valid-type]
 """The registered routers (`infsim.routing`): registering one adds it here."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(BoundedModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class SpeedNoiseSpec(_Frozen):
@@ -52,6 +53,7 @@ class HardwareSpec(_Frozen):
     gpus_per_node: int | None = Field(
         None,
         ge=1,
+        le=limit("parallel"),
         description="GPUs per node (server); null = the catalog's value for the GPU (8 for "
         "HGX/DGX-class servers). A TP group or pipeline boundary that spans nodes pays the "
         "catalog's inter_node_link instead of its intra_node_link.",
@@ -65,7 +67,9 @@ class HardwareSpec(_Frozen):
 
 
 class DeploymentSpec(_Frozen):
-    replicas: int = Field(1, ge=1, description="Number of identical engine replicas (DP).")
+    replicas: int = Field(
+        1, ge=1, le=limit("replicas"), description="Number of identical engine replicas (DP)."
+    )
     pools: tuple[PoolSpec, ...] | None = Field(
         None,
         description="Heterogeneous or autoscaled fleet: pools of replicas, each with its "
@@ -73,17 +77,22 @@ class DeploymentSpec(_Frozen):
         "one pool of `replicas` × hardware.gpu.",
     )
     tensor_parallel: int = Field(
-        1, ge=1, description="GPUs per replica (TP); must divide the attention heads."
+        1,
+        ge=1,
+        le=limit("parallel"),
+        description="GPUs per replica (TP); must divide the attention heads.",
     )
     pipeline_parallel: int = Field(
         1,
         ge=1,
+        le=limit("parallel"),
         description="Pipeline stages per replica (PP, vLLM --pipeline-parallel-size): layers "
         "split over stages, up to this many batches in flight; a replica has tp × pp GPUs.",
     )
     expert_parallel: int = Field(
         1,
         ge=1,
+        le=limit("parallel"),
         description="MoE models only: ranks the experts are spread over (EP, as SGLang's "
         "--ep-size); must divide tensor_parallel, each expert then TP-sharded over "
         "tensor_parallel / expert_parallel GPUs; adds an all-to-all dispatch and combine "
@@ -109,27 +118,40 @@ class EngineSpec(_Frozen):
     """vLLM V1 engine arguments (same names and meaning)."""
 
     max_num_seqs: int | None = Field(
-        None, ge=1, description="Max requests running at once; null = vLLM's default."
+        None,
+        ge=1,
+        le=limit("seqs"),
+        description="Max requests running at once; null = vLLM's default.",
     )
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="Token budget per engine step; null = vLLM's default."
+        None,
+        ge=1,
+        le=limit("tokens"),
+        description="Token budget per engine step; null = vLLM's default.",
     )
     enable_chunked_prefill: bool = Field(
         True, description="Split prompts across steps to fit the token budget."
     )
     long_prefill_token_threshold: int = Field(
-        0, ge=0, description="Cap on one request's prefill tokens per step (0 = none)."
+        0,
+        ge=0,
+        le=limit("tokens"),
+        description="Cap on one request's prefill tokens per step (0 = none).",
     )
-    block_size: int = Field(16, ge=1, description="Tokens per KV-cache block.")
+    block_size: int = Field(16, ge=1, le=4096, description="Tokens per KV-cache block.")
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Fraction of each GPU's memory the engine may use."
     )
     num_gpu_blocks_override: int | None = Field(
-        None, ge=1, description="Explicit KV capacity in blocks per replica (as vLLM)."
+        None,
+        ge=1,
+        le=limit("blocks"),
+        description="Explicit KV capacity in blocks per replica (as vLLM).",
     )
     kv_cache_memory_bytes: int | None = Field(
         None,
         ge=1,
+        le=limit("bytes"),
         description="Explicit KV memory per GPU in bytes (vLLM's knob; CPU: "
         "VLLM_CPU_KVCACHE_SPACE GiB).",
     )
@@ -142,7 +164,10 @@ class EngineSpec(_Frozen):
         "value first); a registered policy (infsim/scheduling/queues.py).",
     )
     max_model_len: int | None = Field(
-        None, ge=1, description="Max prompt+output tokens; null = the model's maximum."
+        None,
+        ge=1,
+        le=limit("tokens"),
+        description="Max prompt+output tokens; null = the model's maximum.",
     )
     speculative: SpeculativeSpec | None = Field(
         None,
@@ -170,7 +195,7 @@ class RouterSpec(_Frozen):
     defaults live there, e.g. `infsim.routing.load_aware.PrefixAwareParams`); options left
     out take the router's defaults at resolution."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
     kind: RouterKind = Field("round_robin", description="How arriving requests are spread over "
                              "replicas (a registered router).")  # fmt: skip
 
@@ -205,9 +230,15 @@ class RouterSpec(_Frozen):
 
 
 class SLOSpec(_Frozen):
-    ttft_s: float | None = Field(None, gt=0, description="Max time to first token (s).")
-    tpot_s: float | None = Field(None, gt=0, description="Max time per output token (s).")
-    e2e_s: float | None = Field(None, gt=0, description="Max end-to-end latency (s).")
+    ttft_s: float | None = Field(
+        None, gt=0, le=limit("seconds"), description="Max time to first token (s)."
+    )
+    tpot_s: float | None = Field(
+        None, gt=0, le=limit("seconds"), description="Max time per output token (s)."
+    )
+    e2e_s: float | None = Field(
+        None, gt=0, le=limit("seconds"), description="Max end-to-end latency (s)."
+    )
 
 
 class CostSpec(_Frozen):
@@ -215,7 +246,7 @@ class CostSpec(_Frozen):
         "on_demand", description="Which catalog price applies."
     )
     usd_per_gpu_hour: float | None = Field(
-        None, ge=0, description="Override the catalog's indicative $/GPU-hour."
+        None, ge=0, le=limit("rate"), description="Override the catalog's indicative $/GPU-hour."
     )
 
 
@@ -269,7 +300,7 @@ class FrontendSpec(_Frozen):
     api_server_count: int = Field(
         1,
         ge=1,
-        le=1024,
+        le=limit("parallel"),
         description="vLLM --api-server-count: API-server processes per replica; requests "
         "queue FIFO for them, and each streams the outputs of its share of the requests.",
     )
@@ -307,7 +338,9 @@ class Scenario(_Frozen):
 
     name: str = Field("scenario", description="Label used in reports.")
     description: str = Field("", description="Free text.")
-    seed: int = Field(0, ge=0, description="Seed of the run's single random generator.")
+    seed: int = Field(
+        0, ge=0, le=limit("seed"), description="Seed of the run's single random generator."
+    )
     model: str = Field(
         description="Built-in model name (`infsim catalog models`) or a path to an HF "
         "config.json (relative to the scenario file)."

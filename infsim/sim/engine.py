@@ -23,6 +23,7 @@ from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
 from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.cost.noise import SpeedNoise
+from infsim.errors import InputError
 from infsim.frontend.api_server import ApiServers
 from infsim.frontend.costs import frontend_costs
 from infsim.kvcache.counter import BlockCounter
@@ -194,6 +195,8 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     env.process(_arrivals(env, rs, trace, dispatch, recorder, ended, client))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
+    if rs.scenario.failures is not None or rs.scenario.autoscaling is not None:
+        env.process(_watchdog(env, trace.num_requests, recorder))
     env.run()
     simulated_s = max((r.finish_s for r in recorder.requests), default=0.0)
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
@@ -264,6 +267,36 @@ def _arrivals(
         )
         recorder.on_request(req)
         submit(req)
+
+
+STALL_CHECK_S = 3600.0
+STALL_LIMIT_S = 7 * 86400.0
+"""A run whose outstanding requests see no request end for this long (a simulated week:
+no request waits that long in any deployment that serves) cannot make progress."""
+
+
+def _watchdog(
+    env: simpy.Environment, total: int, recorder: Recorder
+) -> Generator[simpy.Event, Any, None]:
+    """End a run that cannot make progress (a fleet whose replicas are lost or scaled away
+    faster than they start: simulated time would grow without bound) with an error that
+    says so. Reads only; checks once per simulated hour."""
+    last_done, since = recorder.num_done, env.now
+    while recorder.num_done < total:
+        yield env.timeout(STALL_CHECK_S)
+        outstanding = len(recorder.requests) - recorder.num_done
+        if recorder.num_done != last_done or not outstanding:
+            last_done, since = recorder.num_done, env.now
+            continue
+        if env.now - since >= STALL_LIMIT_S:
+            raise InputError(
+                f"the simulation made no progress: no request ended in {STALL_LIMIT_S / 86400:g} "
+                f"simulated days (t = {since:,.0f} s to {env.now:,.0f} s) while "
+                f"{outstanding:,} were outstanding ({recorder.num_done:,} of {total:,} done). "
+                "Replicas are lost or scaled away faster than they can start and serve: "
+                "check failures (replica_mtbf_s, spot_interruptions_per_hour, events) "
+                "against the cold start, and the autoscaling bounds"
+            )
 
 
 def _progress(

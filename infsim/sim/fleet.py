@@ -32,6 +32,7 @@ import pyarrow as pa
 import simpy
 
 from infsim.core.request import RequestState, Status
+from infsim.errors import InputError
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
 from infsim.fleet.controller import MemberView, hit_plan, scale_plan
@@ -46,6 +47,8 @@ from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
 COLD_START_STREAM = 1
+MAX_LOSSES_WITHOUT_PROGRESS = 1_000
+"""Replica losses in a row, with no request ending in between, that end a run as stuck."""
 MONITOR_INTERVAL_S = 1.0  # fleet_timeline sampling of a dynamic fleet without control loop
 FAILURE_STREAM = 2
 
@@ -176,6 +179,7 @@ class Fleet:
         self.num_members = 0
         self.failure_events: list[dict] = []
         self.num_losses: dict[int, int] = {}
+        self._done_at_loss, self._losses_without_progress = 0, 0  # _check_progress
         self.failed: list[RequestState] = []
         self._rows: list[tuple] = []
         for pool in self.pools:
@@ -355,6 +359,7 @@ class Fleet:
             self.lose(member, "preemption")
 
     def lose(self, member: Member, kind: str) -> None:
+        self._check_progress(kind)
         replica = member.replica
         if replica is None:
             self._set_state(member, State.FAILED)
@@ -388,6 +393,22 @@ class Fleet:
         for req in requeue:
             if not self.submit(req) and self.on_rejected is not None:
                 self.on_rejected(req)
+
+    def _check_progress(self, kind: str) -> None:
+        """End a run whose replicas are lost over and over while no request ends (a storm
+        of failures or spot interruptions faster than replicas start and serve): it would
+        never finish."""
+        if self.recorder.num_done != self._done_at_loss:
+            self._done_at_loss, self._losses_without_progress = self.recorder.num_done, 0
+        self._losses_without_progress += 1
+        if self._losses_without_progress > MAX_LOSSES_WITHOUT_PROGRESS:
+            raise InputError(
+                f"the simulation made no progress: {MAX_LOSSES_WITHOUT_PROGRESS:,} replicas "
+                f"were lost (last: {kind}, at t = {self.env.now:,.0f} s) while no request "
+                f"ended ({self.recorder.num_done:,} of {self.num_requests:,} done). Replicas "
+                "are lost faster than they can start and serve: check failures "
+                "(replica_mtbf_s, spot_interruptions_per_hour, events) against the cold start"
+            )
 
     def _event(
         self, pool: str, replica_id: int | None, kind: str, what: str, requeued: int, failed: int

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from infsim.limits import BoundedModel
 from infsim.speculative.acceptance import (
     AcceptanceModel,
     ConstantAcceptance,
@@ -29,10 +30,10 @@ from infsim.speculative.acceptance import (
     GeometricAcceptance,
 )
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class ConstantAcceptanceSpec(BaseModel):
+class ConstantAcceptanceSpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["constant"] = Field(
         description="Every draft position is accepted with the same probability `rate`, "
@@ -44,7 +45,7 @@ class ConstantAcceptanceSpec(BaseModel):
         return ConstantAcceptance(self.rate)
 
 
-class GeometricAcceptanceSpec(BaseModel):
+class GeometricAcceptanceSpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["geometric"] = Field(
         description="Acceptance that decays with depth: position i (0-based) is accepted "
@@ -57,7 +58,7 @@ class GeometricAcceptanceSpec(BaseModel):
         return GeometricAcceptance(self.rate, self.decay)
 
 
-class EmpiricalAcceptanceSpec(BaseModel):
+class EmpiricalAcceptanceSpec(BoundedModel):
     model_config = FROZEN
     kind: Literal["empirical"] = Field(
         description="A measured per-position table, as vLLM logs it (SpecDecoding metrics "
@@ -97,7 +98,7 @@ AcceptanceSpec = Annotated[
 SpeculativeMethod = Literal["draft_model", "eagle", "mtp", "ngram"]
 
 
-class SpeculativeSpec(BaseModel):
+class SpeculativeSpec(BoundedModel):
     """Speculative decoding of one engine (vLLM V1 semantics, see docs/speculative.md)."""
 
     model_config = FROZEN
