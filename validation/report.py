@@ -3,10 +3,12 @@ the measured GPU runs of ../shared/data/validation.
 
     python validation/report.py [--shared ../shared/data] [--out docs/validation.md]
 
-Live runs: every `validation/live/<run>/rep<k>/result.json` is replayed through
-`scenarios/vllm-cpu-tiny-llama.yaml` with the server's knobs (parsed from the `server`
-column of `validation/live/runs.csv`), and the prediction is compared with the mean of the
-repeats; the spread of the repeats (max − min over mean) shows the live noise next to it.
+Live runs: every repeat of `validation/live/runs.csv`, its `vllm bench serve` result.json
+materialised from the compact store (`validation/live_store.py`) into a temporary
+directory, is replayed through `scenarios/vllm-cpu-tiny-llama.yaml` with the server's knobs
+(parsed from the `server` column of runs.csv), and the prediction is compared with the mean
+of the repeats; the spread of the repeats (max − min over mean) shows the live noise next
+to it.
 GPU runs: LLMServingSim's vLLM 0.19 runs (requests.jsonl) replayed from their workload
 files with the engine settings in their meta.json.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from apex import apex_section  # validation/apex.py (this script's folder is on sys.path)
+from live_store import materialise_all  # validation/live_store.py
 
 from infsim import api
 from infsim.calibration.noise import run_noise, speed_noise
@@ -75,8 +78,11 @@ def _sh(*args: str) -> None:
         raise SystemExit(f"infsim {' '.join(args)} failed (exit {code})")
 
 
-def session_calibration(live: Path, reps: pd.DataFrame, out: Path, noise: list[str] = ()) -> Path:
-    """Fit a calibration for one session: the shipped op table, its step overhead refitted
+def session_calibration(
+    bench_root: Path, reps: pd.DataFrame, out: Path, noise: list[str] = ()
+) -> Path:
+    """Fit a calibration for one session (`bench_root`: the materialised
+    `<run>/<rep>/result.json` files): the shipped op table, its step overhead refitted
     from the session's closed-loop runs (median TPOT = the decode step at that
     concurrency) and, where the server recorded it, the engine's prefill time of its
     concurrency-1 runs, its front end from the session's concurrency-1 TTFT. Returns the
@@ -84,7 +90,7 @@ def session_calibration(live: Path, reps: pd.DataFrame, out: Path, noise: list[s
     end is fitted against the engine the predictions will use."""
     fit = reps[reps["run"].str.fullmatch(FIT_RUNS)]
     sets = [arg for item in noise for arg in ("--set", item)]
-    benches = [str(live / r.run / r.rep / "result.json") for r in fit.itertuples()]
+    benches = [str(bench_root / r.run / r.rep / "result.json") for r in fit.itertuples()]
     c1 = [b for b, r in zip(benches, fit.itertuples(), strict=True) if r.max_concurrency == 1]
     cal = out / "calibration"
     prefill = prefill_steps(fit, out / "prefill_steps.csv")
@@ -113,7 +119,7 @@ def prefill_steps(fit: pd.DataFrame, path: Path) -> list[str]:
     return [str(path)]
 
 
-def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
+def session_noise(bench_root: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
     """(cv, correlation_s) of the session's speed swings, from its one-in-flight fit runs
     (`infsim calibrate noise`); None when they are too short to tell (< 8 requests: the
     sessions before `long-cal`)."""
@@ -121,7 +127,7 @@ def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
     runs = []
     for r in c1.itertuples():
         try:
-            runs.append(run_noise(live / r.run / r.rep / "result.json"))
+            runs.append(run_noise(bench_root / r.run / r.rep / "result.json"))
         except InputError:
             continue
     return speed_noise(runs) if runs else None
@@ -130,19 +136,22 @@ def session_noise(live: Path, reps: pd.DataFrame) -> tuple[float, float] | None:
 def live_rows(live: Path, work: Path, with_noise: bool = False) -> pd.DataFrame:
     """One row per (session, run): mean over the session's repeats, predicted with the
     calibration fitted on that session's own closed-loop runs (and, `with_noise`, the
-    speed noise estimated from its one-in-flight runs)."""
+    speed noise estimated from its one-in-flight runs). The repeats' result.json files are
+    materialised from the compact store under `work`."""
     runs = pd.read_csv(live / "runs.csv")
+    bench_root = materialise_all(work / "live", [f"{r.run}/{r.rep}" for r in runs.itertuples()],
+                                 live=live)  # fmt: skip
     rows = []
     for index, (session, in_session) in enumerate(runs.groupby("session", sort=False)):
         # The session's own speed noise, or none (not the shipped scenario's, which was
         # estimated on another session).
         noise = ["hardware.speed_noise=null"]
         cv = correlation_s = None
-        estimate = session_noise(live, in_session) if with_noise else None
+        estimate = session_noise(bench_root, in_session) if with_noise else None
         if estimate is not None:
             cv, correlation_s = estimate
             noise = [f"hardware.speed_noise={{cv: {cv}, correlation_s: {correlation_s}}}"]
-        cal = session_calibration(live, in_session, work / f"session-{index}", noise)
+        cal = session_calibration(bench_root, in_session, work / f"session-{index}", noise)
         for (run, server, kv), reps in in_session.groupby(
             ["run", "server", "kv_cache_tokens"], sort=False, dropna=False
         ):
@@ -155,7 +164,7 @@ def live_rows(live: Path, work: Path, with_noise: bool = False) -> pd.DataFrame:
             prefix = None
             if trace_file.is_file():
                 prefix = load_trace(trace_file, hash_block_size_tokens=scenario.engine.block_size)
-            results = [validate(live / run / rep / "result.json", scenario, SCENARIO.parent,
+            results = [validate(bench_root / run / rep / "result.json", scenario, SCENARIO.parent,
                                 prefix_trace=prefix) for rep in reps["rep"]]  # fmt: skip
             row = {"session": session, "run": run, "what": reps["what"].iloc[0],
                    "reps": len(results), "overloaded": run in OVERLOADED,

@@ -7,11 +7,14 @@
     python calibration/live/matrix.py --service-rate 6.1   # pin rates instead of measuring
     python calibration/live/matrix.py --summarize          # rewrite validation/live/README.md
 
-Each run writes validation/live/<run>/rep<k>/{result.json, server.log, command.txt,
-load.txt, metrics.json}: the `vllm bench serve --save-result --save-detailed` JSON (generated
-texts blanked), the slice of the server log during that run (after the startup header with
-the KV-cache size), the exact server and client commands, the machine load, and the
-server's Prometheus counters (preemptions, prefix-cache hits) over the run.
+Each run measures into validation/live/<run>/rep<k>/{result.json, server.log, bench.log,
+command.txt, load.txt, metrics.json, session.txt}: the `vllm bench serve --save-result
+--save-detailed` JSON (generated texts blanked), the slice of the server log during that run
+(after the startup header with the KV-cache size), the client's output, the exact server and
+client commands, the machine load, the server's Prometheus counters (preemptions,
+prefix-cache hits) over the run and the session label; then stores the repeat in the compact
+store (validation/live_store.py: the run's requests.parquet and repeats.parquet, the logs in
+logs.tar.xz, every file's sha256 in manifest.sha256). The directory stays, ignored by git.
 
 Servers are started by this script (serve.py), on 127.0.0.1 only, and exactly those PIDs are
 stopped. Before every run the script waits until other work on the machine uses < 0.7
@@ -31,8 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "validation"))
 import contextlib
 
+import live_store
 from common import (
     REPO,
     LoadSampler,
@@ -253,7 +258,9 @@ def warmup(srv: Server, venv: Path) -> str:
 
 
 def next_rep(run: Run) -> int:
+    """After the run's highest repeat, stored or on disk."""
     reps = [int(p.name[3:]) for p in (OUT / run.name).glob("rep*") if p.name[3:].isdigit()]
+    reps += [live_store.rep_number(r) for r in live_store.reps(run.name, OUT)]
     return max(reps, default=0) + 1
 
 
@@ -356,6 +363,7 @@ def run_one(  # noqa: PLR0913
         log(f"  bench failed rc={rc}; see {d / 'bench.log'}")
         return {}
     res = trim_result(d / "result.json")
+    live_store.add([(run.name, rep, d)], OUT)  # replaces a stored repeat of that number
     log(
         f"  {run.name} rep{rep}: {res['completed']}/{res['num_prompts']} ok, "
         f"{res['request_throughput']:.2f} req/s, TTFT p99 {res['p99_ttft_ms']:.0f} ms, "

@@ -16,7 +16,8 @@ per-composition summary. The trace itself is large and not kept; a gzip of the s
 top-level-op events (≤ 2 MB) is kept as profile_steps.json.gz.
 
 `tpot` collects the closed-loop runs conc-c{1,2,4,8,16} (128 in / 128 out) and kv-c1-in{512,
-1024,2048} (one session's repeats if SESSION is given) of matrix.py into
+1024,2048} (one session's repeats if SESSION is given) of matrix.py, from the compact store of
+validation/live (validation/live_store.py), into
 validation/live/overhead/tpot_by_concurrency.csv (per repeat: concurrency, TPOT p50/mean,
 ITL p50, i.e. the decode step time at that batch size; kv lengths 128..256 per sequence).
 """
@@ -30,10 +31,13 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "validation"))
+import live_store
 from common import (
     REPO,
     LoadSampler,
@@ -337,9 +341,11 @@ def breakdown(suffix: str = "") -> None:
 def tpot(session: str | None = None) -> None:
     """Closed-loop TPOT per concurrency (and KV length) -> tpot_by_concurrency.csv; only the
     repeats of `session` (their session.txt) when given, since sessions drift apart."""
-    live = REPO / "validation" / "live"
     OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / "tpot_by_concurrency.csv", "w", newline="") as f:
+    with (
+        open(OUT / "tpot_by_concurrency.csv", "w", newline="") as f,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         w = csv.writer(f)
         # batch_size, kv_len (mean context during decode), step_time_s (= TPOT p50): the input
         # of `infsim calibrate overhead`.
@@ -365,17 +371,17 @@ def tpot(session: str | None = None) -> None:
         runs = [f"conc-c{c}" for c in (1, 2, 4, 8, 16)]
         runs += [f"kv-c1-in{n}" for n in (512, 1024, 2048)]
         for name in runs:
-            for rep in sorted((live / name).glob("rep*")):
-                r = rep / "result.json"
-                tag = rep / "session.txt"
-                label = tag.read_text().strip() if tag.exists() else ""
-                if not r.exists() or (session is not None and label != session):
+            for rep in sorted(live_store.reps(name)):
+                files = live_store.files(name, rep)
+                label = files.get("session.txt", b"").decode().strip()
+                if session is not None and label != session:
                     continue
-                d = json.loads(r.read_text())
+                d = json.loads(files["result.json"])
                 il, ol = d["input_lens"][0], d["output_lens"][0]
+                r = live_store.materialise(name, rep, tmp)  # result.json, as measured
                 step = steps_from_bench(r).iloc[0]  # as `infsim calibrate overhead` reads it
                 fc = ""
-                for ln in (rep / "load.txt").read_text().splitlines():
+                for ln in files.get("load.txt", b"").decode().splitlines():
                     if ln.startswith("foreign_busy_cores_mean"):
                         fc = ln.split(": ")[1]
                 w.writerow(
@@ -383,7 +389,7 @@ def tpot(session: str | None = None) -> None:
                         int(step.batch_size),
                         step.kv_len,
                         round(step.step_time_s, 6),
-                        rep.name,
+                        rep,
                         il,
                         ol,
                         d["num_prompts"],
@@ -393,7 +399,7 @@ def tpot(session: str | None = None) -> None:
                         il + 1,
                         il + ol,
                         fc,
-                        f"validation/live/{name}/{rep.name}",
+                        f"validation/live/{name}/{rep}",
                         label,
                     ]
                 )

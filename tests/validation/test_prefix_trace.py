@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from infsim.workload.trace import Trace
 REPO = Path(__file__).resolve().parents[2]
 LIVE = REPO / "validation" / "live" / "prefix-trace"
 SCENARIO = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
+# validation/live_store.py (the live runs in compact form; validation/ is not a package)
+_spec = importlib.util.spec_from_file_location("live_store", REPO / "validation" / "live_store.py")
+live_store = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(live_store)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,18 @@ def scenario():
     return load_scenario(SCENARIO, ["engine.enable_prefix_caching=true"])
 
 
-def test_prefix_ids_of_the_trace_make_hits_visible(scenario):
-    bench = LIVE / "rep1" / "result.json"
+@pytest.fixture(scope="module")
+def repeats(tmp_path_factory) -> Path:
+    """The prefix-trace repeats these tests read, materialised from the compact store:
+    `<dir>/rep<N>/{result.json, metrics.json, ...}` as measured."""
+    root = tmp_path_factory.mktemp("live")
+    for rep in ("rep1", "rep9"):
+        live_store.materialise("prefix-trace", rep, root)
+    return root / "prefix-trace"
+
+
+def test_prefix_ids_of_the_trace_make_hits_visible(scenario, repeats):
+    bench = repeats / "rep1" / "result.json"
     trace = load_trace(LIVE / "trace.jsonl", hash_block_size_tokens=128)
     cold = validate(bench, scenario, SCENARIO.parent)
     warm = validate(bench, scenario, SCENARIO.parent, prefix_trace=trace)
@@ -37,12 +52,12 @@ def test_prefix_ids_of_the_trace_make_hits_visible(scenario):
     assert any("prefix hash ids from" in n for n in warm.run["notes"])
 
 
-def test_a_trace_that_was_not_replayed_is_refused(scenario, tmp_path: Path):
+def test_a_trace_that_was_not_replayed_is_refused(scenario, repeats, tmp_path: Path):
     lines = (LIVE / "trace.jsonl").read_text().splitlines()
     short = tmp_path / "short.jsonl"
     short.write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(InputError, match="must be the one the benchmark replayed"):
-        validate(LIVE / "rep1" / "result.json", scenario, SCENARIO.parent,
+        validate(repeats / "rep1" / "result.json", scenario, SCENARIO.parent,
                  prefix_trace=load_trace(short, hash_block_size_tokens=128))  # fmt: skip
 
 
@@ -64,10 +79,10 @@ def test_only_blocks_wholly_inside_a_prompt_keep_their_ids():
     assert replay.prefix_hash_ids_list() == [[1], [1, 2], None]
 
 
-def test_the_replay_hits_exactly_the_prompt_tokens_the_live_server_hit(scenario):
+def test_the_replay_hits_exactly_the_prompt_tokens_the_live_server_hit(scenario, repeats):
     # validation/live/prefix-trace: vLLM's counters over each repeat (metrics.json) say
     # 61,440 of 83,733 prompt tokens came from its prefix cache; the replay must agree.
-    rep = LIVE / "rep9"
+    rep = repeats / "rep9"
     live = json.loads((rep / "metrics.json").read_text())["server_counters_delta"]
     measured = load_measured(rep / "result.json", "auto", None)
     rows, _ = successful_rows(measured, None)
