@@ -19,7 +19,7 @@ from infsim.sweep.executors import Executor
 from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_point
 from infsim.sweep.runner import Progress, run_tasks
 from infsim.sweep.search import CapacityResult, SLOTarget, bisect_capacity
-from infsim.sweep.store import ResultStore
+from infsim.sweep.store import ResultStore, base_digest
 
 RATE_PATH = "workload.rate_scale"
 
@@ -60,8 +60,25 @@ def find_capacity(
     *,
     rel_tol: float = 0.02,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> CapacityReport:
+    """Bisect the capacity, holding the store's writer lock; a directory holding another
+    job's results is refused unless `force` (see `ResultStore.claim`)."""
     rate = base_rate_per_s(ctx)  # checks the workload first; includes its own rate_scale
+    with store.lock():
+        store.claim(_manifest(ctx, target, [], rel_tol), force=force)
+        return _bisect(ctx, target, store, executor, rel_tol, progress, rate)
+
+
+def _bisect(
+    ctx: PointContext,
+    target: SLOTarget,
+    store: ResultStore,
+    executor: Executor | None,
+    rel_tol: float,
+    progress: Progress | None,
+    rate: float,
+) -> CapacityReport:
     scenario_scale = (ctx.base_raw.get("workload") or {}).get("rate_scale") or 1.0
     ctx = dataclasses.replace(ctx, skip_infeasible=False)
     probes: list[dict[str, Any]] = []
@@ -92,10 +109,21 @@ def _write_manifest(
     rel_tol: float,
     report: CapacityReport | None = None,
 ) -> None:
+    store.write_manifest(_manifest(ctx, target, probes, rel_tol, report))
+
+
+def _manifest(
+    ctx: PointContext,
+    target: SLOTarget,
+    probes: list[dict[str, Any]],
+    rel_tol: float,
+    report: CapacityReport | None = None,
+) -> dict[str, Any]:
     tasks: list[PointTask] = [p["task"] for p in probes]
     manifest: dict[str, Any] = {
         "kind": "capacity",
         "scenario": ctx.source,
+        "base_sha256": base_digest(ctx.base_raw),
         "target": dataclasses.asdict(target),
         "rel_tol": rel_tol,
         "points": [{"index": t.index, "key": t.key, "overrides": t.overrides} for t in tasks],
@@ -109,4 +137,4 @@ def _write_manifest(
             "base_rate_per_s": report.base_rate_per_s,
             "capacity_rate_per_s": report.capacity_rate_per_s,
         }
-    store.write_manifest(manifest)
+    return manifest

@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from infsim.errors import InputError
+
+
+class _Number(click.ParamType):
+    """A finite float in [low, high] (`low` excluded when `low_open`): 0, negatives, inf
+    and nan are refused where they mean nothing, with the option named (exit 2)."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float, *, low_open: bool, allowed: str) -> None:
+        self.low, self.high, self.low_open, self.allowed = low, high, low_open, allowed
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{str(value)[:80]!r} is not a number; allowed: {self.allowed}", param, ctx)
+        too_low = number <= self.low if self.low_open else number < self.low
+        if not math.isfinite(number) or too_low or number > self.high:
+            self.fail(f"{value} is not allowed; allowed: {self.allowed}", param, ctx)
+        return number
+
+
+_SECONDS = _Number(0, 1e9, low_open=True, allowed="seconds, a finite number above 0")
+_SHARE = _Number(0, 1, low_open=True, allowed="a share of requests above 0 and at most 1")
+_REL_TOL = _Number(1e-4, 0.5, low_open=False, allowed="a fraction from 0.0001 to 0.5")
+_FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Use a directory that holds another job's results: replace its sweep.json "
+    "(stored points are kept and reused).",
+)
 
 _SET_HELP = "Override a base-scenario field: dotted.path=value (repeatable)."
 _OUT = click.option(
@@ -27,10 +59,12 @@ def _executor_options(fn):
         show_default=True,
         help="process: a local pool; serial: in this process; ray: Ray tasks.",
     )(fn)
+    from infsim.sweep.executors import MAX_JOBS
+
     fn = click.option(
         "-j",
         "--jobs",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_JOBS),
         default=None,
         help="Workers (default: all cores).",
     )(fn)
@@ -42,13 +76,14 @@ def _executor_options(fn):
 
 
 def _slo_options(fn):
-    for name, help_text in (
-        ("--ttft-p99", "Max p99 TTFT (s)."),
-        ("--tpot-p99", "Max p99 TPOT (s)."),
-        ("--e2e-p99", "Max p99 end-to-end latency (s)."),
-        ("--min-attainment", "Min share of requests meeting the scenario's slo: thresholds."),
-    ):
-        fn = click.option(name, type=click.FloatRange(min=0), default=None, help=help_text)(fn)
+    for name, kind, help_text in (
+        ("--ttft-p99", _SECONDS, "Max p99 TTFT (s)."),
+        ("--tpot-p99", _SECONDS, "Max p99 TPOT (s)."),
+        ("--e2e-p99", _SECONDS, "Max p99 end-to-end latency (s)."),
+        ("--min-attainment", _SHARE, "Min share of requests meeting the scenario's slo: "
+         "thresholds (0 < share ≤ 1)."),
+    ):  # fmt: skip
+        fn = click.option(name, type=kind, default=None, help=help_text)(fn)
     return fn
 
 
@@ -83,8 +118,18 @@ def _progress(quiet: bool, label: str):
 @_OUT
 @_executor_options
 @click.option("--retry-failed", is_flag=True, help="Run stored failed points again.")
+@click.option(
+    "--max-points",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse a sweep of more points than this (default 100,000, or INFSIM_MAX_POINTS).",
+)
+@_FORCE
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
-def sweep_cmd(scenario, axes, overrides, out_dir, executor, jobs, address, retry_failed, quiet):  # noqa: PLR0913
+def sweep_cmd(  # noqa: PLR0913
+    scenario, axes, overrides, out_dir, executor, jobs, address, retry_failed, max_points,
+    force, quiet,
+):  # fmt: skip
     """Run SCENARIO at every point of the axes (grid or zip), resumably: finished points
     are stored at once under the sweep directory and never run again."""
     from infsim.sweep.executors import make_executor
@@ -103,11 +148,14 @@ def sweep_cmd(scenario, axes, overrides, out_dir, executor, jobs, address, retry
         _progress(quiet, "points"),
         axes_source=str(axes or f"{scenario}: sweep"),
         retry_failed=retry_failed,
+        force=force,
+        max_points=max_points,
     )
+    recomputed = f" ({len(outcome.recomputed)} damaged, recomputed)" if outcome.recomputed else ""
     click.echo(
         f"{len(plan.tasks)} points ({outcome.num_points} distinct), {len(plan.skipped)} "
-        f"skipped, {outcome.num_cached} already stored, {outcome.num_executed} run now, "
-        f"{outcome.num_failed} failed → {out_dir}",
+        f"skipped, {outcome.num_cached} already stored, {outcome.num_executed} run now"
+        f"{recomputed}, {outcome.num_failed} failed → {out_dir}",
         err=True,
     )
     if not quiet:
@@ -136,10 +184,26 @@ def sweep_cmd(scenario, axes, overrides, out_dir, executor, jobs, address, retry
 @click.option("--all", "include_all", is_flag=True, help="Every stored point, not the manifest's.")
 def results_cmd(sweep_dir, where, sort, columns, csv_path, include_all):
     """Print the table of a sweep directory, filtered and sorted; export CSV."""
+    from infsim.sweep.results import write_csv
+
+    if csv_path is not None:
+        check_out_file(csv_path, "--csv")
     table = _print_results(sweep_dir, where, sort, columns, include_all)
     if csv_path is not None:
-        table.to_csv(csv_path, index=False)
+        write_csv(table, csv_path)
         click.echo(f"wrote {len(table)} rows to {csv_path}", err=True)
+
+
+def check_out_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file whose directory does not exist."""
+    parent = path.parent
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise InputError(
+            f"{option} {path}: the directory {parent} does not exist; create it first or "
+            "give another path"
+        )
 
 
 def _print_results(sweep_dir, where, sort, columns, include_all=False, limit=None):
@@ -148,9 +212,8 @@ def _print_results(sweep_dir, where, sort, columns, include_all=False, limit=Non
     from infsim.sweep import results as res
     from infsim.sweep.store import ResultStore
 
-    if not (sweep_dir / "sweep.json").is_file():
-        raise InputError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
-    store = ResultStore(sweep_dir)
+    store = ResultStore(sweep_dir, create=False)  # a reader: creates and deletes nothing
+    store.manifest()  # not a sweep directory, or a damaged sweep.json: said here
     table = res.results_table(store, include_all=include_all)
     if table.empty:
         click.echo("(no finished points yet)")
@@ -190,12 +253,13 @@ def _override_columns(store) -> list[str]:
 @_slo_options
 @click.option(
     "--rel-tol",
-    type=click.FloatRange(min=1e-4, max=0.5),
+    type=_REL_TOL,
     default=0.02,
     show_default=True,
     help="Stop when the bracket is within this fraction.",
 )
 @_OUT
+@_FORCE
 @click.option("--quiet", is_flag=True)
 def capacity_cmd(  # noqa: PLR0913
     scenario,
@@ -206,6 +270,7 @@ def capacity_cmd(  # noqa: PLR0913
     min_attainment,
     rel_tol,
     out_dir,
+    force,
     quiet,
 ):
     """Highest arrival rate (workload.rate_scale × the trace's rate) at which SCENARIO
@@ -218,7 +283,7 @@ def capacity_cmd(  # noqa: PLR0913
     ctx, _ = load_base(scenario, overrides)
     target = _target(ttft_p99, tpot_p99, e2e_p99, min_attainment)
     out_dir = out_dir or _default_out("capacity", ctx)
-    report = find_capacity(ctx, target, ResultStore(out_dir), rel_tol=rel_tol)
+    report = find_capacity(ctx, target, ResultStore(out_dir), rel_tol=rel_tol, force=force)
     r = report.result
     if not quiet:
         for p in report.probes:
@@ -261,10 +326,11 @@ def capacity_cmd(  # noqa: PLR0913
     show_default=True,
     help="Latency column of the cost-vs-latency Pareto front.",
 )
-@click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--trials", type=click.IntRange(min=1, max=100_000), default=30, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @_OUT
 @_executor_options
+@_FORCE
 @click.option("--quiet", is_flag=True)
 def optimize_cmd(  # noqa: PLR0913
     scenario,
@@ -282,6 +348,7 @@ def optimize_cmd(  # noqa: PLR0913
     executor,
     jobs,
     address,
+    force,
     quiet,
 ):
     """Cheapest configuration of the space meeting the SLO (Optuna TPE with constraints,
@@ -309,6 +376,7 @@ def optimize_cmd(  # noqa: PLR0913
         settings,
         make_executor(executor, jobs, address),
         _progress(quiet, "trials"),
+        force=force,
     )
     if report.best is None:
         click.echo(f"no trial met the SLO in {trials} trials → {out_dir}")
@@ -349,6 +417,8 @@ def report_cmd(directory, out):
     (table, cost vs p99 with the Pareto front, capacity curve). Self-contained, offline."""
     from infsim.sweep.report_html import write_report
 
+    if out is not None:
+        check_out_file(out, "-o")
     path = write_report(directory, out)
     click.echo(f"wrote {path}")
 

@@ -8,39 +8,47 @@
   a cluster (`--address auto` or `ray://host:port`). Needs the `ray` extra, and infsim
   and any trace files at the same paths on every node.
 
-A worker pool that breaks (a worker killed, e.g. out of memory) loses only the points in
-flight: they are not recorded, and re-running the sweep runs them.
+A pool worker that dies (killed, e.g. by the out-of-memory killer) breaks the pool. The
+points finished before are already recorded; the points in flight at that moment are
+suspects: the pool is started again for the rest, and each suspect is then retried once
+alone in a fresh one-worker pool, so that a point is blamed only for its own death. A
+suspect whose worker dies again comes back as a failed row saying so; the sweep goes on.
+The process pool keeps at most one point per worker in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infsim.errors import InputError
 from infsim.sweep.points import PointTask
+from infsim.sweep.store import HELD_LOCK_FDS
 from infsim.sweep.worker import failed_row
 
 RunFn = Callable[[PointTask], dict[str, Any]]
 EXECUTORS = ("process", "serial", "ray")
+MAX_JOBS = 4096
 
 
-class PoolBrokenError(Exception):
-    """The worker pool died; the points in flight were not recorded."""
+class WorkerDiedError(Exception):
+    """The process running a point died without returning (a signal, the OOM killer)."""
 
 
 class Executor(Protocol):
-    def map(self, fn: RunFn, tasks: Sequence[PointTask]) -> Iterator[tuple[PointTask, dict]]: ...
+    def map(self, fn: RunFn, tasks: Iterable[PointTask]) -> Iterator[tuple[PointTask, dict]]: ...
 
 
 class SerialExecutor:
-    def map(self, fn: RunFn, tasks: Sequence[PointTask]) -> Iterator[tuple[PointTask, dict]]:
+    def map(self, fn: RunFn, tasks: Iterable[PointTask]) -> Iterator[tuple[PointTask, dict]]:
         for task in tasks:
             yield task, fn(task)
 
@@ -49,32 +57,82 @@ class SerialExecutor:
 class ProcessExecutor:
     max_workers: int | None = None
 
-    def map(self, fn: RunFn, tasks: Sequence[PointTask]) -> Iterator[tuple[PointTask, dict]]:
-        if not tasks:
+    def map(self, fn: RunFn, tasks: Iterable[PointTask]) -> Iterator[tuple[PointTask, dict]]:
+        queue = deque(tasks)
+        if not queue:
             return
-        workers = min(self.max_workers or os.cpu_count() or 1, len(tasks))
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),)
-        ) as pool:
-            pending = {pool.submit(fn, t): t for t in tasks}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    err = future.exception()
-                    if isinstance(err, BrokenProcessPool):
-                        raise PoolBrokenError(
-                            f"the worker pool broke ({err}); {len(pending) + 1} points in "
-                            "flight were not recorded; re-run to resume (lower --jobs if "
-                            "workers ran out of memory)"
-                        )
+        workers = min(self.max_workers or os.cpu_count() or 1, len(queue))
+        suspects: list[PointTask] = []
+        while queue:  # a broken pool returns early; the next pool takes the rest
+            yield from _pool_round(fn, queue, workers, suspects)
+        for task in suspects:
+            died: list[PointTask] = []
+            yield from _pool_round(fn, deque([task]), 1, died)
+            for again in died:
+                yield (
+                    again,
+                    failed_row(
+                        again,
+                        WorkerDiedError(
+                            "the worker process running this point died without a result "
+                            "(killed by a signal or the out-of-memory killer), in the pool and "
+                            "again when retried alone; lower --jobs if memory is short"
+                        ),
+                    ),
+                )
+
+
+def _pool_round(
+    fn: RunFn, queue: deque[PointTask], workers: int, died: list[PointTask]
+) -> Iterator[tuple[PointTask, dict]]:
+    """Run tasks from `queue` on a fresh pool, at most `workers` in flight, yielding each
+    result. If the pool breaks, the tasks in flight go to `died` and the round ends (the
+    rest stay in `queue`)."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers, initializer=worker_init, initargs=(os.getpid(),)
+    )
+    in_flight: dict[Future, PointTask] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                task = queue.popleft()
+                try:
+                    in_flight[pool.submit(fn, task)] = task
+                except BrokenProcessPool:
+                    queue.appendleft(task)
+                    died.extend(in_flight.values())
+                    return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                task = in_flight.pop(future)
+                err = future.exception()
+                if isinstance(err, BrokenProcessPool):
+                    died.append(task)
+                    broken = True
+                else:
                     yield task, (failed_row(task, err) if err else future.result())
+            if broken:
+                died.extend(in_flight.values())  # they die with the pool
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def worker_init(parent_pid: int) -> None:
+    """Pool-worker initializer: drop the inherited copy of the store's writer lock (only
+    the sweep process holds it), and exit when the sweep process dies."""
+    for fd in list(HELD_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    HELD_LOCK_FDS.clear()
+    exit_with_parent(parent_pid)
 
 
 def exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
-    """Pool-worker initializer: exit when the sweep process dies. A forked worker holds
-    both ends of the pool's queue pipe, so it would never see EOF and would idle on as an
-    orphan after the parent is SIGKILLed."""
+    """Exit when the sweep process dies. A forked worker holds both ends of the pool's
+    queue pipe, so it would never see EOF and would idle on as an orphan after the parent
+    is SIGKILLed."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -89,7 +147,7 @@ class RayExecutor:
     address: str | None = None
     num_cpus: int | None = None
 
-    def map(self, fn: RunFn, tasks: Sequence[PointTask]) -> Iterator[tuple[PointTask, dict]]:
+    def map(self, fn: RunFn, tasks: Iterable[PointTask]) -> Iterator[tuple[PointTask, dict]]:
         ray = _import_ray()
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -120,6 +178,8 @@ def _import_ray() -> Any:
 
 
 def make_executor(name: str, jobs: int | None = None, address: str | None = None) -> Executor:
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"--jobs {jobs}: allowed 1 to {MAX_JOBS} workers")
     if name == "serial":
         return SerialExecutor()
     if name == "process":

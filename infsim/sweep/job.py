@@ -18,7 +18,7 @@ from infsim.sweep.executors import Executor
 from infsim.sweep.points import PointContext, PointTask, SkippedPoint, plan
 from infsim.sweep.runner import Outcome, Progress, run_tasks
 from infsim.sweep.spec import SweepSpec, parse_sweep, read_axes_file
-from infsim.sweep.store import ResultStore
+from infsim.sweep.store import ResultStore, base_digest
 
 
 def load_base(
@@ -54,8 +54,10 @@ class SweepPlan:
     skipped: list[SkippedPoint]
 
 
-def plan_sweep(ctx: PointContext, spec: SweepSpec, axes_source: str) -> SweepPlan:
-    tasks, skipped = plan(dataclasses.replace(ctx), spec, axes_source)
+def plan_sweep(
+    ctx: PointContext, spec: SweepSpec, axes_source: str, max_points: int | None = None
+) -> SweepPlan:
+    tasks, skipped = plan(dataclasses.replace(ctx), spec, axes_source, max_points)
     return SweepPlan(tasks, skipped)
 
 
@@ -63,6 +65,7 @@ def manifest(ctx: PointContext, spec: SweepSpec, sweep_plan: SweepPlan) -> dict[
     return {
         "kind": "sweep",
         "scenario": ctx.source,
+        "base_sha256": base_digest(ctx.base_raw),
         "infsim_version": __version__,
         "axes": spec.model_dump(mode="json"),
         "points": [
@@ -72,7 +75,7 @@ def manifest(ctx: PointContext, spec: SweepSpec, sweep_plan: SweepPlan) -> dict[
     }
 
 
-def run_sweep(
+def run_sweep(  # noqa: PLR0913
     ctx: PointContext,
     spec: SweepSpec,
     store: ResultStore,
@@ -81,9 +84,16 @@ def run_sweep(
     *,
     axes_source: str = "axes",
     retry_failed: bool = False,
+    force: bool = False,
+    max_points: int | None = None,
 ) -> tuple[SweepPlan, Outcome]:
-    """Plan (validating every point first), write the manifest, run what is not stored."""
-    sweep_plan = plan_sweep(ctx, spec, axes_source)
-    store.write_manifest(manifest(ctx, spec, sweep_plan))
-    outcome = run_tasks(sweep_plan.tasks, store, executor, progress, retry_failed=retry_failed)
+    """Plan (validating every point first), claim the directory (one job at a time; a
+    sweep that would hide another job's results is refused unless `force`), write the
+    manifest, run what is not stored."""
+    sweep_plan = plan_sweep(ctx, spec, axes_source, max_points)
+    job = manifest(ctx, spec, sweep_plan)
+    with store.lock():
+        store.claim(job, force=force)
+        store.write_manifest(job)
+        outcome = run_tasks(sweep_plan.tasks, store, executor, progress, retry_failed=retry_failed)
     return sweep_plan, outcome

@@ -23,7 +23,7 @@ from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_poin
 from infsim.sweep.runner import Progress, run_tasks
 from infsim.sweep.search import SLOTarget, pareto_front
 from infsim.sweep.spec import SweepSpec
-from infsim.sweep.store import ResultStore
+from infsim.sweep.store import ResultStore, base_digest
 
 _CATEGORICAL = (type(None), bool, int, float, str)
 
@@ -72,10 +72,28 @@ def optimize(
     settings: OptimizeSettings,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    *,
+    force: bool = False,
+) -> OptimizeReport:
+    """Run the search, holding the store's writer lock; a directory holding another
+    job's results is refused unless `force` (see `ResultStore.claim`)."""
+    _check_space(spec, ctx.source)
+    with store.lock():
+        store.claim(_manifest(ctx, spec, target, settings, []), force=force)
+        return _search(ctx, spec, target, store, settings, executor, progress)
+
+
+def _search(
+    ctx: PointContext,
+    spec: SweepSpec,
+    target: SLOTarget,
+    store: ResultStore,
+    settings: OptimizeSettings,
+    executor: Executor | None,
+    progress: Progress | None,
 ) -> OptimizeReport:
     import optuna
 
-    _check_space(spec, ctx.source)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ctx = dataclasses.replace(ctx, skip_infeasible=spec.skip_infeasible)
     constraints = [
@@ -152,9 +170,21 @@ def _write_manifest(
     trials: list[Trial],
     report: OptimizeReport | None = None,
 ) -> None:
+    store.write_manifest(_manifest(ctx, spec, target, settings, trials, report))
+
+
+def _manifest(
+    ctx: PointContext,
+    spec: SweepSpec,
+    target: SLOTarget,
+    settings: OptimizeSettings,
+    trials: list[Trial],
+    report: OptimizeReport | None = None,
+) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "kind": "optimize",
         "scenario": ctx.source,
+        "base_sha256": base_digest(ctx.base_raw),
         "axes": spec.model_dump(mode="json"),
         "target": dataclasses.asdict(target),
         "settings": dataclasses.asdict(settings),
@@ -168,4 +198,4 @@ def _write_manifest(
     if report is not None:
         manifest["best"] = None if report.best is None else dataclasses.asdict(report.best)
         manifest["pareto_keys"] = [t.key for t in report.pareto]
-    store.write_manifest(manifest)
+    return manifest

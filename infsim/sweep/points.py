@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +51,19 @@ class SkippedPoint:
     reason: str
 
 
-def expand(spec: SweepSpec) -> list[Overrides]:
-    """The points of the axes, in order: grid = cartesian product with the last axis
-    varying fastest; zip = the i-th value of every axis."""
+def iter_points(spec: SweepSpec) -> Iterator[Overrides]:
+    """The points of the axes, in order, one at a time: grid = cartesian product with the
+    last axis varying fastest; zip = the i-th value of every axis."""
     paths = list(spec.axes)
     columns = [spec.axes[p] for p in paths]
     combos = zip(*columns, strict=True) if spec.mode == "zip" else itertools.product(*columns)
-    return [dict(zip(paths, combo, strict=True)) for combo in combos]
+    for combo in combos:
+        yield dict(zip(paths, combo, strict=True))
+
+
+def expand(spec: SweepSpec) -> list[Overrides]:
+    """All points of the axes as a list (see `iter_points`)."""
+    return list(iter_points(spec))
 
 
 def describe(overrides: Overrides) -> str:
@@ -100,9 +106,20 @@ def failed_constraint(scenario: Scenario, constraints: list[Expression]) -> Expr
 
 
 def _file_digest(path: Path) -> str | None:
-    if not path.is_file():
+    """sha256 of the file's content, read in chunks (traces can be gigabytes); None when
+    there is no such file, and the reason when it cannot be read (the run will say more)."""
+    digest = hashlib.sha256()
+    try:
+        if not path.is_file():  # also keeps FIFOs and devices from being read
+            return None
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        return f"unreadable: {err.strerror or type(err).__name__}"
+    return digest.hexdigest()
 
 
 def _named_files(data: Any, base_dir: Path) -> dict[str, str | None]:
@@ -188,16 +205,18 @@ def make_point(
 
 
 def plan(
-    ctx: PointContext, spec: SweepSpec, source: str
+    ctx: PointContext, spec: SweepSpec, source: str, max_points: int | None = None
 ) -> tuple[list[PointTask], list[SkippedPoint]]:
-    """All points of a sweep, validated before anything runs."""
+    """All points of a sweep, validated before anything runs; a sweep of more than
+    `max_points` (default `spec.MAX_POINTS`) is refused before any point is built."""
+    spec.check_size(source, max_points)
     constraints = [
         Expression(text, f"{source}: constraints[{i}]") for i, text in enumerate(spec.constraints)
     ]
     ctx = dataclasses.replace(ctx, skip_infeasible=spec.skip_infeasible)
     tasks: list[PointTask] = []
     skipped: list[SkippedPoint] = []
-    for index, overrides in enumerate(expand(spec)):
+    for index, overrides in enumerate(iter_points(spec)):
         point = make_point(ctx, overrides, index, constraints)
         (skipped if isinstance(point, SkippedPoint) else tasks).append(point)
     return tasks, skipped

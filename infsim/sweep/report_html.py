@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 from infsim.errors import InputError
 from infsim.sweep.results import DEFAULT_METRICS, results_table
 from infsim.sweep.search import pareto_front
-from infsim.sweep.store import MANIFEST, ResultStore
+from infsim.sweep.store import MANIFEST, ResultStore, write_atomic
 from infsim.sweep.tables import cell, header
+from infsim.textio import load_json, read_text
 
 _STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -101,10 +102,52 @@ def timeline_plot(timeline: pd.DataFrame) -> str:
     return _png(fig)
 
 
+REQUEST_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")
+TIMELINE_COLUMNS = ("replica_id", "start_s", "num_running", "num_waiting", "kv_usage")
+
+
+def _read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The columns of a run's Parquet file; a missing, truncated or foreign file is an
+    InputError naming it (the run was killed while writing, or the file was replaced)."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing; the run directory is incomplete (run infsim run again)")
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise InputError(
+                f"{path}: lacks the column(s) {', '.join(missing)}; not a file infsim run wrote"
+            )
+        frame = pq.read_table(path, columns=list(columns)).to_pandas()
+    except InputError:
+        raise
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        text = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise InputError(
+            f"{path}: not a whole Parquet file ({text}); the run directory is damaged or "
+            "incomplete (run infsim run again)"
+        ) from None
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise InputError(f"{path}: column {column} is not numeric; not a file infsim run wrote")
+    return frame
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    summary = load_json(read_text(path, "run summary"), str(path))
+    latency = summary.get("latency_s") if isinstance(summary, dict) else None
+    if not isinstance(latency, dict) or not all(isinstance(v, dict) for v in latency.values()):
+        raise InputError(
+            f"{path}: latency_s: expected a mapping of metric -> percentiles; not a summary "
+            "infsim run wrote (or the file was edited)"
+        )
+    return summary
+
+
 def run_report(directory: Path) -> str:
-    summary = json.loads((directory / "summary.json").read_text())
-    requests = pq.read_table(directory / "requests.parquet").to_pandas()
-    timeline = pq.read_table(directory / "timeline.parquet").to_pandas()
+    summary = _read_summary(directory / "summary.json")
+    requests = _read_parquet(directory / "requests.parquet", REQUEST_COLUMNS)
+    timeline = _read_parquet(directory / "timeline.parquet", TIMELINE_COLUMNS)
     latency = pd.DataFrame(summary["latency_s"]).T.reset_index(names="metric")
     other = {k: v for k, v in _flat(summary).items() if not k.startswith("latency_s.")}
     sections = [
@@ -166,7 +209,7 @@ def capacity_plot(table: pd.DataFrame, manifest: dict[str, Any]) -> str:
 
 
 def sweep_report(directory: Path) -> str:
-    store = ResultStore(directory)
+    store = ResultStore(directory, create=False)  # a reader: creates and deletes nothing
     manifest = store.manifest()
     table = results_table(store)
     kind = manifest.get("kind", "sweep")
@@ -195,7 +238,9 @@ def sweep_report(directory: Path) -> str:
 
 
 def write_report(directory: Path, out: Path | None = None) -> Path:
-    if (directory / MANIFEST).is_file():
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such directory")
+    if (directory / MANIFEST).exists():
         text = sweep_report(directory)
     elif (directory / "summary.json").is_file():
         text = run_report(directory)
@@ -205,5 +250,8 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
             f"({MANIFEST}); give what infsim run, sweep, capacity or optimize wrote"
         )
     out = out or directory / "report.html"
-    out.write_text(text)
+    try:
+        write_atomic(out, text.encode())
+    except OSError as err:
+        raise InputError(f"{out}: cannot write: {err.strerror or type(err).__name__}") from None
     return out

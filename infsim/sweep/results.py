@@ -4,13 +4,15 @@ filtered (`--where` expression), sorted (`--sort col[,-col]`) and exported (CSV)
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from infsim.errors import InputError, did_you_mean
 from infsim.sweep.expr import Expression
-from infsim.sweep.store import ResultStore
+from infsim.sweep.store import ResultStore, write_atomic
 
 #: Columns shown by default after the overrides (those present in the table).
 DEFAULT_METRICS = (
@@ -60,9 +62,7 @@ def filter_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
     expr = Expression(where, "--where")
     keep = []
     for record in table.to_dict("records"):
-        names = {
-            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()
-        }
+        names = {str(k): _plain(v) for k, v in record.items()}
         try:
             keep.append(bool(expr.evaluate(names)))
         except InputError:
@@ -72,15 +72,55 @@ def filter_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
     return table[keep] if len(table) else table
 
 
+def _plain(value: Any) -> Any:
+    """A table cell as the expression sees it: numpy scalars as Python ones, NaN as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def sort_rows(table: pd.DataFrame, sort: str) -> pd.DataFrame:
-    """`sort` = comma-separated columns, `-` before a name for descending."""
+    """`sort` = comma-separated columns, `-` before a name for descending. A column mixing
+    numbers and text sorts numbers first; missing values go last."""
     cols, ascending = [], []
     for part in (p.strip() for p in sort.split(",") if p.strip()):
         name = part.lstrip("-+")
         check_column(table, name, "--sort")
         cols.append(name)
         ascending.append(not part.startswith("-"))
-    return table.sort_values(cols, ascending=ascending, na_position="last", kind="stable")
+    if not cols:
+        raise InputError(f"--sort {sort!r}: no column named; e.g. --sort cost.usd_per_hour,-x")
+    return table.sort_values(
+        cols, ascending=ascending, na_position="last", kind="stable", key=_sort_key
+    )
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.dtype != object:
+        return column
+    return column.map(_rank)
+
+
+def _rank(value: Any) -> Any:
+    value = _plain(value)
+    if value is None:
+        return None
+    if isinstance(value, bool | int | float):
+        try:
+            return (0, float(value), "")
+        except OverflowError:  # an integer beyond floats
+            return (0, math.copysign(math.inf, value), "")
+    return (1, 0.0, str(value))
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    """The table as CSV, written whole or not at all."""
+    try:
+        write_atomic(path, table.to_csv(index=False).encode())
+    except OSError as err:
+        raise InputError(
+            f"--csv {path}: cannot write: {err.strerror or type(err).__name__}"
+        ) from None
 
 
 def check_column(table: pd.DataFrame, name: str, option: str) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infsim.errors import InputError
+
 #: Violation reported for a metric that is missing (no request completed, failed point).
 MISSING_VIOLATION = 1e9
 
@@ -32,6 +34,21 @@ class SLOTarget:
     tpot_p99_s: float | None = None
     e2e_p99_s: float | None = None
     min_attainment: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ttft_p99_s", "tpot_p99_s", "e2e_p99_s"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) is not None and 0 < value < math.inf):
+                raise InputError(
+                    f"SLO {name}: {value!r} is not allowed; a latency limit is a finite number "
+                    "of seconds above 0"
+                )
+        value = self.min_attainment
+        if value is not None and not (_number(value) is not None and 0 < value <= 1):
+            raise InputError(
+                f"SLO min_attainment: {value!r} is not allowed; it is a share of requests "
+                "above 0 and at most 1"
+            )
 
     def limits(self) -> dict[str, tuple[float, str]]:
         """Summary column → (limit, "max" | "min")."""

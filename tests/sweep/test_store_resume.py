@@ -28,14 +28,45 @@ def _deterministic(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in MACHINE if c in table]).reset_index(drop=True)
 
 
-def test_point_files_are_written_whole_and_stale_temporaries_removed(tmp_path: Path):
+def test_point_files_are_written_whole_and_only_stale_foreign_temporaries_removed(tmp_path):
     store = ResultStore(tmp_path)
-    (store.points_dir / ".tmp-123-abc.parquet").write_bytes(b"half a file")
-    store = ResultStore(tmp_path)
-    assert list(store.points_dir.iterdir()) == []
+    fresh = store.points_dir / ".tmp-123-abc-k0.parquet"  # another writer, mid-write
+    stale = store.points_dir / ".tmp-124-abc-k0.parquet"  # a writer killed two hours ago
+    mine = store.points_dir / f".tmp-{os.getpid()}-abc-k0.parquet"
+    for tmp in (fresh, stale, mine):
+        tmp.write_bytes(b"half a file")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(mine, (old, old))
+    ResultStore(tmp_path)
+    ResultStore(tmp_path, create=False)  # a reader removes nothing at all
+    assert sorted(p.name for p in store.points_dir.iterdir()) == sorted([fresh.name, mine.name])
+    for tmp in (fresh, mine):
+        tmp.unlink()
     store.write({"key": "k1", "status": "ok", "error": None, "x": [1, 2]})
     assert [p.name for p in store.points_dir.iterdir()] == ["k1.parquet"]
     assert store.read("k1")["x"] == "[1, 2]"
+
+
+def test_opening_the_store_while_a_point_is_being_written_does_not_break_the_writer(
+    tmp_path, monkeypatch
+):
+    """`infsim results` polled during a sweep used to delete the sweep's temporary between
+    its write and its rename: FileNotFoundError in the sweep, points lost."""
+    import infsim.sweep.store as store_module
+
+    real_replace = os.replace
+
+    def replace_after_a_poll(src, dst):
+        ResultStore(tmp_path)  # another sweep opening the directory
+        ResultStore(tmp_path, create=False)  # infsim results / report
+        real_replace(src, dst)
+
+    store = ResultStore(tmp_path)
+    monkeypatch.setattr(store_module.os, "replace", replace_after_a_poll)
+    for i in range(3):
+        store.write({"key": f"k{i}", "status": "ok", "error": None})
+    assert store.stored_keys() == {"k0", "k1", "k2"}
 
 
 def test_rerunning_a_finished_sweep_runs_no_point(write_yaml, base_scenario: Path):
