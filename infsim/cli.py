@@ -122,7 +122,8 @@ class _Progress:
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory (default: runs/<scenario name>).",
+    help="Output directory, replaced as a whole (default: runs/<scenario name as a safe "
+    "directory name>; docs/outputs.md).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
@@ -133,16 +134,19 @@ def run(
     """Simulate SCENARIO and write requests/timeline Parquet, summary.json and the
     resolved scenario to the output directory."""
     from infsim import api
+    from infsim.report.paths import safe_run_dir
+    from infsim.report.write import check_run_dir
 
     spec = api.load_scenario(scenario, overrides)
     resolved, trace = api.prepare(spec, scenario.parent, source=str(scenario))
+    out_dir = out_dir or safe_run_dir(spec.name, "runs")
+    check_run_dir(out_dir)  # refused before the simulation, not after it
     progress = None if quiet or as_json else _Progress(trace.num_requests, trace.duration_s)
     try:
         result = api.run_resolved(resolved, trace, progress=progress)
     finally:
         if progress is not None:
             progress.close()
-    out_dir = out_dir or Path("runs") / spec.name
     result.write(out_dir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))

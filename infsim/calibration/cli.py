@@ -63,6 +63,12 @@ def list_cmd() -> None:
     console.print(f"built-in calibrations read from {builtin_location()}", soft_wrap=True)
 
 
+_CALIBRATION_FILES = ("ops.parquet", "meta.yaml")
+"""What `calibrate import --force` replaces: written into a temporary sibling and renamed
+into place as a whole (`infsim.report.atomic`); a directory holding anything else is
+refused."""
+
+
 @calibrate_cli.command("import")
 @click.argument("fmt", metavar="FORMAT")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -72,7 +78,7 @@ def list_cmd() -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory (default: calibration/NAME).",
+    help="Output directory (default: calibration/<NAME as a safe directory name>).",
 )
 @click.option("--device", default=None, help="Hardware catalog name of the device measured.")
 @click.option("--engine", default=None, help="Engine to keep/label (vllm, sglang, trtllm).")
@@ -84,15 +90,18 @@ def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
                **opts: object) -> None:  # fmt: skip
     """Import FORMAT files (all or nothing) into a calibration table."""
     from infsim.cost.table import CalibrationMeta, to_table, write
+    from infsim.report.atomic import check_target, publish_tree
+    from infsim.report.paths import safe_run_dir
     from infsim.scenario.host_overhead import default_step_overhead_meta
 
     force = bool(opts.pop("force"))
     importers, options_cls, import_paths = _load_importers()
     if fmt not in importers.names():
         importers.get(fmt)  # raises the InputError listing the formats
-    out = out or Path("calibration") / name
-    if out.exists() and not force:
+    out = out or safe_run_dir(name, "calibration")  # never outside calibration/
+    if (out.exists() or out.is_symlink()) and not force:
         raise InputError(f"{out}: already exists; pass --force to replace it")
+    check_target(out, _CALIBRATION_FILES, "calibration")  # before the import's work
     options = options_cls(**{k: v for k, v in opts.items() if k != "dtypes"},
                           dtypes=tuple(opts["dtypes"]))  # fmt: skip
     result = import_paths(fmt, list(paths), options)
@@ -111,7 +120,8 @@ def import_cmd(fmt: str, paths: tuple[Path, ...], name: str, out: Path | None,
         provenance=result.provenance,
         **meta_fields,
     )  # fmt: skip
-    write(out, table, meta)
+    publish_tree(out, lambda tmp, _step: write(tmp, table, meta),
+                 replaceable=_CALIBRATION_FILES, what="calibration")  # fmt: skip
     digest = hashlib.sha256((out / "ops.parquet").read_bytes()).hexdigest()[:12]
     click.echo(f"wrote {out}: {table.num_rows:,} rows from {len(paths)} path(s) ({digest})")
 
