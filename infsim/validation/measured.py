@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.validation import fields
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
 STATS = ("mean", "p50", "p90", "p99")
@@ -51,15 +52,15 @@ _UNIT_SECONDS = {
 }
 
 
-def seconds_per_unit(unit: str, where: str) -> float:
+def seconds_per_unit(unit: Any, where: str) -> float:
     """Seconds in one `unit` ("ms", "ns", "sec", ...); `InputError` for an unknown unit."""
-    try:
-        return _UNIT_SECONDS[unit.strip().lower()]
-    except KeyError:
+    known = _UNIT_SECONDS.get(unit.strip().lower()) if isinstance(unit, str) else None
+    if known is None:
         raise InputError(
-            f"{where}: unknown time unit {unit!r}; expected one of "
+            f"{where}: unknown time unit {fields.show(unit)}; expected one of "
             f"{', '.join(sorted(_UNIT_SECONDS))}"
-        ) from None
+        )
+    return known
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ class MeasuredRequests:
             lengths.add(len(self.itl_s))
         if len(lengths) != 1:
             raise InputError(f"per-request arrays differ in length ({sorted(lengths)})")
+        # The parsers convert and check every value; these are the shapes they must give.
+        kinds = [(self.num_input_tokens, "i"), (self.num_output_tokens, "i"), (self.ttft_s, "f")]
+        kinds += [(self.e2e_s, "f"), (self.failed, "b"), (self.start_s, "f")]
+        kinds += [(gaps, "f") for gaps in self.itl_s or ()]
+        for array, kind in kinds:
+            if array is not None and (array.ndim != 1 or array.dtype.kind != kind):
+                raise TypeError(f"per-request array of dtype {array.dtype}, ndim {array.ndim}")
 
     @property
     def num_requests(self) -> int:
@@ -129,6 +137,26 @@ class MeasuredRun:
     request_rate_per_s: float | None = None
     """The client's target send rate: math.inf = all at once; None = not stated."""
 
+    def __post_init__(self) -> None:
+        """Backstop for every parser: the normalised values have the types and ranges the
+        comparison relies on (each parser names the file's own field before this)."""
+        where = self.source
+        if self.model is not None and not isinstance(self.model, str):
+            raise fields.fail(where, "the model name", self.model, "a string")
+        for name in ("num_completed", "num_failed"):
+            fields.count(getattr(self, name), where, name, optional=True)
+        fields.seconds(self.duration_s, where, "the duration", optional=True)
+        for key, value in self.stats.items():
+            if key not in STAT_KEYS:
+                raise InputError(f"{where}: unknown statistic {key!r}")
+            if key == THROUGHPUT_KEY:
+                fields.number(value, where, key, lo=0.0, expected="tokens per second ≥ 0")
+            else:
+                fields.seconds(value, where, key)
+        client_concurrency(self.max_concurrency, where)
+        if self.request_rate_per_s is not None:
+            client_rate(self.request_rate_per_s, where)
+
     @property
     def replayable(self) -> bool:
         """Per-request start times and lengths of every request are known."""
@@ -146,59 +174,83 @@ class MeasuredRun:
         return "the file has no per-request start times, so the arrival pattern is unknown"
 
 
+MAX_CONCURRENCY = 10**9
+"""Largest client in-flight limit accepted (far above any benchmark client)."""
+
+
 def client_concurrency(value: Any, where: object) -> int | None:
     """A benchmark's `max_concurrency` (null = no limit); `InputError` unless a positive int."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{where}: max_concurrency is {value!r}; expected a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise InputError(
+            f"{where}: max_concurrency is {fields.show(value)}; expected a positive integer "
+            f"(at most {MAX_CONCURRENCY:,}) or null (no limit)"
+        )
     return value
 
 
-def client_rate(value: Any) -> float | None:
-    """A benchmark's `request_rate`: "inf"/Infinity → math.inf, a positive number as is,
-    anything else → None (not stated)."""
+def client_rate(value: Any, where: object = "benchmark file") -> float | None:
+    """A benchmark's `request_rate`: "inf"/Infinity → math.inf (all at once), a positive
+    number as is, null → None (not stated); anything else is an `InputError`."""
+    if value is None:
+        return None
     if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, float) and value == math.inf:
+        return math.inf
+    return fields.number(
+        value, str(where), "request_rate", lo=math.ulp(0.0), hi=fields.MAX_COUNT,
+        expected='a positive number of requests per second, "inf" or null',
+    )  # fmt: skip
+
+
+def stated_seconds(value: Any, where: str, field: str, scale: float = 1.0) -> float | None:
+    """An aggregate the file states, in seconds: null or NaN = not stated (None); otherwise
+    a finite number in [0, MAX_SECONDS] (× `scale`), else `InputError`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return float(value) if value > 0 else None
+    return fields.seconds(value, where, field, scale=scale)
 
 
-def finite_or_none(value: Any) -> float | None:
-    """A finite float, or None for null / NaN / inf / non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def stated_rate(value: Any, where: str, field: str) -> float | None:
+    """A stated throughput (tokens/s): null or NaN = not stated; else finite and ≥ 0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return float(value) if math.isfinite(value) else None
+    return fields.number(value, where, field, lo=0.0, hi=float(fields.MAX_COUNT),
+                         expected="a finite number of tokens per second ≥ 0, or null")  # fmt: skip
 
 
-def ms_aggregates(run: dict[str, Any], metrics: dict[str, str]) -> dict[str, float]:
+def ms_aggregates(run: dict[str, Any], metrics: dict[str, str], where: str) -> dict[str, float]:
     """vLLM/SGLang-style aggregates: `<stat>_<metric>_ms` keys (→ seconds) plus
     `output_throughput` (tokens/s) when present."""
-    stats = stats_from_keys(run, metrics, "{stat}_{metric}_ms", 1e-3)
-    throughput = finite_or_none(run.get("output_throughput"))
+    stats = stats_from_keys(run, metrics, "{stat}_{metric}_ms", 1e-3, where)
+    throughput = stated_rate(run.get("output_throughput"), where, "output_throughput")
     if throughput is not None:
         stats[THROUGHPUT_KEY] = throughput
     return stats
 
 
 def stats_from_keys(
-    data: dict[str, Any], metrics: dict[str, str], pattern: str, scale: float
+    data: dict[str, Any], metrics: dict[str, str], pattern: str, scale: float, where: str
 ) -> dict[str, float]:
     """Pick mean/p50/p90/p99 of each metric from flat keys built by `pattern`.
 
     `metrics` maps our metric name to the file's (`{"e2e": "e2el"}`); `pattern` is
     formatted with `stat` (mean, median or p50, p90, p99) and `metric`; values are
-    multiplied by `scale` (1e-3 for `*_ms` keys). Missing or non-finite keys are skipped.
+    multiplied by `scale` (1e-3 for `*_ms` keys). Absent, null or NaN keys are not stated
+    and skipped; any other value must be a finite number of seconds ≥ 0 (`InputError`
+    naming the key otherwise).
     """
     out: dict[str, float] = {}
     for ours, theirs in metrics.items():
         for stat in STATS:
             words = ("median", "p50") if stat == "p50" else (stat,)
             for word in words:
-                value = finite_or_none(data.get(pattern.format(stat=word, metric=theirs)))
+                key = pattern.format(stat=word, metric=theirs)
+                value = stated_seconds(data.get(key), where, key, scale)
                 if value is not None:
-                    out[f"{ours}_{stat}"] = value * scale
+                    out[f"{ours}_{stat}"] = value
                     break
     return out
 

@@ -50,9 +50,11 @@ def _scenario_names(scenario_model: str, resolved_name: str) -> set[str]:
 
 
 def _catalog_name(candidate: str) -> str | None:
+    """The catalog name `candidate` stands for, or None. A benchmark's model string is
+    only probed here: one that is no valid path (too long, a NUL byte) is no catalog name."""
     try:
         return load_model(candidate).name
-    except InputError:
+    except (InputError, OSError, ValueError):
         return None
 
 

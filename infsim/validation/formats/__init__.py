@@ -17,6 +17,8 @@ from typing import Any
 
 from infsim.errors import InputError
 from infsim.registry import Registry
+from infsim.textio import MAX_DEPTH, load_json, read_text
+from infsim.validation import fields
 from infsim.validation.measured import MeasuredRun
 
 SNIFF_BYTES = 8192
@@ -38,12 +40,10 @@ def register(fmt: BenchFormat) -> BenchFormat:
 
 
 def read_json(path: Path) -> Any:
-    """The whole file as JSON (Python's parser: accepts the bare `Infinity` SGLang writes)."""
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    """The whole file as JSON (Python's parser: accepts the bare `Infinity` SGLang writes);
+    a file that is not UTF-8, nested too deeply or holding a huge integer is an
+    `InputError` naming the file (`infsim.textio`)."""
+    return load_json(read_text(path, "benchmark result file"), str(path))
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -53,21 +53,48 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
 
 def read_numbered_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) of every non-blank line; errors name the line."""
-    rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise InputError(f"{path}: line {number}: expected a JSON object")
-            rows.append((number, value))
+    rows = [
+        (number, parse_json_object(line, f"{path}: line {number}"))
+        for number, line in text_lines(read_text(path, "benchmark result file"))
+    ]
     if not rows:
         raise InputError(f"{path}: the file is empty")
     return rows
+
+
+def text_lines(text: str) -> list[tuple[int, str]]:
+    """(1-based line number, line) of every non-blank line; line ends as Python's text
+    mode reads them (\n, \r\n, \r; JSON text holds no raw line breaks)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def parse_json_object(line: str, where: str) -> dict[str, Any]:
+    """One JSON Lines record: a JSON object, bounded like `infsim.textio.load_json`."""
+    if line.count("[") + line.count("{") > MAX_DEPTH:
+        depth = deepest = 0
+        for char in line:
+            if char in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+        if deepest > MAX_DEPTH:
+            raise InputError(
+                f"{where}: nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted"
+            )
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's digit limit
+        text = str(exc) if len(str(exc)) <= 200 else str(exc)[:199] + "…"
+        raise InputError(f"{where}: unreadable value: {text}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: expected a JSON object, got {fields.show(value)}")
+    return value
 
 
 def pick_run(runs: list[Any], run_index: int | None, path: Path, describe: Callable) -> Any:

@@ -17,53 +17,95 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.validation import fields
 from infsim.validation.formats import BenchFormat, read_json, register
 from infsim.validation.measured import (
     THROUGHPUT_KEY,
     MeasuredRequests,
     MeasuredRun,
-    finite_or_none,
+    stated_rate,
+)
+
+ROW_HELP = (
+    "a successful LLMPerf response carries number_input_tokens, number_output_tokens, "
+    "ttft_s and end_to_end_latency_s"
 )
 
 
-def _number(row: dict[str, Any], key: str) -> float:
-    value = finite_or_none(row.get(key))
-    return np.nan if value is None else value
-
-
-def _summary(path: Path) -> dict[str, Any]:
+def _summary(path: Path) -> tuple[str, dict[str, Any]]:
     name = path.name.replace("individual_responses", "summary")
     sibling = path.with_name(name)
     if name == path.name or not sibling.is_file():
-        return {}
+        return str(sibling), {}
     data = read_json(sibling)
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise InputError(f"{sibling}: expected a JSON object (LLMPerf summary)")
+    return str(sibling), data
+
+
+def _requests(rows: list[Any], path: Path) -> MeasuredRequests:
+    n = len(rows)
+    num_in, num_out = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    ttft, e2e = np.full(n, np.nan), np.full(n, np.nan)
+    failed = np.zeros(n, dtype=bool)
+    for i, row in enumerate(rows):
+        where = f"{path}: response {i}"
+        row = fields.mapping(row, str(path), f"response {i}")
+        message = fields.text(row.get("error_msg"), where, "error_msg")
+        failed[i] = row.get("error_code") is not None or bool(message)
+        optional = bool(failed[i])  # a failed response's values are not compared
+        try:
+            num_in[i] = (
+                fields.tokens(
+                    row.get("number_input_tokens"), where, "number_input_tokens", optional=optional
+                )
+                or 0
+            )
+            num_out[i] = (
+                fields.tokens(
+                    row.get("number_output_tokens"),
+                    where,
+                    "number_output_tokens",
+                    optional=optional,
+                )
+                or 0
+            )
+            first = fields.seconds(row.get("ttft_s"), where, "ttft_s", optional=optional)
+            latency = fields.seconds(row.get("end_to_end_latency_s"), where,
+                                     "end_to_end_latency_s", optional=optional)  # fmt: skip
+        except InputError as err:
+            raise InputError(f"{err}; {ROW_HELP}") from None
+        ttft[i] = np.nan if first is None else first
+        e2e[i] = np.nan if latency is None else latency
+    return MeasuredRequests(
+        num_input_tokens=num_in,
+        num_output_tokens=num_out,
+        ttft_s=ttft,
+        e2e_s=e2e,
+        failed=failed,
+    )
 
 
 def read_llmperf(path: Path, run_index: int | None) -> MeasuredRun:
     if run_index not in (None, 0):
         raise InputError(f"{path}: an LLMPerf responses file holds one run; --run must be 0")
     rows = read_json(path)
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows) or not rows:
-        raise InputError(f"{path}: expected a non-empty JSON list of LLMPerf responses")
-    failed = np.asarray([r.get("error_code") is not None or bool(r.get("error_msg")) for r in rows])
-    requests = MeasuredRequests(
-        num_input_tokens=np.asarray([int(_number(r, "number_input_tokens") or 0) for r in rows]),
-        num_output_tokens=np.asarray([int(_number(r, "number_output_tokens") or 0) for r in rows]),
-        ttft_s=np.asarray([_number(r, "ttft_s") for r in rows]),
-        e2e_s=np.asarray([_number(r, "end_to_end_latency_s") for r in rows]),
-        failed=failed,
-    )
-    summary = _summary(path)
-    throughput = finite_or_none(summary.get("results_mean_output_throughput_token_per_s"))
+    if not isinstance(rows, list) or not rows:
+        raise InputError(
+            f"{path}: expected a non-empty JSON list of LLMPerf responses, got {fields.show(rows)}"
+        )
+    requests = _requests(rows, path)
+    sibling, summary = _summary(path)
+    key = "results_mean_output_throughput_token_per_s"
+    throughput = stated_rate(summary.get(key), sibling, key)
     return MeasuredRun(
         format="llmperf",
         source=str(path),
-        model=summary.get("model"),
+        model=fields.text(summary.get("model"), sibling, "model"),
         requests=requests,
         stats={} if throughput is None else {THROUGHPUT_KEY: throughput},
-        num_completed=int((~failed).sum()),
-        num_failed=int(failed.sum()),
+        num_completed=int((~requests.failed).sum()),
+        num_failed=int(requests.failed.sum()),
         notes=("LLMPerf counts tokens with its own client-side tokenizer",),
         replay_blocker="LLMPerf records no per-request start times",
     )

@@ -13,58 +13,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from infsim.errors import InputError
-from infsim.validation.formats import BenchFormat, pick_run, read_json_lines, register
-from infsim.validation.measured import (
-    MeasuredRequests,
-    MeasuredRun,
-    finite_or_none,
-    ms_aggregates,
-)
+from infsim.validation import fields
+from infsim.validation.formats import BenchFormat, pick_run, read_numbered_json_lines, register
+from infsim.validation.formats.vllm import detailed_rows
+from infsim.validation.measured import MeasuredRun, ms_aggregates, stated_seconds
 
 METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2e_latency"}
 
 
-def _describe(run: dict[str, Any]) -> str:
+def _describe(entry: tuple[int, dict[str, Any]]) -> str:
+    run = entry[1]
     return (
-        f"request_rate {run.get('request_rate')}, max_concurrency "
-        f"{run.get('max_concurrency')}, completed {run.get('completed')}"
+        f"request_rate {fields.show(run.get('request_rate'))}, max_concurrency "
+        f"{fields.show(run.get('max_concurrency'))}, completed {fields.show(run.get('completed'))}"
     )
 
 
-def _model(run: dict[str, Any]) -> str | None:
-    info = run.get("server_info") if isinstance(run.get("server_info"), dict) else {}
-    for value in (run.get("model_id"), run.get("model"), info.get("model_path")):
-        if isinstance(value, str) and value:
-            return value
+def _model(run: dict[str, Any], where: str) -> str | None:
+    info = fields.mapping(run.get("server_info"), where, "server_info", optional=True)
+    for key, value in (("model_id", run.get("model_id")), ("model", run.get("model")),
+                       ("server_info.model_path", info.get("model_path"))):  # fmt: skip
+        name = fields.text(value, where, key)
+        if name:
+            return name
     return None
 
 
-def _requests(run: dict[str, Any], path: Path) -> MeasuredRequests | None:
-    if not all(key in run for key in ("input_lens", "output_lens", "ttfts")):
-        return None
-    n = len(run["input_lens"])
-    errors = run.get("errors") or [""] * n
-    itls = run.get("itls")
-    try:
-        return MeasuredRequests(
-            num_input_tokens=np.asarray(run["input_lens"], dtype=np.int64),
-            num_output_tokens=np.asarray(run["output_lens"], dtype=np.int64),
-            ttft_s=np.asarray(run["ttfts"], dtype=np.float64),
-            e2e_s=np.full(n, np.nan),
-            failed=np.asarray([bool(e) for e in errors], dtype=bool),
-            itl_s=None if itls is None else [np.asarray(g, dtype=np.float64) for g in itls],
-        )
-    except (InputError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: per-request arrays are inconsistent: {exc}") from None
-
-
 def read_sglang(path: Path, run_index: int | None) -> MeasuredRun:
-    run = pick_run(read_json_lines(path), run_index, path, _describe)
-    stats = ms_aggregates(run, METRICS)
-    requests = _requests(run, path)
+    line, run = pick_run(read_numbered_json_lines(path), run_index, path, _describe)
+    where = f"{path}: line {line}"
+    stats = ms_aggregates(run, METRICS, where)
+    requests = detailed_rows(run, where, timed=False)
     note = (
         "per-request ttfts/itls/lengths present (--output-details)"
         if requests is not None
@@ -74,11 +53,11 @@ def read_sglang(path: Path, run_index: int | None) -> MeasuredRun:
     return MeasuredRun(
         format="sglang",
         source=str(path),
-        model=_model(run),
+        model=_model(run, where),
         requests=requests,
         stats=stats,
-        duration_s=finite_or_none(run.get("duration")),
-        num_completed=run.get("completed"),
+        duration_s=stated_seconds(run.get("duration"), where, "duration"),
+        num_completed=fields.count(run.get("completed"), where, "completed", optional=True),
         num_failed=failed,
         notes=(note,),
         replay_blocker="SGLang bench_serving records no per-request start times",

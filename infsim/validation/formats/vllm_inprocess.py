@@ -50,7 +50,6 @@ first arrival to the last successful request's end.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,13 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
-from infsim.validation.formats import BenchFormat, read_numbered_json_lines, register
+from infsim.validation import fields
+from infsim.validation.formats import (
+    BenchFormat,
+    parse_json_object,
+    read_numbered_json_lines,
+    register,
+)
 from infsim.validation.measured import MeasuredRequests, MeasuredRun
 
 V1_KEYS = ("first_token_ts", "last_token_ts", "queued_ts", "scheduled_ts", "first_token_latency")
@@ -98,7 +103,7 @@ class _Row:
                 f"and write dataclasses.asdict(output.metrics); {ROW_HELP}"
             )
         if not isinstance(value, dict):
-            raise self.fail(f"metrics is {value!r}; expected a JSON object; {ROW_HELP}")
+            raise self.fail(f"metrics is {fields.show(value)}; expected a JSON object; {ROW_HELP}")
         return value
 
     def layout(self) -> str:
@@ -130,10 +135,12 @@ class _Row:
                 f"seconds); {ROW_HELP}"
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(f"metrics.{name} is {value!r}; expected a number of seconds")
-        if not math.isfinite(value):
-            raise self.fail(f"metrics.{name} is {value!r}; expected a finite number of seconds")
-        return float(value)
+            raise self.fail(f"metrics.{name} is {fields.show(value)}; expected a number of seconds")
+        where, bound = f"{self.path}: line {self.line}", fields.MAX_CLOCK_S
+        expected = f"a finite number of seconds (a clock reading, at most {bound:.0e} in magnitude)"
+        return fields.number(
+            value, where, f"metrics.{name}", lo=-bound, hi=bound, expected=expected
+        )
 
     def count(self, name: str, list_name: str) -> int:
         value = self.data.get(name)
@@ -141,9 +148,11 @@ class _Row:
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 0
         ):
-            raise self.fail(f"{name} is {value!r}; expected a non-negative integer")
+            raise self.fail(f"{name} is {fields.show(value)}; expected a non-negative integer")
+        if value is not None and value > fields.MAX_TOKENS:
+            raise self.fail(f"{name} is {value}; at most {fields.MAX_TOKENS:,} tokens")
         if tokens is not None and not isinstance(tokens, list):
-            raise self.fail(f"{list_name} is {tokens!r}; expected a list of token ids")
+            raise self.fail(f"{list_name} is {fields.show(tokens)}; expected a list of token ids")
         if value is None and tokens is None:
             raise self.fail(f"{name} (or {list_name}) is missing; {ROW_HELP}")
         if value is not None and tokens is not None and value != len(tokens):
@@ -151,10 +160,10 @@ class _Row:
         return value if value is not None else len(tokens)
 
     def duration(self, name: str, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value) or not 0 <= value <= fields.MAX_SECONDS:
             raise self.fail(
-                f"{name} is {value!r} s; a duration must be finite and ≥ 0 "
-                "(timestamps out of order, or from different clocks)"
+                f"{name} is {value!r} s; a duration must be finite and ≥ 0, at most "
+                f"{fields.MAX_SECONDS:.0e} s (timestamps out of order, or from different clocks)"
             )
         return value
 
@@ -197,11 +206,14 @@ def _model(rows: list[_Row]) -> str | None:
     first = rows[0]
     model = first.data.get("model")
     if model is not None and not isinstance(model, str):
-        raise first.fail(f"model is {model!r}; expected a string (the model name or path)")
+        raise first.fail(
+            f"model is {fields.show(model)}; expected a string (the model name or path)"
+        )
     for row in rows[1:]:
         if row.data.get("model") != model:
             raise row.fail(
-                f"model is {row.data.get('model')!r} but line {first.line} says {model!r}; "
+                f"model is {fields.show(row.data.get('model'))} but line {first.line} says "
+                f"{fields.show(model)}; "
                 "a file holds one run of one model (give model on every line, or on none)"
             )
     return model
@@ -225,7 +237,7 @@ def read_vllm_inprocess(path: Path, run_index: int | None) -> MeasuredRun:
             )
         request_id = row.data.get("request_id")
         if request_id is None or isinstance(request_id, bool | dict | list):
-            raise row.fail(f"request_id is {request_id!r}; expected a string or integer")
+            raise row.fail(f"request_id is {fields.show(request_id)}; expected a string or integer")
         if str(request_id) in seen:
             raise row.fail(
                 f"request_id {request_id!r} repeats line {seen[str(request_id)]}; write one "
@@ -304,8 +316,8 @@ def _first_object(path: Path, head: str) -> Any:
         except OSError:
             return None
     try:
-        return json.loads(text.split("\n", 1)[0])
-    except ValueError:
+        return parse_json_object(text.split("\n", 1)[0], str(path))
+    except InputError:
         return None
 
 
