@@ -4,9 +4,9 @@ into place, so a reader (or a kill -9, or a full disk) never sees a mix of two r
     publish_dir(target, [(name, writer), ...], replaceable=RUN_FILES)
 
 1. `check_target`: the target is a new directory, an empty one, or one holding only
-   `replaceable` names (an earlier run); anything else (a symbolic link, a file, a
-   directory holding other files, the current directory) is refused with an `InputError`
-   before any work, so replacing it can never delete someone's files.
+   `replaceable` names (an earlier run); anything else (a symbolic link, a file, a mount
+   point, a directory holding other files, the current directory) is refused with an
+   `InputError` before any work, so replacing it can never delete someone's files.
 2. A sibling `.<name>.infsim-tmp-<host>-<pid>-<random>` is created; each writer writes
    one file into it (fresh directory, fresh names: nothing is written through an existing
    symbolic link); every file and the directory are fsynced.
@@ -91,6 +91,12 @@ def check_target(target: Path | str, replaceable: Iterable[str], what: str = "ru
     if not path.is_dir():
         raise InputError(
             f"{target}: exists and is not a directory; give a directory path for the {what}"
+        )
+    if os.path.ismount(path):
+        raise InputError(
+            f"{target}: is a mount point; infsim replaces a {what} directory as a whole "
+            f"(written beside it, then renamed), which a mount point cannot be; give a "
+            f"directory inside it, e.g. {target}/{what}"
         )
     cwd = absolute(os.getcwd())
     if cwd == path or path in cwd.parents:
@@ -183,6 +189,9 @@ def _failure(target: Path | str, path: Path, step: str, err: OSError, what: str)
     reason = err.strerror or str(err) or type(err).__name__
     if err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err):
         reason = "no space left on the device (disk full or quota reached)"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason += (f" (the new {what} is written beside the directory, in {path.parent}, "
+                   "then renamed into place: that directory must be writable)")  # fmt: skip
     state = (
         f"{target} still holds the earlier {what}" if path.exists() else f"{target} was not created"
     )

@@ -117,6 +117,29 @@ def test_targets_that_cannot_be_replaced_safely_are_refused(
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written, deleted
 
 
+@pytest.mark.skipif(not os.path.ismount("/proc"), reason="needs a mount point: /proc")
+def test_a_mount_point_is_refused(runs) -> None:
+    with pytest.raises(InputError, match="/proc: is a mount point"):
+        runs[0].write(Path("/proc"))
+
+
+def test_an_unwritable_parent_says_why(tmp_path: Path, runs, monkeypatch) -> None:
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if ".infsim-tmp-" in self.name:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(InputError) as caught:
+        runs[0].write(tmp_path / "run")
+    text = str(caught.value)
+    assert "could not create a temporary directory: Permission denied" in text
+    assert f"in {tmp_path}, then renamed into place" in text
+    assert "was not created" in text
+
+
 def test_the_current_directory_is_refused(tmp_path: Path, runs, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="is the current directory"):
