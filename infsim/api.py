@@ -14,7 +14,6 @@ from infsim.cost import coverage
 from infsim.cost.overhead import fit_overhead
 from infsim.disagg import outputs as disagg_outputs
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
-from infsim.metrics.requests import requests_table
 from infsim.metrics.summary import summarize
 from infsim.report.fleet import extend_summary
 from infsim.report.write import write_run
@@ -81,10 +80,10 @@ def run_resolved(
 ) -> RunResult:
     with coverage.collecting() as cost_models:  # the cost models the run builds
         out = simulate(resolved, trace, progress)
-    requests = requests_table(out.recorder.requests)
+    requests = out.recorder.requests_table()
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
         requests = disagg_outputs.with_request_columns(
-            requests, out.disaggregation, out.recorder.requests
+            requests, out.disaggregation, out.recorder.indices
         )
     summary = summarize(
         requests,
@@ -109,7 +108,7 @@ def run_resolved(
     extend_summary(
         summary,
         out.fleet,
-        requests=out.recorder.requests,
+        indices=out.recorder.indices,
         table=requests,
         slo=resolved.scenario.slo,
         end_s=out.simulated_s,

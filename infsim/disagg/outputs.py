@@ -11,6 +11,7 @@ kv_transfer_bytes. TTFT = transfer end − arrival for remote requests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,6 @@ import pyarrow as pa
 from infsim.metrics.percentiles import describe
 
 if TYPE_CHECKING:
-    from infsim.core.request import RequestState
     from infsim.disagg.records import DisaggRun, Handoff
 
 TIMELINE_SCHEMA = pa.schema(
@@ -37,8 +37,9 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def request_columns(run: DisaggRun, requests: list[RequestState]) -> dict[str, pa.Array]:
-    hands: list[Handoff | None] = [run.handoffs.get(r.index) for r in requests]
+def request_columns(run: DisaggRun, indices: Sequence[int]) -> dict[str, pa.Array]:
+    """Per request (trace `indices` in table order): its path through the deployment."""
+    hands: list[Handoff | None] = [run.handoffs.get(i) for i in indices]
 
     def col(fn, kind: pa.DataType) -> pa.Array:
         return pa.array([None if h is None else fn(h) for h in hands], type=kind)
@@ -57,8 +58,8 @@ def request_columns(run: DisaggRun, requests: list[RequestState]) -> dict[str, p
     }
 
 
-def with_request_columns(table: pa.Table, run: DisaggRun, requests: list) -> pa.Table:
-    for name, array in request_columns(run, requests).items():
+def with_request_columns(table: pa.Table, run: DisaggRun, indices: Sequence[int]) -> pa.Table:
+    for name, array in request_columns(run, indices).items():
         table = table.append_column(name, array)
     return table
 

@@ -7,13 +7,15 @@ sample: value `itl_s[i]` occurred `itl_count[i]` times.
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from infsim.core.batch import StepOutcome
-from infsim.core.request import RequestState
+from infsim.core.request import RequestState, Status
+from infsim.metrics.requests import requests_table
 
 TIMELINE_SCHEMA = pa.schema(
     [
@@ -57,30 +59,86 @@ class StepRow(NamedTuple):
 assert StepRow._fields == tuple(TIMELINE_SCHEMA.names)  # one order for both
 
 
+ROWS_PER_BATCH = 65_536
+REQUESTS_PER_CHUNK = 16_384
+ENDED = frozenset({Status.FINISHED, Status.REJECTED, Status.FAILED})
+
+
 class Recorder:
     """Collects requests, engine steps and ITL samples of one simulation."""
 
     def __init__(self) -> None:
-        self.requests: list[RequestState] = []
+        # Requests in arrival order: the leading ones that have ended are turned into
+        # requests-table chunks every REQUESTS_PER_CHUNK arrivals and let go, so a long
+        # trace does not hold every request object to the end.
+        self._live: list[RequestState] = []
+        self._request_chunks: list[pa.Table] = []
+        self._num_flushed = 0
+        self._next_flush = REQUESTS_PER_CHUNK
+        self.indices = array("q")  # every request's trace index, in arrival order
+        # Steps: rows in a list, turned into columnar Arrow batches every ROWS_PER_BATCH
+        # (a row object costs ~300 bytes, a columnar row ~70: memory per step stays small).
         self._rows: list[StepRow] = []
-        self.itl_s: list[float] = []
-        self.itl_count: list[int] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._num_batched_rows = 0
+        # Samples and run records in typed arrays (8 bytes a value, not a Python object).
+        self.itl_s = array("d")
+        self.itl_count = array("q")
         # Fast-forwarded runs: step end times, flat, with each run's start/length/width;
         # their gaps are computed once at the end (same floats as per-step end − start).
-        self._run_ends: list[float] = []
-        self._run_starts: list[float] = []
-        self._run_steps: list[int] = []
-        self._run_seqs: list[int] = []
+        self._run_ends = array("d")
+        self._run_starts = array("d")
+        self._run_steps = array("q")
+        self._run_seqs = array("q")
         self.num_steps = 0
         self.num_done = 0  # requests finished or rejected (progress reporting)
 
     def on_request(self, req: RequestState) -> None:
-        self.requests.append(req)
+        self._live.append(req)
+        self.indices.append(req.index)
+        if len(self._live) >= self._next_flush:
+            self._flush_ended()
+
+    @property
+    def num_requests(self) -> int:
+        """Requests that have arrived."""
+        return self._num_flushed + len(self._live)
+
+    def _flush_ended(self) -> None:
+        """Turn the leading requests that have ended into a table chunk (arrival order is
+        kept: a request still in flight holds back the ones behind it)."""
+        live = self._live
+        n = 0
+        while n < len(live) and live[n].status in ENDED:
+            n += 1
+        if n:
+            self._request_chunks.append(requests_table(live[:n]))
+            self._num_flushed += n
+            del live[:n]
+        self._next_flush = len(live) + REQUESTS_PER_CHUNK
+
+    def requests_table(self) -> pa.Table:
+        """Every request that arrived, one row each in arrival order (`REQUESTS_SCHEMA`)."""
+        chunks = [*self._request_chunks, requests_table(self._live)]
+        return pa.concat_tables(chunks).combine_chunks()
+
+    def latest_finish_s(self) -> float:
+        """The last request end time (0 when none ended)."""
+        latest = max((r.finish_s for r in self._live), default=0.0)
+        for chunk in self._request_chunks:
+            values = chunk.column("finish_s").to_numpy(zero_copy_only=False)
+            if values.size and not np.isnan(values).all():
+                latest = max(latest, float(np.nanmax(values)))
+        return latest
 
     def on_step(self, row: StepRow) -> None:
         """One engine step (or a fast-forwarded run of identical ones)."""
         self._rows.append(row)
         self.num_steps += row.num_steps
+        if len(self._rows) >= ROWS_PER_BATCH:
+            self._batches.append(self._batch(self._rows))
+            self._num_batched_rows += len(self._rows)
+            self._rows = []
 
     def on_decode_run(
         self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
@@ -106,13 +164,19 @@ class Recorder:
 
     @property
     def num_rows(self) -> int:
-        return len(self._rows)
+        return self._num_batched_rows + len(self._rows)
+
+    @staticmethod
+    def _batch(rows: list[StepRow]) -> pa.RecordBatch:
+        columns = list(zip(*rows, strict=True)) or [[] for _ in TIMELINE_SCHEMA.names]
+        return pa.RecordBatch.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(columns, TIMELINE_SCHEMA, strict=True)],
+            schema=TIMELINE_SCHEMA,
+        )
 
     def timeline_table(self) -> pa.Table:
-        columns = list(zip(*self._rows, strict=True)) or [[] for _ in TIMELINE_SCHEMA.names]
-        return pa.table(
-            dict(zip(TIMELINE_SCHEMA.names, columns, strict=True)), schema=TIMELINE_SCHEMA
-        )
+        batches = [*self._batches, self._batch(self._rows)]
+        return pa.Table.from_batches(batches, schema=TIMELINE_SCHEMA).combine_chunks()
 
     def decode_runs_by_width(self) -> dict[int, tuple[int, float]]:
         """Fast-forwarded decode runs that ran, per number of sequences: (steps, seconds

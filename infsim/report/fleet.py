@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from infsim.core.request import RequestState
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
 from infsim.metrics.percentiles import describe
 from infsim.metrics.summary import SLOSpec, slo_met
@@ -106,15 +106,13 @@ def _p99(values: np.ndarray) -> float | None:
 
 
 def failures_section(
-    record: FleetRecord, requests: list[RequestState], table: pa.Table
+    record: FleetRecord, indices: Sequence[int], table: pa.Table
 ) -> dict[str, Any]:
     spec = record.failures
     events = record.failure_events
     lost = [e for e in events if e["event"].startswith("lost")]
     failed_ids = {r.index for r in record.failed}
-    retried = np.asarray(
-        [r.index in record.num_losses and r.index not in failed_ids for r in requests], bool
-    )
+    retried = np.asarray([i in record.num_losses and i not in failed_ids for i in indices], bool)
     status = table.column("status").to_numpy(zero_copy_only=False)
     done = status == "finished"
     latency = {}
@@ -194,7 +192,7 @@ def extend_summary(
     summary: dict[str, Any],
     record: FleetRecord,
     *,
-    requests: list[RequestState],
+    indices: Sequence[int],
     table: pa.Table,
     slo: SLOSpec,
     end_s: float,
@@ -207,4 +205,4 @@ def extend_summary(
         summary["cost"], record, table=table, slo=slo, end_s=end_s, static=static
     )
     summary["fleet"] = fleet_section(record, end_s)
-    summary["failures"] = failures_section(record, requests, table)
+    summary["failures"] = failures_section(record, indices, table)

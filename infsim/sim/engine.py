@@ -198,9 +198,9 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     if rs.scenario.failures is not None or rs.scenario.autoscaling is not None:
         env.process(_watchdog(env, trace.num_requests, recorder))
     env.run()
-    simulated_s = max((r.finish_s for r in recorder.requests), default=0.0)
+    simulated_s = recorder.latest_finish_s()
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
-    num_events = len(recorder.requests) + recorder.num_rows
+    num_events = recorder.num_requests + recorder.num_rows
     record = fleet.finish(simulated_s)
     spec_run = None
     if speculators:
@@ -284,7 +284,7 @@ def _watchdog(
     last_done, since = recorder.num_done, env.now
     while recorder.num_done < total:
         yield env.timeout(STALL_CHECK_S)
-        outstanding = len(recorder.requests) - recorder.num_done
+        outstanding = recorder.num_requests - recorder.num_done
         if recorder.num_done != last_done or not outstanding:
             last_done, since = recorder.num_done, env.now
             continue
