@@ -51,19 +51,28 @@ class RunResult:
 
 
 def prepare(
-    scenario: Scenario, base_dir: Path | str = ".", source: str = "scenario"
+    scenario: Scenario, base_dir: Path | str | None = None, source: str = "scenario"
 ) -> tuple[ResolvedScenario, Trace]:
-    """Resolve catalogs and defaults, and build the workload (seeded by `scenario.seed`)."""
-    base = Path(base_dir)
+    """Resolve catalogs and defaults, and build the workload (seeded by `scenario.seed`).
+    Relative paths (trace files, calibration directories) resolve against `base_dir`:
+    by default the folder of the YAML the scenario was loaded from, else the current one."""
+    base = _base_dir(scenario, base_dir)
     resolved = resolve(scenario, base, source)
     rng = np.random.default_rng(scenario.seed)
     trace = build_trace(scenario.workload, base_dir=base, rng=rng)
     return resolved, trace
 
 
+def _base_dir(scenario: Scenario, base_dir: Path | str | None) -> Path:
+    if base_dir is not None:
+        return Path(base_dir)
+    loaded = scenario.source_path
+    return loaded.parent if loaded is not None else Path(".")
+
+
 def run(
     scenario: Scenario,
-    base_dir: Path | str = ".",
+    base_dir: Path | str | None = None,
     *,
     source: str = "scenario",
     progress: Callable[[float, int], None] | None = None,

@@ -35,7 +35,9 @@ def load_scenario(path: Path | str, overrides: list[str] | tuple[str, ...] = ())
     raw = read_yaml_mapping(path)
     for item in overrides:
         apply_override(raw, item)
-    return validate_scenario(raw, str(path))
+    scenario = validate_scenario(raw, str(path))
+    scenario._source_path = path.resolve()
+    return scenario
 
 
 def validate_scenario(raw: dict[str, Any], source: str) -> Scenario:

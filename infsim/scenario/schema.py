@@ -9,9 +9,10 @@ is written to `scenario.resolved.yaml`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from infsim.disagg.spec import DisaggregationSpec
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec, PoolSpec
@@ -335,6 +336,13 @@ class SimulationSpec(_Frozen):
 
 class Scenario(_Frozen):
     """One serving configuration and the workload to replay through it."""
+
+    _source_path: Path | None = PrivateAttr(None)
+    """The YAML it was loaded from (`load_scenario`): its folder resolves relative paths."""
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source_path
 
     name: str = Field("scenario", description="Label used in reports.")
     description: str = Field("", description="Free text.")

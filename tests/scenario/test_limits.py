@@ -87,3 +87,13 @@ def test_a_failure_storm_ends_with_an_error_not_a_hang() -> None:
         "value_s: 600}}}]"])  # fmt: skip
     with pytest.raises(InputError, match=r"made no progress: 1,000 replicas were lost"):
         api.run(spec, base_dir=REPO / "scenarios")
+
+
+def test_the_api_resolves_paths_against_the_loaded_yaml(tmp_path, monkeypatch) -> None:
+    """run(load_scenario(path)) with a trace scenario works from any directory (issue 16)."""
+    from infsim import api
+
+    monkeypatch.chdir(tmp_path)
+    spec = load_scenario(REPO / "scenarios/autoscaling-burst.yaml")
+    assert spec.source_path == (REPO / "scenarios/autoscaling-burst.yaml").resolve()
+    assert api.run(spec).summary["requests"]["total"] > 0
