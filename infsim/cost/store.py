@@ -34,7 +34,9 @@ def builtin_names() -> list[str]:
     directory = builtin_dir()
     if not directory.is_dir():
         return []
-    return sorted(p.name for p in directory.iterdir() if (p / "meta.yaml").is_file())
+    # Hidden folders are an interrupted `calibrate import`'s temporaries, never tables.
+    return sorted(p.name for p in directory.iterdir()
+                  if not p.name.startswith(".") and (p / "meta.yaml").is_file())  # fmt: skip
 
 
 def resolve_calibration(name_or_path: str, base_dir: Path) -> Path:
