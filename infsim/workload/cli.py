@@ -7,14 +7,17 @@ exit code 2; these commands only parse arguments, call the workload API and writ
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 import numpy as np
-import yaml
 
 from infsim.errors import InputError
-from infsim.workload import synthetic as syn
+from infsim.textio import load_yaml, read_text
+from infsim.workload.columns import shown
+from infsim.workload.formats import trace_formats
+from infsim.workload.limits import SCALE, SECONDS
 from infsim.workload.loaders import format_names, load_trace
 from infsim.workload.spec import SyntheticSource, generate, parse_model
 from infsim.workload.trace import Trace
@@ -69,6 +72,13 @@ def _with_drop_options(command):
     return command
 
 
+@trace_cli.command("formats")
+def formats() -> None:
+    """List the trace formats `--format` accepts (auto-detection picks one of them)."""
+    for name in format_names():
+        click.echo(f"{name:14} {trace_formats.get(name).description}")
+
+
 @trace_cli.command("info")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
@@ -98,6 +108,7 @@ def convert(src: str, out: Path, fmt: str, to: str | None, **kwargs) -> None:
     """Convert SRC to the canonical table OUT; window first, then scale."""
     if kwargs["time_scale"] is not None and kwargs["rate_scale"] is not None:
         raise InputError("give --time-scale or --rate-scale, not both")
+    _check_window(kwargs)
     trace = _load(src, fmt, kwargs["drop_zero_output"], kwargs["drop_failed"])
     trace = trace.slice(kwargs["start_s"], kwargs["end_s"], kwargs["max_requests"])
     if kwargs["time_scale"] is not None:
@@ -108,30 +119,62 @@ def convert(src: str, out: Path, fmt: str, to: str | None, **kwargs) -> None:
     click.echo(f"wrote {trace.num_requests} requests to {out}")
 
 
-def _length_sampler(text: str) -> syn.LengthSampler:
-    """`N` (fixed), `uniform:MIN:MAX`, `lognormal:MEAN:SIGMA:MAX`."""
+def _check_window(options: dict) -> None:
+    """--start-s, --end-s, --time-scale, --rate-scale: finite and within the workload bounds
+    (`limits.SECONDS`, `limits.SCALE`), as in a scenario's `workload:` section."""
+    bounds = {"start_s": (SECONDS, 0.0), "end_s": (SECONDS, 0.0)}
+    bounds |= {"time_scale": (SCALE, None), "rate_scale": (SCALE, None)}
+    for name, (limit, minimum) in bounds.items():
+        value = options[name]
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if not math.isfinite(value) or (minimum is None and value <= 0) or value < (minimum or 0):
+            least = f">= {minimum}" if minimum is not None else "> 0"
+            raise InputError(f"{flag} is {value}; expected a finite number {least}")
+        limit.check(value, flag)
+
+
+_LENGTH_HELP = "expected N, uniform:MIN:MAX or lognormal:MEAN:SIGMA:MAX (tokens)"
+
+
+def _length_spec(text: str, option: str) -> dict:
+    """`N` (fixed), `uniform:MIN:MAX`, `lognormal:MEAN:SIGMA:MAX` as a `LengthSpec` mapping
+    (validated with the scenario schema's bounds)."""
     parts = text.split(":")
     try:
         if len(parts) == 1:
-            return syn.FixedLengths(int(parts[0]))
+            return {"kind": "fixed", "value": int(parts[0])}
         if parts[0] == "uniform" and len(parts) == 3:
-            return syn.UniformLengths(int(parts[1]), int(parts[2]))
+            return {"kind": "uniform", "min": int(parts[1]), "max": int(parts[2])}
         if parts[0] == "lognormal" and len(parts) == 4:
-            return syn.LognormalLengths.from_mean(
-                float(parts[1]), float(parts[2]), 1, int(parts[3])
-            )
+            mean, sigma, most = float(parts[1]), float(parts[2]), int(parts[3])
+            return {"kind": "lognormal", "mean": mean, "sigma": sigma, "min": 1, "max": most}
     except ValueError:
         pass
-    raise InputError(
-        f"length {text!r}: expected N, uniform:MIN:MAX or lognormal:MEAN:SIGMA:MAX (tokens)"
-    )
+    raise InputError(f"{option} {shown(text)}: {_LENGTH_HELP}")
+
+
+def _synth_from_options(options: dict, rng: np.random.Generator) -> Trace:
+    """The --num-requests, --rate, ... options as a `synthetic:` block, validated by the
+    same schema (bounds included) as a scenario's."""
+    arrival = {"kind": options["arrival"], "rate_per_s": options["rate_per_s"]}
+    if options["arrival"] == "gamma":
+        arrival["cv"] = options["cv"]
+    elif options["cv"] != 1.0:
+        raise InputError(f"--cv {options['cv']} applies to --arrival gamma only")
+    data = {
+        "num_requests": options["num_requests"],
+        "arrival": arrival,
+        "prompt_tokens": _length_spec(options["prompt_tokens"], "--prompt-tokens"),
+        "output_tokens": _length_spec(options["output_tokens"], "--output-tokens"),
+    }
+    spec = parse_model(SyntheticSource, data, source="infsim trace synth", section="options")
+    return generate(spec, base_dir=Path("."), rng=rng)
 
 
 def _synth_from_spec(spec_path: Path, rng: np.random.Generator) -> Trace:
-    try:
-        data = yaml.safe_load(spec_path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{spec_path}: cannot read YAML ({exc})") from None
+    data = load_yaml(read_text(spec_path, "synthetic spec file"), str(spec_path))
     if not isinstance(data, dict) or "synthetic" not in data:
         raise InputError(f"{spec_path}: expected a mapping with a 'synthetic:' block")
     spec = parse_model(
@@ -159,17 +202,7 @@ def synth(out: Path, seed: int, spec_path: Path | None, **kwargs) -> None:
     if spec_path is not None:
         trace = _synth_from_spec(spec_path, rng)
     else:
-        rate_per_s, cv = kwargs["rate_per_s"], kwargs["cv"]
-        if rate_per_s <= 0 or cv <= 0 or kwargs["num_requests"] < 1:
-            raise InputError("--rate and --cv must be > 0 and --num-requests >= 1")
-        arrivals = (
-            syn.PoissonArrivals(rate_per_s)
-            if kwargs["arrival"] == "poisson"
-            else syn.GammaArrivals(rate_per_s, cv)
-        )
-        prompt = _length_sampler(kwargs["prompt_tokens"])
-        output = _length_sampler(kwargs["output_tokens"])
-        trace = syn.generate_requests(kwargs["num_requests"], arrivals, prompt, output, rng)
+        trace = _synth_from_options(kwargs, rng)
     _write(trace, out, kwargs["to"])
     click.echo(f"wrote {trace.num_requests} requests to {out}")
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from infsim.errors import InputError
+from infsim.workload.limits import HASH_IDS, MAX_ARRIVAL_S, REQUEST_TOKENS, TRACE_ROWS, Limit
 
 HASH_IDS_TYPE = pa.list_(pa.int64())
 
@@ -71,15 +72,100 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
-def _as_int64(values: Any, column: str, source: str, rows: RowLocator) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64, copy=False)
-    as_float = np.asarray(array, dtype=np.float64)
-    bad = _first(~np.isfinite(as_float) | (as_float != np.round(as_float)))
+def shown(value: Any, limit: int = 80) -> str:
+    """A bad value as a message shows it: its repr, cut in the middle when long."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)  # 3.0 parsed from "3" is shown as 3
+    try:
+        text = repr(value) if not isinstance(value, int) or abs(value) < 10**60 else None
+    except ValueError:  # an int beyond Python's digit limit for str()
+        text = None
+    if text is None:
+        text = f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-limit // 4 :]} ({len(text):,} characters)"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _numbers(values: Any, column: str, source: str, rows: RowLocator) -> np.ndarray:
+    """One value per row as an int or float NumPy array; anything else is an `InputError`
+    naming the first offending row (strings, booleans, nested lists, nulls)."""
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        kind = values.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise InputError(
+                f"{source}: column {column!r} has type {kind}; expected numbers"
+                + (" (seconds)" if column == "arrival_s" else "")
+            )
+        if values.null_count:
+            index = _first(pc.is_null(values).to_numpy(zero_copy_only=False))
+            raise _fail(source, rows, index or 0, column, "is missing (null)")
+        values = values.to_numpy(zero_copy_only=False)
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+    if array.ndim != 1:
+        raise InputError(f"{source}: column {column!r} must hold one number per row")
+    if array.dtype.kind in "iuf":
+        return array
+    for index, value in enumerate(array.tolist()):
+        if not _is_number(value):
+            raise _fail(source, rows, index, column, f"is {shown(value)}; expected a number")
+    out = np.empty(len(array), dtype=np.float64)
+    for index, value in enumerate(array.tolist()):
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise _fail(source, rows, index, column, f"is {shown(value)}; {_INT64}")
+        out[index] = float(value)
+    return out
+
+
+_INT64 = "must fit in a signed 64-bit integer"
+
+
+def _as_int64(
+    values: Any,
+    column: str,
+    source: str,
+    rows: RowLocator,
+    *,
+    minimum: int | None = None,
+    maximum: Limit | None = None,
+) -> np.ndarray:
+    """Integers as int64, checked before the cast: integral, within `minimum` and the
+    `maximum` limit (else within int64), so nothing wraps around."""
+    array = _numbers(values, column, source, rows)
+    if array.dtype.kind == "f":
+        bad = _first(~np.isfinite(array) | (array != np.round(array)))
+        if bad is not None:
+            raise _fail(source, rows, bad, column, f"is {shown(array[bad])}; must be an integer")
+    if minimum is not None:
+        bad = _first(array < minimum)
+        if bad is not None:
+            raise _fail(source, rows, bad, column, f"is {shown(array[bad])}; must be >= {minimum}")
+    top = maximum.value() if maximum is not None else None
+    if top is not None:
+        bad = _first(array > top)
+        if bad is not None:
+            raise _fail(source, rows, bad, column, maximum.message("", array[bad].item()))
+    if array.dtype.kind == "u":
+        bad = _first(array > np.iinfo(np.int64).max)
+    elif array.dtype.kind == "f":
+        bad = _first((array < -(2.0**63)) | (array >= 2.0**63))
+    else:
+        bad = None
     if bad is not None:
-        raise _fail(source, rows, bad, column, f"is {array[bad].item()!r}; must be an integer")
-    return as_float.astype(np.int64)
+        raise _fail(source, rows, bad, column, f"is {shown(array[bad])}; {_INT64}")
+    return array.astype(np.int64, copy=False)
 
 
 def _check_arrivals(arrival_s: np.ndarray, source: str, rows: RowLocator) -> None:
@@ -98,12 +184,13 @@ def _check_arrivals(arrival_s: np.ndarray, source: str, rows: RowLocator) -> Non
             f"is {float(arrival_s[bad + 1])} s, earlier than the previous row's "
             f"{float(arrival_s[bad])} s; arrivals must be sorted (non-decreasing)",
         )
-
-
-def _check_positive(values: np.ndarray, column: str, source: str, rows: RowLocator) -> None:
-    bad = _first(values < 1)
-    if bad is not None:
-        raise _fail(source, rows, bad, column, f"is {int(values[bad])}; must be >= 1")
+    if len(arrival_s) and arrival_s[-1] > MAX_ARRIVAL_S:
+        bad = _first(arrival_s > MAX_ARRIVAL_S)
+        raise _fail(
+            source, rows, bad or 0, "arrival_s",
+            f"is {float(arrival_s[bad or 0]):.6g} s; at most {MAX_ARRIVAL_S:.0e} s (about 317 "
+            "years) after the trace start are accepted",
+        )  # fmt: skip
 
 
 def _check_unique(request_id: np.ndarray, source: str, rows: RowLocator) -> None:
@@ -120,15 +207,73 @@ def _check_unique(request_id: np.ndarray, source: str, rows: RowLocator) -> None
         )
 
 
-def _hash_ids_array(values: Any) -> pa.Array:
+def _hash_ids_array(values: Any, source: str, rows: RowLocator) -> pa.Array:
+    """Lists of int64 ids (or nulls), one per row; empty lists become null."""
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    array = values if isinstance(values, pa.Array) else pa.array(values, type=HASH_IDS_TYPE)
-    array = array.cast(HASH_IDS_TYPE)
+        if values.num_chunks > 1:
+            HASH_IDS.check(_num_values(values), "the number of prefix hash ids", source)
+        values = values.combine_chunks() if values.num_chunks else pa.array([], HASH_IDS_TYPE)
+    if not isinstance(values, pa.Array):
+        try:
+            values = pa.array(values, type=HASH_IDS_TYPE, from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            raise _bad_hash_row(values, source, rows) from None
+    kind = values.type
+    if pa.types.is_null(kind):
+        return pa.nulls(len(values), HASH_IDS_TYPE)
+    if not (
+        (
+            pa.types.is_list(kind)
+            or pa.types.is_large_list(kind)
+            or pa.types.is_fixed_size_list(kind)
+        )
+        and (pa.types.is_integer(kind.value_type) or pa.types.is_null(kind.value_type))
+    ):
+        raise InputError(
+            f"{source}: column 'prefix_hash_ids' has type {kind}; expected lists of integers"
+        )
+    HASH_IDS.check(_num_values(values), "the number of prefix hash ids", source)
+    flat = pc.list_flatten(values)
+    if pa.types.is_unsigned_integer(flat.type) and len(flat):
+        over = pc.greater(flat, pa.scalar(2**63 - 1, flat.type)).to_numpy(zero_copy_only=False)
+        if over.any():
+            index = int(np.flatnonzero(over)[0])
+            row = int(pc.list_parent_indices(values)[index].as_py())
+            raise _fail(source, rows, row, "prefix_hash_ids",
+                        f"holds {flat[index].as_py()}; ids {_INT64}")  # fmt: skip
+    array = values.cast(HASH_IDS_TYPE)
     empty = pc.fill_null(pc.equal(pc.list_value_length(array), 0), False)
     if pc.any(empty).as_py():  # an empty list carries no identity: store it as null
         array = pc.if_else(empty, pa.scalar(None, HASH_IDS_TYPE), array)
     return array
+
+
+def _num_values(values: pa.Array | pa.ChunkedArray) -> int:
+    lengths = pc.list_value_length(values)
+    return int(pc.sum(lengths).as_py() or 0)
+
+
+def _fits_int64(value: Any) -> bool:
+    if isinstance(value, float | np.floating) and not (
+        np.isfinite(value) and value == np.round(value)
+    ):
+        return False
+    return -(2**63) <= value < 2**63
+
+
+def _bad_hash_row(values: Any, source: str, rows: RowLocator) -> InputError:
+    """The first row that is neither null nor a list of int64-sized integers."""
+    for index, item in enumerate(values):
+        if item is None:
+            continue
+        if isinstance(item, str | bytes | dict) or not hasattr(item, "__iter__"):
+            problem = f"is {shown(item)}; expected a list of integers or null"
+            return _fail(source, rows, index, "prefix_hash_ids", problem)
+        for value in item:
+            if not _is_number(value) or not _fits_int64(value):
+                problem = f"holds {shown(value)}; ids are integers that fit in 64 bits"
+                return _fail(source, rows, index, "prefix_hash_ids", problem)
+    return InputError(f"{source}: column 'prefix_hash_ids': expected lists of integers or null")
 
 
 def _check_hash_ids(
@@ -146,8 +291,11 @@ def _check_hash_ids(
             source, rows, index or 0, "prefix_hash_ids",
             "is set but the trace has no hash_block_size_tokens; give the block size",
         )  # fmt: skip
-    if hash_ids.values.null_count:
-        raise InputError(f"{source}: column 'prefix_hash_ids' holds null ids inside a list")
+    flat = pc.list_flatten(hash_ids)
+    if flat.null_count:
+        index = _first(pc.is_null(flat).to_numpy(zero_copy_only=False)) or 0
+        row = int(pc.list_parent_indices(hash_ids)[index].as_py())
+        raise _fail(source, rows, row, "prefix_hash_ids", "holds a null id inside its list")
     lengths = pc.fill_null(pc.list_value_length(hash_ids), 0).to_numpy()
     max_blocks = -(-total_tokens // block_size_tokens)
     bad = _first(lengths > max_blocks)
@@ -159,6 +307,36 @@ def _check_hash_ids(
         )  # fmt: skip
 
 
+def hash_ids_from_runs(
+    starts: np.ndarray, lengths: np.ndarray, per_row: np.ndarray
+) -> pa.ListArray:
+    """A prefix_hash_ids column built without Python lists: row i holds the next
+    `per_row[i]` ids of the concatenated runs range(starts[k], starts[k] + lengths[k])."""
+    starts = np.asarray(starts, np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    total = int(lengths.sum())
+    if total != int(np.sum(per_row)):
+        raise ValueError("runs and rows disagree on the number of ids")
+    run_offsets = np.cumsum(lengths) - lengths
+    values = np.arange(total, dtype=np.int64) + np.repeat(starts - run_offsets, lengths)
+    offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
+
+
+def check_block_size(value: Any, source: str) -> int | None:
+    """`hash_block_size_tokens`: null or an integer from 1 to the token limit."""
+    if value is None:
+        return None
+    if not isinstance(value, int | np.integer) or isinstance(value, bool | np.bool_):
+        raise InputError(
+            f"{source}: hash_block_size_tokens is {shown(value)}; expected an integer >= 1"
+        )
+    if value < 1:
+        raise InputError(f"{source}: hash_block_size_tokens is {value}; must be >= 1")
+    REQUEST_TOKENS.check(int(value), "hash_block_size_tokens", source)
+    return int(value)
+
+
 def _check_names(columns: Mapping[str, Any], source: str) -> int:
     unknown = sorted(set(columns) - set(REQUIRED_COLUMNS) - set(OPTIONAL_COLUMNS))
     if unknown:
@@ -167,9 +345,17 @@ def _check_names(columns: Mapping[str, Any], source: str) -> int:
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise InputError(f"{source}: missing required column(s) {', '.join(missing)}")
-    lengths = {name: len(values) for name, values in columns.items() if values is not None}
+    lengths = {}
+    for name, values in columns.items():
+        if values is None:
+            continue
+        try:
+            lengths[name] = len(values)
+        except TypeError:
+            raise InputError(f"{source}: column {name!r} is not a sequence of values") from None
     if len(set(lengths.values())) > 1:
         raise InputError(f"{source}: columns have different lengths {lengths}")
+    TRACE_ROWS.check(lengths["arrival_s"], "the number of rows", source)
     return lengths["arrival_s"]
 
 
@@ -182,19 +368,19 @@ def build_table(
 ) -> pa.Table:
     """Validate `columns` (name → array-like) and return a table with `TRACE_SCHEMA`.
 
-    Raises `InputError` naming `source`, the first bad row (through `rows`) and column.
+    Raises `InputError` naming `source`, the first bad row (through `rows`) and column:
+    wrong types, nulls, non-integers, values out of range (token counts at most
+    `limits.REQUEST_TOKENS`, ids within int64) are all checked before any cast.
     Missing optional columns default to: request_id = 0..n-1, prefix_hash_ids and
     session_id = null, priority = 0.
     """
     num_rows = _check_names(columns, source)
-    if hash_block_size_tokens is not None and hash_block_size_tokens < 1:
-        raise InputError(f"{source}: hash_block_size_tokens is {hash_block_size_tokens}; >= 1")
-    arrival_s = np.asarray(columns["arrival_s"], dtype=np.float64)
+    hash_block_size_tokens = check_block_size(hash_block_size_tokens, source)
+    arrival_s = _numbers(columns["arrival_s"], "arrival_s", source, rows).astype(np.float64)
     _check_arrivals(arrival_s, source, rows)
     ints = {}
     for name in ("num_prompt_tokens", "num_output_tokens"):
-        ints[name] = _as_int64(columns[name], name, source, rows)
-        _check_positive(ints[name], name, source, rows)
+        ints[name] = _as_int64(columns[name], name, source, rows, minimum=1, maximum=REQUEST_TOKENS)
     request_id = columns.get("request_id")
     request_id = np.arange(num_rows) if request_id is None else request_id
     request_id = _as_int64(request_id, "request_id", source, rows)
@@ -204,13 +390,13 @@ def build_table(
     priority = _as_int64(priority, "priority", source, rows)
     hash_ids = columns.get("prefix_hash_ids")
     hash_ids = pa.nulls(num_rows, HASH_IDS_TYPE) if hash_ids is None else hash_ids
-    hash_ids = _hash_ids_array(hash_ids)
+    hash_ids = _hash_ids_array(hash_ids, source, rows)
     total_tokens = ints["num_prompt_tokens"] + ints["num_output_tokens"]
     _check_hash_ids(hash_ids, total_tokens, hash_block_size_tokens, source, rows)
     session_id = columns.get("session_id")
     session_id = pa.nulls(num_rows, pa.int64()) if session_id is None else session_id
     arrays = [request_id, arrival_s, ints["num_prompt_tokens"], ints["num_output_tokens"]]
-    arrays += [hash_ids, _nullable_int64(session_id), priority]
+    arrays += [hash_ids, _nullable_int64(session_id, source, rows), priority]
     return pa.Table.from_arrays([_arrow(a) for a in arrays], schema=TRACE_SCHEMA)
 
 
@@ -218,9 +404,20 @@ def _arrow(values: Any) -> pa.Array:
     return values if isinstance(values, pa.Array) else pa.array(values)
 
 
-def _nullable_int64(values: Any) -> pa.Array:
+def _nullable_int64(values: Any, source: str, rows: RowLocator) -> pa.Array:
+    """session_id: integers (int64-sized) or null."""
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values.cast(pa.int64())
-    return pa.array(values, type=pa.int64(), from_pandas=True)
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.int64())
+    if not isinstance(values, pa.Array):
+        try:
+            values = pa.array(values, from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            values = pa.array([None if v is None else shown(v) for v in values], pa.string())
+    if pa.types.is_null(values.type):
+        return pa.nulls(len(values), pa.int64())
+    present = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    dense = _as_int64(values.filter(pa.array(present)), "session_id", source, rows.take(
+        np.flatnonzero(present)))  # fmt: skip
+    parsed = np.zeros(len(values), np.int64)
+    parsed[present] = dense
+    return pa.array(parsed, mask=~present)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.workload.output import write_atomically
 from infsim.workload.trace import Trace
 
 MOONCAKE_BLOCK_TOKENS = 512
@@ -143,7 +144,11 @@ def export_trace(trace: Trace, out: Path, fmt: str, block_tokens: int | None = N
         rows, notes = custom_rows(trace)
     else:
         raise InputError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
-    with out.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+    write_atomically(out, write, "export")
     return notes

@@ -5,7 +5,7 @@ Row numbers in messages are 1-based file lines (the header is line 1).
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,17 +16,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infsim.errors import InputError
-from infsim.workload.columns import TRACE_SCHEMA, RowLocator
+from infsim.textio import load_json
+from infsim.workload.columns import TRACE_SCHEMA, RowLocator, check_block_size, shown
 from infsim.workload.formats import (
-    CSV_LINES,
     LoadOptions,
     TraceFormat,
+    arrow_reason,
     parse_numbers,
     read_csv_header,
     read_csv_strings,
+    read_head,
     register_format,
     reject_or_drop,
 )
+from infsim.workload.limits import HASH_IDS, TRACE_ROWS
 from infsim.workload.trace import META_BLOCK_SIZE, META_NOTES, META_SOURCE, Trace
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -40,50 +43,81 @@ def _has_header(path: Path, names: tuple[str, ...]) -> bool:
         return False
     try:
         header = read_csv_header(path)
-    except (InputError, OSError):
+    except InputError:
         return False
     return all(name in header for name in names)
 
 
-def _no_hash_block_size(options: LoadOptions, fmt: str) -> None:
+def _no_hash_block_size(options: LoadOptions, fmt: str, path: Path) -> None:
     if options.hash_block_size_tokens is not None:
         raise InputError(
-            f"format {fmt!r} has no prefix hash ids; hash_block_size_tokens must be null"
+            f"{path}: format {fmt!r} has no prefix hash ids; hash_block_size_tokens must be "
+            f"null (got {options.hash_block_size_tokens})"
         )
 
 
-def _numbers(table: pa.Table, column: str, path: Path) -> np.ndarray:
-    return parse_numbers(table.column(column), column, path, CSV_LINES)
+def _numbers(table: pa.Table, column: str, path: Path, rows: RowLocator) -> np.ndarray:
+    return parse_numbers(table.column(column), column, path, rows)
 
 
 # -- Azure LLM inference trace 2023 ------------------------------------------------------
 
+_UTC_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
+"""A timestamp whose time of day ends in a UTC offset: Z, +01, +0100 or +01:00."""
 
-def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path) -> np.ndarray:
+
+def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> np.ndarray:
     series = pd.Series(stamps.to_pylist(), dtype=object)
-    parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
+    with_offset = series.str.contains(_UTC_OFFSET, regex=True, na=False).to_numpy()
+    if with_offset.any() and not with_offset.all():
+        index = int(np.flatnonzero(with_offset != with_offset[0])[0])
+        has, lacks = ("has", "lacks") if with_offset[index] else ("lacks", "has")
+        raise InputError(
+            f"{path}: {rows.describe(index)}: column 'TIMESTAMP' is {shown(series[index])}, "
+            f"which {has} a UTC offset, while {rows.describe(0)} ({shown(series[0])}) {lacks} "
+            "one; give every timestamp an offset (e.g. +00:00) or none"
+        )
+    try:
+        parsed = pd.to_datetime(
+            series, format="ISO8601", errors="coerce", utc=bool(with_offset.all())
+        )
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        if not len(bad):
+            ns = parsed.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    except (ValueError, TypeError, OverflowError):  # pandas refusing the column as a whole
+        bad = np.flatnonzero([_unreadable_stamp(text) for text in series])
+        bad = bad if len(bad) else np.array([0])
     if len(bad):
         index = int(bad[0])
         raise InputError(
-            f"{path}: {CSV_LINES.describe(index)}: column 'TIMESTAMP' is {series[index]!r}; "
-            "expected a timestamp like '2023-11-16 18:17:03.9799600'"
+            f"{path}: {rows.describe(index)}: column 'TIMESTAMP' is {shown(series[index])}; "
+            "expected a timestamp like '2023-11-16 18:17:03.9799600' (years 1678 to 2261)"
         )
-    ns = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     return (ns - ns[0]) / 1e9
+
+
+def _unreadable_stamp(text: object) -> bool:
+    try:
+        stamp = pd.Timestamp(text)
+        stamp.as_unit("ns")
+    except (ValueError, TypeError, OverflowError):
+        return True
+    return pd.isna(stamp)
 
 
 def read_azure(path: Path, options: LoadOptions) -> Trace:
     """Azure LLM 2023: arrival = seconds since the first row's TIMESTAMP."""
-    _no_hash_block_size(options, "azure")
-    table = read_csv_strings(path, AZURE_COLUMNS)
+    _no_hash_block_size(options, "azure", path)
+    table, rows = read_csv_strings(path, AZURE_COLUMNS)
     columns = {
-        "arrival_s": _azure_arrivals_s(table.column("TIMESTAMP"), path),
-        "num_prompt_tokens": _numbers(table, "ContextTokens", path),
-        "num_output_tokens": _numbers(table, "GeneratedTokens", path),
+        "arrival_s": _azure_arrivals_s(table.column("TIMESTAMP"), path, rows),
+        "num_prompt_tokens": _numbers(table, "ContextTokens", path, rows),
+        "num_output_tokens": _numbers(table, "GeneratedTokens", path, rows),
     }
     columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, CSV_LINES,
+        path, columns, columns["num_output_tokens"] == 0, rows,
         what="GeneratedTokens is 0", allowed=options.drop_zero_output,
         option="drop_zero_output=True (CLI: --drop-zero-output)",
     )  # fmt: skip
@@ -104,10 +138,16 @@ register_format(
 
 
 def _session_ids(values: pa.ChunkedArray) -> np.ndarray | None:
-    """Integer session ids as given, else codes in order of first appearance; None = null."""
+    """Integer session ids as given, else codes in order of first appearance; None = null.
+
+    Numbers are kept only when exact in float64 (|id| < 2^53); other ids are numbered."""
     series = pd.Series(values.to_pylist(), dtype=object)
-    numeric = pd.to_numeric(series, errors="coerce")
-    if not numeric.isna().any() and (numeric == numeric.round()).all():
+    try:
+        numeric = pd.to_numeric(series, errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        numeric = pd.Series(np.nan, index=series.index)
+    exact = numeric.notna().all() and (numeric.abs() < 2**53).all()
+    if exact and (numeric == numeric.round()).all():
         return numeric.to_numpy(dtype=np.int64)
     codes, _ = pd.factorize(series, use_na_sentinel=True)
     return pd.array(np.where(codes < 0, None, codes), dtype="Int64")
@@ -115,19 +155,19 @@ def _session_ids(values: pa.ChunkedArray) -> np.ndarray | None:
 
 def read_burstgpt(path: Path, options: LoadOptions) -> Trace:
     """BurstGPT: arrival = Timestamp − first Timestamp; 0 response tokens = failed request."""
-    _no_hash_block_size(options, "burstgpt")
-    table = read_csv_strings(path, BURSTGPT_COLUMNS, optional=("Session ID",))
-    stamps_s = _numbers(table, "Timestamp", path)
+    _no_hash_block_size(options, "burstgpt", path)
+    table, rows = read_csv_strings(path, BURSTGPT_COLUMNS, optional=("Session ID",))
+    stamps_s = _numbers(table, "Timestamp", path, rows)
     columns = {
         "arrival_s": stamps_s - stamps_s[0],
-        "num_prompt_tokens": _numbers(table, "Request tokens", path),
-        "num_output_tokens": _numbers(table, "Response tokens", path),
+        "num_prompt_tokens": _numbers(table, "Request tokens", path, rows),
+        "num_output_tokens": _numbers(table, "Response tokens", path, rows),
         "session_id": None,
     }
     if "Session ID" in table.column_names:
         columns["session_id"] = _session_ids(table.column("Session ID"))
     columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, CSV_LINES,
+        path, columns, columns["num_output_tokens"] == 0, rows,
         what="'Response tokens' is 0 (a failed request)", allowed=options.drop_zero_output,
         option="drop_zero_output=True (CLI: --drop-zero-output)",
     )  # fmt: skip
@@ -156,79 +196,190 @@ def _block_size(stored: int | None, options: LoadOptions, path: Path) -> int | N
     return stored if stored is not None else given
 
 
-def _parse_hash_ids(values: pa.ChunkedArray, path: Path) -> pa.Array:
+_HASH_ID = re.compile(r"-?\d{1,19}")
+
+
+def _parse_hash_ids(values: pa.ChunkedArray, path: Path, rows: RowLocator) -> pa.Array:
     strings = pc.utf8_trim_whitespace(values.combine_chunks())
     strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+    parts = pc.split_pattern_regex(strings, r"\s+")
+    HASH_IDS.check(_count_values(parts), "the number of prefix hash ids", str(path))
     try:
-        return pc.split_pattern_regex(strings, r"\s+").cast(pa.list_(pa.int64()))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        for index, text in enumerate(strings.to_pylist()):
-            if text is not None and not all(part.lstrip("-").isdigit() for part in text.split()):
+        return parts.cast(pa.list_(pa.int64()))
+    except pa.ArrowException:
+        pass
+    for index, text in enumerate(strings.to_pylist()):
+        for part in (text or "").split():
+            if not _HASH_ID.fullmatch(part) or not -(2**63) <= int(part) < 2**63:
                 raise InputError(
-                    f"{path}: {CSV_LINES.describe(index)}: column 'prefix_hash_ids' is {text!r}; "
+                    f"{path}: {rows.describe(index)}: column 'prefix_hash_ids' is "
+                    f"{shown(text)} ({shown(part, 40)} is not an integer that fits in 64 bits); "
                     "expected space-separated integers"
-                ) from None
-        raise
+                )
+    raise InputError(f"{path}: column 'prefix_hash_ids': expected space-separated integers")
 
 
-def _nullable_ints(values: pa.ChunkedArray, column: str, path: Path) -> pa.Array:
+def _count_values(lists: pa.Array) -> int:
+    return int(pc.sum(pc.list_value_length(lists)).as_py() or 0)
+
+
+def _nullable_ints(values: pa.ChunkedArray, column: str, path: Path, rows: RowLocator) -> pa.Array:
+    """Numbers or nulls (empty fields); `columns.build_table` checks they are integers."""
     present = pc.is_valid(values).to_numpy(zero_copy_only=False)
-    parsed = np.zeros(len(values), np.int64)
-    if present.any():
-        dense = values.filter(pa.array(present))
-        locator = RowLocator(unit="line", numbers=CSV_LINES.take(np.flatnonzero(present)).numbers)
-        parsed[present] = parse_numbers(dense, column, path, locator)
-    return pa.array(parsed, mask=~present)
+    if not present.any():
+        return pa.nulls(len(values), pa.int64())
+    dense = values.filter(pa.array(present))
+    numbers = parse_numbers(dense, column, path, rows.take(np.flatnonzero(present)), integer=True)
+    full = np.zeros(len(values), numbers.dtype)
+    full[present] = numbers
+    return pa.array(full, mask=~present)
+
+
+_INTEGER_COLUMNS = ("num_prompt_tokens", "num_output_tokens", "request_id", "priority")
 
 
 def _read_infsim_csv(path: Path, options: LoadOptions) -> Trace:
-    table = read_csv_strings(path, INFSIM_REQUIRED, optional=INFSIM_OPTIONAL)
+    table, rows = read_csv_strings(path, INFSIM_REQUIRED, optional=INFSIM_OPTIONAL)
     columns: dict[str, object] = {}
     for name in table.column_names:
         values = table.column(name)
         if name == "prefix_hash_ids":
-            columns[name] = _parse_hash_ids(values, path)
+            columns[name] = _parse_hash_ids(values, path, rows)
         elif name == "session_id":
-            columns[name] = _nullable_ints(values, name, path)
+            columns[name] = _nullable_ints(values, name, path, rows)
         else:
-            columns[name] = parse_numbers(values, name, path, CSV_LINES)
+            columns[name] = parse_numbers(
+                values, name, path, rows, integer=name in _INTEGER_COLUMNS
+            )
     block_size = _block_size(None, options, path)
     return Trace.from_columns(
-        columns, hash_block_size_tokens=block_size, source=str(path), rows=CSV_LINES
+        columns, hash_block_size_tokens=block_size, source=str(path), rows=rows
     )
+
+
+# Arrow types each canonical column may have in a Parquet file (checked before reading).
+_NUMERIC = ("arrival_s", "num_prompt_tokens", "num_output_tokens", "request_id", "priority")
+
+
+def _check_parquet_types(schema: pa.Schema, path: Path) -> None:
+    names = schema.names
+    twice = sorted({name for name in names if names.count(name) > 1 and name in TRACE_SCHEMA.names})
+    if twice:
+        raise InputError(f"{path}: column {twice[0]!r} appears more than once")
+    for name in TRACE_SCHEMA.names:
+        if name not in names:
+            continue
+        kind = schema.field(name).type
+        if name in _NUMERIC:
+            ok = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+            expected = "numbers (integers or floats)"
+        elif name == "session_id":
+            ok = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+            expected = "integers or nulls"
+        else:
+            ok = pa.types.is_null(kind) or (
+                (pa.types.is_list(kind) or pa.types.is_large_list(kind))
+                and (pa.types.is_integer(kind.value_type) or pa.types.is_null(kind.value_type))
+            )
+            expected = "lists of integers (list<int64>) or nulls"
+        if not ok:
+            raise InputError(f"{path}: column {name!r} has type {kind}; expected {expected}")
+
+
+def _parquet_hash_id_count(meta: pq.FileMetaData, schema: pa.Schema) -> int:
+    """Leaf values of `prefix_hash_ids` over all row groups, from the footer."""
+    if "prefix_hash_ids" not in schema.names:
+        return 0
+    total = 0
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for column in range(row_group.num_columns):
+            chunk = row_group.column(column)
+            if chunk.path_in_schema.split(".")[0] == "prefix_hash_ids":
+                total += chunk.num_values
+    return total
+
+
+def _meta_text(meta: dict[bytes, bytes], key: bytes, path: Path) -> str | None:
+    if key not in meta:
+        return None
+    try:
+        return meta[key].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path}: the file's metadata {key.decode()!r} is not UTF-8 text"
+        ) from None
+
+
+def _meta_json(meta: dict[bytes, bytes], key: bytes, path: Path, expected: str) -> object:
+    text = _meta_text(meta, key, path)
+    if text is None:
+        return None
+    try:
+        return load_json(text, f"{path}: the file's metadata {key.decode()!r}")
+    except InputError as err:
+        raise InputError(f"{err}; expected {expected}") from None
+
+
+def _parquet_metadata(
+    meta: dict[bytes, bytes], path: Path
+) -> tuple[int | None, str | None, tuple[str, ...]]:
+    """(hash block size, source, notes) from the schema metadata, each validated."""
+    block = _meta_json(meta, META_BLOCK_SIZE, path, "a JSON integer >= 1 or null")
+    where = f"{path}: the file's metadata {META_BLOCK_SIZE.decode()!r}"
+    block = check_block_size(block, where)
+    source = _meta_text(meta, META_SOURCE, path)
+    notes = _meta_json(meta, META_NOTES, path, "a JSON list of strings")
+    if notes is None:
+        notes = []
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise InputError(
+            f"{path}: the file's metadata {META_NOTES.decode()!r} is {shown(notes)}; expected "
+            "a JSON list of strings"
+        )
+    return block, source, tuple(notes)
 
 
 def _read_infsim_parquet(path: Path, options: LoadOptions) -> Trace:
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    meta = table.schema.metadata or {}
-    missing = [name for name in INFSIM_REQUIRED if name not in table.column_names]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    stored = meta.get(META_BLOCK_SIZE)
-    block_size = _block_size(None if stored is None else json.loads(stored), options, path)
-    columns = {
-        name: table.column(name).combine_chunks()
-        for name in TRACE_SCHEMA.names
-        if name in table.column_names
-    }
+        with pq.ParquetFile(path) as handle:
+            schema, meta = handle.schema_arrow, handle.metadata
+            missing = [name for name in INFSIM_REQUIRED if name not in schema.names]
+            if missing:
+                raise InputError(
+                    f"{path}: missing column(s) {', '.join(missing)}; the file has "
+                    f"{shown(', '.join(schema.names), 200)}"
+                )
+            _check_parquet_types(schema, path)
+            TRACE_ROWS.check(meta.num_rows, "the number of rows", str(path))
+            HASH_IDS.check(
+                _parquet_hash_id_count(meta, schema), "the number of prefix hash ids", str(path)
+            )
+            stored, source, notes = _parquet_metadata(schema.metadata or {}, path)
+            wanted = [name for name in TRACE_SCHEMA.names if name in schema.names]
+            table = handle.read(columns=wanted)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({arrow_reason(exc)})") from None
+    block_size = _block_size(stored, options, path)
+    rows = RowLocator()
+    columns = {name: table.column(name) for name in wanted}
     trace = Trace.from_columns(
-        columns, hash_block_size_tokens=block_size, source=str(path), rows=RowLocator()
+        columns, hash_block_size_tokens=block_size, source=str(path), rows=rows
     )
     # Errors above name the file being read; the trace keeps its recorded origin.
-    source = meta[META_SOURCE].decode() if META_SOURCE in meta else str(path)
-    notes = tuple(json.loads(meta[META_NOTES])) if META_NOTES in meta else ()
-    return replace(trace, source=source, notes=notes)
+    return replace(trace, source=source if source is not None else str(path), notes=notes)
 
 
 def read_infsim(path: Path, options: LoadOptions) -> Trace:
     """infsim's canonical table: Parquet (metadata kept) or CSV (hash ids space-separated)."""
-    with path.open("rb") as handle:
-        magic = handle.read(4)
+    magic = read_head(path, 4)
     if magic == b"PAR1":
         return _read_infsim_parquet(path, options)
+    if path.suffix.lower() == ".parquet":
+        raise InputError(
+            f"{path}: not a Parquet file (it does not start with the bytes PAR1); a CSV "
+            "trace needs the extension .csv"
+        )
     return _read_infsim_csv(path, options)
 
 

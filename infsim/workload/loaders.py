@@ -11,7 +11,8 @@ from pathlib import Path
 
 from infsim.errors import InputError
 from infsim.workload import formats_csv, formats_json  # noqa: F401  (register the formats)
-from infsim.workload.formats import LoadOptions, trace_formats
+from infsim.workload.columns import shown
+from infsim.workload.formats import LoadOptions, read_head, trace_formats
 from infsim.workload.trace import Trace
 
 SNIFF_BYTES = 4096
@@ -24,11 +25,10 @@ def format_names() -> list[str]:
 
 def detect_format(path: Path) -> str:
     """The one registered format whose `sniff` accepts `path`; `InputError` otherwise."""
-    with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    head = read_head(path, SNIFF_BYTES).decode("utf-8", errors="replace")
     if not head.strip() and path.suffix.lower() != ".parquet":
         raise InputError(f"{path}: the file is empty")
-    matches = [name for name in trace_formats.names() if trace_formats.get(name).sniff(path, head)]
+    matches = [name for name in trace_formats.names() if _sniff(name, path, head)]
     if len(matches) == 1:
         return matches[0]
     known = "; ".join(f"{n}: {trace_formats.get(n).description}" for n in format_names())
@@ -38,6 +38,14 @@ def detect_format(path: Path) -> str:
             f"give format= explicitly. Known formats: {known}"
         )
     raise InputError(f"{path}: looks like several formats ({', '.join(matches)}); give format=")
+
+
+def _sniff(name: str, path: Path, head: str) -> bool:
+    """Whether format `name` claims the file; a file it cannot even sniff is not its own."""
+    try:
+        return bool(trace_formats.get(name).sniff(path, head))
+    except InputError:
+        return False
 
 
 def load_trace(
@@ -57,10 +65,15 @@ def load_trace(
     order by construction): the error names the first offending row.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: trace file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
+    try:
+        if "\0" in str(path):
+            raise ValueError("it holds a NUL byte")
+        if not path.exists():
+            raise InputError(f"{path}: trace file not found")
+        if not path.is_file():
+            raise InputError(f"{path}: not a file")
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte in it
+        raise InputError(f"{shown(str(path))}: not a usable file name ({err})") from None
     name = detect_format(path) if format == "auto" else format
     fmt = trace_formats.get(name)
     options = LoadOptions(

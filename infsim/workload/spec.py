@@ -23,18 +23,45 @@ So the window and the cap are in the source trace's own seconds and requests.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infsim.errors import InputError
 from infsim.workload import synthetic as syn
+from infsim.workload.limits import RATE, REQUEST_TOKENS, REQUESTS, SCALE, SECONDS, TURNS, Limit
 from infsim.workload.loaders import load_trace
 from infsim.workload.sessions import derive_session_prefixes
 from infsim.workload.trace import Trace
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+"""Every model here: immutable, no unknown fields, finite numbers only (no inf or nan)."""
+
+
+def _within(
+    base: type, limit: Limit, subject: str, ge: float | None = None, gt: float | None = None
+) -> Any:
+    """`base` bounded above by `limit` (`infsim.workload.limits`): the error names the
+    bound and the environment variable that raises it; the JSON schema shows the bound."""
+    check = AfterValidator(limit.validator(subject))
+    return Annotated[base, Field(ge=ge, gt=gt, json_schema_extra=limit.schema()), check]
+
+
+Tokens = _within(int, REQUEST_TOKENS, "the count", ge=1)
+"""A token count of one request: 1 to `limits.REQUEST_TOKENS`."""
+TokensOrZero = _within(int, REQUEST_TOKENS, "the count", ge=0)
+TokenSize = _within(float, REQUEST_TOKENS, "the count", gt=0)
+Seconds = _within(float, SECONDS, "the time", ge=0)
+PositiveSeconds = _within(float, SECONDS, "the time", gt=0)
+Rate = _within(float, RATE, "the rate", gt=0)
+Scale = _within(float, SCALE, "the factor", gt=0)
+Requests = _within(int, REQUESTS, "the number of requests", ge=1)
+
+MAX_SIGMA = 10.0
+"""Largest lognormal sigma: e^10 is a spread of 22,000x per standard deviation."""
+MAX_CV = 100.0
+"""Largest gamma coefficient of variation (shape 1e-4: nearly every gap is zero)."""
 
 
 class TraceSource(BaseModel):
@@ -44,8 +71,8 @@ class TraceSource(BaseModel):
     path: str = Field(description="Trace file, relative to the scenario file's directory.")
     format: str = Field("auto", description="azure, burstgpt, mooncake, llmservingsim, "
                         "vllm-bench, infsim or auto (by extension and first line).")  # fmt: skip
-    hash_block_size_tokens: int | None = Field(
-        None, ge=1, description="Override the format's prefix hash block size (tokens)."
+    hash_block_size_tokens: Tokens | None = Field(
+        None, description="Override the format's prefix hash block size (tokens)."
     )
     drop_zero_output: bool = Field(
         False, description="Drop rows with 0 output tokens (failed requests) instead of failing."
@@ -53,9 +80,8 @@ class TraceSource(BaseModel):
     drop_failed: bool = Field(
         False, description="vllm-bench: drop requests with an error instead of failing."
     )
-    session_block_tokens: int | None = Field(
+    session_block_tokens: Tokens | None = Field(
         16,
-        ge=1,
         description="For traces with session ids but no hash ids: derive prefix ids from "
         "sessions (each turn extends the previous prompt and answer) at this block size; "
         "null = no prefix identity from sessions.",
@@ -68,7 +94,7 @@ class TraceSource(BaseModel):
 class PoissonSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["poisson"] = Field(description="Poisson arrivals (exponential gaps).")
-    rate_per_s: float = Field(gt=0, description="Mean arrival rate, requests per second.")
+    rate_per_s: Rate = Field(description="Mean arrival rate, requests per second.")
 
     def build(self) -> syn.ArrivalProcess:
         return syn.PoissonArrivals(self.rate_per_s)
@@ -77,8 +103,10 @@ class PoissonSpec(BaseModel):
 class GammaSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["gamma"] = Field(description="Gamma-distributed gaps (burstiness by CV).")
-    rate_per_s: float = Field(gt=0, description="Mean arrival rate, requests per second.")
-    cv: float = Field(gt=0, description="Coefficient of variation of the gaps; 1 = Poisson.")
+    rate_per_s: Rate = Field(description="Mean arrival rate, requests per second.")
+    cv: float = Field(
+        gt=0, le=MAX_CV, description="Coefficient of variation of the gaps; 1 = Poisson."
+    )
 
     def build(self) -> syn.ArrivalProcess:
         return syn.GammaArrivals(self.rate_per_s, self.cv)
@@ -93,7 +121,7 @@ ArrivalSpec = Annotated[PoissonSpec | GammaSpec, Field(discriminator="kind")]
 class FixedSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["fixed"] = Field(description="Every request gets `value` tokens.")
-    value: int = Field(ge=1, description="Token count.")
+    value: Tokens = Field(description="Token count (or turn count, as sessions.turns).")
 
     def build(self, base_dir: Path) -> syn.LengthSampler:
         return syn.FixedLengths(self.value)
@@ -102,8 +130,8 @@ class FixedSpec(BaseModel):
 class UniformSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["uniform"] = Field(description="Integers uniform on [min, max].")
-    min: int = Field(ge=1, description="Smallest token count (inclusive).")
-    max: int = Field(ge=1, description="Largest token count (inclusive).")
+    min: Tokens = Field(description="Smallest token count (inclusive).")
+    max: Tokens = Field(description="Largest token count (inclusive).")
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformSpec:
@@ -118,11 +146,13 @@ class UniformSpec(BaseModel):
 class LognormalSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["lognormal"] = Field(description="Lognormal, rounded and clipped.")
-    mean: float | None = Field(None, gt=0, description="Mean before clipping (or give median).")
-    median: float | None = Field(None, gt=0, description="Median (or give mean).")
-    sigma: float = Field(gt=0, description="Standard deviation of the underlying normal.")
-    min: int = Field(1, ge=1, description="Clip below to this many tokens.")
-    max: int = Field(ge=1, description="Clip above to this many tokens.")
+    mean: TokenSize | None = Field(None, description="Mean before clipping (or give median).")
+    median: TokenSize | None = Field(None, description="Median (or give mean).")
+    sigma: float = Field(
+        gt=0, le=MAX_SIGMA, description="Standard deviation of the underlying normal."
+    )
+    min: Tokens = Field(1, description="Clip below to this many tokens.")
+    max: Tokens = Field(description="Clip above to this many tokens.")
 
     @model_validator(mode="after")
     def _one_centre(self) -> LognormalSpec:
@@ -141,7 +171,7 @@ class LognormalSpec(BaseModel):
 class EmpiricalSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["empirical"] = Field(description="Resample observed values.")
-    values: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(
+    values: tuple[Tokens, ...] | None = Field(
         None, min_length=1, description="Explicit token counts to draw from (or give trace)."
     )
     trace: TraceSource | None = Field(None, description="Trace file to draw a column from.")
@@ -175,37 +205,56 @@ LengthSpec = Annotated[
 class FixedThinkSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["fixed"] = Field(description="Constant think time.")
-    value_s: float = Field(ge=0, description="Seconds between a turn's arrival and the next.")
+    value_s: Seconds = Field(description="Seconds between a turn's arrival and the next.")
 
 
 class ExponentialThinkSpec(BaseModel):
     model_config = FROZEN
     kind: Literal["exponential"] = Field(description="Exponential think time.")
-    mean_s: float = Field(gt=0, description="Mean seconds between a turn's arrival and the next.")
+    mean_s: PositiveSeconds = Field(
+        description="Mean seconds between a turn's arrival and the next."
+    )
 
 
 class SessionsSpec(BaseModel):
     """Multi-turn chat sessions (see infsim/workload/synthetic.py for the model)."""
 
     model_config = FROZEN
-    num_sessions: int = Field(ge=1, description="Number of sessions; `arrival` spaces starts.")
+    num_sessions: Requests = Field(description="Number of sessions; `arrival` spaces starts.")
     turns: LengthSpec = Field(description="Turns per session (a count distribution, >= 1).")
     think_time: FixedThinkSpec | ExponentialThinkSpec = Field(
         discriminator="kind",
         description="Gap from one turn's *arrival* to the next turn's arrival (open loop).",
     )
-    system_prompt_tokens: int = Field(0, ge=0, description="Shared prefix of every session.")
-    hash_block_size_tokens: int = Field(16, ge=1, description="Prefix hash block size.")
-    max_context_tokens: int | None = Field(
-        None, ge=1, description="End a session before a turn whose prompt+output exceeds this."
+    system_prompt_tokens: TokensOrZero = Field(0, description="Shared prefix of every session.")
+    hash_block_size_tokens: Tokens = Field(16, description="Prefix hash block size.")
+    max_context_tokens: Tokens | None = Field(
+        None, description="End a session before a turn whose prompt+output exceeds this."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _turns_bounded(cls, data: Any) -> Any:
+        """Turns have their own bound (`limits.TURNS`), checked before the length
+        distribution's token bound would speak of tokens."""
+        turns = data.get("turns") if isinstance(data, dict) else None
+        if not isinstance(turns, dict):
+            return data
+        values = turns.get("values")
+        candidates = [turns.get("value"), turns.get("max")]
+        candidates += values if isinstance(values, list | tuple) else []
+        numbers = [v for v in candidates if isinstance(v, int | float) and not isinstance(v, bool)]
+        most = max(numbers, default=None)
+        if most is not None and most > TURNS.value():
+            raise ValueError(f"turns: {TURNS.message('the largest number of turns', most)}")
+        return data
 
 
 class SyntheticSource(BaseModel):
     """Generated requests. With `sessions`, prompt_tokens is each turn's new user text."""
 
     model_config = FROZEN
-    num_requests: int | None = Field(None, ge=1, description="Requests (without sessions).")
+    num_requests: Requests | None = Field(None, description="Requests (without sessions).")
     arrival: ArrivalSpec = Field(description="Request (or session-start) arrival process.")
     prompt_tokens: LengthSpec = Field(description="Prompt length (new user tokens per turn).")
     output_tokens: LengthSpec = Field(description="Output length per request / turn.")
@@ -227,10 +276,10 @@ class WorkloadSpec(BaseModel):
     model_config = FROZEN
     trace: TraceSource | None = Field(None, description="Replay a trace file.")
     synthetic: SyntheticSource | None = Field(None, description="Generate requests.")
-    time_scale: float | None = Field(None, gt=0, description="Multiply inter-arrival times.")
-    rate_scale: float | None = Field(None, gt=0, description="Multiply the arrival rate.")
-    start_s: float = Field(0.0, ge=0, description="Window start in the source's seconds.")
-    duration_s: float | None = Field(None, gt=0, description="Window length; null = to end.")
+    time_scale: Scale | None = Field(None, description="Multiply inter-arrival times.")
+    rate_scale: Scale | None = Field(None, description="Multiply the arrival rate.")
+    start_s: Seconds = Field(0.0, description="Window start in the source's seconds.")
+    duration_s: PositiveSeconds | None = Field(None, description="Window length; null = to end.")
     max_requests: int | None = Field(None, ge=1, description="Keep at most this many requests.")
     max_concurrency: int | None = Field(
         None,
@@ -299,6 +348,12 @@ def build_trace(spec: WorkloadSpec, *, base_dir: Path, rng: np.random.Generator)
         trace = generate(spec.synthetic, base_dir=base_dir, rng=rng)
     end_s = None if spec.duration_s is None else spec.start_s + spec.duration_s
     trace = trace.slice(spec.start_s, end_s, spec.max_requests)
+    if trace.num_requests > REQUESTS.value():
+        raise InputError(
+            f"{trace.source}: "
+            f"{REQUESTS.message('the number of requests to simulate', trace.num_requests)}; "
+            "or simulate part of it with workload.max_requests or workload.duration_s"
+        )
     if spec.time_scale is not None:
         trace = trace.scale_time(spec.time_scale)
     if spec.rate_scale is not None:

@@ -33,8 +33,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from infsim.errors import InputError
+from infsim.workload.columns import hash_ids_from_runs
+from infsim.workload.limits import HASH_IDS, REQUEST_TOKENS, REQUESTS, TURNS
 from infsim.workload.trace import Trace
 
 
@@ -157,6 +160,7 @@ def generate_requests(
     """Independent single-turn requests. Draw order: gaps, prompt lengths, output lengths."""
     if num_requests < 1:
         raise InputError(f"num_requests is {num_requests}; must be >= 1")
+    REQUESTS.check(num_requests, "num_requests", "synthetic workload")
     columns = {
         "arrival_s": arrival_times_s(arrivals, num_requests, rng),
         "num_prompt_tokens": np.maximum(prompt_tokens.sample(num_requests, rng), 1),
@@ -193,9 +197,12 @@ class _Turns:
 
 def _draw_turns(spec: ChatSessions, rng: np.random.Generator) -> _Turns:
     """Draw order: session starts, turns per session, user, output, think-time draws."""
+    REQUESTS.check(spec.num_sessions, "num_sessions", "synthetic sessions")
     starts_s = arrival_times_s(spec.session_arrivals, spec.num_sessions, rng)
     num_turns = np.maximum(spec.turns.sample(spec.num_sessions, rng), 1)
+    TURNS.check(int(num_turns.max()), "a session's number of turns", "synthetic sessions")
     total = int(num_turns.sum())
+    REQUESTS.check(total, "the number of turns of all sessions (requests)", "synthetic sessions")
     user = np.maximum(spec.user_tokens.sample(total, rng), 1)
     output = np.maximum(spec.output_tokens.sample(total, rng), 1)
     think_s = spec.think_time.sample(total, rng)
@@ -211,7 +218,30 @@ def _draw_turns(spec: ChatSessions, rng: np.random.Generator) -> _Turns:
     keep = np.ones(total, bool)
     if spec.max_context_tokens is not None:
         keep = _keep_until_first_overflow(prompt + output, spec.max_context_tokens, first, is_first)
-    return _Turns(session[keep], arrival_s[keep], prompt[keep], output[keep])
+    turns = _Turns(session[keep], arrival_s[keep], prompt[keep], output[keep])
+    _check_sizes(turns, spec)
+    return turns
+
+
+def _check_sizes(turns: _Turns, spec: ChatSessions) -> None:
+    """Before any per-token array is built: each turn within the token limit, and all
+    prefix hash ids together within theirs (a session's prompt grows with every turn)."""
+    where = "synthetic sessions"
+    if len(turns.prompt):
+        longest = int((turns.prompt + turns.output).max())
+        if longest > REQUEST_TOKENS.value():
+            raise InputError(
+                f"{where}: a turn's prompt (the session's history) plus output "
+                f"{REQUEST_TOKENS.message('', longest)}; or set sessions.max_context_tokens, "
+                "or fewer turns"
+            )
+    ids = int(((turns.prompt + turns.output) // spec.hash_block_size_tokens).sum())
+    if ids > HASH_IDS.value():
+        raise InputError(
+            f"{where}: the prefix hash ids of all turns ({spec.hash_block_size_tokens} tokens "
+            f"per block) {HASH_IDS.message('', ids)}; or set a larger "
+            "sessions.hash_block_size_tokens, sessions.max_context_tokens or fewer turns"
+        )
 
 
 def _exclusive_cumsum(values: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -231,21 +261,22 @@ def _keep_until_first_overflow(
     return seen_over == 0
 
 
-def _session_hash_ids(turns: _Turns, spec: ChatSessions) -> list[list[int] | None]:
+def _session_hash_ids(turns: _Turns, spec: ChatSessions, order: np.ndarray) -> pa.ListArray:
+    """Rows in `order`: the shared system-prompt ids 0..S-1, then the session's own ids
+    (numbered session by session in ascending session id), cut to the row's full blocks."""
     block = spec.hash_block_size_tokens
     num_shared = spec.system_prompt_tokens // block
-    shared = list(range(num_shared))
     num_blocks = (turns.prompt + turns.output) // block
-    next_id = num_shared
-    session_blocks: dict[int, list[int]] = {}
-    for session in np.unique(turns.session):  # a session's last turn has the most blocks
-        own = int(num_blocks[turns.session == session].max()) - num_shared
-        session_blocks[int(session)] = shared + list(range(next_id, next_id + max(own, 0)))
-        next_id += max(own, 0)
-    return [
-        session_blocks[int(s)][: int(n)] or None
-        for s, n in zip(turns.session, num_blocks, strict=True)
-    ]
+    sessions, inverse = np.unique(turns.session, return_inverse=True)
+    most = np.zeros(len(sessions), np.int64)
+    np.maximum.at(most, inverse, num_blocks)  # a session's last turn has the most blocks
+    own = np.maximum(most - num_shared, 0)
+    base = num_shared + np.cumsum(own) - own
+    n = num_blocks[order]
+    shared = np.minimum(n, num_shared)
+    starts = np.stack([np.zeros(len(n), np.int64), base[inverse[order]]], axis=1).ravel()
+    lengths = np.stack([shared, n - shared], axis=1).ravel()
+    return hash_ids_from_runs(starts, lengths, n)
 
 
 def generate_sessions(spec: ChatSessions, rng: np.random.Generator) -> Trace:
@@ -253,13 +284,12 @@ def generate_sessions(spec: ChatSessions, rng: np.random.Generator) -> Trace:
     if spec.num_sessions < 1:
         raise InputError(f"num_sessions is {spec.num_sessions}; must be >= 1")
     turns = _draw_turns(spec, rng)
-    hash_ids = _session_hash_ids(turns, spec)
     order = np.lexsort((np.arange(len(turns.session)), turns.session, turns.arrival_s))
     columns = {
         "arrival_s": turns.arrival_s[order],
         "num_prompt_tokens": turns.prompt[order],
         "num_output_tokens": turns.output[order],
-        "prefix_hash_ids": [hash_ids[i] for i in order],
+        "prefix_hash_ids": _session_hash_ids(turns, spec, order),
         "session_id": turns.session[order],
     }
     return Trace.from_columns(

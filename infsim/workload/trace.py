@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from infsim.errors import InputError
 from infsim.workload.columns import TRACE_SCHEMA, RowLocator, build_table
+from infsim.workload.output import write_atomically
 
 __all__ = ["TRACE_SCHEMA", "RowLocator", "Trace"]
 
@@ -168,9 +169,12 @@ class Trace:
         }
 
     def to_parquet(self, path: str | Path) -> None:
-        """Write the canonical Parquet file (metadata in the Arrow schema; deterministic)."""
+        """Write the canonical Parquet file (metadata in the Arrow schema; deterministic).
+
+        Written to a temporary sibling and renamed: a failure (disk full, no such
+        directory) is an `InputError` naming `path` and leaves no partial file."""
         table = self.table.replace_schema_metadata(self._schema_metadata())
-        pq.write_table(table, str(path), compression="zstd")
+        write_atomically(path, lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
 
     def to_csv(self, path: str | Path) -> None:
         """Write the canonical columns as CSV; hash ids space-separated, null = empty field.
@@ -182,7 +186,7 @@ class Trace:
         ]
         index = TRACE_SCHEMA.get_field_index("prefix_hash_ids")
         table = self.table.set_column(index, "prefix_hash_ids", pa.array(hash_ids, pa.string()))
-        pacsv.write_csv(table, str(path))
+        write_atomically(path, lambda tmp: pacsv.write_csv(table, str(tmp)))
 
     def summary(self) -> dict[str, Any]:
         """Headline statistics (plain Python values, JSON-serialisable)."""
