@@ -215,7 +215,7 @@ def _check_binary(op: ast.operator, a: Any, b: Any, expr: Expression) -> None:
         for seq, n in ((a, b), (b, a)):
             if isinstance(seq, str | tuple | list) and _is_int(n) and len(seq) * int(n) > MAX_ITEMS:
                 raise expr.error(
-                    f"repeats a {type(seq).__name__} of {len(seq):,} items {_number(n)} times; "
+                    f"repeats a {type(seq).__name__} of length {len(seq):,} {_number(n)} times; "
                     f"at most {MAX_ITEMS:,} items are allowed"
                 )
     elif not isinstance(op, ast.Add) and (isinstance(a, str) or isinstance(b, str)):

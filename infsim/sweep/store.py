@@ -197,10 +197,13 @@ class ResultStore:
     def _table(self, key: str) -> pa.Table:
         """The point's one-row table, checked; DamagedPointError when it is not whole."""
         path = self._point_path(key)
+        if not path.exists():
+            raise InputError(f"{path}: point {key} is not stored")
+        problem = _footer_problem(path)
+        if problem is not None:
+            raise DamagedPointError(self.points_dir, {key: problem})
         try:
             table = pq.read_table(path)
-        except FileNotFoundError:
-            raise InputError(f"{path}: point {key} is not stored") from None
         except Exception as err:  # pyarrow raises several types for a damaged file
             raise DamagedPointError(self.points_dir, {key: _why(err)}) from None
         problem = _content_problem(table, key)

@@ -123,3 +123,89 @@ def test_a_sweep_block_in_the_scenario_is_used_and_excludes_axes(write_yaml, tmp
     both = _invoke("sweep", scenario, "--axes", axes, "-o", tmp_path / "t")
     assert both.exit_code == 2
     assert "use one of them" in both.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--ttft-p99", "0"], "--ttft-p99"),
+        (["--ttft-p99", "-1"], "--ttft-p99"),
+        (["--tpot-p99", "inf"], "--tpot-p99"),
+        (["--e2e-p99", "nan"], "--e2e-p99"),
+        (["--e2e-p99", "1e999"], "--e2e-p99"),
+        (["--ttft-p99", "fast"], "--ttft-p99"),
+        (["--min-attainment", "0"], "--min-attainment"),
+        (["--min-attainment", "1.5"], "--min-attainment"),
+        (["--min-attainment", "nan"], "--min-attainment"),
+        (["--rel-tol", "nan"], "--rel-tol"),
+        (["--rel-tol", "0"], "--rel-tol"),
+    ],
+)
+def test_capacity_refuses_nonsense_numbers_naming_the_option(tmp_path: Path, args, option):
+    """`--ttft-p99 0` used to divide by zero in the middle of the search."""
+    result = _invoke("capacity", EXAMPLE, *SMALL, *args, "-o", tmp_path / "cap")
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "cap").exists(), "refused before any work"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--trials", "0"], "--trials"),
+        (["--trials", "1000000000000"], "--trials"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**40)], "--seed"),
+        (["-j", "0"], "-j"),
+        (["-j", "100000000"], "-j"),
+        (["--ttft-p99", "-inf"], "--ttft-p99"),
+    ],
+)
+def test_optimize_refuses_nonsense_numbers_naming_the_option(tmp_path: Path, args, option):
+    result = _invoke("optimize", EXAMPLE, "--space", EXAMPLE_AXES, *SMALL, *args, "-o",
+                     tmp_path / "opt")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "Traceback" not in result.output
+
+
+def test_library_slo_targets_refuse_nonsense_too():
+    from infsim.errors import InputError
+    from infsim.sweep.search import SLOTarget
+
+    for bad in ({"ttft_p99_s": 0.0}, {"e2e_p99_s": float("inf")}, {"min_attainment": 0.0}):
+        with pytest.raises(InputError, match="is not allowed"):
+            SLOTarget(**bad)
+
+
+def test_a_grid_over_the_limit_is_refused_up_front_with_its_size(write_yaml, tmp_path: Path):
+    """30⁵ points used to be materialised (and validated one by one) before anything ran.
+    In a child with a timeout, so that a regression fails instead of hanging."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.sweep.conftest import BASE
+
+    scenario = write_yaml("base.yaml", BASE)
+    axes = write_yaml("huge.yaml", {"axes": {
+        "engine.max_num_seqs": list(range(1, 31)), "seed": list(range(30)),
+        "engine.block_size": [16] * 30, "workload.rate_scale": [1.0] * 30,
+        "deployment.replicas": [1] * 30}})  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "infsim", "sweep", str(scenario), "--axes",
+                           str(axes), "-o", str(tmp_path / "s"), "--quiet"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "the sweep has 24,300,000 points (grid of 30 × 30 × 30 × 30 × 30 values)" in (
+        done.stderr
+    )
+    assert "--max-points N" in done.stderr
+    small = write_yaml("small.yaml", {"axes": {"seed": [1, 2, 3]}})
+    over = _invoke("sweep", scenario, "--axes", small, "-o", tmp_path / "t", "--max-points", "2")
+    assert over.exit_code == 2
+    assert "the sweep has 3 points" in over.output
+    ok = _invoke("sweep", scenario, "--axes", small, "-o", tmp_path / "t", "--max-points", "3",
+                 "--executor", "serial", "--quiet")  # fmt: skip
+    assert ok.exit_code == 0, ok.output

@@ -67,3 +67,51 @@ def test_ray_on_a_local_instance_gives_the_serial_results(base_scenario: Path):
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(_deterministic(serial), _deterministic(ray_rows))
+
+
+def _kill_worker_for(task, marker_dir: str, times: int):
+    """Run the point, but SIGKILL this worker the first `times` times it gets point 1."""
+    import os
+    import signal
+
+    from infsim.sweep.worker import run_point
+
+    if task.index == 1:
+        marker = Path(marker_dir) / f"attempt-{os.getpid()}"
+        marker.touch()
+        if len(list(Path(marker_dir).iterdir())) <= times:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return run_point(task)
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_killed_pool_worker_is_retried_once_then_recorded_as_failed(
+    base_scenario: Path, tmp_path: Path, times: int
+):
+    """A worker killed mid-point (the OOM killer) used to end the sweep with a traceback
+    (BrokenProcessPool). Now: the points in flight are retried alone once; a point whose
+    worker dies again is a failed row saying so; every other point is stored."""
+    import functools
+
+    from infsim.sweep.runner import run_tasks
+
+    ctx, _ = load_base(base_scenario)
+    store = ResultStore(tmp_path / "killed")
+    tasks, _ = plan(ctx, parse_sweep(AXES, "axes.yaml"), "axes.yaml")
+    markers = tmp_path / f"markers-{times}"
+    markers.mkdir()
+    run_fn = functools.partial(_kill_worker_for, marker_dir=str(markers), times=times)
+    outcome = run_tasks(tasks, store, ProcessExecutor(max_workers=2), run_fn=run_fn)
+    assert outcome.num_executed == 4
+    assert store.stored_keys() == {t.key for t in tasks}
+    victim = store.read(tasks[1].key)
+    others = [store.read(t.key) for t in tasks if t.index != 1]
+    assert all(row["status"] == "ok" for row in others)
+    if times == 1:  # died once, then ran alone and finished
+        assert victim["status"] == "ok"
+        assert outcome.num_failed == 0
+    else:
+        assert victim["status"] == "failed"
+        assert victim["error"].startswith("WorkerDiedError: the worker process running this")
+        assert "retried alone" in victim["error"]
+        assert outcome.num_failed == 1

@@ -52,3 +52,68 @@ def test_unknown_name_gets_a_did_you_mean():
 def test_syntax_error_names_the_place():
     with pytest.raises(InputError, match="--where: 'status ==' is not a valid expression"):
         Expression("status ==", "--where")
+
+
+BOMBS = {
+    "9**9**9": "an integer of about 1,228,093,894 bits; at most 4,096 bits",
+    "2**100000 > 1": "at most 4,096 bits",
+    "deployment.replicas ** 99999": "at most 4,096 bits",
+    "(1,)*10**10": "repeats a tuple of length 1 10000000000 times; at most 10,000 items",
+    "'ab' * 10**9 == 'x'": "at most 10,000 items",
+    "hardware.gpu * 10**9": "at most 10,000 items",
+    "'%999999999d' % 1": "applies % to a string",
+    "round(10, -10**8) == 0": "rounds to -100000000 digits; at most 400",
+    "(1,)*9000 + (1,)*9000": "makes a tuple of 18,000 items",
+    "x" * 3000: "is 3,000 characters long; at most 2,000",
+    "-" * 1500 + "1": "nested more than 100 levels deep",
+    "+".join(["1"] * 600): "has more than 500 terms|nested more than 100 levels",
+    "1j == 1": "constant complex is not allowed",
+}
+
+
+def test_expressions_that_would_hang_or_exhaust_memory_are_refused_at_once(tmp_path):
+    """`9**9**9` kept running 21 s after SIGINT; `(1,)*10**10` asked for 80 GB. Run in a
+    child with a 1 GiB address-space cap and a timeout, so a regression fails, not hangs."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "bombs.py"
+    script.write_text(
+        "import json, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+        "from infsim.errors import InputError\n"
+        "from infsim.sweep.expr import Expression\n"
+        f"names = {NAMES!r}\n"
+        "out = {}\n"
+        "for text in json.loads(sys.argv[1]):\n"
+        "    try:\n"
+        "        out[text] = 'value: %r' % (Expression(text, 'constraints[0]').evaluate(names),)\n"
+        "    except InputError as err:\n"
+        "        out[text] = str(err)\n"
+        "    except BaseException as err:\n"
+        "        out[text] = 'CRASH %s' % type(err).__name__\n"
+        "print(json.dumps(out))\n"
+    )
+    from tests.sweep.conftest import REPO
+
+    done = subprocess.run([sys.executable, str(script), json.dumps(list(BOMBS))], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout)
+    import re
+
+    for text, expected in BOMBS.items():
+        message = results[text]
+        assert message.startswith("constraints[0]: "), (text, message)
+        assert re.search(expected, message), (text, message)
+        assert len(message) < 400, "the expression is shortened in the message"
+
+
+def test_numpy_integers_from_a_results_table_are_bounded_too():
+    import numpy as np
+
+    with pytest.raises(InputError, match="at most 10,000 items"):
+        Expression("(1,) * n", "--where").evaluate({"n": np.int64(10**10)})
+    with pytest.raises(InputError, match="at most 4,096 bits"):
+        Expression("n ** 99999", "--where").evaluate({"n": np.int64(7)})

@@ -128,3 +128,53 @@ def test_trace_file_content_is_part_of_the_key(tmp_path: Path):
     assert isinstance(before, PointTask)
     assert before.key != after.key
     assert not isinstance(before, SkippedPoint)
+
+
+BAD_AXES_FILES = {
+    "deep": (b"axes:\n  seed: " + b"[" * 1000 + b"1" + b"]" * 1000 + b"\n", "nested 1000 levels"),
+    "deep-block": (
+        b"axes:\n  seed:\n" + b"".join(b"  " * (i + 2) + b"- \n" for i in range(80)),
+        "nested more than 64 levels deep",
+    ),
+    "latin-1": ("axes:\n  hardware.gpu: [h100-sxm]  # café\n".encode("latin-1"), "not UTF-8"),
+    "huge-int": (b"axes:\n  seed: [" + b"9" * 5000 + b"]\n", "axes.yaml|digits"),
+    "inf": (b"axes:\n  workload.rate_scale: [1.0, .inf]\n", r"axes.workload.rate_scale\[1\]: inf"),
+    "overflow": (b"axes:\n  workload.rate_scale: [1.0e+999]\n", "inf is not a finite number"),
+    "nan": (b"axes:\n  workload.rate_scale: [.nan]\n", "nan is not a finite number"),
+    "date": (b"axes:\n  name: [2024-01-01]\n", r"axes.name\[0\]: datetime.date.*quote dates"),
+    "int-key": (b"axes:\n  deployment: [{1: 2}]\n", "key 1 is a int"),
+    "alias-bomb": (
+        b"a: &a [1,1,1,1,1,1,1,1,1,1]\n"
+        + b"".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n".encode()
+            for i in range(8)
+        )
+        + b"axes: {seed: *i}\n",
+        "more than 1,000,000 values",
+    ),
+    "recursive-alias": (b"axes:\n  seed: &x [1, *x]\n", "nested more than 64 levels"),
+    "not-a-mapping": (b"- 1\n- 2\n", "a sweep must be a mapping"),
+    "invalid-yaml": (b"axes: [\n", "invalid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AXES_FILES))
+def test_bad_axes_files_are_input_errors_naming_the_file(tmp_path: Path, case: str):
+    from infsim.sweep.spec import read_axes_file
+
+    data, message = BAD_AXES_FILES[case]
+    path = tmp_path / "axes.yaml"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=message) as info:
+        read_axes_file(path)
+    assert str(path) in str(info.value)
+    assert len(str(info.value)) < 1000
+
+
+def test_points_are_enumerated_lazily():
+    from infsim.sweep.points import iter_points
+
+    spec = parse_sweep({"axes": {f"a{i}": list(range(30)) for i in range(5)}}, "axes.yaml")
+    assert spec.num_points == 30**5
+    first = next(iter_points(spec))
+    assert first == {f"a{i}": 0 for i in range(5)}
