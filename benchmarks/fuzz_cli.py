@@ -24,6 +24,7 @@ replayed by hand. The campaign is deterministic for a seed (the inputs, not the 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import multiprocessing as mp
 import random
@@ -112,8 +113,10 @@ def mutate_tree(rng: random.Random, tree: Any) -> Any:
             break
         path = rng.choice(leaves)
         op = rng.random()
-        if op < 0.6:
-            _set(tree, path, rng.choice(EXTREMES))
+        if op < 0.3:  # a plausible value of another size: runs deeper into the simulator
+            _set(tree, path, rng.choice([rng.randint(1, 64), round(rng.uniform(0.01, 10), 3)]))
+        elif op < 0.6:
+            _set(tree, path, copy.deepcopy(rng.choice(EXTREMES)))
         elif op < 0.75:
             _delete(tree, path)
         elif op < 0.85:
@@ -248,25 +251,42 @@ def case_bench(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
             {"b.json": data, "s.yaml": yaml.safe_dump(BASE).encode()})  # fmt: skip
 
 
+def _expression(rng: random.Random) -> str:
+    atoms = ["deployment.replicas", "engine.max_num_seqs", "2", "9", "**", "*", "+", "(",
+             ")", "<", ">=", "and", "or", "not", "1e9", "(1,)", "__import__", "'a'", "[",
+             "]", "in", "abs(", "max(", ","]  # fmt: skip
+    return " ".join(rng.choice(atoms) for _ in range(rng.randint(1, 12)))
+
+
 def case_sweep(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
     axes = {"engine.max_num_seqs": [16, 32], "deployment.replicas": [1, 2]}
+    doc: dict[str, Any] = {"mode": "grid", "axes": axes}
+    if rng.random() < 0.4:
+        doc["constraints"] = [_expression(rng)]
     if rng.random() < 0.5:
-        data = json.dumps(mutate_tree(rng, {"axes": axes})).encode()
+        data = json.dumps(mutate_tree(rng, doc)).encode()
+    elif rng.random() < 0.5:
+        data = mutate_bytes(rng, json.dumps(doc).encode())
     else:
-        data = mutate_bytes(rng, yaml.safe_dump({"axes": axes}).encode())
-    argv = ["sweep", "{d}/s.yaml", "--axes", "{d}/axes.yaml", "-o", "{d}/sw", "--workers", "1"]
-    if rng.random() < 0.5:
-        atoms = ["replicas", "max_num_seqs", "2", "9", "**", "*", "+", "(", ")", "<", ">=",
-                 "and", "or", "not", "1e9", "(1,)", "__import__", "'a'", "[", "]"]  # fmt: skip
-        expr = " ".join(rng.choice(atoms) for _ in range(rng.randint(1, 12)))
-        argv += ["--where", expr]
+        data = json.dumps(doc).encode()
     tree = json.loads(json.dumps(BASE))
     tree["workload"]["synthetic"]["num_requests"] = 5
+    argv = ["sweep", "{d}/s.yaml", "--axes", "{d}/axes.yaml", "-o", "{d}/sw",
+            "--executor", "serial", "--quiet"]  # fmt: skip
     return argv, {"axes.yaml": data, "s.yaml": yaml.safe_dump(tree).encode()}
 
 
+def case_results(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
+    """`infsim results` with a random --where / --sort on a sweep made first (in the same
+    temporary directory: the argv runs the sweep, then the query)."""
+    argv = ["results", "{d}/sw", "--where", _expression(rng)]
+    if rng.random() < 0.5:
+        argv += ["--sort", rng.choice(["cost.usd_per_hour", "x", "latency_s.ttft.p99", ""])]
+    return argv, {}
+
+
 CATEGORIES = {"scenario": case_scenario, "set": case_set, "trace": case_trace,
-              "bench": case_bench, "sweep": case_sweep}  # fmt: skip
+              "bench": case_bench, "sweep": case_sweep, "results": case_results}  # fmt: skip
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -284,6 +304,29 @@ def _init(memory_gib: float) -> None:
     signal.signal(signal.SIGALRM, _alarm)
 
 
+_SWEEP_CACHE: Path | None = None
+
+
+def _make_sweep(tmp: Path) -> None:
+    """A finished small sweep at tmp/sw (made once per worker, then copied)."""
+    global _SWEEP_CACHE
+    if _SWEEP_CACHE is None:
+        from click.testing import CliRunner
+
+        from infsim.cli import main
+
+        base = Path(tempfile.mkdtemp(prefix="infsim-fuzz-sweep-"))
+        tree = json.loads(json.dumps(BASE))
+        tree["workload"]["synthetic"]["num_requests"] = 5
+        (base / "s.yaml").write_text(yaml.safe_dump(tree))
+        (base / "axes.yaml").write_text(json.dumps({"axes": {"engine.max_num_seqs": [16, 32]}}))
+        CliRunner().invoke(main, ["sweep", str(base / "s.yaml"), "--axes",
+                                  str(base / "axes.yaml"), "-o", str(base / "sw"),
+                                  "--executor", "serial", "--quiet"])  # fmt: skip
+        _SWEEP_CACHE = base / "sw"
+    shutil.copytree(_SWEEP_CACHE, tmp / "sw")
+
+
 def run_case(job: tuple[int, str, int, float]) -> dict:
     index, category, seed, timeout_s = job
     from click.testing import CliRunner
@@ -296,6 +339,8 @@ def run_case(job: tuple[int, str, int, float]) -> dict:
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
+        if category == "results":
+            _make_sweep(tmp)
         args = [a.replace("{d}", str(tmp)) for a in argv]
         outcome, detail = "ok", ""
         signal.setitimer(signal.ITIMER_REAL, timeout_s)

@@ -62,7 +62,15 @@ class BoundedModel(BaseModel):
                 continue
             if not any(hasattr(m, "le") or hasattr(m, "lt") for m in fields[name].metadata):
                 raise ValueError(
-                    f"{name}: {value:.6g} is beyond the largest accepted magnitude "
+                    f"{name}: {_shown(value)} is beyond the largest accepted magnitude "
                     f"{bound:.6g} (raise it with INFSIM_MAX_RATE if you mean it)"
                 )
         return self
+
+
+def _shown(value: int | float) -> str:
+    """A number as a message shows it (an integer of thousands of digits, by its size:
+    Python refuses to print integers beyond 4,300 digits)."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
