@@ -142,10 +142,13 @@ def read_csv_strings(
     names = _header_from(data, path)
     missing = [name for name in required if name not in names]
     if missing:
-        hints = "".join(did_you_mean(name, names) for name in missing)
+        short_names = [name for name in names if len(name) <= 100]
+        hints = "".join(did_you_mean(name, short_names) for name in missing)
+        header = ", ".join(shown(name, 40) for name in names[:20])
+        more = f" and {len(names) - 20:,} more" if len(names) > 20 else ""
         raise InputError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}{hints}; "
-            f"the header has {', '.join(map(repr, names))}"
+            f"the header has {header}{more}"
         )
     wanted = [*required, *(name for name in optional if name in names)]
     twice = [name for name in wanted if names.count(name) > 1]
@@ -229,7 +232,8 @@ def parse_numbers(
     *,
     integer: bool = False,
 ) -> np.ndarray:
-    """Parse a string column as numbers, naming the first unparsable or empty cell.
+    """Parse a string column as finite numbers, naming the first unparsable, empty or
+    infinite cell.
 
     float64, or with `integer` int64 when every cell is an exact integer (so large ids keep
     every digit); range checks are the caller's (`columns.build_table`).
@@ -247,12 +251,13 @@ def parse_numbers(
         parsed = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     except (ValueError, TypeError, OverflowError):
         parsed = np.array([_to_float(text) for text in texts], dtype=np.float64)
-    bad = np.flatnonzero(np.isnan(parsed))
+    bad = np.flatnonzero(~np.isfinite(parsed))
     if len(bad):
         index = int(bad[0])
+        finite = "a finite number" if not np.isnan(parsed[index]) else "a number"
         raise InputError(
             f"{path}: {rows.describe(index)}: column {column!r} is {shown(texts[index])}; "
-            "expected a number"
+            f"expected {finite}"
         )
     return parsed
 

@@ -358,7 +358,8 @@ def _read_infsim_parquet(path: Path, options: LoadOptions) -> Trace:
             stored, source, notes = _parquet_metadata(schema.metadata or {}, path)
             wanted = [name for name in TRACE_SCHEMA.names if name in schema.names]
             table = handle.read(columns=wanted)
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError, IndexError, KeyError) as exc:
+        # a damaged footer surfaces as Arrow errors, or as undecodable names and bad indices
         raise InputError(f"{path}: not a readable Parquet file ({arrow_reason(exc)})") from None
     block_size = _block_size(stored, options, path)
     rows = RowLocator()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,12 @@ def _object_lines(text: str, num_rows: int) -> RowLocator:
     return RowLocator(unit="line", numbers=np.asarray(numbers))
 
 
+_NOT_AN_OBJECT = re.compile(rb"(?m)^[ \t\r]*[^{ \t\r\n]")
+"""A line whose first non-blank character does not open an object. Checked before pyarrow
+sees the data: `pyarrow.json.read_json` (26.0) segfaults when the first value is `null`, and
+reads a `null` line elsewhere as a row of nulls."""
+
+
 def read_jsonl(path: Path, fields: dict[str, pa.DataType]) -> tuple[pa.Table, RowLocator]:
     """Read JSONL objects (one per line) with the given fields; others are ignored.
 
@@ -140,6 +147,10 @@ def read_jsonl(path: Path, fields: dict[str, pa.DataType]) -> tuple[pa.Table, Ro
     if not data.strip():
         raise InputError(f"{path}: the file is empty; expected one JSON object per line")
     TRACE_ROWS.check(data.count(b"\n"), "the number of lines", str(path))
+    if _NOT_AN_OBJECT.search(data):  # pyarrow 26 crashes (SIGSEGV) on a leading `null`
+        text = data.decode("utf-8")
+        where = _locate_bad_json_line(text, fields) or "a line does not start with '{'"
+        raise InputError(f"{path}: {where}; expected one JSON object per line")
     schema = pa.schema(list(fields.items()))
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     block_size = 1 << 20

@@ -284,6 +284,16 @@ def test_jsonl_errors_name_the_line(tmp_path, tail, expected):
     assert expected in refused(write(tmp_path, "m.jsonl", MOONCAKE + tail), "mooncake")
 
 
+@pytest.mark.parametrize("first", ["null", " null", 'null, "input_length": 12}', "7"])
+def test_jsonl_line_that_is_not_an_object(tmp_path, first):
+    """pyarrow 26's JSON reader segfaults when the first value is `null`: such lines are
+    refused before pyarrow sees them (found by test_fuzz_traces.py)."""
+    path = write(tmp_path, "m.jsonl", first + "\n" + MOONCAKE)
+    assert "line 1: " in refused(path, "mooncake")
+    path = write(tmp_path, "m.jsonl", MOONCAKE + "null\n" + MOONCAKE)
+    assert "line 2: expected a JSON object, got NoneType" in refused(path, "mooncake")
+
+
 def test_format_errors_name_the_file(tmp_path):
     path = write(tmp_path, "az.csv", AZURE + "2023-11-16 18:15:46.68,1,1\n")
     assert "format 'azure' has no prefix hash ids" in refused(path, hash_block_size_tokens=16)
