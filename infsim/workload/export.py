@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.workload.limits import EXPORT_WORDS, HASH_IDS
 from infsim.workload.output import write_atomically
 from infsim.workload.trace import Trace
 
@@ -47,7 +48,15 @@ _WORDS = tuple(_WORDS_TEXT.split(" "))
 
 
 def _covering_ids(trace: Trace, block_tokens: int) -> tuple[list[list[int]], list[str]]:
-    """Hash ids per row covering ceil(prompt / block) blocks; fresh ids pad short rows."""
+    """Hash ids per row covering ceil(prompt / block) blocks; fresh ids pad short rows.
+
+    The count is checked against `limits.HASH_IDS` before any list is built."""
+    needed = -(-trace.num_prompt_tokens // block_tokens)
+    HASH_IDS.check(
+        int(needed.sum()),
+        f"the export's number of {block_tokens}-token block ids (at least one per prompt block)",
+        trace.source,
+    )
     given = trace.prefix_hash_ids_list()
     used = [i for ids in given if ids for i in ids]
     fresh = (max(used) + 1) if used else 0
@@ -116,6 +125,9 @@ def _block_words(block_id: int, count: int) -> list[str]:
 
 def custom_rows(trace: Trace) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows of vLLM's `custom` dataset JSONL (best-effort prompt text; see the docstring)."""
+    EXPORT_WORDS.check(
+        int(trace.num_prompt_tokens.sum()), "the export's number of prompt words", trace.source
+    )
     block = trace.hash_block_size_tokens or MOONCAKE_BLOCK_TOKENS
     hash_ids, _ = _covering_ids(trace, block)
     rows = []

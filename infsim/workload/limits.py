@@ -142,6 +142,14 @@ HASH_IDS = Limit(
 )
 """Prefix hash ids of all rows of one trace together (Arrow list offsets are 32-bit)."""
 
+EXPORT_WORDS = Limit(
+    "export_words",
+    1_000_000_000,
+    "prompt words",
+    "`trace export --format vllm-custom` writes each prompt token as a word, ~6 bytes each",
+)
+"""Prompt words one vllm-custom export may write (all rows together)."""
+
 SECONDS = Limit(
     "seconds",
     1e9,

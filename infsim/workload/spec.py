@@ -347,7 +347,19 @@ def build_trace(spec: WorkloadSpec, *, base_dir: Path, rng: np.random.Generator)
     else:
         trace = generate(spec.synthetic, base_dir=base_dir, rng=rng)
     end_s = None if spec.duration_s is None else spec.start_s + spec.duration_s
+    if trace.num_requests == 0:
+        notes = f" ({'; '.join(trace.notes)})" if trace.notes else ""
+        raise InputError(f"{trace.source}: the trace holds no request to simulate{notes}")
+    source_span_s = trace.duration_s
     trace = trace.slice(spec.start_s, end_s, spec.max_requests)
+    if trace.num_requests == 0:
+        window = f"[{spec.start_s:g}, {'end' if end_s is None else f'{end_s:g}'})"
+        raise InputError(
+            f"{trace.source}: workload.start_s/duration_s keep no request: the window "
+            f"{window} s holds no arrival of the source, whose arrivals run from 0 to "
+            f"{source_span_s:g} s (the window is in the source's seconds, before "
+            "time_scale/rate_scale)"
+        )
     if trace.num_requests > REQUESTS.value():
         raise InputError(
             f"{trace.source}: "

@@ -521,3 +521,32 @@ def test_trace_formats_lists_every_format():
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.output.splitlines()]
     assert names == ["azure", "burstgpt", "infsim", "llmservingsim", "mooncake", "vllm-bench"]
+
+
+def test_a_workload_with_no_request_is_refused(tmp_path):
+    """A window past the trace's end used to run 'successfully' with NaN goodput."""
+    text = SYNTH.format(n=50, rate=1, prompt=FIXED)
+    spec = workload(text).model_copy(update={"start_s": 100000.0})
+    with pytest.raises(InputError, match=r"keep no request: the window \[100000, end\) s"):
+        build_trace(spec, base_dir=".", rng=np.random.default_rng(0))
+    path = write(tmp_path, "b.csv", BURST + "5,a,4,0,4,x,1\n")
+    spec = workload(f"{{trace: {{path: {path}}}}}")
+    spec = spec.model_copy(
+        update={"trace": spec.trace.model_copy(update={"drop_zero_output": True})}
+    )
+    with pytest.raises(InputError, match=r"holds no request to simulate \(dropped 1 of 1 rows"):
+        build_trace(spec, base_dir=".", rng=np.random.default_rng(0))
+
+
+def test_exports_are_bounded_before_building_rows(tmp_path, monkeypatch):
+    from infsim.workload.export import export_trace
+
+    big = Trace.from_columns({"arrival_s": [0.0, 1.0, 2.0], "num_prompt_tokens": [10**7] * 3,
+                              "num_output_tokens": [1, 1, 1]})  # fmt: skip
+    monkeypatch.setenv("INFSIM_MAX_HASH_IDS", "1000000")
+    with pytest.raises(InputError, match="1,875,000; at most 1,000,000 prefix hash ids"):
+        export_trace(big, tmp_path / "m.jsonl", "mooncake", 16)
+    monkeypatch.setenv("INFSIM_MAX_EXPORT_WORDS", "1000")
+    with pytest.raises(InputError, match="prompt words is 30,000,000; at most 1,000"):
+        export_trace(big, tmp_path / "c.jsonl", "vllm-custom")
+    assert list(tmp_path.iterdir()) == []
