@@ -27,7 +27,7 @@ from infsim.errors import InputError, did_you_mean
 from infsim.registry import Registry
 from infsim.textio import read_text
 from infsim.workload.columns import RowLocator, shown
-from infsim.workload.limits import TRACE_ROWS
+from infsim.workload.limits import TRACE_BYTES, TRACE_ROWS
 from infsim.workload.trace import Trace
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,13 @@ def register_format(fmt: TraceFormat) -> TraceFormat:
 
 def read_utf8(path: Path) -> bytes:
     """The whole trace file as UTF-8 bytes (a leading BOM dropped): any byte that is not
-    UTF-8 is an `InputError` naming the line and offset (through `textio.read_text`)."""
+    UTF-8 is an `InputError` naming the line and offset (through `textio.read_text`); a
+    file over `limits.TRACE_BYTES` is refused before it is read."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the trace file: {err.strerror or err}") from None
+    TRACE_BYTES.check(size, "the file's size", str(path))
     return read_text(path, "trace file").encode("utf-8")
 
 

@@ -117,6 +117,14 @@ TRACE_ROWS = Limit(
 )
 """Rows one trace file may hold (a window or max_requests then cuts it down)."""
 
+TRACE_BYTES = Limit(
+    "trace_bytes",
+    4 * 2**30,
+    "bytes in one CSV or JSON trace file",
+    "a text trace is held about three times over while it is parsed",
+)
+"""Size of one CSV, JSONL or JSON trace file, checked before it is read."""
+
 REQUEST_TOKENS = Limit(
     "request_tokens",
     10_000_000,

@@ -550,3 +550,9 @@ def test_exports_are_bounded_before_building_rows(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="prompt words is 30,000,000; at most 1,000"):
         export_trace(big, tmp_path / "c.jsonl", "vllm-custom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_trace_size_is_checked_before_reading(tmp_path, monkeypatch):
+    path = write(tmp_path, "az.csv", AZURE + "2023-11-16 18:15:46.68,1,1\n")
+    monkeypatch.setenv("INFSIM_MAX_TRACE_BYTES", "20")
+    assert "the file's size is 67; at most 20 bytes" in refused(path)
