@@ -56,8 +56,11 @@ def _no_hash_block_size(options: LoadOptions, fmt: str, path: Path) -> None:
         )
 
 
-def _numbers(table: pa.Table, column: str, path: Path, rows: RowLocator) -> np.ndarray:
-    return parse_numbers(table.column(column), column, path, rows)
+def _numbers(
+    table: pa.Table, column: str, path: Path, rows: RowLocator, *, integer: bool = True
+) -> np.ndarray:
+    """A CSV column as numbers: exact int64 when every cell is an integer (token counts)."""
+    return parse_numbers(table.column(column), column, path, rows, integer=integer)
 
 
 # -- Azure LLM inference trace 2023 ------------------------------------------------------
@@ -68,7 +71,8 @@ _UTC_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2}
 
 def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> np.ndarray:
     series = pd.Series(stamps.to_pylist(), dtype=object)
-    with_offset = series.str.contains(_UTC_OFFSET, regex=True, na=False).to_numpy()
+    offsets = pc.match_substring_regex(stamps, _UTC_OFFSET)
+    with_offset = pc.fill_null(offsets, False).to_numpy(zero_copy_only=False)
     if with_offset.any() and not with_offset.all():
         index = int(np.flatnonzero(with_offset != with_offset[0])[0])
         has, lacks = ("has", "lacks") if with_offset[index] else ("lacks", "has")
@@ -157,7 +161,7 @@ def read_burstgpt(path: Path, options: LoadOptions) -> Trace:
     """BurstGPT: arrival = Timestamp − first Timestamp; 0 response tokens = failed request."""
     _no_hash_block_size(options, "burstgpt", path)
     table, rows = read_csv_strings(path, BURSTGPT_COLUMNS, optional=("Session ID",))
-    stamps_s = _numbers(table, "Timestamp", path, rows)
+    stamps_s = _numbers(table, "Timestamp", path, rows, integer=False)
     columns = {
         "arrival_s": stamps_s - stamps_s[0],
         "num_prompt_tokens": _numbers(table, "Request tokens", path, rows),

@@ -146,8 +146,12 @@ def read_jsonl(path: Path, fields: dict[str, pa.DataType]) -> tuple[pa.Table, Ro
     data = read_utf8(path)
     if not data.strip():
         raise InputError(f"{path}: the file is empty; expected one JSON object per line")
-    TRACE_ROWS.check(data.count(b"\n"), "the number of lines", str(path))
-    if _NOT_AN_OBJECT.search(data):  # pyarrow 26 crashes (SIGSEGV) on a leading `null`
+    bytes_ = np.frombuffer(data, np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(bytes_ == ord("\n")) + 1])
+    starts = starts[starts < len(bytes_)]
+    TRACE_ROWS.check(len(starts), "the number of lines", str(path))
+    plain = bool(np.all(bytes_[starts] == ord("{")))  # every line opens an object at once
+    if not plain and _NOT_AN_OBJECT.search(data):  # pyarrow 26 segfaults on a leading null
         text = data.decode("utf-8")
         where = _locate_bad_json_line(text, fields) or "a line does not start with '{'"
         raise InputError(f"{path}: {where}; expected one JSON object per line")
@@ -171,8 +175,11 @@ def read_jsonl(path: Path, fields: dict[str, pa.DataType]) -> tuple[pa.Table, Ro
             if where is None:
                 where = f"cannot read the file as JSON lines: {arrow_reason(exc)}"
             raise InputError(f"{path}: {where}") from None
-    text = data.decode("utf-8")
-    rows = _object_lines(text, table.num_rows)
+    if plain and len(starts) == table.num_rows:
+        rows = JSONL_LINES  # no blank line, one object per line
+    else:
+        text = data.decode("utf-8")
+        rows = _object_lines(text, table.num_rows)
     if rows.numbers is not None and len(rows.numbers) != table.num_rows:
         where = _locate_bad_json_line(text, fields) or "some line holds more than one object"
         raise InputError(f"{path}: {where}; expected one JSON object per line")
