@@ -56,6 +56,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infsim.errors import InputError
+from infsim.textio import load_yaml, read_text
 
 SHAPE_COLUMNS = (
     "m", "n", "k",
@@ -196,22 +197,41 @@ def write(directory: Path, table: pa.Table, meta: CalibrationMeta) -> None:
     (directory / "meta.yaml").write_text(text)
 
 
+def _first_error(err: ValidationError) -> str:
+    """The field path, message and (shortened) input of each pydantic error, one line."""
+    parts = []
+    for item in err.errors()[:5]:
+        where = ".".join(map(str, item["loc"])) or "(top level)"
+        given = repr(item.get("input"))
+        given = given if len(given) <= 80 else given[:79] + "…"
+        parts.append(f"{where}: {item['msg']} (got {given})")
+    more = f"; and {err.error_count() - 5} more" if err.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
 def read(directory: Path) -> tuple[pa.Table, CalibrationMeta]:
     """Load and validate a calibration directory."""
     meta_path, ops_path = directory / "meta.yaml", directory / "ops.parquet"
     for path in (meta_path, ops_path):
         if not path.is_file():
             raise InputError(f"{directory}: not a calibration directory ({path.name} missing)")
+    raw: Any = load_yaml(read_text(meta_path, "calibration metadata"), str(meta_path))
     try:
-        raw: Any = yaml.safe_load(meta_path.read_text())
         meta = CalibrationMeta.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as err:
-        raise InputError(f"{meta_path}: invalid calibration metadata: {err}") from None
-    table = pq.read_table(ops_path)
+    except ValidationError as err:
+        raise InputError(
+            f"{meta_path}: invalid calibration metadata: {_first_error(err)}"
+        ) from None
+    try:
+        table = pq.read_table(ops_path)
+        table.validate(full=True)  # damaged pages (e.g. text that is not UTF-8) fail here
+        names = table.schema.names
+    except (pa.ArrowException, OSError, ValueError) as err:
+        text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise InputError(f"{ops_path}: not a readable Parquet file: {text}") from None
     if table.schema.remove_metadata() != OPS_SCHEMA:
         raise InputError(
-            f"{ops_path}: columns {table.schema.names} do not match the calibration schema "
-            f"{OPS_SCHEMA.names}"
+            f"{ops_path}: columns {names} do not match the calibration schema {OPS_SCHEMA.names}"
         )
     validate(table, str(ops_path))
     return table, meta

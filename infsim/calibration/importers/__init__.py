@@ -21,14 +21,16 @@ valid; otherwise it raises `InputError` and nothing is imported.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from infsim.calibration.importers._common import SOURCE, dtype_name
-from infsim.cost.table import COLLECTIVES, Provenance, to_table
+from infsim.calibration.importers._common import MAX_SHAPE, SOURCE, dtype_name, floats, show
+from infsim.cost.table import COLLECTIVES, SHAPE_COLUMNS, Provenance, to_table
 from infsim.errors import InputError
 from infsim.registry import Registry
 
@@ -37,6 +39,7 @@ __all__ = [
     "ImportResult",
     "Importer",
     "aiconfigurator_data_dir",
+    "check_rows",
     "import_paths",
     "importers",
 ]
@@ -91,13 +94,58 @@ def import_paths(fmt: str, paths: list[Path], options: ImportOptions) -> ImportR
         )
     sources = frame[SOURCE] if SOURCE in frame.columns else pd.Series(described, frame.index)
     for source, rows in frame.groupby(sources, sort=False):
-        to_table(rows.reset_index(drop=True), str(source))
+        rows = rows.reset_index(drop=True)
+        check_rows(rows, str(source))
+        to_table(rows, str(source))
     kept = sources.value_counts()
     provenance = tuple(
         p.model_copy(update={"rows": int(kept.get(p.path, 0))}) for p in result.provenance
     )
     frame = frame.drop(columns=[SOURCE], errors="ignore").reset_index(drop=True)
     return ImportResult(frame=frame, meta=result.meta, provenance=provenance)
+
+
+TEXT_COLUMNS = ("op", "dtype", "kv_dtype", "variant")
+
+
+def check_rows(rows: pd.DataFrame, source: str) -> None:
+    """What `to_table` needs of an importer's rows, checked with a message: shapes are whole
+    numbers up to 2^53 (or null), times are numbers (their sign and finiteness are
+    `validate`'s), labels are text (or null). A source value no table can hold is named
+    here — file, calibration row, column — instead of failing inside pandas or Arrow."""
+    for column in (*SHAPE_COLUMNS, "time_s"):
+        if column not in rows.columns:
+            continue
+        values = floats(rows[column])
+        given = ~rows[column].isna().to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = given & np.isnan(values)  # text, a bool, a list
+            if column != "time_s":
+                bad |= given & ~(np.abs(values) <= MAX_SHAPE)
+                bad |= given & np.isfinite(values) & (values != np.round(values))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            expected = "a number" if column == "time_s" else "a whole number up to 2^53"
+            raise InputError(f"{_row(rows, i, source)}: {column} is {show(rows[column].iloc[i])};"
+                             f" expected {expected} ({int(bad.sum())} such rows)")  # fmt: skip
+    for column in TEXT_COLUMNS:
+        if column not in rows.columns:
+            continue
+        bad = [i for i, v in enumerate(rows[column]) if not (v is None or _is_na(v) or
+                                                             isinstance(v, str))]  # fmt: skip
+        if bad:
+            raise InputError(f"{_row(rows, bad[0], source)}: {column} is "
+                             f"{show(rows[column].iloc[bad[0]])}; expected text")  # fmt: skip
+
+
+def _is_na(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _row(rows: pd.DataFrame, i: int, source: str) -> str:
+    op = rows["op"].iloc[i] if "op" in rows.columns else None
+    variant = rows["variant"].iloc[i] if "variant" in rows.columns else None
+    return f"{source}: calibration row {i} (op {show(op)}, variant {show(variant)})"
 
 
 def _keep_dtypes(frame: pd.DataFrame, dtypes: tuple[str, ...]) -> pd.DataFrame:

@@ -12,7 +12,9 @@ short sequence of reads and column arithmetic. Conventions shared by all importe
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 from infsim.catalog import precision
 from infsim.cost.table import Provenance
 from infsim.errors import InputError
+from infsim.textio import read_text
 
 SOURCE = "source"
 """Extra frame column naming the file each row came from (dropped by `import_paths`)."""
@@ -74,34 +77,69 @@ def file_provenance(
     )
 
 
+MAX_SHAPE = 2**53
+"""Largest shape value (or count) accepted: exact in a float, far within int64."""
+
+
 def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
-    """A non-empty CSV with the `required` columns."""
+    """A non-empty CSV with the `required` columns (UTF-8 text, `infsim.textio`)."""
+    text = read_text(path, "CSV file")
+    _check_row_lengths(text, path)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(io.StringIO(text), index_col=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty file (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise InputError(f"{path}: not a readable CSV file: {err}") from None
+    except (pd.errors.ParserError, ValueError, OverflowError, csv.Error) as err:
+        raise InputError(f"{path}: not a readable CSV file: {_first_line(err)}") from None
     require_columns(frame, required, path)
     return frame
+
+
+def _check_row_lengths(text: str, path: Path) -> None:
+    """Every row has as many fields as the header (pandas would otherwise take a longer
+    row's first field as an index, or fill a shorter one with blanks)."""
+    try:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        for row in reader:
+            if row and len(row) != len(header or ()):
+                raise InputError(
+                    f"{path}: line {reader.line_num}: {len(row)} fields, but the header "
+                    f"has {len(header or ())}"
+                )
+    except csv.Error as err:
+        raise InputError(f"{path}: not a readable CSV file: {err}") from None
 
 
 def read_parquet(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> pd.DataFrame:
     """The `columns` (and those of `optional` present) of a non-empty Parquet file."""
     try:
         names = pq.read_schema(path).names
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable Parquet file: {_first_line(err)}") from None
     missing = [c for c in columns if c not in names]
     if missing:
         raise InputError(
             f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(names)}"
         )
     wanted = [*columns, *(c for c in optional if c in names)]
-    frame = pq.read_table(path, columns=wanted).to_pandas()
+    twice = sorted({c for c in wanted if names.count(c) > 1})
+    if twice:
+        raise InputError(f"{path}: column(s) {', '.join(twice)} appear more than once")
+    try:
+        table = pq.read_table(path, columns=wanted)
+        table.validate(full=True)  # damaged pages (e.g. text that is not UTF-8) fail here
+        frame = table.to_pandas()
+    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+        raise InputError(f"{path}: unreadable Parquet data: {_first_line(err)}") from None
     if frame.empty:
         raise InputError(f"{path}: empty table (no rows)")
     return frame
+
+
+def _first_line(err: BaseException) -> str:
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path) -> None:
@@ -115,17 +153,92 @@ def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path) ->
         raise InputError(f"{path}: empty table (header only, no rows)")
 
 
-def numbers(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    """Column as floats; a blank or non-numeric cell is an error naming the row."""
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values))
+def show(value: object) -> str:
+    """A cell's repr (numpy scalars as Python's), cut to 80 characters."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        text = repr(value)
+    except ValueError:  # an integer beyond the digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def numbers(
+    frame: pd.DataFrame,
+    column: str | int,
+    path: Path,
+    *,
+    positive: bool = False,
+    integral: bool = False,
+    allow_null: bool = False,
+    hi: float = MAX_SHAPE,
+) -> np.ndarray:
+    """Column as floats, each finite, |x| ≤ hi, and positive / integral where asked; a
+    blank (unless `allow_null`: NaN), non-numeric (text, a bool, a list) or out-of-range
+    cell is an error naming the column and row."""
+    series = frame[column]
+    values = floats(series)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > hi)
+        if positive:
+            bad |= values <= 0
+        if integral:
+            bad |= values != np.round(values)
+        if allow_null:
+            bad &= ~(np.isnan(values) & series.isna().to_numpy())
+    bad = np.flatnonzero(bad)
     if bad.size:
         i = int(bad[0])
+        kind = "positive " if positive else ""
+        kind += "whole " if integral else ""
         raise InputError(
-            f"{path}: column {column!r} row {i}: not a number: {frame[column].iloc[i]!r} "
+            f"{path}: column {column!r} row {i}: not a {kind}number"
+            f"{' (or blank)' if allow_null else ''} up to {_bound(hi)}: {show(series.iloc[i])} "
             f"({bad.size} such rows)"
         )
     return values
+
+
+def _bound(hi: float) -> str:
+    return "2^53" if hi == MAX_SHAPE else f"{hi:,.0f}" if hi == int(hi) else f"{hi:g}"
+
+
+def floats(series: pd.Series) -> np.ndarray:
+    """Numeric cells as floats, anything else (text, bool, list, blank) as NaN."""
+    if pd.api.types.is_bool_dtype(series):
+        return np.full(len(series), np.nan)
+    if pd.api.types.is_numeric_dtype(series):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return series.to_numpy(dtype=float, na_value=np.nan)
+    out = np.full(len(series), np.nan)
+    for i, value in enumerate(series.to_numpy(dtype=object)):
+        if isinstance(value, bool | np.bool_):
+            continue
+        if isinstance(value, int | float | np.integer | np.floating):
+            try:
+                out[i] = float(value)
+            except OverflowError:
+                out[i] = np.inf
+        elif isinstance(value, str):
+            out[i] = _parse_number(value)
+    return out
+
+
+def _parse_number(text: str) -> float:
+    try:
+        return float(text.strip())
+    except (ValueError, OverflowError):
+        return np.nan
+
+
+def text_column(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """A column of non-blank text cells (a number, list or blank is an error naming the row)."""
+    series = frame[column]
+    for i, value in enumerate(series.to_numpy(dtype=object)):
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{path}: column {column!r} row {i}: expected text, got {show(value)}")
+    return series
 
 
 def unit_column(
@@ -160,9 +273,11 @@ def dtype_name(name: object, path: Path) -> str:
 
 
 def dtype_column(values: pd.Series, path: Path) -> pd.Series:
-    mapping = {raw: dtype_name(raw, path) for raw in values.dropna().unique()}
+    """Canonical names of a column of dtype names (text, none blank)."""
     if values.isna().any():
         raise InputError(f"{path}: blank dtype in column {values.name!r}")
+    text_column(values.to_frame(), values.name, path)
+    mapping = {raw: dtype_name(raw, path) for raw in values.unique()}
     return values.map(mapping)
 
 

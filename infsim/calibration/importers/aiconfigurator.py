@@ -47,6 +47,7 @@ from infsim.calibration.importers._common import (
     numbers,
     one_device,
     read_parquet,
+    text_column,
     version_key,
 )
 from infsim.catalog import precision
@@ -200,12 +201,43 @@ def _expand(paths: list[Path], options: ImportOptions) -> list[Path]:
     return files + found
 
 
+TEXT = frozenset(
+    {
+        "gemm_dtype",
+        "attn_dtype",
+        "kv_cache_dtype",
+        "op_name",
+        "nccl_dtype",
+        "allreduce_dtype",
+        "moe_dtype",
+        "kernel_source",
+        "backend",
+        "distribution",
+    }
+)
+"""Columns of text; every other column read is numeric."""
+OPTIONAL_NUMBERS = frozenset({"window_size", "beam_width"})
+"""Numeric columns whose blank cells mean the default (0, 1)."""
+
+
+def _typed(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Every column checked for its kind, numbers as floats: the converters then only do
+    arithmetic (a text `m` or a list-valued cell is an error naming column and row)."""
+    out = {}
+    for column in raw.columns:
+        if column in TEXT:
+            out[column] = text_column(raw, column, path)
+        else:
+            out[column] = numbers(raw, column, path, allow_null=column in OPTIONAL_NUMBERS)
+    return pd.DataFrame(out, index=raw.index)
+
+
 def _read(path: Path) -> pd.DataFrame:
     if path.stem not in TABLES:
         raise InputError(f"{path}: not an AIConfigurator table; known: {', '.join(TABLES)}")
     required, optional, convert = TABLES[path.stem]
-    raw = read_parquet(path, (*required, "kernel_source", "latency"), optional)
-    latency_ms = numbers(raw, "latency", path)
+    raw = _typed(read_parquet(path, (*required, "kernel_source", "latency"), optional), path)
+    latency_ms = raw["latency"].to_numpy()
     frame = convert(raw, path)
     frame["time_s"] = latency_ms[raw.index.get_indexer(frame.index)] * 1e-3
     frame[SOURCE] = str(path)

@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from infsim.calibration.importers import ImportOptions, ImportResult, importers
 from infsim.calibration.importers._common import (
@@ -58,10 +58,13 @@ from infsim.calibration.importers._common import (
     numbers,
     one_device,
     read_csv,
+    show,
+    text_column,
     unit_column,
 )
 from infsim.catalog.model import ModelSpec, load_model
 from infsim.errors import InputError
+from infsim.textio import load_yaml, read_text
 
 FILES = ("dense.csv", "per_sequence.csv", "attention.csv", "moe.csv")
 GEMMS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
@@ -76,6 +79,7 @@ PER_TOKEN = {
     "embedding": "embedding",
 }
 PER_SEQUENCE = {"lm_head": "lm_head", "sampler": "sampler"}
+MAX_TP = 1024
 
 
 @dataclass(frozen=True)
@@ -110,17 +114,25 @@ def _meta(bundle_dir: Path) -> dict[str, Any]:
     path = bundle_dir / "meta.yaml"
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: invalid YAML: {err}") from None
-    return data if isinstance(data, dict) else {}
+    data = load_yaml(read_text(path, "bundle meta.yaml"), str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping (model, hardware, variant, …), "
+                         f"got {show(data)}")  # fmt: skip
+    for key in ("model", "hardware", "variant", "vllm_version", "profiled_at"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str | int | float | date):
+            raise InputError(f"{path}: {key} is {show(value)}; expected text")
+    return data
 
 
 def _bundle(csv: Path, options: ImportOptions) -> _Bundle:
-    match = re.fullmatch(r"tp(\d+)", csv.parent.name)
-    if not match:
-        raise InputError(f"{csv}: not in a tp<N> folder of an LLMServingSim bundle")
+    match = re.fullmatch(r"tp([0-9]{1,4})", csv.parent.name)
+    if not match or not 1 <= int(match[1]) <= MAX_TP:
+        raise InputError(
+            f"{csv}: not in a tp<N> folder of an LLMServingSim bundle (N = 1 to {MAX_TP})"
+        )
     bundle_dir = csv.parent.parent
     meta = _meta(bundle_dir)
     name = options.model or meta.get("model") or "/".join(bundle_dir.parts[-3:-1])
@@ -134,7 +146,8 @@ def _bundle(csv: Path, options: ImportOptions) -> _Bundle:
     variant = str(meta.get("variant") or bundle_dir.name).lower().split("-")
     dtype = dtype_name(variant[0], csv)
     kv = next((v.removeprefix("kv") for v in variant[1:] if v.startswith("kv")), None)
-    hardware = str(meta.get("hardware") or bundle_dir.parents[2].name)
+    folder = bundle_dir.parents[2].name if len(bundle_dir.parents) > 2 else ""
+    hardware = str(meta.get("hardware") or folder)
     return _Bundle(model=model, tp=int(match[1]), dtype=dtype,
                    kv_dtype=dtype_name(kv, csv) if kv else dtype,
                    device=device_name(hardware) or hardware)  # fmt: skip
@@ -146,6 +159,7 @@ def _times(raw: pd.DataFrame, path: Path) -> np.ndarray:
 
 
 def _dense(raw: pd.DataFrame, path: Path, b: _Bundle) -> pd.DataFrame:
+    text_column(raw, "layer", path)
     tokens = numbers(raw, "tokens", path)
     frame = pd.DataFrame({"op": raw["layer"].map(PER_TOKEN).fillna("elementwise"),
                           "num_tokens": tokens, "hidden_size": b.model.hidden_size,
@@ -161,7 +175,7 @@ def _dense(raw: pd.DataFrame, path: Path, b: _Bundle) -> pd.DataFrame:
 
 
 def _per_sequence(raw: pd.DataFrame, path: Path, b: _Bundle) -> pd.DataFrame:
-    unknown = sorted(set(raw["layer"]) - set(PER_SEQUENCE))
+    unknown = sorted(set(text_column(raw, "layer", path)) - set(PER_SEQUENCE))
     if unknown:
         raise InputError(
             f"{path}: unknown per-sequence layer(s) {unknown}; known: lm_head, sampler"
@@ -203,7 +217,7 @@ def _moe(raw: pd.DataFrame, path: Path, b: _Bundle) -> pd.DataFrame:
     spec = b.model
     if not spec.num_experts:
         raise InputError(f"{path}: MoE table but model {spec.name!r} has no experts")
-    activated = numbers(raw, "activated_experts", path).astype(int)
+    activated = numbers(raw, "activated_experts", path, integral=True).astype(np.int64)
     frame = pd.DataFrame(
         {"op": "moe", "num_tokens": numbers(raw, "tokens", path),
          "hidden_size": spec.hidden_size, "inter_size": spec.moe_intermediate_size // b.tp,

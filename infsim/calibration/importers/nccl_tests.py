@@ -34,11 +34,14 @@ from infsim.calibration.importers._common import (
     numbers,
     one_device,
     read_csv,
+    text_column,
     unit_column,
 )
 from infsim.errors import InputError
+from infsim.textio import read_text
 
 VARIANT = "nccl-tests"
+MAX_DEVICES = 1_000_000
 COLLECTIVES = {
     "all_reduce": "all_reduce",
     "allreduce": "all_reduce",
@@ -68,11 +71,14 @@ def _read_apex(path: Path) -> tuple[pd.DataFrame, str | None]:
     raw = read_csv(path, ("gpu", "num_nodes", "num_gpus_per_node", "dtype"))
     time_col, to_s = unit_column(raw, path, ("time", "latency"), TIME_UNITS)
     size_col, to_bytes = unit_column(raw, path, ("size",), SIZE_UNITS)
-    gpus = sorted(set(raw["gpu"].astype(str)))
+    gpus = sorted(set(text_column(raw, "gpu", path)))
     if len(gpus) > 1:
         raise InputError(f"{path}: mixed devices in one file: {gpus}")
     size_bytes = numbers(raw, size_col, path) * to_bytes
-    devices = numbers(raw, "num_nodes", path) * numbers(raw, "num_gpus_per_node", path)
+    nodes = numbers(raw, "num_nodes", path, positive=True, integral=True, hi=MAX_DEVICES)
+    per_node = numbers(raw, "num_gpus_per_node", path, positive=True, integral=True,
+                       hi=MAX_DEVICES)  # fmt: skip
+    devices = nodes * per_node
     frame = pd.DataFrame(
         {"op": _collective(path.stem, path), "dtype": dtype_column(raw["dtype"], path),
          "message_bytes": size_bytes, "num_devices": devices, "variant": VARIANT,
@@ -83,19 +89,19 @@ def _read_apex(path: Path) -> tuple[pd.DataFrame, str | None]:
 
 _HEADER = re.compile(r"^#\s+size\s+count\s+type\b")
 _RANK = re.compile(r"^#\s+Rank\s+\d+.*?device\s+\d+\s+\[[^\]]*\]\s+(.+?)\s*$")
-_THREADS = re.compile(r"nThread\s+(\d+)\s+nGpus\s+(\d+)")
+_THREADS = re.compile(r"nThread\s+([0-9]{1,6})\s+nGpus\s+([0-9]{1,6})\b")
 _NAME = re.compile(r"Collective test starting:\s*(\S+)")
 
 
 def _read_stdout(path: Path) -> tuple[pd.DataFrame, str | None]:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable text file: {err}") from None
+    lines = read_text(path, "nccl-tests output").splitlines()
     header = next((line for line in lines if _HEADER.match(line)), None)
     if header is None:
         raise InputError(f"{path}: not nccl-tests output (no '#  size  count  type …' header line)")
     columns = header.lstrip("#").split()
+    if columns[:3] != ["size", "count", "type"]:
+        raise InputError(f"{path}: the nccl-tests header starts {' '.join(columns[:3])!r}, "
+                         "expected 'size count type'")  # fmt: skip
     name = next((m.group(1) for m in map(_NAME.search, lines) if m), path.stem)
     op = _collective(name, path)
     ranks = [m.group(1) for m in map(_RANK.match, lines) if m]
@@ -104,11 +110,13 @@ def _read_stdout(path: Path) -> tuple[pd.DataFrame, str | None]:
     if not num_devices:
         raise InputError(f"{path}: cannot tell the number of GPUs (no '#  Rank' or nGpus line)")
     rows = [line.split() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    rows = [r for r in rows if len(r) == len(columns) and r[0].isdigit()]
+    rows = [r for r in rows if len(r) == len(columns) and r[0].isascii() and r[0].isdigit()]
     if not rows:
         raise InputError(f"{path}: no result rows under the nccl-tests header")
     table = pd.DataFrame(rows)
     times = [i for i, c in enumerate(columns) if c == "time"]
+    if not times:
+        raise InputError(f"{path}: the nccl-tests header has no 'time' column: {' '.join(columns)}")
     frames = []
     for index, variant in zip(times, ("out_of_place", "in_place"), strict=False):
         frames.append(pd.DataFrame(

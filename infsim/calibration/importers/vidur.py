@@ -37,6 +37,8 @@ from infsim.calibration.importers._common import (
     numbers,
     one_device,
     read_csv,
+    show,
+    text_column,
 )
 from infsim.catalog.model import load_model
 from infsim.errors import InputError
@@ -51,6 +53,7 @@ PER_TOKEN = {
     "emb": "embedding",
 }
 NETWORK = ("all_reduce", "send_recv")
+GATED = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 MODEL_COLUMNS = ("n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_mlp")
 MODEL_COLUMNS += ("num_tokens", "num_tensor_parallel_workers")
 
@@ -63,9 +66,18 @@ def _median(raw: pd.DataFrame, op: str, path: Path) -> np.ndarray:
 
 
 def _gemm_shapes(raw: pd.DataFrame, path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    heads, kv_heads, hidden, inter = (numbers(raw, c, path) for c in MODEL_COLUMNS[:4])
-    tp = numbers(raw, "num_tensor_parallel_workers", path)
-    gated = raw["use_gated_mlp"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+    heads, kv_heads, hidden, inter = (
+        numbers(raw, c, path, positive=True, integral=True) for c in MODEL_COLUMNS[:4]
+    )
+    tp = numbers(raw, "num_tensor_parallel_workers", path, positive=True, integral=True)
+    flags = [str(v).strip().lower() for v in raw["use_gated_mlp"].to_numpy(dtype=object)]
+    bad = [i for i, flag in enumerate(flags) if flag not in GATED]
+    if bad:
+        raise InputError(
+            f"{path}: column 'use_gated_mlp' row {bad[0]}: expected True or False, got "
+            f"{show(raw['use_gated_mlp'].iloc[bad[0]])}"
+        )
+    gated = np.asarray([GATED[flag] for flag in flags])
     head_dim = hidden // heads
     kv_local = np.maximum(kv_heads // tp, 1)
     return {
@@ -102,8 +114,8 @@ def _check_catalog(raw: pd.DataFrame, path: Path) -> None:
 def _read_mlp(path: Path) -> pd.DataFrame:
     raw = read_csv(path, MODEL_COLUMNS)
     _check_catalog(raw, path)
-    tokens = numbers(raw, "num_tokens", path)
-    tp = numbers(raw, "num_tensor_parallel_workers", path)
+    tokens = numbers(raw, "num_tokens", path, positive=True, integral=True)
+    tp = numbers(raw, "num_tensor_parallel_workers", path, positive=True, integral=True)
     frames = []
     for op, (n, k) in _gemm_shapes(raw, path).items():
         frames.append(pd.DataFrame({"op": "gemm", "m": tokens, "n": n, "k": k, "tp": tp,
@@ -118,12 +130,13 @@ def _read_mlp(path: Path) -> pd.DataFrame:
 def _read_network(path: Path) -> pd.DataFrame:
     raw = read_csv(path, ("collective", "num_workers", "size", "devices_per_node"))
     if "rank" in raw.columns:
-        raw = raw[raw["rank"] == raw["rank"].min()]
-    ops = sorted(set(raw["collective"].astype(str)))
+        rank = numbers(raw, "rank", path, integral=True)
+        raw = raw[rank == rank.min()]
+    ops = sorted(set(text_column(raw, "collective", path)))
     if len(ops) != 1 or ops[0] not in NETWORK:
         raise InputError(f"{path}: expected one collective (all_reduce, send_recv), got {ops}")
-    workers = numbers(raw, "num_workers", path)
-    nodes = workers // np.maximum(numbers(raw, "devices_per_node", path), 1)
+    workers = numbers(raw, "num_workers", path, positive=True, integral=True)
+    nodes = workers // np.maximum(numbers(raw, "devices_per_node", path, integral=True), 1)
     variant = np.where(nodes > 1, [f"nccl/{int(n)}_nodes" for n in nodes], "nccl")
     return pd.DataFrame(
         {"op": ops[0], "dtype": DTYPE, "message_bytes": numbers(raw, "size", path),
@@ -146,8 +159,10 @@ def _files(paths: list[Path]) -> list[Path]:
 
 def _device(path: Path) -> str | None:
     """compute/<gpu>/<org>/<model>/mlp.csv or network/<gpu>_<topology>/<x>.csv."""
+    if len(path.parts) <= 3:
+        return None
     folder = path.parents[2].name if path.name == "mlp.csv" else path.parent.name
-    return device_name(folder.split("_")[0]) if len(path.parts) > 3 else None
+    return device_name(folder.split("_")[0])
 
 
 @importers.register("vidur")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,13 +87,17 @@ def load(path: Path) -> Trace:
     host: list[Event] = []
     kernels: list[Event] = []
     flow_ends: dict[tuple[Any, Any, int], int] = {}
-    for item in events:
+    for index, item in enumerate(events):
         if not isinstance(item, dict):
             continue
+        where = f"{path}: traceEvents[{index}]"
         if item.get("ph") == "f" and item.get("cat") == "ac2g" and "id" in item:
-            flow_ends[(item.get("pid"), item.get("tid"), _ns(item.get("ts")))] = item["id"]
+            correlation = _correlation(item["id"])
+            if correlation is not None:
+                key = (_thread(item, "pid", where), _thread(item, "tid", where))
+                flow_ends[(*key, _ns(item.get("ts"), where, "ts"))] = correlation
             continue
-        event = _event(item)
+        event = _event(item, where)
         if event is None:
             continue
         if event.cat == "kernel":
@@ -114,17 +120,29 @@ def load(path: Path) -> Trace:
 
 def launch_index(trace: Trace, kernel: Event) -> int | None:
     """Index in `trace.host` of the runtime call that launched `kernel`, if known."""
-    correlation = kernel.args.get("correlation")
+    correlation = _correlation(kernel.args.get("correlation"))
     if correlation is None:
         return None
-    return trace.launch_by_correlation.get(int(correlation))
+    return trace.launch_by_correlation.get(correlation)
+
+
+def _correlation(value: Any) -> int | None:
+    """A correlation id (an integer, as Kineto writes it); None for anything else: such a
+    kernel or launch cannot be joined and is counted as outside any op."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _index_launches(trace: Trace, flow_ends: dict[tuple[Any, Any, int], int]) -> None:
     for i, event in enumerate(trace.host):
-        correlation = event.args.get("correlation")
+        correlation = _correlation(event.args.get("correlation"))
         if event.cat in LAUNCH_CATEGORIES and correlation is not None:
-            trace.launch_by_correlation[int(correlation)] = i
+            trace.launch_by_correlation[correlation] = i
     # Kernels without args.correlation (rare) get it from the ac2g flow that ends on them.
     for k, kernel in enumerate(trace.kernels):
         if "correlation" not in kernel.args:
@@ -152,7 +170,7 @@ def _parents(host: list[Event]) -> list[int | None]:
 
 
 def _check_one_device(trace: Trace) -> None:
-    devices = {k.args.get("device", k.pid) for k in trace.kernels}
+    devices = {repr(k.args.get("device", k.pid)) for k in trace.kernels}
     if len(devices) > 1:
         raise InputError(
             f"{trace.path}: kernels from {len(devices)} devices ({sorted(map(str, devices))}) "
@@ -160,40 +178,92 @@ def _check_one_device(trace: Trace) -> None:
         )
 
 
+MAX_TRACE_BYTES = 1 << 32
+"""Largest decompressed trace read (4 GiB): a gzip bomb is refused, not unpacked."""
+MAX_TS_US = 1e17
+"""|ts| bound in microseconds (Kineto stamps are µs since the epoch, ~1.8e15 today)."""
+MAX_DUR_US = 1e12
+"""Longest event duration in microseconds (11.6 days)."""
+
+
 def _read_json(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except OSError as err:
         raise InputError(f"{path}: cannot read the trace: {err.strerror}") from None
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(path, data)
     try:
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        return json.loads(data)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{path}: not a JSON Chrome trace: not UTF-8 text (byte 0x{data[err.start]:02x} at "
+            f"offset {err.start})"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
         raise InputError(f"{path}: not a JSON Chrome trace ({err})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a JSON Chrome trace (nested too deeply)") from None
+    except ValueError as err:  # an integer beyond Python's digit limit
+        raise InputError(f"{path}: unreadable value in the trace: {str(err)[:200]}") from None
 
 
-def _event(item: dict[str, Any]) -> Event | None:
-    if item.get("ph") != "X" or "ts" not in item:
+def _gunzip(path: Path, data: bytes) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+            out = handle.read(MAX_TRACE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(f"{path}: not a readable .gz file ({err})") from None
+    if len(out) > MAX_TRACE_BYTES:
+        raise InputError(f"{path}: decompresses to more than {MAX_TRACE_BYTES:,} bytes")
+    return out
+
+
+def _thread(item: dict[str, Any], key: str, where: str) -> Any:
+    value = item.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | str | float)):
+        raise InputError(f"{where}: {key} is {_show(value)}; expected a number or a string")
+    return value
+
+
+def _event(item: dict[str, Any], where: str) -> Event | None:
+    if item.get("ph") != "X":
         return None
     args = item.get("args")
-    try:
-        return Event(
-            name=str(item.get("name", "")),
-            cat=str(item.get("cat", "")),
-            pid=item.get("pid"),
-            tid=item.get("tid"),
-            start_ns=_ns(item["ts"]),
-            dur_ns=_ns(item.get("dur", 0)),
-            args=args if isinstance(args, dict) else {},
+    return Event(
+        name=str(item.get("name", "")),
+        cat=str(item.get("cat", "")),
+        pid=_thread(item, "pid", where),
+        tid=_thread(item, "tid", where),
+        start_ns=_ns(item.get("ts"), where, "ts"),
+        dur_ns=_ns(item.get("dur", 0), where, "dur"),
+        args=args if isinstance(args, dict) else {},
+    )
+
+
+def _ns(microseconds: Any, where: str, key: str) -> int:
+    """Chrome-trace `ts`/`dur` are microseconds (floats in newer Kineto) → integer ns."""
+    low, high = (0.0, MAX_DUR_US) if key == "dur" else (-MAX_TS_US, MAX_TS_US)
+    if (
+        isinstance(microseconds, bool)
+        or not isinstance(microseconds, int | float)
+        or not low <= microseconds <= high  # also refuses NaN
+    ):
+        raise InputError(
+            f"{where}: {key} is {_show(microseconds)}; expected a number of microseconds "
+            f"from {low:g} to {high:g}"
         )
-    except (TypeError, ValueError):
-        return None
-
-
-def _ns(microseconds: Any) -> int:
-    """Chrome-trace `ts`/`dur` are microseconds (floats in newer Kineto)."""
     return round(float(microseconds) * 1000)
+
+
+def _show(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _device_names(raw: dict[str, Any]) -> tuple[str, ...]:

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import math
 import re
 import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
-from infsim.calibration.profilers.torch_profiler import STEP_RE
+from infsim.calibration.profilers.torch_profiler import MAX_STEP_COUNT, STEP_RE, step_shape
 from infsim.errors import InputError
+from infsim.textio import load_json, read_text
 
 KERNEL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("all_reduce", re.compile(r"allreduce|all_reduce|cross_device_reduce", re.I)),
@@ -53,42 +55,56 @@ def kernel_op(name: str) -> str | None:
     return next((op for op, pattern in KERNEL_PATTERNS if pattern.search(name)), None)
 
 
+MAX_INSTANCES = 10**15
+
+
 def read_kern_sum(path: Path) -> tuple[pd.DataFrame, list[str]]:
     """`nsys stats --report cuda_gpu_kern_sum --format csv` → rows and notes."""
     header, records = _csv_records(path)
     unit, time_col = _time_column(path, header)
+    if "Name" not in header:
+        raise InputError(f"{path}: no 'Name' column in the kernel summary header {header}")
     medians: dict[str, float] = {}
     counts: dict[str, int] = {}
     for i, record in enumerate(records, start=2):
-        try:
-            name = record["Name"]
-            medians[name] = _number(record[time_col]) * UNIT_S[unit]
-            counts[name] = int(_number(record.get("Instances") or "1"))
-        except (KeyError, ValueError):
-            raise InputError(f"{path}: row {i}: bad number in {record}") from None
+        name = record.get("Name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{path}: row {i}: the kernel Name is blank")
+        where = f"{path}: row {i} ({name[:60]})"
+        seconds = _number(record.get(time_col), where, time_col) * UNIT_S[unit]
+        instances = _number(record.get("Instances") or "1", where, "Instances")
+        if instances != int(instances) or not 1 <= instances <= MAX_INSTANCES:
+            raise InputError(f"{where}: Instances is {instances:g}; expected a whole count ≥ 1")
+        medians[name], counts[name] = seconds, int(instances)
     if not medians:
         raise InputError(f"{path}: the kernel summary has no rows")
     return _rows(path, medians, counts, steps={})
 
 
 def read_sqlite(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """`nsys export --type sqlite` → rows from kernel and NVTX step tables, and notes."""
+    """`nsys export --type sqlite` → rows from kernel and NVTX step tables, and notes.
+
+    Any SQLite failure (not a database, damaged pages, a missing table or column) and any
+    NULL or non-numeric time is an `InputError` naming the file and the table."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as err:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error as err:
         raise InputError(f"{path}: not an Nsight Systems SQLite export ({err})") from None
+    table = "sqlite_master"
     try:
-        if "CUPTI_ACTIVITY_KIND_KERNEL" not in tables:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if KERNELS not in tables:
             raise InputError(
-                f"{path}: no CUPTI_ACTIVITY_KIND_KERNEL table (was the GPU "
-                "traced? nsys profile --trace=cuda)"
+                f"{path}: no {KERNELS} table (was the GPU traced? nsys profile --trace=cuda)"
             )
-        durations = _kernel_durations(con, path)
-        steps = _nvtx_steps(con) if "NVTX_EVENTS" in tables else {}
-        devices = {
-            r[0] for r in con.execute("SELECT DISTINCT deviceId FROM CUPTI_ACTIVITY_KIND_KERNEL")
-        }
+        table = KERNELS
+        durations, devices = _kernel_durations(con, path, tables)
+        table = "NVTX_EVENTS"
+        steps = _nvtx_steps(con, path, tables) if "NVTX_EVENTS" in tables else {}
+    except (sqlite3.Error, UnicodeDecodeError) as err:  # damaged pages, text not UTF-8
+        raise InputError(
+            f"{path}: not an Nsight Systems SQLite export, or damaged ({table}: {err})"
+        ) from None
     finally:
         con.close()
     if len(devices) > 1:
@@ -113,14 +129,18 @@ def _rows(
         else:
             skipped[op or "unmatched"] += counts[name]
     for name, times in sorted(steps.items()):
-        prefill, prefill_tokens, decode, decode_tokens = map(int, STEP_RE.match(name).groups())
+        step = step_shape(name)
+        if not isinstance(step, tuple):
+            skipped[step or "not a step"] += len(times)
+            continue
+        batch_size, num_tokens = step
         rows.append(
             {
                 "op": "step",
                 "variant": name,
                 "time_s": statistics.median(times),
-                "num_tokens": prefill_tokens + decode_tokens,
-                "batch_size": prefill + decode,
+                "num_tokens": num_tokens,
+                "batch_size": batch_size,
             }
         )
     if not rows:
@@ -150,21 +170,23 @@ def _shape_file(path: Path) -> dict[str, int]:
     sidecar = path.with_name(path.name + ".shape.json")
     if not sidecar.is_file():
         return {}
-    try:
-        data = json.loads(sidecar.read_text())
-        tokens = data["num_tokens"]
-        if not isinstance(tokens, int) or tokens < 1 or set(data) != {"num_tokens"}:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f'{sidecar}: expected {{"num_tokens": <positive int>}}') from None
+    data = load_json(read_text(sidecar, "shape file"), str(sidecar))
+    tokens = data.get("num_tokens") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"num_tokens"}
+        or isinstance(tokens, bool)
+        or not isinstance(tokens, int)
+        or not 1 <= tokens <= MAX_STEP_COUNT
+    ):
+        raise InputError(
+            f'{sidecar}: expected {{"num_tokens": <positive int up to {MAX_STEP_COUNT:,}>}}'
+        )
     return {"num_tokens": tokens}
 
 
 def _csv_records(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read the CSV ({err})") from None
+    lines = read_text(path, "kernel summary CSV").splitlines()
     # nsys prints "Generating SQLite file…" / "Processing […]" before the header.
     start = next((i for i, line in enumerate(lines) if "Name" in line and "(" in line), None)
     if start is None:
@@ -172,8 +194,11 @@ def _csv_records(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             f"{path}: no cuda_gpu_kern_sum header (a 'Name' column and "
             "'Total Time (ns)'-style columns) found"
         )
-    reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
-    return list(reader.fieldnames or []), [r for r in reader if any(r.values())]
+    try:
+        reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
+        return list(reader.fieldnames or []), [r for r in reader if any(r.values())]
+    except csv.Error as err:
+        raise InputError(f"{path}: not a readable CSV ({err})") from None
 
 
 def _time_column(path: Path, header: list[str]) -> tuple[str, str]:
@@ -190,34 +215,80 @@ def _time_column(path: Path, header: list[str]) -> tuple[str, str]:
     raise InputError(f"{path}: no 'Med (<unit>)' or 'Avg (<unit>)' column in {header}")
 
 
-def _number(text: str) -> float:
-    return float(str(text).replace(",", "").strip())
+def _number(text: object, where: str, column: str) -> float:
+    """A summary cell ("1,234.5") as a finite number ≥ 0."""
+    try:
+        value = float(str(text).replace(",", "").strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"{where}: {column} is {str(text)[:40]!r}; expected a number ≥ 0")
+    return value
 
 
-def _kernel_durations(con: sqlite3.Connection, path: Path) -> dict[str, list[float]]:
-    columns = {r[1] for r in con.execute("PRAGMA table_info(CUPTI_ACTIVITY_KIND_KERNEL)")}
+KERNELS = "CUPTI_ACTIVITY_KIND_KERNEL"
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _duration_s(start: object, end: object, path: Path, table: str, rowid: object) -> float:
+    """`end - start` of one row (integer nanoseconds) in seconds; a NULL, text or
+    reversed pair is an error naming the table and row."""
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(
+                f"{path}: {table} row {rowid}: {name} is {repr(value)[:40]}; expected integer "
+                "nanoseconds (a NULL or text cell is a damaged export)"
+            )
+    if end < start:  # type: ignore[operator]
+        raise InputError(f"{path}: {table} row {rowid}: end {end} is before start {start}")
+    return (end - start) * 1e-9  # type: ignore[operator]
+
+
+def _kernel_durations(
+    con: sqlite3.Connection, path: Path, tables: set[str]
+) -> tuple[dict[str, list[float]], set[str]]:
+    """Kernel name → durations (s), and the device ids (as text) the kernels ran on."""
+    columns = _columns(con, KERNELS)
     name_col = next((c for c in ("demangledName", "shortName") if c in columns), None)
     if name_col is None or not {"start", "end"} <= columns:
-        raise InputError(f"{path}: CUPTI_ACTIVITY_KIND_KERNEL lacks start/end/demangledName")
+        raise InputError(f"{path}: {KERNELS} lacks start/end/demangledName")
+    if "StringIds" not in tables or not {"id", "value"} <= _columns(con, "StringIds"):
+        raise InputError(f"{path}: no StringIds table (id, value) for the kernel names")
+    device = "k.deviceId" if "deviceId" in columns else "NULL"
     query = (
-        f"SELECT s.value, k.[end] - k.start FROM CUPTI_ACTIVITY_KIND_KERNEL k "
-        f"JOIN StringIds s ON s.id = k.{name_col}"
+        f"SELECT k.rowid, s.value, k.start, k.[end], {device} FROM {KERNELS} k "
+        f"LEFT JOIN StringIds s ON s.id = k.{name_col}"
     )
     durations: dict[str, list[float]] = defaultdict(list)
-    for name, dur_ns in con.execute(query):
-        durations[str(name)].append(dur_ns * 1e-9)
+    devices: set[str] = set()
+    for rowid, name, start, end, device_id in con.execute(query):
+        if name is None:
+            raise InputError(
+                f"{path}: {KERNELS} row {rowid}: {name_col} names no string in StringIds"
+            )
+        durations[str(name)].append(_duration_s(start, end, path, KERNELS, rowid))
+        devices.add(str(device_id))
     if not durations:
-        raise InputError(f"{path}: CUPTI_ACTIVITY_KIND_KERNEL is empty")
-    return durations
+        raise InputError(f"{path}: {KERNELS} is empty")
+    return durations, devices
 
 
-def _nvtx_steps(con: sqlite3.Connection) -> dict[str, list[float]]:
-    columns = {r[1] for r in con.execute("PRAGMA table_info(NVTX_EVENTS)")}
-    text = "COALESCE(n.text, s.value)" if "textId" in columns else "n.text"
-    join = "LEFT JOIN StringIds s ON s.id = n.textId" if "textId" in columns else ""
+def _nvtx_steps(con: sqlite3.Connection, path: Path, tables: set[str]) -> dict[str, list[float]]:
+    columns = _columns(con, "NVTX_EVENTS")
+    if not {"start", "end", "text"} <= columns:
+        raise InputError(f"{path}: NVTX_EVENTS lacks start/end/text")
+    strings = "textId" in columns and "StringIds" in tables
+    text = "COALESCE(n.text, s.value)" if strings else "n.text"
+    join = "LEFT JOIN StringIds s ON s.id = n.textId" if strings else ""
     steps: dict[str, list[float]] = defaultdict(list)
-    query = f"SELECT {text}, n.[end] - n.start FROM NVTX_EVENTS n {join} WHERE n.[end] > n.start"
-    for name, dur_ns in con.execute(query):
-        if name and STEP_RE.match(str(name)):
-            steps[str(name)].append(dur_ns * 1e-9)
+    query = f"SELECT n.rowid, {text}, n.start, n.[end] FROM NVTX_EVENTS n {join}"
+    for rowid, name, start, end in con.execute(query):
+        if end is None or not name or not STEP_RE.match(str(name)):
+            continue  # an open range (no end yet) or not a vLLM step
+        seconds = _duration_s(start, end, path, "NVTX_EVENTS", rowid)
+        if seconds > 0:
+            steps[str(name)].append(seconds)
     return steps

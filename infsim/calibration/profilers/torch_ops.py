@@ -84,8 +84,52 @@ COLLECTIVE_NAMES = {
 }  # fmt: skip
 
 
+MAX_DIM = 2**53
+"""Largest shape value of a row: exact in a float, far within int64."""
+_MAPPING_ERRORS = (
+    IndexError, KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError
+)  # fmt: skip
+
+
 def classify(name: str, args: dict[str, Any], world_size: int | None = None) -> Result:
-    """Canonical op for one host event (see the module docstring for the mapping)."""
+    """Canonical op for one host event (see the module docstring for the mapping).
+
+    A trace's `Input Dims`, types and collective sizes are data: anything that is not the
+    shape the op's schema promises (text, nulls, nesting, non-positive or astronomically
+    large sizes) makes the op `Unshaped` with the reason, counted in the import's notes."""
+    try:
+        result = _classify(name, args, world_size)
+    except _MAPPING_ERRORS:
+        return Unshaped(f"unexpected arguments {_short(args)}")
+    if isinstance(result, Shaped):
+        bad = [(k, v) for k, v in result.shape if not _dimension(v)]
+        if bad:
+            return Unshaped(f"unexpected shape {_short(dict(bad))}")
+    return result
+
+
+def _well_formed(dims: Any, depth: int = 0) -> bool:
+    """`Input Dims` as Kineto writes them: a list of shapes (lists of sizes; tensor lists
+    nest one level more), every size a whole number 0 … MAX_DIM."""
+    if not isinstance(dims, list) or depth > 3:
+        return False
+    return all(_dimension(d) if depth and not isinstance(d, list) else _well_formed(d, depth + 1)
+               for d in dims)  # fmt: skip
+
+
+def _dimension(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DIM
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _classify(name: str, args: dict[str, Any], world_size: int | None) -> Result:
     if name in PAGED_ATTENTION:
         return Unshaped("paged/varlen attention (per-sequence lengths not recorded)")
     if name.startswith("nccl:"):
@@ -102,12 +146,14 @@ def classify(name: str, args: dict[str, Any], world_size: int | None = None) -> 
         return None
     dims = args.get("Input Dims")
     types = args.get("Input type") or []
-    if not isinstance(dims, list):
+    if dims is None:
         return Unshaped("no Input Dims (profile with record_shapes=True)")
+    if not _well_formed(dims):
+        return Unshaped(f"unexpected Input Dims {_short(dims)}")
     try:
         return mapper(dims, list(types), args)
-    except (IndexError, TypeError, ValueError, ZeroDivisionError):
-        return Unshaped(f"unexpected Input Dims {dims}")
+    except _MAPPING_ERRORS:
+        return Unshaped(f"unexpected Input Dims {_short(dims)}")
 
 
 def _dtype(types: list[Any], i: int) -> str | None:

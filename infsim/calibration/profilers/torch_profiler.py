@@ -33,6 +33,26 @@ from infsim.calibration.profilers.torch_ops import Shaped, Unshaped, classify
 from infsim.errors import InputError
 
 STEP_RE = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)")
+MAX_STEP_COUNT = 10**9
+"""Largest request or token count of a step annotation taken as a step row."""
+
+
+def step_shape(name: str) -> tuple[int, int] | str | None:
+    """(batch_size, num_tokens) of a vLLM step annotation `execute_context_P(p)_generation_
+    D(d)`; None when `name` is not one; the reason (a string) when its counts are out of
+    range (skipped and counted in the notes)."""
+    match = STEP_RE.match(name)
+    if match is None:
+        return None
+    groups = match.groups()
+    if any(len(g) > 10 or not g.isascii() for g in groups):
+        return "step annotation with out-of-range counts"
+    prefill, prefill_tokens, decode, decode_tokens = map(int, groups)
+    if max(prefill, prefill_tokens, decode, decode_tokens) > MAX_STEP_COUNT:
+        return "step annotation with out-of-range counts"
+    return prefill + decode, prefill_tokens + decode_tokens
+
+
 PROFILER = "PyTorch profiler (Kineto Chrome trace)"
 
 
@@ -86,15 +106,13 @@ def _collect(trace: kineto.Trace, tally: _Tally) -> None:
         for index, result in claims.items():
             _add(tally, result, trace.host[index].name, trace.host[index].dur_ns)
     for event in trace.host:
-        match = STEP_RE.match(event.name) if event.cat == "user_annotation" else None
-        if match and event.dur_ns > 0:
-            prefill, prefill_tokens, decode, decode_tokens = map(int, match.groups())
-            key = (
-                "step",
-                None,
-                (("batch_size", prefill + decode), ("num_tokens", prefill_tokens + decode_tokens)),
-                event.name,
-            )
+        shape = step_shape(event.name) if event.cat == "user_annotation" else None
+        if isinstance(shape, str):
+            tally.skipped[f"{event.name[:60]}: {shape}"] += 1
+        elif shape is not None and event.dur_ns > 0:
+            batch_size, num_tokens = shape
+            key = ("step", None, (("batch_size", batch_size), ("num_tokens", num_tokens)),
+                   event.name)  # fmt: skip
             tally.samples[key].append(event.dur_ns * 1e-9)
             tally.num_steps += 1
 
