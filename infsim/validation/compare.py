@@ -99,9 +99,13 @@ def predicted_stats(summary: dict[str, Any]) -> dict[str, float | None]:
 
 
 def error_pct(predicted: float | None, measured: float) -> float | None:
+    """Signed % error; None where it is undefined (no prediction, a measured 0, or a
+    measured value so small that the ratio overflows)."""
     if predicted is None or not np.isfinite(predicted) or measured == 0:
         return None
-    return (predicted - measured) / measured * 100.0
+    with np.errstate(over="ignore", invalid="ignore"):  # numpy scalars: the NaN/inf is checked
+        value = (predicted - measured) / measured * 100.0
+    return float(value) if np.isfinite(value) else None
 
 
 def compare(

@@ -265,3 +265,18 @@ def test_every_family_exits_2_through_the_cli(tmp_path, scenario_file):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, (i, result.output)
         assert result.output.startswith(f"infsim: error: {path}"), (i, result.output)
+
+
+def test_error_pct_stays_finite_for_tiny_measured_values():
+    """A measured 5e-324 s made the error +inf, written as the non-JSON `Infinity`."""
+    import numpy as np
+
+    from infsim.validation.compare import compare, error_pct
+
+    assert error_pct(1.0, 5e-324) is None
+    assert error_pct(np.float64(1.0), np.float64(5e-324)) is None
+    metrics, median = compare(
+        {"ttft_mean": 5e-324, "ttft_p50": 0.5}, {"ttft_mean": 1.0, "ttft_p50": 1.0}
+    )
+    assert metrics["ttft_mean"].error_pct is None
+    assert median == 100.0
