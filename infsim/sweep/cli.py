@@ -96,7 +96,11 @@ def _target(ttft_p99, tpot_p99, e2e_p99, min_attainment):
 
 
 def _default_out(command: str, ctx) -> Path:
-    return Path("runs") / f"{command}-{ctx.base_raw.get('name', 'scenario')}"
+    """runs/<command>-<scenario name>, the name made a safe directory name
+    (`infsim.report.paths.safe_run_dir`: no separators, no `..`, no absolute path)."""
+    from infsim.report.paths import safe_run_dir
+
+    return safe_run_dir(f"{command}-{ctx.base_raw.get('name', 'scenario')}", "runs")
 
 
 def _progress(quiet: bool, label: str):

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from infsim.errors import InputError
+from infsim.report.read import is_run_dir, verify_run
 from infsim.sweep.results import DEFAULT_METRICS, results_table
 from infsim.sweep.search import pareto_front
 from infsim.sweep.store import MANIFEST, ResultStore, write_atomic
@@ -145,6 +146,7 @@ def _read_summary(path: Path) -> dict[str, Any]:
 
 
 def run_report(directory: Path) -> str:
+    verify_run(directory)  # complete, undamaged, one run's files; else InputError (exit 2)
     summary = _read_summary(directory / "summary.json")
     requests = _read_parquet(directory / "requests.parquet", REQUEST_COLUMNS)
     timeline = _read_parquet(directory / "timeline.parquet", TIMELINE_COLUMNS)
@@ -242,7 +244,7 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
         raise InputError(f"{directory}: no such directory")
     if (directory / MANIFEST).exists():
         text = sweep_report(directory)
-    elif (directory / "summary.json").is_file():
+    elif is_run_dir(directory):
         text = run_report(directory)
     else:
         raise InputError(

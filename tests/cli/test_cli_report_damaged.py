@@ -1,9 +1,8 @@
 """`infsim report` on an incomplete or damaged run directory: one paragraph, exit 2, never
 an internal error or stale results (issue 15, item 3; docs/outputs.md).
 
-The report command lives in infsim/sweep/report_html.py; until its `run_report` reads
-through `infsim.report.read.read_run` (and `write_report` dispatches on `is_run_dir`),
-these are expected to fail: remove the xfail mark when it does.
+The report command lives in infsim/sweep/report_html.py: `run_report` verifies the run
+(`infsim.report.read.verify_run`) and `write_report` dispatches on `is_run_dir`.
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ DAMAGES = {
 }  # fmt: skip
 
 
-@pytest.mark.xfail(reason="infsim/sweep/report_html.py does not read through "
-                   "infsim.report.read yet", strict=False)  # fmt: skip
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_report_refuses_a_damaged_run(tmp_path: Path, damage: str) -> None:
     out = tmp_path / "run"

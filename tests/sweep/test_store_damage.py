@@ -152,16 +152,18 @@ def test_report_refuses_a_damaged_run_directory(tmp_path: Path):
     requests.write_bytes(whole[: len(whole) // 2])
     result = _invoke("report", run_dir)
     assert result.exit_code == 2, result.output
-    assert "requests.parquet: not a whole Parquet file" in result.output
+    # The run's completion marker records each file's size and checksum (report/read.py).
+    assert "requests.parquet holds" in result.output
+    assert "truncated or replaced" in result.output
     requests.write_bytes(whole)
     (run_dir / "timeline.parquet").unlink()
     result = _invoke("report", run_dir)
     assert result.exit_code == 2, result.output
-    assert "timeline.parquet: missing" in result.output
+    assert "timeline.parquet is missing" in result.output
     (run_dir / "summary.json").write_text('{"latency_s": ')
     result = _invoke("report", run_dir)
     assert result.exit_code == 2, result.output
-    assert "summary.json: line 1: not valid JSON" in result.output
+    assert "not a complete infsim run" in result.output  # (timeline.parquet still gone)
 
 
 def test_csv_into_a_missing_directory_exits_2_before_any_work(swept: Path, tmp_path: Path):
