@@ -10,6 +10,7 @@ machine allows; it is read when infsim is imported.
 from __future__ import annotations
 
 import os
+import sys
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -27,14 +28,22 @@ DEFAULTS: dict[str, int | float] = {
 
 
 def _read(name: str, default: int | float) -> int | float:
-    text = os.environ.get(f"INFSIM_MAX_{name.upper()}")
-    if text is None:
+    """The bound after an `INFSIM_MAX_<NAME>` override. Read at import (the schema's field
+    bounds are fixed then), so an unreadable override cannot be an InputError here: it is
+    said on stderr and the built-in bound applies."""
+    variable = f"INFSIM_MAX_{name.upper()}"
+    text = os.environ.get(variable)
+    if text is None or not text.strip():
         return default
     try:
         value = type(default)(float(text))
-    except ValueError:
-        return default  # a bad override keeps the built-in bound (the schema says which)
-    return value if value > 0 else default
+    except (ValueError, OverflowError):
+        value = 0
+    if not value > 0:
+        sys.stderr.write(f"infsim: warning: {variable}={text[:40]!r} is not a positive number; "
+                         f"the built-in bound {default:g} applies\n")  # fmt: skip
+        return default
+    return value
 
 
 LIMITS = {name: _read(name, value) for name, value in DEFAULTS.items()}
