@@ -217,7 +217,7 @@ def sweep_report(directory: Path) -> str:
     kind = manifest.get("kind", "sweep")
     if table.empty:
         return _page(f"infsim {kind}: {directory.name}", [("Points", "(no finished points)")])
-    settings = manifest.get("settings", {})
+    settings = manifest.get("settings") or {}
     cost = settings.get("objective", "cost.usd_per_million_output_tokens")
     latency = settings.get("latency", "latency_s.e2e.p99")
     axes = list(manifest.get("axes", {}).get("axes", {})) or ["workload.rate_scale"]

@@ -384,7 +384,23 @@ def check_manifest(data: Any, where: str) -> None:
     kind = data.get("kind", "sweep")
     if kind not in KINDS:
         raise bad("kind", f"expected one of {', '.join(KINDS)}", kind)
-    points = data.get("points", [])
+    _check_points(data.get("points", []), bad)
+    axes = data.get("axes", {})
+    if not isinstance(axes, dict) or not isinstance(axes.get("axes", {}), dict):
+        raise bad("axes", "expected a mapping with axes: {path: values}", axes)
+    skipped = data.get("skipped", [])
+    if not isinstance(skipped, list) or not all(isinstance(s, dict) for s in skipped):
+        raise bad("skipped", "expected a list of mappings", skipped)
+    for field in ("result", "best", "settings", "target"):
+        if data.get(field) is not None and not isinstance(data[field], dict):
+            raise bad(field, "expected a mapping", data[field])
+    for field in ("objective", "latency"):
+        value = (data.get("settings") or {}).get(field)
+        if value is not None and not isinstance(value, str):
+            raise bad(f"settings.{field}", "expected a column name", value)
+
+
+def _check_points(points: Any, bad: Any) -> None:
     if not isinstance(points, list):
         raise bad("points", "expected a list", type(points).__name__)
     for i, point in enumerate(points):
@@ -397,15 +413,6 @@ def check_manifest(data: Any, where: str) -> None:
             raise bad(f"points[{i}].index", "expected an integer", index)
         if not isinstance(point.get("overrides"), dict):
             raise bad(f"points[{i}].overrides", "expected a mapping", point.get("overrides"))
-    axes = data.get("axes", {})
-    if not isinstance(axes, dict) or not isinstance(axes.get("axes", {}), dict):
-        raise bad("axes", "expected a mapping with axes: {path: values}", axes)
-    skipped = data.get("skipped", [])
-    if not isinstance(skipped, list) or not all(isinstance(s, dict) for s in skipped):
-        raise bad("skipped", "expected a list of mappings", skipped)
-    for field in ("result", "best"):
-        if data.get(field) is not None and not isinstance(data[field], dict):
-            raise bad(field, "expected a mapping", data[field])
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -462,5 +469,14 @@ def _write_error(where: Path, what: str, err: OSError) -> InputError:
 
 
 def _parquet_safe(row: dict[str, Any]) -> dict[str, Any]:
-    """Values Arrow can store in a one-row table: lists/dicts become JSON text."""
-    return {k: json.dumps(v) if isinstance(v, list | dict | tuple) else v for k, v in row.items()}
+    """Values Arrow can store in a one-row table: lists/dicts become JSON text, and an
+    integer beyond int64 its exact decimal text."""
+    return {k: _storable(v) for k, v in row.items()}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, default=str)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)
+    return value

@@ -400,9 +400,13 @@ def test_fuzz_damaged_stores_read_or_refuse_and_resume(finished_store: Path, dat
             store = ResultStore(root, create=False)
             store.manifest()
             results_table(store, include_all=data.draw(st.booleans()))
-        result = CliRunner().invoke(_main(), ["results", str(root), "--columns", "all"])
-        assert result.exit_code in (0, 2), result.output
-        assert "internal error" not in result.output
+        commands = [["results", str(root), "--columns", "all"]]
+        if data.draw(st.integers(0, 9)) == 0:  # report draws plots: slower, so sometimes
+            commands.append(["report", str(root)])
+        for command in commands:
+            result = CliRunner().invoke(_main(), command)
+            assert result.exit_code in (0, 2), result.output
+            assert "internal error" not in result.output
         with bounded("resume"):  # a writer: damaged points are pending, never trusted
             writer = ResultStore(root)
             valid, damaged = writer.scan()
