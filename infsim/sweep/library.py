@@ -22,7 +22,7 @@ from infsim.sweep.spec import parse_sweep
 from infsim.sweep.store import ResultStore
 
 
-def sweep(
+def sweep(  # noqa: PLR0913
     scenario: Path | str,
     axes: dict[str, list[Any]],
     out_dir: Path | str,
@@ -32,12 +32,16 @@ def sweep(
     overrides: tuple[str, ...] = (),
     executor: str = "process",
     jobs: int | None = None,
+    force: bool = False,
+    max_points: int | None = None,
 ) -> pd.DataFrame:
-    """Run (or resume) a sweep and return its results table, one row per point."""
+    """Run (or resume) a sweep and return its results table, one row per point.
+    `force`: use a directory holding another job's results; `max_points`: raise the
+    grid-size limit (see docs/sweeps.md)."""
     ctx, _ = load_base(Path(scenario), overrides)
     spec = parse_sweep({"mode": mode, "axes": axes, "constraints": list(constraints)}, "axes")
     store = ResultStore(Path(out_dir))
-    run_sweep(ctx, spec, store, make_executor(executor, jobs))
+    run_sweep(ctx, spec, store, make_executor(executor, jobs), force=force, max_points=max_points)
     return results_table(store)
 
 
@@ -48,7 +52,8 @@ def capacity(
     *,
     overrides: tuple[str, ...] = (),
     rel_tol: float = 0.02,
+    force: bool = False,
 ) -> CapacityReport:
     """Highest arrival rate meeting `target` (see `infsim.sweep.capacity`)."""
     ctx, _ = load_base(Path(scenario), overrides)
-    return find_capacity(ctx, target, ResultStore(Path(out_dir)), rel_tol=rel_tol)
+    return find_capacity(ctx, target, ResultStore(Path(out_dir)), rel_tol=rel_tol, force=force)
