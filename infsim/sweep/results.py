@@ -68,6 +68,8 @@ def filter_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
         except InputError:
             if any(n not in names for n in expr.names):
                 raise
+            if not any(names[n] is None for n in expr.names):
+                raise  # not a missing value: the expression itself (a bound, a type error)
             keep.append(False)  # None compared with a number (failed point): no match
     return table[keep] if len(table) else table
 

@@ -117,3 +117,16 @@ def test_numpy_integers_from_a_results_table_are_bounded_too():
         Expression("(1,) * n", "--where").evaluate({"n": np.int64(10**10)})
     with pytest.raises(InputError, match="at most 4,096 bits"):
         Expression("n ** 99999", "--where").evaluate({"n": np.int64(7)})
+
+
+def test_a_bounded_where_is_an_error_not_an_empty_table():
+    """Rows whose values are missing (failed points) do not match; but an expression that
+    breaks a bound on every row is an error, not a silently empty result."""
+    import pandas as pd
+
+    from infsim.sweep.results import filter_rows
+
+    table = pd.DataFrame({"status": ["ok", "failed"], "latency_s.ttft.p99": [0.3, None]})
+    assert list(filter_rows(table, "latency_s.ttft.p99 < 0.5")["status"]) == ["ok"]
+    with pytest.raises(InputError, match="at most 4,096 bits"):
+        filter_rows(table, "latency_s.ttft.p99 < 9**9**9")
