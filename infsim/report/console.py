@@ -27,11 +27,20 @@ def print_summary(summary: dict[str, Any], title: str, console: Console | None =
     facts = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
     facts.add_column(style="bold")
     facts.add_column()
+    failed = req.get("failed", 0)
     facts.add_row(
         "requests",
-        f"{req['completed']:,} completed, {req['rejected']:,} rejected of {req['total']:,}; "
-        f"{req['preemptions']:,} preemptions",
+        f"{req['completed']:,} completed, {req['rejected']:,} rejected"
+        + (f", {failed:,} failed" if failed else "")
+        + f" of {req['total']:,}; {req['preemptions']:,} KV-cache preemptions",
     )
+    failures = summary.get("failures")
+    if failures and (failures.get("policy") or failures.get("num_failures")
+                     or failures.get("num_preemptions")):  # fmt: skip
+        facts.add_row("failures", _failures_line(failures))
+    scaling = _scaling_line(summary.get("fleet"))
+    if scaling:
+        facts.add_row("fleet", scaling)
     facts.add_row(
         "throughput",
         f"{thr['requests_per_s']:.2f} req/s, {thr['output_tokens_per_s']:,.0f} output tok/s "
@@ -65,3 +74,29 @@ def print_summary(summary: dict[str, Any], title: str, console: Console | None =
         f"{sim['simulated_s']:,.1f} s simulated in {sim['wall_s']:.2f} s wall",
     )
     console.print(facts)
+
+
+def _failures_line(failures: dict[str, Any]) -> str:
+    """Replica losses (failures, spot preemptions) and what they did to requests."""
+    return (
+        f"{failures['num_failures']:,} replica failures, "
+        f"{failures['num_preemptions']:,} spot preemptions "
+        f"({failures['num_preemption_notices']:,} with notice); "
+        f"{failures['requests_retried']:,} requests retried ({failures['num_retries']:,} "
+        f"retries), {failures['requests_failed']:,} failed (policy {failures['policy']})"
+    )
+
+
+def _scaling_line(fleet: dict[str, Any] | None) -> str:
+    """Scale events and cold starts per pool; empty for a fixed fleet without them."""
+    if not fleet:
+        return ""
+    parts = []
+    for name, pool in fleet.get("pools", {}).items():
+        ups, downs = pool.get("num_scale_ups", 0), pool.get("num_scale_downs", 0)
+        cold = (pool.get("cold_starts") or {}).get("count", 0)
+        peak = pool.get("replicas_peak", 0)
+        if ups or downs or cold:
+            parts.append(f"{name}: {ups:,} scale-ups, {downs:,} scale-downs, "
+                         f"{cold:,} cold starts, peak {peak:,} replicas")  # fmt: skip
+    return "; ".join(parts)
