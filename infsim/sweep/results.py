@@ -35,10 +35,11 @@ def results_table(store: ResultStore, *, include_all: bool = False) -> pd.DataFr
     if include_all:
         return store.rows()
     points = manifest.get("points", [])
-    stored = store.rows([p["key"] for p in points])
+    # An optimizer may propose one configuration twice: one stored row per key.
+    stored = store.rows(list(dict.fromkeys(p["key"] for p in points)))
     if stored.empty:
         return stored
-    by_key = stored.set_index("key")
+    by_key = stored.drop_duplicates("key").set_index("key")
     rows = []
     for p in points:
         if p["key"] in by_key.index:
