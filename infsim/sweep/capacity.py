@@ -70,6 +70,13 @@ def find_capacity(
         return _bisect(ctx, target, store, executor, rel_tol, progress, rate)
 
 
+def absolute_rate_scale(ctx: PointContext, scale: float) -> float:
+    """The `workload.rate_scale` a probe at search `scale` runs with: the scale times the
+    scenario's own rate_scale (1 when it sets none)."""
+    own = (ctx.base_raw.get("workload") or {}).get("rate_scale") or 1.0
+    return float(np.round(scale * own, 12))
+
+
 def _bisect(
     ctx: PointContext,
     target: SLOTarget,
@@ -79,12 +86,11 @@ def _bisect(
     progress: Progress | None,
     rate: float,
 ) -> CapacityReport:
-    scenario_scale = (ctx.base_raw.get("workload") or {}).get("rate_scale") or 1.0
     ctx = dataclasses.replace(ctx, skip_infeasible=False)
     probes: list[dict[str, Any]] = []
 
     def meets(scale: float) -> bool:
-        rate_scale = float(np.round(scale * scenario_scale, 12))
+        rate_scale = absolute_rate_scale(ctx, scale)
         point = make_point(ctx, {RATE_PATH: rate_scale}, len(probes))
         if isinstance(point, SkippedPoint):  # not reached: skip_infeasible=False raises
             raise InputError(f"{ctx.source}: {point.reason}")
@@ -129,10 +135,12 @@ def _manifest(
         "points": [{"index": t.index, "key": t.key, "overrides": t.overrides} for t in tasks],
     }
     if report is not None:
+        # workload.rate_scale values, as the probes' overrides carry them: the search's
+        # scale times the scenario's own rate_scale.
         manifest["result"] = {
-            "rate_scale": report.result.scale,
-            "lower": report.result.lower,
-            "upper": report.result.upper,
+            "rate_scale": absolute_rate_scale(ctx, report.result.scale),
+            "lower": absolute_rate_scale(ctx, report.result.lower),
+            "upper": absolute_rate_scale(ctx, report.result.upper),
             "capped": report.result.capped,
             "base_rate_per_s": report.base_rate_per_s,
             "capacity_rate_per_s": report.capacity_rate_per_s,

@@ -289,20 +289,23 @@ def capacity_cmd(  # noqa: PLR0913
     out_dir = out_dir or _default_out("capacity", ctx)
     report = find_capacity(ctx, target, ResultStore(out_dir), rel_tol=rel_tol, force=force)
     r = report.result
-    if not quiet:
+    from infsim.sweep.capacity import absolute_rate_scale
+
+    scale, upper = absolute_rate_scale(ctx, r.scale), absolute_rate_scale(ctx, r.upper)
+    if not quiet:  # every rate_scale below is workload.rate_scale, as the probes ran
         for p in report.probes:
             click.echo(f"  rate_scale {p['rate_scale']:10.4f}  {'meets' if p['met'] else 'misses'}")
     if r.scale == 0:
-        click.echo(f"no load meets {target.describe()} (down to rate_scale {r.upper:g})")
+        click.echo(f"no load meets {target.describe()} (down to rate_scale {upper:g})")
     elif r.capped:
         click.echo(
-            f"meets {target.describe()} up to the largest probed rate_scale {r.scale:g} "
+            f"meets {target.describe()} up to the largest probed rate_scale {scale:g} "
             f"({report.capacity_rate_per_s:.3f} req/s); capacity is higher"
         )
     else:
         click.echo(
-            f"capacity: {report.capacity_rate_per_s:.3f} req/s (rate_scale {r.scale:.4f}; "
-            f"misses at {r.upper:.4f}, tolerance {r.rel_tol:.0%}) for {target.describe()} → "
+            f"capacity: {report.capacity_rate_per_s:.3f} req/s (rate_scale {scale:.4f}; "
+            f"misses at {upper:.4f}, tolerance {r.rel_tol:.0%}) for {target.describe()} → "
             f"{out_dir}"
         )
 

@@ -109,3 +109,22 @@ def test_optimize_rejects_an_unknown_objective(small: Path):
 
 def test_outcome_counts():
     assert Outcome(executed=["a", "b"]).num_executed == 2
+
+
+def test_capacity_with_a_scenario_rate_scale_reports_the_rate_scale_the_probes_ran(
+    write_yaml,
+):
+    """Issue 16: with workload.rate_scale 1.25 the probes ran at 1.25 × the search scale;
+    the manifest's result (read by the report's capacity line) says the same values."""
+    synth = {**BASE["workload"]["synthetic"], "num_requests": 300}
+    raw = {**BASE, "workload": {"synthetic": synth, "rate_scale": 1.25}}
+    ctx, _ = load_base(write_yaml("scaled.yaml", raw))
+    store = ResultStore(ctx.base_dir / "cap-scaled")
+    report = find_capacity(ctx, TARGET, store, rel_tol=0.05)
+    r = report.result
+    result = store.manifest()["result"]
+    probed = {p["rate_scale"]: p["met"] for p in report.probes}
+    assert result["lower"] == pytest.approx(1.25 * r.lower)
+    assert result["upper"] == pytest.approx(1.25 * r.upper)
+    assert probed[result["lower"]]
+    assert not probed[result["upper"]]
