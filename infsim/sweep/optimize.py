@@ -7,7 +7,10 @@ load); the SLO enters TPE as constraints (relative excess of each limit, ≤ 0 =
 infeasible trials guide the search without winning it. Trials are asked in batches of
 `batch_size` and told in trial order, so a seed and a batch size give the same trials
 every time. Each trial's point goes through the result store: a repeated configuration
-costs nothing, and a killed search resumes by replaying its stored points.
+costs nothing, and a killed search resumes by replaying its stored points. When the budget
+(`num_trials`) covers the whole space, every configuration is evaluated once (queued to
+the study in grid order); otherwise a configuration TPE proposes again is told to the study
+but does not count against the budget, so `num_trials` distinct configurations are tried.
 """
 
 from __future__ import annotations
@@ -26,6 +29,36 @@ from infsim.sweep.spec import SweepSpec
 from infsim.sweep.store import ResultStore, base_digest
 
 _CATEGORICAL = (type(None), bool, int, float, str)
+MAX_ASKS_PER_TRIAL = 20
+"""TPE may keep proposing configurations it has seen; stop asking after this many times the
+budget (the search then reports what it found)."""
+
+
+def _grid(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every configuration of the axes (their product), in axis order."""
+    import itertools
+
+    names = list(axes)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+class _OneBar(Progress):
+    """One progress bar for the whole search (run_tasks starts and stops per batch)."""
+
+    def __init__(self, inner: Progress, total: int) -> None:
+        self.inner, self.total, self.started = inner, total, False
+
+    def start(self, total: int, cached: int) -> None:
+        if not self.started:
+            self.inner.start(self.total, 0)
+            self.started = True
+
+    def advance(self, row: dict[str, Any]) -> None:
+        self.inner.advance(row)
+
+    def close(self) -> None:
+        if self.started:
+            self.inner.stop()
 
 
 @dataclass(frozen=True)
@@ -101,24 +134,33 @@ def _search(
     ]
     sampler = optuna.samplers.TPESampler(seed=settings.seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
+    grid = _grid(spec.axes)
+    exhaustive = len(grid) <= settings.num_trials
+    if exhaustive:  # the budget covers the space: evaluate every configuration once
+        for params in grid:
+            study.enqueue_trial(params)
+    budget = len(grid) if exhaustive else settings.num_trials
+    bar = _OneBar(progress or Progress(), budget)
     trials: list[Trial] = []
-    while len(trials) < settings.num_trials:
-        n = min(settings.batch_size, settings.num_trials - len(trials))
+    seen: set[tuple] = set()
+    asks = 0
+    while len(seen) < budget and asks < MAX_ASKS_PER_TRIAL * budget:
+        n = min(settings.batch_size, budget - len(seen))
         asked = [study.ask() for _ in range(n)]
-        points = [
-            make_point(
-                ctx,
-                {p: t.suggest_categorical(p, v) for p, v in spec.axes.items()},
-                t.number,
-                constraints,
-            )
-            for t in asked
-        ]
+        asks += n
+        chosen = [{p: t.suggest_categorical(p, v) for p, v in spec.axes.items()} for t in asked]
+        pairs = zip(chosen, asked, strict=True)
+        points = [make_point(ctx, c, t.number, constraints) for c, t in pairs]
         tasks = [p for p in points if isinstance(p, PointTask)]
-        run_tasks(tasks, store, executor, progress)
-        for trial, point in zip(asked, points, strict=True):
-            trials.append(_tell(study, trial, point, store, target, settings.objective))
+        run_tasks(tasks, store, executor, bar)
+        for trial, point, params in zip(asked, points, chosen, strict=True):
+            told = _tell(study, trial, point, store, target, settings.objective)
+            config = tuple(sorted(params.items(), key=lambda kv: kv[0]))
+            if config not in seen:  # a configuration proposed again is told, not counted
+                seen.add(config)
+                trials.append(told)
         _write_manifest(store, ctx, spec, target, settings, trials)
+    bar.close()
     report = _report(trials, store, settings)
     _write_manifest(store, ctx, spec, target, settings, trials, report)
     return report

@@ -128,3 +128,25 @@ def test_capacity_with_a_scenario_rate_scale_reports_the_rate_scale_the_probes_r
     assert result["upper"] == pytest.approx(1.25 * r.upper)
     assert probed[result["lower"]]
     assert not probed[result["upper"]]
+
+
+def test_optimize_evaluates_a_small_space_exhaustively(small: Path):
+    """Issue 16: a budget that covers the space tries every configuration exactly once."""
+    space = {"axes": {"deployment.tensor_parallel": [1, 2], "engine.max_num_seqs": [8, 64]}}
+    ctx, _ = load_base(small)
+    store = ResultStore(small.parent / "exhaustive")
+    settings = OptimizeSettings(num_trials=10, seed=3)
+    report = optimize(ctx, parse_sweep(space, "space.yaml"), TARGET, store, settings)
+    configs = [tuple(sorted(t.overrides.items())) for t in report.trials]
+    assert len(configs) == 4
+    assert len(set(configs)) == 4
+    feasible = [t for t in report.trials if t.state == "ok"]
+    if feasible:
+        assert report.best.objective == min(t.objective for t in feasible)
+
+
+def test_optimize_counts_distinct_configurations_against_the_budget(small: Path):
+    report, _ = _optimize(small, "distinct", seed=1)
+    configs = [tuple(sorted(t.overrides.items())) for t in report.trials]
+    assert len(configs) == 12
+    assert len(set(configs)) == 12  # a configuration proposed again was not counted
