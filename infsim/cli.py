@@ -40,6 +40,19 @@ class _Group(click.Group):
     anything else is a bug in infsim → a short "internal error" naming a report file that
     holds the traceback, exit 1. Never a raw traceback."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, name)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -216,22 +229,20 @@ def catalog_gpus() -> None:
         )
 
 
-def _mount_subcommands() -> None:
-    from infsim.calibration.cli import calibrate_cli
-    from infsim.examples import scenarios_cli
-    from infsim.sweep.cli import COMMANDS
-    from infsim.validation.cli import validate_cli
-    from infsim.workload.cli import trace_cli
+LAZY_COMMANDS = {
+    "trace": "infsim.workload.cli:trace_cli",
+    "calibrate": "infsim.calibration.cli:calibrate_cli",
+    "validate": "infsim.validation.cli:validate_cli",
+    "scenarios": "infsim.examples:scenarios_cli",
+    "sweep": "infsim.sweep.cli:sweep_cmd",
+    "capacity": "infsim.sweep.cli:capacity_cmd",
+    "optimize": "infsim.sweep.cli:optimize_cmd",
+    "results": "infsim.sweep.cli:results_cmd",
+    "report": "infsim.sweep.cli:report_cmd",
+}
+"""Command groups kept in their packages, imported when used (`infsim --version` and
+`infsim run` do not load the sweep, calibration and validation layers)."""
 
-    main.add_command(trace_cli)
-    main.add_command(calibrate_cli)
-    main.add_command(validate_cli)
-    main.add_command(scenarios_cli)
-    for command in COMMANDS:
-        main.add_command(command)
-
-
-_mount_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,6 +1,6 @@
 """`infsim trace ...`: inspect, convert and synthesise traces.
 
-The main CLI mounts this group (`main.add_command(trace_cli)`) and turns `InputError` into
+The main CLI mounts this group lazily (`infsim.cli.LAZY_COMMANDS`) and turns `InputError` into
 exit code 2; these commands only parse arguments, call the workload API and write output.
 """
 
