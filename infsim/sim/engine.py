@@ -37,7 +37,7 @@ from infsim.scenario.resolve import ResolvedScenario
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.events import urgent_event
-from infsim.sim.fleet import Fleet, FleetRecord
+from infsim.sim.fleet import Fleet, FleetPlan, FleetRecord, FleetWiring
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
 from infsim.speculative.speculator import Speculator
@@ -178,19 +178,21 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
                        noise=noise, async_scheduling=async_on, frontend=api_servers(pool_rs),
                        egress=disagg is None)  # fmt: skip
 
-    fleet = Fleet(
-        env,
+    plan = FleetPlan(
         fleet_pools(rs),
-        recorder=recorder,
-        router=router,
-        make_replica=disagg.wrap(make_replica) if disagg is not None else make_replica,
         num_requests=trace.num_requests,
         seed=rs.scenario.seed,
-        on_finished=ended,
-        on_rejected=ended,
         autoscaling=rs.scenario.autoscaling,
         failures=rs.scenario.failures,
     )
+    wiring = FleetWiring(
+        recorder,
+        router,
+        disagg.wrap(make_replica) if disagg is not None else make_replica,
+        on_finished=ended,
+        on_rejected=ended,
+    )
+    fleet = Fleet(env, plan, wiring)
     dispatch = disagg.submit if disagg is not None else fleet.submit
     env.process(_arrivals(env, rs, trace, dispatch, recorder, ended, client))
     if progress is not None:

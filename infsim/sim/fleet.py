@@ -121,29 +121,41 @@ class FleetRecord:
     dynamic: bool  # False: one fixed pool, no failures (billing is num_gpus × span)
 
 
+@dataclass(frozen=True)
+class FleetPlan:
+    """What the fleet is: its pools, the control loop and failure sections, the seed of its
+    random streams and the number of client requests the run will end."""
+
+    pools: list[ResolvedPool]
+    num_requests: int
+    seed: int
+    autoscaling: AutoscalingSpec | None = None
+    failures: FailuresSpec | None = None
+
+
+@dataclass(frozen=True)
+class FleetWiring:
+    """How the fleet plugs into the run: the recorder, the router, how a replica is built
+    (`make_replica(pool, replica id, on_finished)`) and where a request's end is reported."""
+
+    recorder: Recorder
+    router: Router
+    make_replica: Callable[[ResolvedPool, int, Callable[[RequestState], None]], Replica]
+    on_finished: Callable[[RequestState], None] | None = None
+    on_rejected: Callable[[RequestState], None] | None = None
+
+
 class Fleet:
-    def __init__(  # noqa: PLR0913
-        self,
-        env: simpy.Environment,
-        pools: list[ResolvedPool],
-        *,
-        recorder: Recorder,
-        router: Router,
-        make_replica: Callable[[ResolvedPool, int, Callable[[RequestState], None]], Replica],
-        num_requests: int,
-        seed: int,
-        on_finished: Callable[[RequestState], None] | None = None,
-        on_rejected: Callable[[RequestState], None] | None = None,
-        autoscaling: AutoscalingSpec | None = None,
-        failures: FailuresSpec | None = None,
-    ) -> None:
+    def __init__(self, env: simpy.Environment, plan: FleetPlan, wiring: FleetWiring) -> None:
+        pools, seed = plan.pools, plan.seed
+        autoscaling, failures = plan.autoscaling, plan.failures
         self.env = env
-        self.recorder = recorder
-        self.router = router
-        self.make_replica = make_replica  # (ResolvedPool, replica id, on_finished)
-        self.num_requests = num_requests
-        self.on_finished = on_finished
-        self.on_rejected = on_rejected
+        self.recorder = wiring.recorder
+        self.router = wiring.router
+        self.make_replica = wiring.make_replica  # (ResolvedPool, replica id, on_finished)
+        self.num_requests = plan.num_requests
+        self.on_finished = wiring.on_finished
+        self.on_rejected = wiring.on_rejected
         self.autoscaling = autoscaling
         self.failures = failures
         self.failure_model = FailureModel(failures)
