@@ -164,9 +164,15 @@ def test_disk_full_keeps_the_earlier_run_and_says_so(tmp_path: Path) -> None:
     env = {**os.environ, "MNT": str(mnt), "PY": sys.executable, "SCEN": str(QUICKSTART),
            "PYTHONPATH": path}  # fmt: skip
     script = textwrap.dedent(_FULL_DISK)
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)  # fmt: skip
-    out = done.stdout + done.stderr
+    for _attempt in range(3):
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)  # fmt: skip
+        out = done.stdout + done.stderr
+        # Under heavy load a process of this script has been seen to abort at interpreter
+        # exit inside Arrow's C++ runtime ("terminate called without an active
+        # exception"), before infsim's own checks run: try again rather than fail on it.
+        if "terminate called without an active exception" not in out:
+            break
     assert "EARLIER 40" in out, out
     assert "EXIT 2" in out, out
     assert "no space left on the device" in out, out
