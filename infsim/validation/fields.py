@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.limits import limit
 
-MAX_TOKENS = 100_000_000
-MAX_SECONDS = 1e9
+MAX_TOKENS = int(limit("tokens"))  # 1e8, INFSIM_MAX_TOKENS (infsim/limits.py)
+MAX_SECONDS = float(limit("seconds"))  # 1e9, INFSIM_MAX_SECONDS
 MAX_CLOCK_S = 1e12
 MAX_COUNT = 10**12
 SHOW_CHARS = 80
