@@ -27,10 +27,8 @@ import gzip
 import json
 import math
 import os
-import signal
 import sqlite3
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +47,7 @@ import infsim.calibration.profilers  # noqa: F401  (registers the profiler impor
 from infsim.calibration.importers import ImportOptions, import_paths
 from infsim.cost import table as cal_table
 from infsim.errors import InputError
+from tests import fuzzing
 
 FUZZ_EXAMPLES = int(os.environ.get("INFSIM_FUZZ_EXAMPLES", "100"))
 SECONDS_PER_EXAMPLE = 30
@@ -526,24 +525,9 @@ SEEDS = [
 # -- the properties ------------------------------------------------------------------------
 
 
-class HangError(Exception):
-    """An example ran past SECONDS_PER_EXAMPLE."""
-
-
-@contextlib.contextmanager
-def bounded(seconds: int = SECONDS_PER_EXAMPLE) -> Iterator[None]:
-    def alarm(signum: int, frame: Any) -> None:
-        raise HangError(f"one example ran over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # numpy warnings must not leak
-            yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+def bounded(seconds: int = SECONDS_PER_EXAMPLE) -> contextlib.AbstractContextManager[None]:
+    """`tests.fuzzing.bounded` at this module's bound."""
+    return fuzzing.bounded(seconds)
 
 
 def refused(err: InputError, root: Path) -> None:

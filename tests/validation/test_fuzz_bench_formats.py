@@ -22,9 +22,7 @@ import contextlib
 import json
 import math
 import os
-import signal
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ from infsim.validation.formats import load_measured
 from infsim.validation.measured import STAT_KEYS, MeasuredRun
 from infsim.validation.replay import check_model, replay_trace, successful_rows
 from infsim.validation.validate import _recorded
+from tests import fuzzing
 
 FUZZ_EXAMPLES = int(os.environ.get("INFSIM_FUZZ_EXAMPLES", "150"))
 SECONDS_PER_EXAMPLE = 20
@@ -345,26 +344,9 @@ def write_mutated(data: st.DataObject, seed: Seed, folder: Path) -> Path:
 # -- the properties ------------------------------------------------------------------------
 
 
-class HangError(Exception):
-    """An example ran past SECONDS_PER_EXAMPLE."""
-
-
-@contextlib.contextmanager
-def bounded(seconds: int = SECONDS_PER_EXAMPLE) -> Iterator[None]:
-    """Fail the example (HangError) instead of hanging the test run; numpy warnings are errors."""
-
-    def alarm(signum: int, frame: Any) -> None:
-        raise HangError(f"one example ran over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # numpy warnings must not leak
-            yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+def bounded(seconds: int = SECONDS_PER_EXAMPLE) -> contextlib.AbstractContextManager[None]:
+    """`tests.fuzzing.bounded` at this module's bound."""
+    return fuzzing.bounded(seconds)
 
 
 def derive(run: MeasuredRun) -> None:

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import resource
-import signal
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from infsim.workload.columns import TRACE_SCHEMA
 from infsim.workload.loaders import load_trace
 from infsim.workload.sessions import derive_session_prefixes
 from infsim.workload.trace import Trace
+from tests.fuzzing import bounded
 
 FUZZ_EXAMPLES = int(os.environ.get("INFSIM_FUZZ_EXAMPLES", "200"))
 LONG_RUN = "INFSIM_FUZZ_EXAMPLES" in os.environ
@@ -397,14 +397,6 @@ def mutated_parquet(data: st.DataObject) -> bytes:
 # -- the property --------------------------------------------------------------------------
 
 
-class _HangError(Exception):
-    pass
-
-
-def _alarm(signum, frame):  # pragma: no cover - only on a hang
-    raise _HangError(f"no answer within {SECONDS_PER_EXAMPLE} s")
-
-
 def load_or_refuse(path: Path, fmt: str, data: st.DataObject) -> None:
     """The property: a valid `Trace` (usable by a run and by `trace info|convert`) or one
     `InputError` naming the file; anything else (a numpy warning included) fails."""
@@ -414,23 +406,16 @@ def load_or_refuse(path: Path, fmt: str, data: st.DataObject) -> None:
         "drop_failed": data.draw(st.booleans(), label="dropf"),
     }
     name = data.draw(st.sampled_from([fmt, "auto"]), label="format")
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(SECONDS_PER_EXAMPLE)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            try:
-                trace = load_trace(path, name, **options)
-            except InputError as err:
-                message = str(err)
-                assert message.startswith(str(path)), message
-                assert "could not locate" not in message
-                assert len(message) < 2000, message[:300]
-                return
-            check_usable(trace, path)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    with bounded(SECONDS_PER_EXAMPLE):
+        try:
+            trace = load_trace(path, name, **options)
+        except InputError as err:
+            message = str(err)
+            assert message.startswith(str(path)), message
+            assert "could not locate" not in message
+            assert len(message) < 2000, message[:300]
+            return
+        check_usable(trace, path)
 
 
 def check_usable(trace: Trace, path: Path) -> None:
