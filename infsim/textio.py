@@ -41,9 +41,11 @@ def read_text(path: Path, what: str = "file") -> str:
         ) from None
 
 
-def _depth_ok(text: str, where: str) -> None:
+def check_depth(text: str, where: str) -> None:
     """Refuse documents nested deeper than MAX_DEPTH (bracket nesting, flow style) before
     parsing: the YAML and JSON parsers recurse per level."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # too few brackets to nest that deep (the common case: no scan)
     depth = deepest = 0
     for ch in text:
         if ch in "[{":
@@ -59,7 +61,7 @@ def _depth_ok(text: str, where: str) -> None:
 
 def load_yaml(text: str, where: str) -> Any:
     """`yaml.safe_load` of `text`, every parser failure an `InputError` naming `where`."""
-    _depth_ok(text, where)
+    check_depth(text, where)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -76,7 +78,7 @@ def load_yaml(text: str, where: str) -> Any:
 def load_json(text: str, where: str) -> Any:
     """`json.loads` of `text` (Python's parser: accepts the bare `Infinity` some tools
     write), every failure an `InputError` naming `where` and the line."""
-    _depth_ok(text, where)
+    check_depth(text, where)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

@@ -17,7 +17,7 @@ from typing import Any
 
 from infsim.errors import InputError
 from infsim.registry import Registry
-from infsim.textio import MAX_DEPTH, load_json, read_text
+from infsim.textio import check_depth, load_json, read_text
 from infsim.validation import fields
 from infsim.validation.measured import MeasuredRun
 
@@ -71,18 +71,7 @@ def text_lines(text: str) -> list[tuple[int, str]]:
 
 def parse_json_object(line: str, where: str) -> dict[str, Any]:
     """One JSON Lines record: a JSON object, bounded like `infsim.textio.load_json`."""
-    if line.count("[") + line.count("{") > MAX_DEPTH:
-        depth = deepest = 0
-        for char in line:
-            if char in "[{":
-                depth += 1
-                deepest = max(deepest, depth)
-            elif char in "]}":
-                depth = max(depth - 1, 0)
-        if deepest > MAX_DEPTH:
-            raise InputError(
-                f"{where}: nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted"
-            )
+    check_depth(line, where)
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
