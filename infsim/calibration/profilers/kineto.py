@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from infsim.errors import InputError
+from infsim.validation.fields import show
 
 HOST_CATEGORIES = frozenset({"cpu_op", "user_annotation", "cuda_runtime", "cuda_driver"})
 LAUNCH_CATEGORIES = frozenset({"cuda_runtime", "cuda_driver"})
@@ -224,7 +225,7 @@ def _gunzip(path: Path, data: bytes) -> bytes:
 def _thread(item: dict[str, Any], key: str, where: str) -> Any:
     value = item.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | str | float)):
-        raise InputError(f"{where}: {key} is {_show(value)}; expected a number or a string")
+        raise InputError(f"{where}: {key} is {show(value)}; expected a number or a string")
     return value
 
 
@@ -252,18 +253,10 @@ def _ns(microseconds: Any, where: str, key: str) -> int:
         or not low <= microseconds <= high  # also refuses NaN
     ):
         raise InputError(
-            f"{where}: {key} is {_show(microseconds)}; expected a number of microseconds "
+            f"{where}: {key} is {show(microseconds)}; expected a number of microseconds "
             f"from {low:g} to {high:g}"
         )
     return round(float(microseconds) * 1000)
-
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _device_names(raw: dict[str, Any]) -> tuple[str, ...]:

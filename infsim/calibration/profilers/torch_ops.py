@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infsim.validation.fields import show
+
 TYPE_DTYPE = {
     "float": "float32",
     "c10::BFloat16": "bfloat16",
@@ -100,11 +102,11 @@ def classify(name: str, args: dict[str, Any], world_size: int | None = None) -> 
     try:
         result = _classify(name, args, world_size)
     except _MAPPING_ERRORS:
-        return Unshaped(f"unexpected arguments {_short(args)}")
+        return Unshaped(f"unexpected arguments {show(args)}")
     if isinstance(result, Shaped):
         bad = [(k, v) for k, v in result.shape if not _dimension(v)]
         if bad:
-            return Unshaped(f"unexpected shape {_short(dict(bad))}")
+            return Unshaped(f"unexpected shape {show(dict(bad))}")
     return result
 
 
@@ -119,14 +121,6 @@ def _well_formed(dims: Any, depth: int = 0) -> bool:
 
 def _dimension(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DIM
-
-
-def _short(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _classify(name: str, args: dict[str, Any], world_size: int | None) -> Result:
@@ -149,11 +143,11 @@ def _classify(name: str, args: dict[str, Any], world_size: int | None) -> Result
     if dims is None:
         return Unshaped("no Input Dims (profile with record_shapes=True)")
     if not _well_formed(dims):
-        return Unshaped(f"unexpected Input Dims {_short(dims)}")
+        return Unshaped(f"unexpected Input Dims {show(dims)}")
     try:
         return mapper(dims, list(types), args)
     except _MAPPING_ERRORS:
-        return Unshaped(f"unexpected Input Dims {_short(dims)}")
+        return Unshaped(f"unexpected Input Dims {show(dims)}")
 
 
 def _dtype(types: list[Any], i: int) -> str | None:
