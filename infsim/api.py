@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.cost import coverage
-from infsim.cost.overhead import fit_overhead
 from infsim.disagg import outputs as disagg_outputs
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
 from infsim.metrics.summary import summarize
@@ -127,7 +126,7 @@ def run_resolved(
     step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()
     summary["calibration"] = cost_models.section(
         out.recorder.decode_runs_by_width(), float(step_s.sum())
-    ) | host_section(resolved)
+    ) | host_section(resolved, [m for _, m in cost_models.models])
     spec = resolved.scenario.engine.speculative
     if spec is not None and out.speculative is not None:
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)
@@ -140,17 +139,18 @@ def run_resolved(
     return RunResult(resolved, requests, timeline, summary, out.fleet.timeline, disagg_timeline)
 
 
-def host_section(rs: ResolvedScenario) -> dict[str, Any]:
+def host_section(rs: ResolvedScenario, models: list[Any]) -> dict[str, Any]:
     """summary.json's `calibration.step_overhead` and `calibration.frontend`: the host
-    costs the run used and where each came from."""
+    costs the run used and where each came from. `models`: the cost models the run built,
+    the scenario's own first; when it priced its overhead from the table's measured rows,
+    the terms are the ones it fitted (`CalibratedCostModel._overhead`)."""
     cfg = rs.replica()
     overhead = cfg.step_overhead
-    rows = None if rs.calibration_rows is None or overhead.explicit else (
-        rs.calibration_rows[rs.calibration_rows["op"] == "step_overhead"])  # fmt: skip
-    if rows is not None and rows["batch_size"].nunique() >= 2:
-        fit = fit_overhead(rows)
+    model = models[0] if models else None
+    if getattr(model, "overhead_measured", False):
+        fit = model.overhead_fit
         source = f"calibration {cfg.calibration_name}: measured step_overhead rows"
-        step = {"fixed_s": max(fit.fixed_s, 0.0), "per_seq_s": max(fit.per_seq_s, 0.0),
+        step = {"fixed_s": fit.fixed_s, "per_seq_s": fit.per_seq_s,
                 "per_worker_s": 0.0, "source": source}  # fmt: skip
     else:
         step = {"fixed_s": overhead.fixed_s, "per_seq_s": overhead.per_seq_s,

@@ -217,6 +217,11 @@ class CalibratedCostModel:
             total[self._decode_kind[b]] += max(sec - k * float(fixed.sum()), 0.0)
         return total
 
+    @property
+    def overhead_fit(self) -> OverheadFit:
+        """The step overhead terms this model prices (measured rows or the default)."""
+        return self._overhead_fit
+
     def _overhead_s(self, num_seqs: int, num_prefill: int, num_prefill_tokens: int) -> float:
         fit = self._overhead_fit
         return (fit.fixed_s + fit.per_seq_s * num_seqs + fit.per_prefill_seq_s * num_prefill
@@ -227,7 +232,8 @@ class CalibratedCostModel:
         them (`infsim.cost.overhead`) and the scenario does not set it, else the resolved
         default (fixed, per sequence; `infsim.scenario.host_overhead`)."""
         rows = self.lookup.select("step_overhead") if rows_override else None
-        if rows is None or rows["batch_size"].nunique() < 2:
+        self.overhead_measured = rows is not None and rows["batch_size"].nunique() >= 2
+        if not self.overhead_measured:
             fit = OverheadFit(params.step_overhead_s, params.per_seq_overhead_s)
             self.lookup.log.entries.append(
                 {"op": "step_overhead", "shape": fit.describe(), "method": "default",
