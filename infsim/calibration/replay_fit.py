@@ -24,7 +24,6 @@ window has no egress.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,7 +224,7 @@ def replay_rows(path: Path, bare: ResolvedScenario) -> pd.DataFrame:
     from infsim.calibration.frontend import without_frontend
     from infsim.validation.formats import load_measured
     from infsim.validation.replay import replay_trace, successful_rows
-    from infsim.validation.validate import closed_loop
+    from infsim.validation.validate import all_at_once, closed_loop
 
     measured = load_measured(path, "auto", None)
     if not measured.replayable:
@@ -237,8 +236,7 @@ def replay_rows(path: Path, bare: ResolvedScenario) -> pd.DataFrame:
         )
     rows, _ = successful_rows(measured, None)
     resolved, _ = closed_loop(measured, without_frontend(bare))
-    at_once = measured.max_concurrency is not None and measured.request_rate_per_s == math.inf
-    trace = replay_trace(rows, str(path), send_at_once=at_once)
+    trace = replay_trace(rows, str(path), send_at_once=all_at_once(measured))
     decode_s = np.where(rows.num_output_tokens > 1, rows.e2e_s - rows.ttft_s, np.nan)
 
     ops = bare.calibration_rows

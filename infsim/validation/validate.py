@@ -67,7 +67,7 @@ def _scenario_trace(measured: MeasuredRun, scenario: Scenario, base_dir: Path) -
     return trace
 
 
-def _all_at_once(measured: MeasuredRun) -> bool:
+def all_at_once(measured: MeasuredRun) -> bool:
     """A closed loop with no rate limit: every request is ready at t = 0 and waits only for
     a free slot, so the recorded start times are outcomes, not inputs."""
     return measured.max_concurrency is not None and measured.request_rate_per_s == math.inf
@@ -140,7 +140,7 @@ def validate(
         notes.extend(row_notes)
         resolved, closed_notes = closed_loop(measured, resolved)
         notes.extend(closed_notes)
-        trace = replay_trace(rows, str(bench_path), send_at_once=_all_at_once(measured))
+        trace = replay_trace(rows, str(bench_path), send_at_once=all_at_once(measured))
         if prefix_trace is not None:
             trace = attach_prefix_ids(trace, prefix_trace, str(bench_path))
             notes.append(f"prefix hash ids from {prefix_trace.source}")
