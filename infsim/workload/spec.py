@@ -9,15 +9,20 @@
         prompt_tokens: {kind: lognormal, mean: 1000, sigma: 0.8, min: 1, max: 8192}
         output_tokens: {kind: fixed, value: 200}
         sessions: null
-      time_scale: 1.0        # or rate_scale (not both)
+      time_scale: 1.0        # or rate_scale, or target_rate_per_s (one of them)
       start_s: 0
       duration_s: null
       max_requests: null
 
 `build_trace` applies, in this order: (1) load or generate, (2) keep arrivals in
 [start_s, start_s + duration_s) of the source clock and re-base them to start_s,
-(3) keep the first max_requests, (4) scale time (time_scale, or 1 / rate_scale).
+(3) keep the first max_requests, (4) scale time (time_scale, or 1 / rate_scale, or the
+factor that brings the kept requests' mean rate to target_rate_per_s).
 So the window and the cap are in the source trace's own seconds and requests.
+
+The mean arrival rate of a trace is its number of requests over the time from t = 0 to
+its last arrival (`mean_rate_per_s`), the same figure `infsim capacity` reports, so a
+trace scaled to `target_rate_per_s: 10` has exactly 10 requests per second on average.
 """
 
 from __future__ import annotations
@@ -278,6 +283,13 @@ class WorkloadSpec(BaseModel):
     synthetic: SyntheticSource | None = Field(None, description="Generate requests.")
     time_scale: Scale | None = Field(None, description="Multiply inter-arrival times.")
     rate_scale: Scale | None = Field(None, description="Multiply the arrival rate.")
+    target_rate_per_s: Rate | None = Field(
+        None,
+        description="Scale arrival times so that the mean arrival rate (requests kept over "
+        "the time to the last arrival) is this many requests per second; the request mix "
+        "and the shape of the arrivals (bursts, gaps) stay the trace's. Not with "
+        "time_scale or rate_scale.",
+    )
     start_s: Seconds = Field(0.0, description="Window start in the source's seconds.")
     duration_s: PositiveSeconds | None = Field(None, description="Window length; null = to end.")
     max_requests: int | None = Field(None, ge=1, description="Keep at most this many requests.")
@@ -296,8 +308,16 @@ class WorkloadSpec(BaseModel):
     def _one_source(self) -> WorkloadSpec:
         if (self.trace is None) == (self.synthetic is None):
             raise ValueError("give exactly one of workload.trace or workload.synthetic")
-        if self.time_scale is not None and self.rate_scale is not None:
-            raise ValueError("give time_scale or rate_scale, not both")
+        given = [
+            name
+            for name in ("time_scale", "rate_scale", "target_rate_per_s")
+            if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"{' and '.join(given)} each set the arrival rate; give one of "
+                "time_scale, rate_scale or target_rate_per_s, not several"
+            )
         return self
 
 
@@ -370,7 +390,23 @@ def build_trace(spec: WorkloadSpec, *, base_dir: Path, rng: np.random.Generator)
         trace = trace.scale_time(spec.time_scale)
     if spec.rate_scale is not None:
         trace = trace.scale_rate(spec.rate_scale)
+    if spec.target_rate_per_s is not None:
+        trace = trace.scale_rate(spec.target_rate_per_s / mean_rate_per_s(trace))
     return trace
+
+
+def mean_rate_per_s(trace: Trace) -> float:
+    """Requests per second from t = 0 to the last arrival; an `InputError` when that time
+    is 0 (a single request, or every request at t = 0: a closed-loop benchmark has no
+    arrival rate to scale)."""
+    if trace.num_requests < 2 or trace.duration_s <= 0:
+        raise InputError(
+            f"{trace.source}: workload.target_rate_per_s: the workload's "
+            f"{trace.num_requests} request(s) all arrive at t = 0, so it has no arrival "
+            "rate to scale; use a trace or generator with arrivals spread in time, or "
+            "remove target_rate_per_s"
+        )
+    return trace.num_requests / trace.duration_s
 
 
 def parse_model(model: type[BaseModel], data: object, *, source: str, section: str) -> BaseModel:
