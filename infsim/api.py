@@ -17,8 +17,8 @@ from infsim.metrics.summary import summarize
 from infsim.report.fleet import extend_summary
 from infsim.report.write import write_run
 from infsim.scenario.load import load_scenario
-from infsim.scenario.pools import fleet_pools
 from infsim.scenario.resolve import ResolvedScenario, resolve
+from infsim.scenario.run import resolved_run
 from infsim.scenario.schema import Scenario
 from infsim.sim.engine import simulate
 from infsim.speculative.summary import speculative_summary
@@ -86,8 +86,9 @@ def run_resolved(
     *,
     progress: Callable[[float, int], None] | None = None,
 ) -> RunResult:
+    run = resolved_run(resolved)
     with coverage.collecting() as cost_models:  # the cost models the run builds
-        out = simulate(resolved, trace, progress)
+        out = simulate(run, trace, progress)
     requests = out.recorder.requests_table()
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
         requests = disagg_outputs.with_request_columns(
@@ -96,9 +97,8 @@ def run_resolved(
     summary = summarize(
         requests,
         out.recorder.itl_samples(),
-        slo=resolved.scenario.slo,
-        num_gpus=sum(p.spec.replicas * p.gpus_per_replica for p in fleet_pools(resolved))
-        or resolved.num_gpus,
+        slo=run.slo,
+        num_gpus=run.num_gpus or resolved.num_gpus,
         usd_per_gpu_hour=resolved.usd_per_gpu_hour,
         simulated_s=out.simulated_s,
         wall_s=out.wall_s,
@@ -118,9 +118,9 @@ def run_resolved(
         out.fleet,
         indices=out.recorder.indices,
         table=requests,
-        slo=resolved.scenario.slo,
+        slo=run.slo,
         end_s=out.simulated_s,
-        static=not resolved.pools and not out.fleet.dynamic,
+        static=not run.explicit_pools and not out.fleet.dynamic,
     )
     timeline = out.recorder.timeline_table()
     step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()

@@ -62,12 +62,12 @@ def _peak_live(pool_name: str, timeline: pa.Table) -> int:
 def fleet_section(record: FleetRecord, end_s: float) -> dict[str, Any]:
     pools = {}
     for pool in record.pools:
-        spec, rs = pool.pool.spec, pool.pool.resolved
+        spec, resolved = pool.pool.spec, pool.pool
         colds = [m.cold_start for m in pool.members if m.cold_start is not None]
         ups = sum(1 for e in pool.scale_events if e["to"] > e["from"])
         gpu_s = pool_gpu_seconds(pool, end_s)
         pools[pool.name] = {
-            "gpu": rs.gpu.name,
+            "gpu": resolved.gpu.name,
             "gpus_per_replica": pool.pool.gpus_per_replica,
             "pricing": spec.pricing.kind,
             "usd_per_gpu_hour": pool.pool.usd_per_gpu_hour,
@@ -76,8 +76,8 @@ def fleet_section(record: FleetRecord, end_s: float) -> dict[str, Any]:
             "max_replicas": spec.max_count,
             "autoscaled": pool.autoscaler is not None,
             "replicas_peak": _peak_live(pool.name, record.timeline),
-            "kv_cache_blocks_per_replica": rs.kv.num_blocks,
-            "max_num_seqs": rs.scenario.engine.max_num_seqs,
+            "kv_cache_blocks_per_replica": resolved.kv.num_blocks,
+            "max_num_seqs": resolved.engine.max_num_seqs,
             "replica_seconds": state_seconds(pool, end_s),
             "gpu_hours": gpu_s / 3600.0,
             "num_scale_ups": ups,

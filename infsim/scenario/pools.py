@@ -5,9 +5,10 @@ Without `deployment.pools` the fleet is one pool "default" made of `hardware.gpu
 `deployment` and priced by `cost:`, exactly as before pools existed. A pool's `gpu`
 and `tensor_parallel` default to `hardware.gpu` and `deployment.tensor_parallel`.
 
-Prefill and decode roles are not on `ResolvedPool`: disaggregation names its prefill and
-decode pools in `deployment.disaggregation` (infsim/disagg/). Routers and the autoscaler
-work per pool.
+A `ResolvedPool` is what the simulator builds a pool's replicas from: every field
+resolved, nothing left to look up in a scenario. Prefill and decode roles are on its
+`spec` (`PoolSpec.role`); disaggregation names its prefill and decode pools in
+`deployment.disaggregation` (infsim/disagg/). Routers and the autoscaler work per pool.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from infsim.catalog.hardware import GPUSpec
+from infsim.cost.config import ReplicaConfig
 from infsim.errors import InputError
 from infsim.fleet.spec import PoolSpec, PricingSpec
-from infsim.scenario.schema import CostSpec, HardwareSpec, Scenario
+from infsim.frontend.costs import FrontendCosts, frontend_costs
+from infsim.kvcache.capacity import KVCapacity
+from infsim.scenario.schema import CostSpec, EngineSpec, HardwareSpec, Scenario, SpeedNoiseSpec
 
 if TYPE_CHECKING:  # resolve.py imports this module (pools resolve like scenarios)
     from infsim.scenario.resolve import ResolvedScenario
@@ -26,26 +31,49 @@ if TYPE_CHECKING:  # resolve.py imports this module (pools resolve like scenario
 
 @dataclass(frozen=True)
 class ResolvedPool:
+    """One pool, as its replicas are built: the cost model's `ReplicaConfig`, the resolved
+    engine section (scheduler limits, KV block size, prefix caching, speculation, async
+    scheduling), the KV capacity per replica, the API-server costs, the host's speed noise
+    and the price."""
+
     spec: PoolSpec  # gpu and tensor_parallel filled in
-    resolved: ResolvedScenario  # this pool alone, resolved like a one-pool scenario
+    replica: ReplicaConfig
+    engine: EngineSpec
+    kv: KVCapacity
+    frontend: FrontendCosts
+    speed_noise: SpeedNoiseSpec | None
+    usd_per_gpu_hour: float
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
-    def usd_per_gpu_hour(self) -> float:
-        return self.resolved.usd_per_gpu_hour
+    def gpu(self) -> GPUSpec:
+        return self.replica.gpu
 
     @property
     def gpus_per_replica(self) -> int:
-        """All GPUs of one replica (TP × PP as the resolved deployment counts them)."""
-        rs = self.resolved
-        return rs.num_gpus // rs.scenario.deployment.replicas
+        """All GPUs of one replica (TP × PP)."""
+        return self.replica.num_workers
 
     @property
     def weight_bytes_per_replica(self) -> float:
-        return self.resolved.kv.weight_bytes_per_gpu * self.gpus_per_replica
+        return self.kv.weight_bytes_per_gpu * self.gpus_per_replica
+
+
+def pool_of(spec: PoolSpec, rs: ResolvedScenario) -> ResolvedPool:
+    """The pool `spec` built from `rs`, the pool resolved as a one-pool scenario."""
+    s = rs.scenario
+    return ResolvedPool(
+        spec=spec,
+        replica=rs.replica(),
+        engine=s.engine,
+        kv=rs.kv,
+        frontend=frontend_costs(s.frontend),
+        speed_noise=s.hardware.speed_noise,
+        usd_per_gpu_hour=rs.usd_per_gpu_hour,
+    )
 
 
 def default_pool(rs: ResolvedScenario) -> ResolvedPool:
@@ -58,11 +86,12 @@ def default_pool(rs: ResolvedScenario) -> ResolvedPool:
         replicas=s.deployment.replicas,
         pricing=PricingSpec(kind=s.cost.pricing, usd_per_gpu_hour=s.cost.usd_per_gpu_hour),
     )
-    return ResolvedPool(spec, rs)
+    return pool_of(spec, rs)
 
 
-def fleet_pools(rs: ResolvedScenario) -> list[ResolvedPool]:
-    return list(rs.pools) if rs.pools else [default_pool(rs)]
+def fleet_pools(rs: ResolvedScenario) -> tuple[ResolvedPool, ...]:
+    """The fleet's pools: `deployment.pools` resolved, else the one default pool."""
+    return rs.pools if rs.pools else (default_pool(rs),)
 
 
 def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[ResolvedPool, ...]:
@@ -100,7 +129,7 @@ def resolve_pools(scenario: Scenario, base_dir: Path, source: str) -> tuple[Reso
         except InputError as err:
             raise InputError(f"deployment.pools[{i}] ({pool.name}): {err}") from None
         filled = pool.model_copy(update={"gpu": resolved.gpu.name, "tensor_parallel": tp})
-        out.append(ResolvedPool(filled, resolved))
+        out.append(pool_of(filled, resolved))
     return tuple(out)
 
 
@@ -157,7 +186,7 @@ def fleet_label(rs: ResolvedScenario) -> str:
     if not rs.pools:
         return rs.deployment_label()
     return " + ".join(
-        f"{p.spec.replicas}× {p.resolved.gpu.name} TP{p.spec.tensor_parallel}"
+        f"{p.spec.replicas}× {p.gpu.name} TP{p.spec.tensor_parallel}"
         + (
             f" [{p.spec.min_count}..{p.spec.max_count}]"
             if p.spec.min_count < p.spec.max_count

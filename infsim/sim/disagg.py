@@ -40,8 +40,8 @@ from infsim.disagg.spec import DisaggregationSpec
 from infsim.metrics.recorder import Recorder
 from infsim.parallel.network import Link
 from infsim.routing.base import Router
-from infsim.scenario.pools import ResolvedPool, fleet_pools
-from infsim.scenario.resolve import ResolvedScenario
+from infsim.scenario.pools import ResolvedPool
+from infsim.scenario.run import ResolvedRun
 from infsim.sim.cluster import ReplicaSetView
 from infsim.sim.replica import Replica
 
@@ -54,17 +54,18 @@ class Disaggregation:
     def __init__(
         self,
         env: simpy.Environment,
-        rs: ResolvedScenario,
+        run: ResolvedRun,
         recorder: Recorder,
         router: Router,
         on_finished: Callable[[RequestState], None],
     ) -> None:
         self.env = env
-        self.spec: DisaggregationSpec = rs.scenario.deployment.disaggregation
+        assert run.disaggregation is not None
+        self.spec: DisaggregationSpec = run.disaggregation
         self.recorder = recorder
         self.router = router
         self.on_client_finished = on_finished
-        pools = fleet_pools(rs)
+        pools = run.pools
         self._pool = {p.name: p for p in pools}
         self.scheduler_classes = {
             p.name: ROLE_SCHEDULERS[p.spec.role] for p in pools if p.spec.role in ROLE_SCHEDULERS
@@ -73,7 +74,7 @@ class Disaggregation:
         self.front_view = ReplicaSetView(self.front)
         self.decode: list[Replica] = []
         self.by_id: dict[int, Replica] = {}
-        self._replica_pool: dict[int, Any] = {}  # replica id → ResolvedPool
+        self._replica_pool: dict[int, ResolvedPool] = {}  # by replica id
         self.streams: dict[int, simpy.Resource] = {}  # sending replica id → link slots
         self.copies: dict[int, RequestState] = {}  # request index → prefill's copy
         self.originals: dict[int, RequestState] = {}  # request index → client request
@@ -207,15 +208,13 @@ class Disaggregation:
         sender = self.by_id[copy.replica_id]
         hand = self.run.handoffs[req.index]
         link = self._link(sender.replica_id, hand.decode_replica_id)
-        model = self._replica_pool[sender.replica_id].resolved
-        nbytes = req.num_prompt_tokens * model.model.kv_bytes_per_token(
-            model.scenario.deployment.kv_cache_precision
-        )
+        cfg = self._replica_pool[sender.replica_id].replica
+        nbytes = req.num_prompt_tokens * cfg.model.kv_bytes_per_token(cfg.kv_cache_precision)
         duration_s = transfer_time_s(
             nbytes,
             link,
             num_streams=self.spec.num_streams,
-            num_layers=model.model.num_layers,
+            num_layers=cfg.model.num_layers,
             layer_pipelined=self.spec.layer_pipelined,
             prefill_span_s=copy.finish_s - copy.first_scheduled_s,
         )
@@ -250,7 +249,7 @@ class Disaggregation:
         key = f"{p.name}→{d.name}"
         link = self.run.links.get(key)
         if link is None:
-            link = transfer_link(self.spec, p.resolved.gpu, p.gpus_per_replica, d.gpus_per_replica)
+            link = transfer_link(self.spec, p.gpu, p.gpus_per_replica, d.gpus_per_replica)
             self.run.links[key] = link
         return link
 

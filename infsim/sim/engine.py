@@ -25,15 +25,14 @@ from infsim.cost.factory import build_cost_model, build_pipeline_cost
 from infsim.cost.noise import SpeedNoise
 from infsim.errors import InputError
 from infsim.frontend.api_server import ApiServers
-from infsim.frontend.costs import frontend_costs
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
 from infsim.routing.load_aware import build_router
-from infsim.scenario.pools import ResolvedPool, fleet_pools
-from infsim.scenario.resolve import ResolvedScenario
+from infsim.scenario.pools import ResolvedPool
+from infsim.scenario.run import ResolvedRun
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.events import urgent_event
@@ -58,22 +57,21 @@ class SimOutput:
     disaggregation: DisaggRun | None = None
 
 
-def _cost_model(rs: ResolvedScenario) -> CostModel:
-    """The replica's cost model, plus the proposer's time when it speculates."""
-    cfg = rs.replica()
+def _cost_model(pool: ResolvedPool) -> CostModel:
+    """The pool's replica cost model, plus the proposer's time when it speculates."""
+    cfg = pool.replica
     model = build_cost_model(cfg)
     return speculative_cost_model(cfg, model) if cfg.speculative else model
 
 
-def api_servers(rs: ResolvedScenario) -> ApiServers | None:
-    """The replica's API servers, priced by the resolved `frontend` section (None when its
-    costs are all zero)."""
-    costs = frontend_costs(rs.scenario.frontend)
-    return None if costs.is_zero else ApiServers(costs)
+def api_servers(pool: ResolvedPool) -> ApiServers | None:
+    """A replica's API servers, priced by the pool's resolved frontend costs (None when
+    they are all zero)."""
+    return None if pool.frontend.is_zero else ApiServers(pool.frontend)
 
 
 def _scheduler(
-    rs: ResolvedScenario,
+    pool: ResolvedPool,
     has_prefix_ids: bool,
     speculator: Speculator | None = None,
     cls: type[ContinuousBatchingScheduler] = ContinuousBatchingScheduler,
@@ -83,7 +81,7 @@ def _scheduler(
     Prefix caching without any prefix identity in the trace can never hit, so block ids
     could not change any outcome: the cheap `BlockCounter` gives identical results.
     """
-    e = rs.scenario.engine
+    e = pool.engine
     config = SchedulerConfig(
         max_num_seqs=e.max_num_seqs,
         max_num_batched_tokens=e.max_num_batched_tokens,
@@ -93,7 +91,7 @@ def _scheduler(
         max_model_len=e.max_model_len,
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
-    kv = kv_cls(rs.kv.num_usable_blocks, e.block_size)
+    kv = kv_cls(pool.kv.num_usable_blocks, e.block_size)
     return cls(config, kv, speculator)
 
 
@@ -123,19 +121,17 @@ class ClosedLoopClient:
             self._slot_freed.succeed()
 
 
-def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = None) -> SimOutput:
+def simulate(run: ResolvedRun, trace: Trace, progress: ProgressFn | None = None) -> SimOutput:
     wall0 = time.perf_counter()
     env = simpy.Environment()
     recorder = Recorder()
-    cost_model = _cost_model(rs)
-    fast = rs.scenario.simulation.fast_forward
-    limit = rs.scenario.workload.max_concurrency
+    fast = run.fast_forward
+    limit = run.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
     has_prefix_ids = trace.hash_block_size_tokens is not None
-    # One cost model per pool (by name); the scenario's own serves its single pool.
-    cost_models: dict[str, CostModel] = {} if rs.pools else {"default": cost_model}
+    cost_models: dict[str, CostModel] = {}  # one per pool, built with its first replica
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
-    router = build_router(rs.scenario.router, rs.scenario.seed)
+    router = build_router(run.router, run.seed)
 
     def ended(_req: RequestState) -> None:
         """The one place a client request's end is counted: finished, rejected or failed."""
@@ -144,46 +140,45 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
             client.release()
 
     disagg = None
-    if rs.scenario.deployment.disaggregation is not None:  # xPyD: sim/disagg.py
-        disagg = Disaggregation(env, rs, recorder, router, ended)
+    if run.disaggregation is not None:  # xPyD: sim/disagg.py
+        disagg = Disaggregation(env, run, recorder, router, ended)
     scheduler_classes = disagg.scheduler_classes if disagg is not None else {}
 
     def make_replica(
         pool: ResolvedPool, replica_id: int, on_finished: Callable[[RequestState], None]
     ) -> Replica:
-        pool_rs = pool.resolved
         model = cost_models.get(pool.name)
         if model is None:
-            model = cost_models[pool.name] = _cost_model(pool_rs)
-        spec = pool_rs.scenario.engine.speculative
+            model = cost_models[pool.name] = _cost_model(pool)
+        spec = pool.engine.speculative
         speculator = None
         if spec is not None:
-            speculator = Speculator.from_spec(spec, rs.scenario.seed, replica_id)
+            speculator = Speculator.from_spec(spec, run.seed, replica_id)
             speculators.append(speculator)
         cls = scheduler_classes.get(pool.name, ContinuousBatchingScheduler)
-        sched = _scheduler(pool_rs, has_prefix_ids, speculator, cls)
-        if pool_rs.scenario.deployment.pipeline_parallel > 1:  # vLLM's batch queue
-            pipe = build_pipeline_cost(pool_rs.replica())
+        sched = _scheduler(pool, has_prefix_ids, speculator, cls)
+        if pool.replica.pipeline_parallel > 1:  # vLLM's batch queue
+            pipe = build_pipeline_cost(pool.replica)
             return PipelinedReplica(env, replica_id, sched, model, recorder,
                                     on_finished=on_finished, pipeline=pipe,
-                                    frontend=api_servers(pool_rs))  # fmt: skip
+                                    frontend=api_servers(pool))  # fmt: skip
         noise = None  # with PP > 1 refused by resolve()
-        noise_spec = pool_rs.scenario.hardware.speed_noise
+        noise_spec = pool.speed_noise
         if noise_spec is not None and noise_spec.cv > 0:
-            noise = SpeedNoise(noise_spec.cv, noise_spec.correlation_s, rs.scenario.seed,
+            noise = SpeedNoise(noise_spec.cv, noise_spec.correlation_s, run.seed,
                                replica_id)  # fmt: skip
         # Disaggregated pools run synchronously (resolve() says so in the resolved scenario).
-        async_on = bool(pool_rs.scenario.engine.async_scheduling) and disagg is None
+        async_on = bool(pool.engine.async_scheduling) and disagg is None
         return Replica(env, replica_id, sched, model, recorder, fast, on_finished=on_finished,
-                       noise=noise, async_scheduling=async_on, frontend=api_servers(pool_rs),
+                       noise=noise, async_scheduling=async_on, frontend=api_servers(pool),
                        egress=disagg is None)  # fmt: skip
 
     plan = FleetPlan(
-        fleet_pools(rs),
+        list(run.pools),
         num_requests=trace.num_requests,
-        seed=rs.scenario.seed,
-        autoscaling=rs.scenario.autoscaling,
-        failures=rs.scenario.failures,
+        seed=run.seed,
+        autoscaling=run.autoscaling,
+        failures=run.failures,
     )
     wiring = FleetWiring(
         recorder,
@@ -194,10 +189,10 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
     )
     fleet = Fleet(env, plan, wiring)
     dispatch = disagg.submit if disagg is not None else fleet.submit
-    env.process(_arrivals(env, rs, trace, dispatch, recorder, ended, client))
+    env.process(_arrivals(env, run, trace, dispatch, recorder, ended, client))
     if progress is not None:
         env.process(_progress(env, trace, recorder, progress))
-    if rs.scenario.failures is not None or rs.scenario.autoscaling is not None:
+    if run.failures is not None or run.autoscaling is not None:
         env.process(_watchdog(env, trace.num_requests, recorder))
     env.run()
     simulated_s = recorder.latest_finish_s()
@@ -217,7 +212,7 @@ def simulate(rs: ResolvedScenario, trace: Trace, progress: ProgressFn | None = N
 
 def _arrivals(
     env: simpy.Environment,
-    rs: ResolvedScenario,
+    run: ResolvedRun,
     trace: Trace,
     dispatch: Callable[[RequestState], bool],
     recorder: Recorder,
@@ -230,8 +225,8 @@ def _arrivals(
     False for a request rejected for good, which then `ended`."""
     keyer = None
     hashes: list[list[int] | None] = [None] * trace.num_requests
-    if rs.scenario.engine.enable_prefix_caching and trace.hash_block_size_tokens:
-        keyer = BlockKeyer(trace.hash_block_size_tokens, rs.scenario.engine.block_size)
+    if run.prefix_block_size_tokens is not None and trace.hash_block_size_tokens:
+        keyer = BlockKeyer(trace.hash_block_size_tokens, run.prefix_block_size_tokens)
         hashes = trace.prefix_hash_ids_list()
     rows = list(
         zip(

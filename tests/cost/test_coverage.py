@@ -19,6 +19,7 @@ from infsim.cost.factory import build_cost_model, dtype_substitutes
 from infsim.cost.lookup import CalibrationLookup, LookupLog
 from infsim.cost.store import load_rows
 from infsim.scenario.load import validate_scenario
+from infsim.scenario.run import resolved_run
 from infsim.sim.engine import simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,7 +145,7 @@ def test_llama2_7b_on_h100_has_calibrated_gemms_and_attention():
 # -- 3. coverage of the step time that ran -------------------------------------------------
 def _run_coverage(rs, trace):
     with coverage.collecting() as collector:
-        out = simulate(rs, trace)
+        out = simulate(resolved_run(rs), trace)
     timeline = out.recorder.timeline_table()
     step_s = float(np.sum(timeline["end_s"].to_numpy() - timeline["start_s"].to_numpy()))
     return collector, out, step_s

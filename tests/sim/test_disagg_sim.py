@@ -80,7 +80,7 @@ def run(sc, tr: Trace, decode_blocks: int | None = None) -> api.RunResult:
     rs, _ = api.prepare(sc, ".")
     if decode_blocks is not None:  # a decode pool with tiny KV memory
         pools = tuple(
-            replace(p, resolved=replace(p.resolved, kv=replace(p.resolved.kv, num_blocks=n)))
+            replace(p, kv=replace(p.kv, num_blocks=n))
             if p.spec.role == "decode" and (n := decode_blocks + 1)  # + vLLM's null block
             else p
             for p in rs.pools
