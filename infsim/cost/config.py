@@ -61,6 +61,9 @@ class ReplicaConfig:
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
     speculative: SpeculativeSpec | None = None
     draft_model: ModelSpec | None = None  # the proposer (draft model or head), resolved
+    calibration_choice: dict | None = field(default=None, compare=False)
+    """`calibration: auto`'s record of how the table was chosen (`AutoChoice.record`), for
+    summary.json; None when the scenario named its table."""
 
     @property
     def num_workers(self) -> int:

@@ -60,6 +60,7 @@ class Collector:
     """The cost models built during one run, with their calibration's name."""
 
     models: list[tuple[str, Any]] = field(default_factory=list)
+    choices: list[dict[str, Any]] = field(default_factory=list)  # calibration: auto picks
 
     @property
     def name(self) -> str:
@@ -82,7 +83,7 @@ class Collector:
         if not calibrated:
             shares = dict.fromkeys(KINDS, 0.0) | {"roofline": 1.0}
             return {"name": self.name, "coverage": shares, "overhead_fraction": None,
-                    "roofline_lookups": []}  # fmt: skip
+                    "roofline_lookups": []} | self._auto()  # fmt: skip
         lookups = seconds[:OVERHEAD].sum()
         total = seconds.sum()
         shares = {k: (float(seconds[i] / lookups) if lookups > 0 else None)
@@ -92,7 +93,15 @@ class Collector:
             "coverage": shares,
             "overhead_fraction": float(seconds[OVERHEAD] / total) if total > 0 else None,
             "roofline_lookups": self.fallbacks(),
-        }
+        } | self._auto()
+
+    def _auto(self) -> dict[str, Any]:
+        """`source: auto` and one entry per GPU that `calibration: auto` chose a table for
+        (which table, why, and the warning of a fallback); nothing for a named table, so
+        those summaries are unchanged."""
+        if not self.choices:
+            return {}
+        return {"source": "auto", "auto": list(self.choices)}
 
     def fallbacks(self) -> list[str]:
         """'op shape' of each lookup that fell back to the roofline (once each)."""
@@ -118,12 +127,15 @@ def collecting() -> Iterator[Collector]:
         _active.reset(token)
 
 
-def register(name: str, model: Any) -> None:
-    """Called by the factory for each cost model it builds."""
+def register(name: str, model: Any, choice: dict[str, Any] | None = None) -> None:
+    """Called by the factory for each cost model it builds; `choice`: how `calibration:
+    auto` picked its table (recorded once per distinct choice)."""
     collector = _active.get()
     if collector is None:
         return
     collector.models.append((name, model))
+    if choice is not None and choice not in collector.choices:
+        collector.choices.append(dict(choice))
     for line in fallback_lines(model):
         message = f"calibration {name}: {line} not in the table: priced by the roofline"
         if message not in _warned:

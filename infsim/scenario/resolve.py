@@ -15,7 +15,14 @@ from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
 from infsim.catalog.model_spec import ModelSpec
 from infsim.cost.config import HostOverhead, ReplicaConfig
-from infsim.cost.store import load_rows, resolve_calibration
+from infsim.cost.store import (
+    AUTO,
+    AutoChoice,
+    load_rows,
+    pick_auto,
+    resolve_calibration,
+    tell_auto,
+)
 from infsim.cost.table import CalibrationMeta
 from infsim.errors import InputError
 from infsim.frontend.costs import HOST_DEFAULTS, resolve_costs
@@ -45,6 +52,7 @@ class ResolvedScenario:
     draft_model: ModelSpec | None = None  # speculative proposer (draft model or head)
     step_overhead: HostOverhead | None = None  # terms also filled into scenario.cost_model
     frontend_source: str = ""  # where the filled-in frontend costs come from
+    calibration_choice: dict | None = None  # `calibration: auto`'s pick (AutoChoice.record)
 
     def deployment_label(self) -> str:
         d = self.scenario.deployment
@@ -87,6 +95,7 @@ class ResolvedScenario:
             calibration_rows=self.calibration_rows,
             speculative=eng.speculative,
             draft_model=self.draft_model,
+            calibration_choice=self.calibration_choice,
         )
 
 
@@ -171,12 +180,13 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         source=source,
     )
     pools = _pools(scenario, base_dir, source)
-    cal_dir, cal_rows, cal_meta = _calibration(scenario, base_dir, gpu, source)
+    cal_dir, cal_rows, cal_meta, choice = _calibration(scenario, base_dir, gpu, source)
     version = engine_version(eng.version, cal_meta and cal_meta.engine,
                              cal_meta and cal_meta.engine_version)  # fmt: skip
     async_on = _async_scheduling(scenario, version, source, cpu=gpu.vendor.lower() == "cpu")
     engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
-    front = resolve_costs(scenario.frontend, cal_rows, scenario.calibration)
+    table_name = choice.table if choice is not None else scenario.calibration
+    front = resolve_costs(scenario.frontend, cal_rows, table_name)
     frontend = scenario.frontend.model_copy(
         update={name: getattr(front, name) for name in HOST_DEFAULTS}
     )
@@ -192,6 +202,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
             "deployment": deployment,
             "hardware": _resolved_hardware(scenario, gpu),
             "router": _resolved_router(scenario),
+            "calibration": table_name,  # auto: the table it picked, or roofline
         }
     )
     return ResolvedScenario(
@@ -207,6 +218,7 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
         draft_model=draft,
         step_overhead=overhead,
         frontend_source=front.source,
+        calibration_choice=choice.record() if choice is not None else None,
     )
 
 
@@ -256,12 +268,22 @@ def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:
 
 def _calibration(
     scenario: Scenario, base_dir: Path, gpu: GPUSpec, source: str
-) -> tuple[Path | None, pd.DataFrame | None, CalibrationMeta | None]:
-    if scenario.calibration == "roofline":
-        return None, None, None
-    directory = _located(
-        lambda: resolve_calibration(scenario.calibration, base_dir), source, "calibration"
-    )
+) -> tuple[Path | None, pd.DataFrame | None, CalibrationMeta | None, AutoChoice | None]:
+    """The table's directory, rows and metadata (None: the roofline), and for
+    `calibration: auto` the choice (`infsim.cost.store.pick_auto`: the built-in table
+    measured on this GPU, of `engine.version` when given), told on stderr once per process
+    (a warning when it fell back to the roofline or to another engine version)."""
+    choice = None
+    name = scenario.calibration
+    if name == AUTO:
+        choice = pick_auto(gpu.name, scenario.engine.version)
+        tell_auto(choice, source)
+        if choice.name is None:
+            return None, None, None, choice
+        name = choice.name
+    if name == "roofline":
+        return None, None, None, None
+    directory = _located(lambda: resolve_calibration(name, base_dir), source, "calibration")
     rows, meta = _located(lambda: load_rows(directory), source, "calibration")
     try:
         measured_on = load_gpu(meta.device).name
@@ -271,9 +293,9 @@ def _calibration(
         raise InputError(
             f"{source}: calibration: {meta.name} was measured on {meta.device}, but "
             f"hardware.gpu is {gpu.name}; use a calibration of that device (infsim calibrate "
-            "list) or calibration: roofline"
+            "list), calibration: auto or calibration: roofline"
         )
-    return directory, rows, meta
+    return directory, rows, meta, choice
 
 
 def _located(fn, source: str, path: str):

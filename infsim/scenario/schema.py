@@ -362,8 +362,10 @@ class Scenario(_Frozen):
     cost: CostSpec = Field(default_factory=CostSpec)
     calibration: str = Field(
         "roofline",
-        description="Per-op cost tables: 'roofline' (analytic, no table), a built-in "
-        "calibration name (`infsim calibrate list`) or a calibration directory path.",
+        description="Per-op cost tables: 'roofline' (analytic, no table), 'auto' (the "
+        "built-in table measured on hardware.gpu, of engine.version when given; the "
+        "roofline, with a warning, for a GPU without one), a built-in calibration name "
+        "(`infsim calibrate list`) or a calibration directory path.",
     )
     cost_model: RooflineSpec = Field(
         default_factory=RooflineSpec,
