@@ -61,3 +61,21 @@ class FailureModel:
         if self.spec.policy == "fail" or num_losses > self.spec.max_retries:
             return "fail"
         return "requeue"
+
+
+class ProgressGuard:
+    """Replica losses in a row with no request ending between them: more than `limit`
+    means replicas are lost faster than they start and serve, and the run would never
+    end (a failure or spot-interruption storm)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._num_done_at_loss = 0
+        self._num_losses = 0
+
+    def stuck_after_loss(self, num_done: int) -> bool:
+        """Count one loss, seen with `num_done` requests ended so far."""
+        if num_done != self._num_done_at_loss:
+            self._num_done_at_loss, self._num_losses = num_done, 0
+        self._num_losses += 1
+        return self._num_losses > self.limit

@@ -23,7 +23,7 @@ from infsim.metrics.percentiles import describe
 from infsim.metrics.summary import SLOSpec, slo_met
 
 if TYPE_CHECKING:
-    from infsim.sim.fleet import FleetRecord, Member, PoolRuntime
+    from infsim.sim.fleet_records import FleetRecord, Member, PoolRuntime
 
 MAX_LISTED_EVENTS = 1000
 PHASES = ("provisioning_s", "weight_load_s", "engine_start_s", "graph_capture_s")

@@ -36,7 +36,8 @@ from infsim.scenario.run import ResolvedRun
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.events import urgent_event
-from infsim.sim.fleet import Fleet, FleetPlan, FleetRecord, FleetWiring
+from infsim.sim.fleet import Fleet, FleetPlan, FleetWiring
+from infsim.sim.fleet_records import FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
 from infsim.sim.replica import Replica
 from infsim.speculative.speculator import Speculator

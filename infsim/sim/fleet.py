@@ -20,23 +20,21 @@ Randomness: cold-start and failure draws come from their own generators derived 
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import simpy
 
 from infsim.core.request import RequestState, Status
 from infsim.errors import InputError
 from infsim.fleet.autoscaler import Autoscaler
-from infsim.fleet.cold_start import ColdStart, ColdStartModel
+from infsim.fleet.cold_start import ColdStartModel
 from infsim.fleet.controller import MemberView, hit_plan, scale_plan
-from infsim.fleet.failures import FailureDraw, FailureModel
+from infsim.fleet.failures import FailureDraw, FailureModel, ProgressGuard
 from infsim.fleet.lifecycle import BILLED, LIVE, State
 from infsim.fleet.signals import PoolSample, signals
 from infsim.fleet.spec import AutoscalingSpec, FailuresSpec
@@ -44,6 +42,7 @@ from infsim.metrics.recorder import Recorder
 from infsim.routing.base import Router
 from infsim.scenario.pools import ResolvedPool
 from infsim.sim.cluster import ReplicaSetView
+from infsim.sim.fleet_records import FleetRecord, FleetTimeline, Member, PoolRuntime, kv_usage
 from infsim.sim.replica import Replica
 
 COLD_START_STREAM = 1
@@ -51,74 +50,6 @@ MAX_LOSSES_WITHOUT_PROGRESS = 1_000
 """Replica losses in a row, with no request ending in between, that end a run as stuck."""
 MONITOR_INTERVAL_S = 1.0  # fleet_timeline sampling of a dynamic fleet without control loop
 FAILURE_STREAM = 2
-
-
-FLEET_TIMELINE_SCHEMA = pa.schema(
-    [
-        ("time_s", pa.float64()),
-        ("pool", pa.string()),
-        ("num_provisioning", pa.int32()),
-        ("num_loading", pa.int32()),
-        ("num_starting", pa.int32()),
-        ("num_serving", pa.int32()),
-        ("num_draining", pa.int32()),
-        ("num_idle", pa.int32()),
-        ("num_waiting", pa.int32()),
-        ("num_running", pa.int32()),
-        ("num_gateway_queued", pa.int32()),
-        ("kv_usage", pa.float64()),
-        ("desired_replicas", pa.int32()),
-        ("usd_per_hour", pa.float64()),
-    ]
-)
-
-
-class Member:
-    """One replica of a pool over its whole life (the engine exists once it serves)."""
-
-    __slots__ = ("cold_start", "history", "member_id", "pool", "replica", "state")
-
-    def __init__(self, member_id: int, pool: PoolRuntime, state: State, now: float) -> None:
-        self.member_id = member_id
-        self.pool = pool
-        self.state = state
-        self.history: list[tuple[float, State]] = [(now, state)]
-        self.replica: Replica | None = None
-        self.cold_start: ColdStart | None = None
-
-
-@dataclass
-class PoolRuntime:
-    index: int
-    pool: ResolvedPool
-    cold: ColdStartModel
-    autoscaler: Autoscaler | None
-    members: list[Member] = field(default_factory=list)
-    desired: int = 0
-    scale_events: list[dict] = field(default_factory=list)
-    last_submitted: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.pool.name
-
-    def live(self) -> list[Member]:
-        return [m for m in self.members if m.state in LIVE]
-
-
-@dataclass
-class FleetRecord:
-    """What the fleet did, for the summary (`infsim.report.fleet`)."""
-
-    pools: list[PoolRuntime]
-    timeline: pa.Table
-    failure_events: list[dict]
-    num_losses: dict[int, int]  # request index → replicas lost under it (requeued or failed)
-    failed: list[RequestState]
-    max_gateway_queued: int
-    num_gateway_queued: int
-    failures: FailuresSpec | None
-    dynamic: bool  # False: one fixed pool, no failures (billing is num_gpus × span)
 
 
 @dataclass(frozen=True)
@@ -191,9 +122,9 @@ class Fleet:
         self.num_members = 0
         self.failure_events: list[dict] = []
         self.num_losses: dict[int, int] = {}
-        self._done_at_loss, self._losses_without_progress = 0, 0  # _check_progress
+        self.progress = ProgressGuard(MAX_LOSSES_WITHOUT_PROGRESS)
         self.failed: list[RequestState] = []
-        self._rows: list[tuple] = []
+        self.timeline = FleetTimeline()
         for pool in self.pools:
             pool.desired = pool.pool.spec.replicas
             for _ in range(pool.pool.spec.replicas):
@@ -410,10 +341,7 @@ class Fleet:
         """End a run whose replicas are lost over and over while no request ends (a storm
         of failures or spot interruptions faster than replicas start and serve): it would
         never finish."""
-        if self.recorder.num_done != self._done_at_loss:
-            self._done_at_loss, self._losses_without_progress = self.recorder.num_done, 0
-        self._losses_without_progress += 1
-        if self._losses_without_progress > MAX_LOSSES_WITHOUT_PROGRESS:
+        if self.progress.stuck_after_loss(self.recorder.num_done):
             raise InputError(
                 f"the simulation made no progress: {MAX_LOSSES_WITHOUT_PROGRESS:,} replicas "
                 f"were lost (last: {kind}, at t = {self.env.now:,.0f} s) while no request "
@@ -467,7 +395,7 @@ class Fleet:
         sample = PoolSample(
             num_outstanding=tuple(r.num_outstanding for r in replicas),
             num_waiting=tuple(r.num_waiting for r in replicas),
-            kv_usage=tuple(_kv_usage(r) for r in replicas),
+            kv_usage=tuple(kv_usage(r) for r in replicas),
             busy=tuple(r.scheduler.has_work() for r in replicas),
             num_gateway_queued=len(self.gateway),
             num_routed=self.num_submitted - pool.last_submitted,
@@ -478,49 +406,14 @@ class Fleet:
 
     # -- records ----------------------------------------------------------------------
     def _row(self, pool: PoolRuntime) -> None:
-        counts = [0] * len(State)
-        waiting = running = idle = 0
-        kv = 0.0
-        for m in pool.members:
-            counts[m.state] += 1
-            if m.state == State.SERVING:
-                s = m.replica.scheduler
-                waiting += m.replica.num_waiting
-                running += len(s.running)
-                idle += not s.has_work() and not m.replica.inbox
-                kv += _kv_usage(m.replica)
-        billed = sum(counts[s] for s in BILLED)
-        rate = billed * pool.pool.gpus_per_replica * pool.pool.usd_per_gpu_hour
-        serving = counts[State.SERVING]
-        self._rows.append(
-            (
-                self.env.now,
-                pool.name,
-                *counts[: State.RELEASED],
-                idle,
-                waiting,
-                running,
-                len(self.gateway),
-                kv / serving if serving else math.nan,
-                pool.desired,
-                rate,
-            )
-        )
+        self.timeline.record(self.env.now, pool, len(self.gateway))
 
     def finish(self, end_s: float) -> FleetRecord:
         for pool in self.pools:
             self._row(pool)
-        rows = [r for r in self._rows if r[0] <= end_s]
-        for pool in self.pools:  # the state at end_s, as the last row
-            rows.append((end_s, *self._rows[-len(self.pools) + pool.index][1:]))
-        columns = list(zip(*rows, strict=True))
-        table = pa.table(
-            dict(zip(FLEET_TIMELINE_SCHEMA.names, columns, strict=True)),
-            schema=FLEET_TIMELINE_SCHEMA,
-        )
         return FleetRecord(
             self.pools,
-            table,
+            self.timeline.table(end_s, len(self.pools)),
             self.failure_events,
             self.num_losses,
             self.failed,
@@ -529,8 +422,3 @@ class Fleet:
             self.failure_model.spec if self.failures or self.random_failures else None,
             self.dynamic,
         )
-
-
-def _kv_usage(replica: Replica) -> float:
-    kv = replica.scheduler.kv
-    return 1.0 - kv.num_free_blocks / kv.num_total_blocks

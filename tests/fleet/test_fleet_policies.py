@@ -155,3 +155,15 @@ def test_request_outcome_policy() -> None:
     assert [requeue.request_outcome(n) for n in (1, 2, 3)] == ["requeue", "requeue", "fail"]
     fail = FailureModel(FailuresSpec(policy="fail"))
     assert fail.request_outcome(1) == "fail"
+
+
+def test_progress_guard_counts_losses_in_a_row_without_a_request_ending() -> None:
+    from infsim.fleet.failures import ProgressGuard
+
+    guard = ProgressGuard(limit=2)
+    assert not guard.stuck_after_loss(num_done=5)
+    assert not guard.stuck_after_loss(num_done=5)
+    assert guard.stuck_after_loss(num_done=5)  # the third loss with nothing ended between
+    assert not guard.stuck_after_loss(num_done=6)  # a request ended: the count restarts
+    assert not guard.stuck_after_loss(num_done=6)
+    assert guard.stuck_after_loss(num_done=6)
