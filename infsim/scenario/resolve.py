@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -33,6 +34,9 @@ from infsim.scenario.schema import Scenario
 from infsim.scenario.vllm_defaults import NEWEST_VLLM, default_async_scheduling, engine_version
 from infsim.speculative.memory import proposer_spec, with_proposer
 
+if TYPE_CHECKING:  # pools.py resolves each pool through resolve() (one package)
+    from infsim.scenario.pools import ResolvedPool
+
 GIB = 1 << 30
 
 
@@ -48,7 +52,7 @@ class ResolvedScenario:
     usd_per_gpu_hour: float
     calibration_dir: Path | None = None
     calibration_rows: pd.DataFrame | None = field(default=None, repr=False)
-    pools: tuple = ()  # infsim.scenario.pools.ResolvedPool per deployment.pools entry
+    pools: tuple[ResolvedPool, ...] = ()  # one per deployment.pools entry; () without
     draft_model: ModelSpec | None = None  # speculative proposer (draft model or head)
     step_overhead: HostOverhead | None = None  # terms also filled into scenario.cost_model
     frontend_source: str = ""  # where the filled-in frontend costs come from
