@@ -37,7 +37,7 @@ early, so the seconds of the steps that ran come from the run record
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from infsim.cost.coverage import NUM_KINDS, OVERHEAD, ROOFLINE, kind_of
 from infsim.cost.curves import Curve, geometric_grid
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.overhead import OverheadFit, fit_overhead
+from infsim.cost.perturb import OpMultipliers
 from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
 from infsim.frontend.costs import fitted_request_path
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
@@ -74,8 +75,10 @@ class CalibratedCostModel:
         kv_dtype: str,
         overhead_source: str = "scenario cost_model",
         rows_override: bool = True,
+        multipliers: OpMultipliers | None = None,
     ) -> None:
         self.shape, self.lookup, self.params = shape, lookup, params
+        self._multipliers = multipliers
         self._roof = RooflineCostModel(shape, params)
         self._layers = shape.num_layers
         self._kv_dtype = kv_dtype
@@ -97,6 +100,8 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._overhead_fit = self._overhead(params, overhead_source, rows_override)
+        if multipliers is not None:
+            self._apply(multipliers)
         self._log_frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
@@ -216,6 +221,22 @@ class CalibratedCostModel:
             self._decode_curve(b)
             total[self._decode_kind[b]] += max(sec - k * float(fixed.sum()), 0.0)
         return total
+
+    def _apply(self, m: OpMultipliers) -> None:
+        """Scale the priced grids by op class (cost-model uncertainty, `cost/perturb.py`);
+        decode curves are scaled as they are built (`_decode_curve`). The lookup log keeps
+        the table's own values."""
+        self._dense = _scaled(self._dense, m.dense)
+        self._dense_kinds *= m.dense
+        self._head = _scaled(self._head, m.lm_head)
+        self._head_kinds *= m.lm_head
+        self._prefill = _scaled(self._prefill, m.attention)
+        fit, k = self._overhead_fit, m.overhead
+        self._overhead_fit = replace(
+            fit, fixed_s=fit.fixed_s * k, per_seq_s=fit.per_seq_s * k,
+            per_prefill_seq_s=fit.per_prefill_seq_s * k,
+            per_prefill_token_s=fit.per_prefill_token_s * k,
+        )  # fmt: skip
 
     @property
     def overhead_fit(self) -> OverheadFit:
@@ -390,6 +411,8 @@ class CalibratedCostModel:
             if not self._decode:
                 self.lookup.log.add("attention_decode", self._heads_label, curve,
                                     (1, self._limits.max_model_len))  # fmt: skip
+            if self._multipliers is not None:
+                curve = _scaled(curve, self._multipliers.attention)
             self._decode[batch] = curve
             self._decode_kind[batch] = kind_of(curve)
         return curve
@@ -405,6 +428,10 @@ class CalibratedCostModel:
         flops = 4.0 * isl * (isl + 1) / 2 * h * d / r._flops
         nbytes = isl * 2 * kvh * d * self.shape.kv_bytes_per_element / r._bw
         return np.maximum(flops, nbytes)
+
+
+def _scaled(curve: Curve, factor: float) -> Curve:
+    return replace(curve, t_grid=curve.t_grid * factor)
 
 
 def _kind_sums(counts: dict[int, int], grid: np.ndarray, kinds: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec
-from infsim.cost import coverage
+from infsim.cost import coverage, perturb
 from infsim.cost.base import CostModel
 from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.config import ReplicaConfig
@@ -100,8 +100,9 @@ def roofline_params(cfg: ReplicaConfig) -> RooflineParams:
 
 def _cost_model(cfg: ReplicaConfig, shape: ReplicaShape, log: LookupLog | None = None):
     params = roofline_params(cfg)
+    multipliers = perturb.active()  # cost-model uncertainty draws; None in a plain run
     if cfg.calibration_rows is None:
-        model = RooflineCostModel(shape, params)
+        model = RooflineCostModel(shape, params, multipliers)
         coverage.register("roofline", model, cfg.calibration_choice)
         return model
     # LM-head rows: one per sampling request, plus one per speculative draft verified.
@@ -121,6 +122,7 @@ def _cost_model(cfg: ReplicaConfig, shape: ReplicaShape, log: LookupLog | None =
         cfg.kv_cache_precision,
         overhead_source=overhead.source,
         rows_override=not overhead.explicit,
+        multipliers=multipliers,
     )
     coverage.register(cfg.calibration_name, model, cfg.calibration_choice)
     return model

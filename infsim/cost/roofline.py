@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from infsim.core.batch import Batch
 from infsim.cost.base import attention_work
+from infsim.cost.perturb import OpMultipliers
 from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all_s
 
 ACTIVATION_BYTES = 2  # bf16 activations
@@ -71,11 +72,18 @@ class ReplicaShape:
 
 
 class RooflineCostModel:
-    """Analytic step time; dense GEMM cost cached per (tokens, sampled rows)."""
+    """Analytic step time; dense GEMM cost cached per (tokens, sampled rows).
 
-    def __init__(self, shape: ReplicaShape, params: RooflineParams) -> None:
+    `multipliers` (cost-model uncertainty, `infsim.cost.perturb`) scale each op by its
+    class; the default factors are 1.0, and x · 1.0 is x exactly, so an unperturbed model
+    prices every step to the same float as before the hook existed."""
+
+    def __init__(
+        self, shape: ReplicaShape, params: RooflineParams, multipliers: OpMultipliers | None = None
+    ) -> None:
         self.shape = shape
         self.params = params
+        self.multipliers = multipliers or OpMultipliers()
         s = shape
         flops = s.gemm_flops_per_s * params.compute_efficiency
         self._flops = flops
@@ -93,7 +101,7 @@ class RooflineCostModel:
         pairs, kv_tokens = attention_work(batch)
         dense = self._dense_s(batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
         attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
-        return dense + attn + self._overhead_s(batch.num_seqs)
+        return dense + attn * self.multipliers.attention + self._overhead_s(batch.num_seqs)
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
@@ -103,14 +111,18 @@ class RooflineCostModel:
         fixed = self._dense_s(num_seqs, num_seqs)
         overhead = self._overhead_s(num_seqs)
         per_kv = max(self._s_per_pair, self._s_per_kv_token)
+        m_attn = self.multipliers.attention
         kv0 = sum_context_tokens + num_seqs
-        return [fixed + (kv0 + num_seqs * j) * per_kv + overhead for j in range(num_steps)]
+        return [
+            fixed + (kv0 + num_seqs * j) * per_kv * m_attn + overhead for j in range(num_steps)
+        ]
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
         pairs, kv_tokens = attention_work(batch)
         ops = self._dense_ops(batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
-        ops["attention"] = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
+        attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
+        ops["attention"] = attn * self.multipliers.attention
         ops["overhead"] = self._overhead_s(batch.num_seqs)
         return ops
 
@@ -124,7 +136,8 @@ class RooflineCostModel:
         return dense
 
     def _overhead_s(self, num_seqs: int) -> float:
-        return self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+        overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
+        return overhead * self.multipliers.overhead
 
     def _gemm_s(self, m: float, n: float, k: float) -> float:
         if m <= 0:
@@ -146,9 +159,11 @@ class RooflineCostModel:
             "lm_head": self._gemm_s(num_sampled, s.vocab_size / s.tensor_parallel, h),
         }
         if s.expert_parallel > 1:
-            return ops | self._expert_parallel_comm_s(t)
-        ops["all_reduce"] = 2 * layers * self._all_reduce_s(t * h * ACTIVATION_BYTES)
-        return ops
+            ops |= self._expert_parallel_comm_s(t)
+        else:
+            ops["all_reduce"] = 2 * layers * self._all_reduce_s(t * h * ACTIVATION_BYTES)
+        m = self.multipliers
+        return {op: v * m.of_op(op) for op, v in ops.items()}
 
     def _expert_parallel_comm_s(self, num_tokens: int) -> dict[str, float]:
         """Per step, all layers: attention all-reduce over TP; MoE dispatch + combine
