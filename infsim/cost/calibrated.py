@@ -75,10 +75,9 @@ class CalibratedCostModel:
         kv_dtype: str,
         overhead_source: str = "scenario cost_model",
         rows_override: bool = True,
-        multipliers: OpMultipliers | None = None,
     ) -> None:
         self.shape, self.lookup, self.params = shape, lookup, params
-        self._multipliers = multipliers
+        self._multipliers: OpMultipliers | None = None
         self._roof = RooflineCostModel(shape, params)
         self._layers = shape.num_layers
         self._kv_dtype = kv_dtype
@@ -100,8 +99,6 @@ class CalibratedCostModel:
         lookup.log.add("attention_prefill", self._heads_label, self._prefill,
                        (1, limits.max_model_len))  # fmt: skip
         self._overhead_fit = self._overhead(params, overhead_source, rows_override)
-        if multipliers is not None:
-            self._apply(multipliers)
         self._log_frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
@@ -222,10 +219,18 @@ class CalibratedCostModel:
             total[self._decode_kind[b]] += max(sec - k * float(fixed.sum()), 0.0)
         return total
 
-    def _apply(self, m: OpMultipliers) -> None:
+    def scale(self, m: OpMultipliers) -> None:
         """Scale the priced grids by op class (cost-model uncertainty, `cost/perturb.py`);
-        decode curves are scaled as they are built (`_decode_curve`). The lookup log keeps
-        the table's own values."""
+        called once, by the factory, before the model prices anything. Decode curves built
+        later are scaled as they are built (`_decode_curve`). The lookup log keeps the
+        table's own values."""
+        if self._multipliers is not None:
+            raise ValueError("a cost model is scaled at most once")
+        self._multipliers = m
+        self._decode = {b: _scaled(c, m.attention) for b, c in self._decode.items()}
+        self._decode_totals.clear()
+        self._dense_s.clear()
+        self._head_s.clear()
         self._dense = _scaled(self._dense, m.dense)
         self._dense_kinds *= m.dense
         self._head = _scaled(self._head, m.lm_head)

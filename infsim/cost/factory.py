@@ -122,7 +122,8 @@ def _cost_model(cfg: ReplicaConfig, shape: ReplicaShape, log: LookupLog | None =
         cfg.kv_cache_precision,
         overhead_source=overhead.source,
         rows_override=not overhead.explicit,
-        multipliers=multipliers,
     )
+    if multipliers is not None:
+        model.scale(multipliers)
     coverage.register(cfg.calibration_name, model, cfg.calibration_choice)
     return model

@@ -113,9 +113,7 @@ class RooflineCostModel:
         per_kv = max(self._s_per_pair, self._s_per_kv_token)
         m_attn = self.multipliers.attention
         kv0 = sum_context_tokens + num_seqs
-        return [
-            fixed + (kv0 + num_seqs * j) * per_kv * m_attn + overhead for j in range(num_steps)
-        ]
+        return [fixed + (kv0 + num_seqs * j) * per_kv * m_attn + overhead for j in range(num_steps)]
 
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
