@@ -141,8 +141,56 @@ class _Progress:
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=_SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def run(
-    scenario: Path, out_dir: Path | None, overrides: tuple[str, ...], as_json: bool, quiet: bool
+@click.option(
+    "--intervals",
+    "num_intervals",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Prediction intervals from N replications (0 = off; 20 is a good start): "
+    "summary.json gains `intervals` and the cliff indicator `sensitivity` "
+    "(docs/uncertainty.md).",
+)
+@click.option(
+    "--interval-level",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Level of the prediction intervals (0.5 to below 1).",
+)
+@click.option(
+    "--interval-sources",
+    default="all",
+    show_default=True,
+    help="Comma-separated sources of variation: workload, speed_noise, cost_model, or all.",
+)
+@click.option(
+    "--sensitivity/--no-sensitivity",
+    default=None,
+    help="The cliff indicator: four extra runs (step cost and arrival rate ±10 %%) and a "
+    "warning when a p99 moves more than 2×. Default: on with --intervals, else off.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["process", "serial", "ray"]),
+    default="process",
+    show_default=True,
+    help="Where the replications run (the sweep executors).",
+)
+@click.option("--jobs", type=int, default=None, help="Workers for the replications.")
+def run(  # noqa: PLR0913
+    scenario: Path,
+    out_dir: Path | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    num_intervals: int,
+    interval_level: float,
+    interval_sources: str,
+    sensitivity: bool | None,
+    executor: str,
+    jobs: int | None,
 ) -> None:
     """Simulate SCENARIO and write requests/timeline Parquet, summary.json and the
     resolved scenario to the output directory."""
@@ -150,6 +198,16 @@ def run(
     from infsim.report.paths import safe_run_dir
     from infsim.report.write import check_run_dir
 
+    options = None
+    if num_intervals or sensitivity:
+        from infsim.uncertainty.predict import IntervalOptions
+        from infsim.uncertainty.sources import parse_sources
+
+        cliff = bool(num_intervals) if sensitivity is None else sensitivity
+        options = IntervalOptions(
+            num_intervals, interval_level, parse_sources(interval_sources), cliff
+        )
+        options.check()  # refused before the simulation, not after it
     spec = api.load_scenario(scenario, overrides)
     resolved, trace = api.prepare(spec, scenario.parent, source=str(scenario))
     out_dir = out_dir or safe_run_dir(spec.name, "runs")
@@ -160,6 +218,12 @@ def run(
     finally:
         if progress is not None:
             progress.close()
+    if options is not None:
+        from infsim.sweep.executors import make_executor
+        from infsim.uncertainty.predict import uncertainty_sections
+
+        pool = make_executor(executor, jobs)
+        result.summary.update(uncertainty_sections(spec, resolved, result.summary, options, pool))
     result.write(out_dir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))

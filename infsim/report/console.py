@@ -12,8 +12,21 @@ def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v * 1e3:,.1f}"
 
 
+def _bounds(leaf: dict[str, Any] | None, fmt: Any) -> str:
+    """' [lo, hi]' of an interval leaf (`summary.json` intervals), '' when there is none."""
+    if not leaf or leaf.get("lo") is None or leaf.get("hi") is None:
+        return ""
+    return f" [{fmt(leaf['lo'])}, {fmt(leaf['hi'])}]"
+
+
+def _seconds(v: float) -> str:
+    """Seconds to 2 significant decimals of their own scale (0.49 s, 12.3 s, 0.0081 s)."""
+    return f"{v:.2f}" if abs(v) >= 0.095 else f"{v:.2g}"
+
+
 def print_summary(summary: dict[str, Any], title: str, console: Console | None = None) -> None:
     console = console or Console()
+    intervals = summary.get("intervals") or {}
     lat = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     lat.add_column("latency (ms)")
     for stat in ("mean", "p50", "p90", "p99"):
@@ -73,7 +86,48 @@ def print_summary(summary: dict[str, Any], title: str, console: Console | None =
         "simulation",
         f"{sim['simulated_s']:,.1f} s simulated in {sim['wall_s']:.2f} s wall",
     )
+    if intervals:
+        facts.add_row("intervals", _intervals_line(summary, intervals))
     console.print(facts)
+    for warning in _cliff_warnings(summary.get("sensitivity")):
+        console.print(warning, markup=False, highlight=False)
+
+
+def _intervals_line(summary: dict[str, Any], intervals: dict[str, Any]) -> str:
+    """`p99 TTFT 0.49 s [0.41, 0.63]` per metric, then throughput and $/M tokens, with the
+    level, the number of replications and the sources that were on."""
+    parts = []
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        value = summary["latency_s"][metric]["p99"]
+        leaf = ((intervals.get("latency_s") or {}).get(metric) or {}).get("p99")
+        if value is not None:
+            parts.append(f"p99 {metric.upper()} {_seconds(value)} s{_bounds(leaf, _seconds)}")
+    tput = summary["throughput"]["output_tokens_per_s"]
+    leaf = (intervals.get("throughput") or {}).get("output_tokens_per_s")
+    parts.append(f"{tput:,.0f} output tok/s{_bounds(leaf, lambda v: f'{v:,.0f}')}")
+    per_m = summary["cost"]["usd_per_million_output_tokens"]
+    if per_m is not None:
+        leaf = (intervals.get("cost") or {}).get("usd_per_million_output_tokens")
+        parts.append(f"${per_m:,.3f} per M output tokens{_bounds(leaf, lambda v: f'{v:,.3f}')}")
+    on = [n for n, s in (intervals.get("sources") or {}).items() if s.get("enabled")]
+    return "\n".join(
+        [
+            f"{intervals['level']:.0%} prediction intervals, {intervals['num_replications']} "
+            f"replications ({', '.join(on) or 'no source'}):",
+            *parts,
+        ]
+    )
+
+
+def _cliff_warnings(sensitivity: dict[str, Any] | None) -> list[str]:
+    """One plain line per p99 that a 10 % error moves by more than the cliff ratio."""
+    if not sensitivity or not sensitivity.get("cliff"):
+        return []
+    head = (
+        f"warning: this configuration is near a cliff: a {sensitivity['step']:.0%} error "
+        f"changes a p99 by more than {sensitivity['cliff_ratio']:g}×; do not plan on its p99"
+    )
+    return [head, *(f"  {w}" for w in sensitivity["warnings"])]
 
 
 def _failures_line(failures: dict[str, Any]) -> str:
