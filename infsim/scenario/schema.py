@@ -240,6 +240,16 @@ class SLOSpec(_Frozen):
     e2e_s: float | None = Field(
         None, gt=0, le=limit("seconds"), description="Max end-to-end latency (s)."
     )
+    confidence: float | None = Field(
+        None,
+        ge=0.5,
+        lt=1.0,
+        description="Meet the SLO with this confidence (e.g. 0.9): `infsim capacity` (and "
+        "`infsim plan`) count a configuration as meeting it only when the upper bound of "
+        "each latency's prediction interval at this level (the lower bound of attainment) "
+        "does, from replications over workload, speed noise and cost-model error "
+        "(docs/uncertainty.md). null = the point prediction decides.",
+    )
 
 
 class CostSpec(_Frozen):

@@ -82,6 +82,30 @@ class SLOTarget:
             return False
         return all(v <= 0 for v in self.violations(row))
 
+    def met_with_confidence(
+        self, row: Mapping[str, Any], replicates: Sequence[Mapping[str, Any]], level: float
+    ) -> bool:
+        """Met at confidence `level`: the base run met it and so does the bound of each
+        limited column's prediction interval from `replicates` (the upper bound for a
+        latency limit, the lower one for attainment; `infsim.uncertainty.intervals`). Too
+        few successful replicates for an interval: not met."""
+        return self.met(row) and self.met(self.bound_row(row, replicates, level))
+
+    def bound_row(
+        self, row: Mapping[str, Any], replicates: Sequence[Mapping[str, Any]], level: float
+    ) -> dict[str, Any]:
+        """`row` with each limited column replaced by its interval's pessimistic bound
+        (None when the replicates do not give one)."""
+        from infsim.uncertainty.intervals import prediction_interval
+
+        ok = [r for r in replicates if r.get("status", "ok") == "ok"]
+        out = dict(row)
+        for column, (_limit, sense) in self.limits().items():
+            values = [v for r in ok if (v := _number(r.get(column))) is not None]
+            bounds = prediction_interval(values, level)
+            out[column] = None if bounds is None else bounds[1 if sense == "max" else 0]
+        return out
+
     def describe(self) -> str:
         parts = [
             f"{col} {'≤' if sense == 'max' else '≥'} {limit:g}"

@@ -52,6 +52,9 @@ class ReplicationTask:
     sigmas: dict[str, ClassSigma] = field(default_factory=dict)
     variant: str | None = None
     factor: float = 1.0
+    parent_key: str = ""
+    """The sweep key of the point replicated (capacity probes): it covers the content of
+    the files the scenario names and the infsim version, which the scenario alone does not."""
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -64,7 +67,8 @@ class ReplicationTask:
     def key(self) -> str:
         text = json.dumps(
             {"scenario": self.scenario.model_dump(mode="json"), "base_dir": self.base_dir,
-             **self.overrides, "sigmas": {c: s.sigma for c, s in self.sigmas.items()}},
+             **self.overrides, "sigmas": {c: s.sigma for c, s in self.sigmas.items()},
+             "parent": self.parent_key},
             sort_keys=True, default=str,
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()
