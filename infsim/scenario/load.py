@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from infsim.errors import InputError, did_you_mean
+from infsim.errors import InputError, did_you_mean, shown
 from infsim.limits import LIMITS
 from infsim.scenario.schema import Scenario
 from infsim.textio import load_yaml, read_text
@@ -132,8 +132,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             parts.append(f"{path}: required field is missing")
         else:
             got = e.get("input")
-            shown = f" (got {_value(got)})" if not isinstance(got, dict | list) else ""
-            parts.append(f"{path}: {e['msg']}{shown}{_limit_hint(e)}")
+            got_text = f" (got {shown(got)})" if not isinstance(got, dict | list) else ""
+            parts.append(f"{path}: {e['msg']}{got_text}{_limit_hint(e)}")
     return f"{source}: invalid scenario: " + "; ".join(parts)
 
 
@@ -157,14 +157,6 @@ def _union_member_fields(model: type[BaseModel] | None, tag: str) -> list[str]:
                 if kind is not None and kind.default == tag:
                     return sorted(arg.model_fields)
     return []
-
-
-def _value(value: Any, limit: int = 80) -> str:
-    """A bad value as the message shows it: its repr, cut in the middle when long."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text):,} characters)"
 
 
 def _limit_hint(error: dict[str, Any]) -> str:

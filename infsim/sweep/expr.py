@@ -27,7 +27,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from infsim.errors import InputError, did_you_mean
+from infsim.errors import InputError, did_you_mean, shown
 
 MAX_CHARS = 2_000
 MAX_NODES = 500
@@ -65,14 +65,6 @@ ALLOWED = (
 )
 
 
-def _shown(text: str, limit: int = 80) -> str:
-    """The expression as messages quote it: its repr, cut in the middle when long."""
-    shown = repr(text)
-    if len(shown) <= limit:
-        return shown
-    return f"{shown[: limit // 2]}…{shown[-limit // 2 :]} ({len(text):,} characters)"
-
-
 class Expression:
     """A parsed expression; `evaluate(names)` looks dotted names up in `names`."""
 
@@ -95,14 +87,14 @@ class Expression:
     def error(self, what: str) -> InputError:
         """`where: 'text' what` (`what` starting with ':' reads `where: 'text': what`)."""
         sep = "" if what.startswith(":") else " "
-        return InputError(f"{self.where}: {_shown(self.text)}{sep}{what}")
+        return InputError(f"{self.where}: {shown(self.text)}{sep}{what}")
 
     def evaluate(self, names: Mapping[str, Any]) -> Any:
         missing = [n for n in self.names if n not in names]
         if missing:
             known = sorted(names)
             raise InputError(
-                f"{self.where}: {_shown(self.text)} uses unknown name {missing[0]!r}"
+                f"{self.where}: {shown(self.text)} uses unknown name {missing[0]!r}"
                 f"{did_you_mean(missing[0], known)}; known: {', '.join(known)}"
             )
         try:

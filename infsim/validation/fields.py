@@ -18,20 +18,18 @@ Bounds keep later arithmetic finite and exact (no numpy overflow or cast warning
 from __future__ import annotations
 
 import math
-import reprlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.limits import limit
 
 MAX_TOKENS = int(limit("tokens"))  # 1e8, INFSIM_MAX_TOKENS (infsim/limits.py)
 MAX_SECONDS = float(limit("seconds"))  # 1e9, INFSIM_MAX_SECONDS
 MAX_CLOCK_S = 1e12
 MAX_COUNT = 10**12
-SHOW_CHARS = 80
 
 SECONDS = f"a number of seconds, finite, 0 to {MAX_SECONDS:.0e}"
 CLOCK = f"a timestamp in seconds, finite, at most {MAX_CLOCK_S:.0e} in magnitude"
@@ -39,22 +37,8 @@ TOKENS = f"a token count, an integer 0 to {MAX_TOKENS:,}"
 COUNT = f"a count, an integer 0 to {MAX_COUNT:.0e}"
 
 
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring = 3, 6, 6, SHOW_CHARS
-_REPR.maxlong = _REPR.maxother = SHOW_CHARS
-
-
-def show(value: Any) -> str:
-    """The value's Python repr ('text', None, nan), cut to SHOW_CHARS characters."""
-    try:
-        text = _REPR.repr(value)
-    except (ValueError, RecursionError):  # e.g. an integer beyond the digit limit
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= SHOW_CHARS else text[: SHOW_CHARS - 1] + "…"
-
-
 def fail(where: str, field: str, value: Any, expected: str) -> InputError:
-    return InputError(f"{where}: {field} is {show(value)}; expected {expected}")
+    return InputError(f"{where}: {field} is {shown(value)}; expected {expected}")
 
 
 def _is_number(value: Any) -> bool:
@@ -180,7 +164,7 @@ def number_array(  # noqa: PLR0913  (one keyword per check)
         more = int(bad.sum()) - 1
         extra = f" ({more} more such items)" if more else ""
         raise InputError(
-            f"{where}: {field}[{index}] is {show(seq[index])}; expected {expected}{extra}"
+            f"{where}: {field}[{index}] is {shown(seq[index])}; expected {expected}{extra}"
         )
     return array
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.validation import fields
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
@@ -57,7 +57,7 @@ def seconds_per_unit(unit: Any, where: str) -> float:
     known = _UNIT_SECONDS.get(unit.strip().lower()) if isinstance(unit, str) else None
     if known is None:
         raise InputError(
-            f"{where}: unknown time unit {fields.show(unit)}; expected one of "
+            f"{where}: unknown time unit {shown(unit)}; expected one of "
             f"{', '.join(sorted(_UNIT_SECONDS))}"
         )
     return known
@@ -184,7 +184,7 @@ def client_concurrency(value: Any, where: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise InputError(
-            f"{where}: max_concurrency is {fields.show(value)}; expected a positive integer "
+            f"{where}: max_concurrency is {shown(value)}; expected a positive integer "
             f"(at most {MAX_CONCURRENCY:,}) or null (no limit)"
         )
     return value

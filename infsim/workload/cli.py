@@ -14,10 +14,10 @@ import click
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.limits import SCALE, SECONDS
 from infsim.textio import load_yaml, read_text
 from infsim.workload.columns import shown
 from infsim.workload.formats import trace_formats
-from infsim.workload.limits import SCALE, SECONDS
 from infsim.workload.loaders import format_names, load_trace
 from infsim.workload.spec import SyntheticSource, generate, parse_model
 from infsim.workload.trace import Trace

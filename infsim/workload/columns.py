@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from infsim.errors import InputError
-from infsim.workload.limits import HASH_IDS, MAX_ARRIVAL_S, REQUEST_TOKENS, TRACE_ROWS, Limit
+from infsim import errors
+from infsim.errors import SHOW_CHARS, InputError
+from infsim.limits import HASH_IDS, MAX_ARRIVAL_S, REQUEST_TOKENS, TRACE_ROWS, Limit
 
 HASH_IDS_TYPE = pa.list_(pa.int64())
 
@@ -72,21 +73,14 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
-def shown(value: Any, limit: int = 80) -> str:
-    """A bad value as a message shows it: its repr, cut in the middle when long."""
+def shown(value: Any, limit: int = SHOW_CHARS) -> str:
+    """A bad trace value as a message shows it (`infsim.errors.shown`), numpy scalars as
+    Python ones and whole floats as the text gave them (3.0 parsed from "3" as 3)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        value = int(value)  # 3.0 parsed from "3" is shown as 3
-    try:
-        text = repr(value) if not isinstance(value, int) or abs(value) < 10**60 else None
-    except ValueError:  # an int beyond Python's digit limit for str()
-        text = None
-    if text is None:
-        text = f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit // 2]}…{text[-limit // 4 :]} ({len(text):,} characters)"
+        value = int(value)
+    return errors.shown(value, limit)
 
 
 def _is_number(value: Any) -> bool:

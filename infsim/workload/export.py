@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
-from infsim.workload.limits import EXPORT_WORDS, HASH_IDS
+from infsim.limits import EXPORT_WORDS, HASH_IDS
 from infsim.workload.output import write_atomically
 from infsim.workload.trace import Trace
 

@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from infsim.errors import InputError, did_you_mean
+from infsim.limits import TRACE_BYTES, TRACE_ROWS
 from infsim.registry import Registry
 from infsim.textio import read_text
 from infsim.workload.columns import RowLocator, shown
-from infsim.workload.limits import TRACE_BYTES, TRACE_ROWS
 from infsim.workload.trace import Trace
 
 logger = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infsim.errors import InputError
+from infsim.limits import HASH_IDS, TRACE_ROWS
 from infsim.textio import load_json
 from infsim.workload.columns import TRACE_SCHEMA, RowLocator, check_block_size, shown
 from infsim.workload.formats import (
@@ -29,7 +30,6 @@ from infsim.workload.formats import (
     register_format,
     reject_or_drop,
 )
-from infsim.workload.limits import HASH_IDS, TRACE_ROWS
 from infsim.workload.trace import META_BLOCK_SIZE, META_NOTES, META_SOURCE, Trace
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")

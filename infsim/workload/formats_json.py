@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from infsim.errors import InputError
+from infsim.limits import TRACE_ROWS
 from infsim.textio import load_json, read_text
 from infsim.workload.columns import RowLocator, shown
 from infsim.workload.formats import (
@@ -30,7 +31,6 @@ from infsim.workload.formats import (
     reject_or_drop,
     require_no_nulls,
 )
-from infsim.workload.limits import TRACE_ROWS
 from infsim.workload.trace import Trace
 
 JSONL_LINES = RowLocator(unit="line", offset=1)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.limits import HASH_IDS
 from infsim.workload.columns import hash_ids_from_runs
-from infsim.workload.limits import HASH_IDS
 from infsim.workload.trace import Trace
 
 NOTE = (

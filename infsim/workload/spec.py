@@ -34,8 +34,8 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infsim.errors import InputError
+from infsim.limits import RATE, REQUEST_TOKENS, REQUESTS, SCALE, SECONDS, TURNS, Limit
 from infsim.workload import synthetic as syn
-from infsim.workload.limits import RATE, REQUEST_TOKENS, REQUESTS, SCALE, SECONDS, TURNS, Limit
 from infsim.workload.loaders import load_trace
 from infsim.workload.sessions import derive_session_prefixes
 from infsim.workload.trace import Trace
@@ -47,7 +47,7 @@ FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 def _within(
     base: type, limit: Limit, subject: str, ge: float | None = None, gt: float | None = None
 ) -> Any:
-    """`base` bounded above by `limit` (`infsim.workload.limits`): the error names the
+    """`base` bounded above by `limit` (`infsim.limits`): the error names the
     bound and the environment variable that raises it; the JSON schema shows the bound."""
     check = AfterValidator(limit.validator(subject))
     return Annotated[base, Field(ge=ge, gt=gt, json_schema_extra=limit.schema()), check]

@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.errors import InputError
+from infsim.limits import HASH_IDS, REQUEST_TOKENS, REQUESTS, TURNS
 from infsim.workload.columns import hash_ids_from_runs
-from infsim.workload.limits import HASH_IDS, REQUEST_TOKENS, REQUESTS, TURNS
 from infsim.workload.trace import Trace
 
 

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infsim.errors import InputError
-from infsim.validation.fields import show
+from infsim.errors import InputError, shown
 
 HOST_CATEGORIES = frozenset({"cpu_op", "user_annotation", "cuda_runtime", "cuda_driver"})
 LAUNCH_CATEGORIES = frozenset({"cuda_runtime", "cuda_driver"})
@@ -225,7 +224,7 @@ def _gunzip(path: Path, data: bytes) -> bytes:
 def _thread(item: dict[str, Any], key: str, where: str) -> Any:
     value = item.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | str | float)):
-        raise InputError(f"{where}: {key} is {show(value)}; expected a number or a string")
+        raise InputError(f"{where}: {key} is {shown(value)}; expected a number or a string")
     return value
 
 
@@ -253,7 +252,7 @@ def _ns(microseconds: Any, where: str, key: str) -> int:
         or not low <= microseconds <= high  # also refuses NaN
     ):
         raise InputError(
-            f"{where}: {key} is {show(microseconds)}; expected a number of microseconds "
+            f"{where}: {key} is {shown(microseconds)}; expected a number of microseconds "
             f"from {low:g} to {high:g}"
         )
     return round(float(microseconds) * 1000)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infsim.validation.fields import show
+from infsim.errors import shown
 
 TYPE_DTYPE = {
     "float": "float32",
@@ -102,11 +102,11 @@ def classify(name: str, args: dict[str, Any], world_size: int | None = None) -> 
     try:
         result = _classify(name, args, world_size)
     except _MAPPING_ERRORS:
-        return Unshaped(f"unexpected arguments {show(args)}")
+        return Unshaped(f"unexpected arguments {shown(args)}")
     if isinstance(result, Shaped):
         bad = [(k, v) for k, v in result.shape if not _dimension(v)]
         if bad:
-            return Unshaped(f"unexpected shape {show(dict(bad))}")
+            return Unshaped(f"unexpected shape {shown(dict(bad))}")
     return result
 
 
@@ -143,11 +143,11 @@ def _classify(name: str, args: dict[str, Any], world_size: int | None) -> Result
     if dims is None:
         return Unshaped("no Input Dims (profile with record_shapes=True)")
     if not _well_formed(dims):
-        return Unshaped(f"unexpected Input Dims {show(dims)}")
+        return Unshaped(f"unexpected Input Dims {shown(dims)}")
     try:
         return mapper(dims, list(types), args)
     except _MAPPING_ERRORS:
-        return Unshaped(f"unexpected Input Dims {show(dims)}")
+        return Unshaped(f"unexpected Input Dims {shown(dims)}")
 
 
 def _dtype(types: list[Any], i: int) -> str | None:

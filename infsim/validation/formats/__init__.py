@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.registry import Registry
 from infsim.textio import check_depth, load_json, read_text
-from infsim.validation import fields
 from infsim.validation.measured import MeasuredRun
 
 SNIFF_BYTES = 8192
@@ -82,7 +81,7 @@ def parse_json_object(line: str, where: str) -> dict[str, Any]:
         text = str(exc) if len(str(exc)) <= 200 else str(exc)[:199] + "…"
         raise InputError(f"{where}: unreadable value: {text}") from None
     if not isinstance(value, dict):
-        raise InputError(f"{where}: expected a JSON object, got {fields.show(value)}")
+        raise InputError(f"{where}: expected a JSON object, got {shown(value)}")
     return value
 
 

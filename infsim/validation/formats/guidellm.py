@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.validation import fields
 from infsim.validation.formats import BenchFormat, pick_run, read_json, register
 from infsim.validation.measured import (
@@ -128,11 +128,11 @@ def _requests(rows: list[tuple[str, dict[str, Any]]], num_ok: int) -> MeasuredRe
 
 def _describe(benchmark: Any) -> str:
     if not isinstance(benchmark, dict):
-        return fields.show(benchmark)
+        return shown(benchmark)
     args = benchmark.get("args") or benchmark.get("config")
     strategy = args.get("strategy") if isinstance(args, dict) else None
     strategy = strategy if isinstance(strategy, dict) else {}
-    return f"strategy {fields.show(strategy.get('type_'))} rate {fields.show(strategy.get('rate'))}"
+    return f"strategy {shown(strategy.get('type_'))} rate {shown(strategy.get('rate'))}"
 
 
 def _samples(benchmark: dict[str, Any], where: str, kind: str) -> list[tuple[str, dict]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.validation import fields
 from infsim.validation.formats import BenchFormat, read_json, register
 from infsim.validation.measured import (
@@ -92,7 +92,7 @@ def read_llmperf(path: Path, run_index: int | None) -> MeasuredRun:
     rows = read_json(path)
     if not isinstance(rows, list) or not rows:
         raise InputError(
-            f"{path}: expected a non-empty JSON list of LLMPerf responses, got {fields.show(rows)}"
+            f"{path}: expected a non-empty JSON list of LLMPerf responses, got {shown(rows)}"
         )
     requests = _requests(rows, path)
     sibling, summary = _summary(path)

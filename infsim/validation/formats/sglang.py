@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from infsim.errors import shown
 from infsim.validation import fields
 from infsim.validation.formats import BenchFormat, pick_run, read_numbered_json_lines, register
 from infsim.validation.formats.vllm import detailed_rows
@@ -24,8 +25,8 @@ METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2e_latency"}
 def _describe(entry: tuple[int, dict[str, Any]]) -> str:
     run = entry[1]
     return (
-        f"request_rate {fields.show(run.get('request_rate'))}, max_concurrency "
-        f"{fields.show(run.get('max_concurrency'))}, completed {fields.show(run.get('completed'))}"
+        f"request_rate {shown(run.get('request_rate'))}, max_concurrency "
+        f"{shown(run.get('max_concurrency'))}, completed {shown(run.get('completed'))}"
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.textio import load_json, read_text
 from infsim.validation import fields
 from infsim.validation.formats import (
@@ -58,8 +58,7 @@ def _runs(path: Path) -> list[tuple[str, dict[str, Any]]]:
                 for n, line in lines]  # fmt: skip
     if not isinstance(data, dict):
         raise InputError(
-            f"{path}: expected a JSON object (vllm bench serve --save-result), "
-            f"got {fields.show(data)}"
+            f"{path}: expected a JSON object (vllm bench serve --save-result), got {shown(data)}"
         )
     return [(str(path), data)]
 
@@ -67,8 +66,8 @@ def _runs(path: Path) -> list[tuple[str, dict[str, Any]]]:
 def _describe(entry: tuple[str, dict[str, Any]]) -> str:
     run = entry[1]
     return (
-        f"date {fields.show(run.get('date'))}, request_rate {fields.show(run.get('request_rate'))}"
-        f", max_concurrency {fields.show(run.get('max_concurrency'))}"
+        f"date {shown(run.get('date'))}, request_rate {shown(run.get('request_rate'))}"
+        f", max_concurrency {shown(run.get('max_concurrency'))}"
     )
 
 

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from infsim.errors import InputError
+from infsim.errors import InputError, shown
 from infsim.validation import fields
 from infsim.validation.formats import (
     BenchFormat,
@@ -103,7 +103,7 @@ class _Row:
                 f"and write dataclasses.asdict(output.metrics); {ROW_HELP}"
             )
         if not isinstance(value, dict):
-            raise self.fail(f"metrics is {fields.show(value)}; expected a JSON object; {ROW_HELP}")
+            raise self.fail(f"metrics is {shown(value)}; expected a JSON object; {ROW_HELP}")
         return value
 
     def layout(self) -> str:
@@ -135,7 +135,7 @@ class _Row:
                 f"seconds); {ROW_HELP}"
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(f"metrics.{name} is {fields.show(value)}; expected a number of seconds")
+            raise self.fail(f"metrics.{name} is {shown(value)}; expected a number of seconds")
         where, bound = f"{self.path}: line {self.line}", fields.MAX_CLOCK_S
         expected = f"a finite number of seconds (a clock reading, at most {bound:.0e} in magnitude)"
         return fields.number(
@@ -148,11 +148,11 @@ class _Row:
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 0
         ):
-            raise self.fail(f"{name} is {fields.show(value)}; expected a non-negative integer")
+            raise self.fail(f"{name} is {shown(value)}; expected a non-negative integer")
         if value is not None and value > fields.MAX_TOKENS:
             raise self.fail(f"{name} is {value}; at most {fields.MAX_TOKENS:,} tokens")
         if tokens is not None and not isinstance(tokens, list):
-            raise self.fail(f"{list_name} is {fields.show(tokens)}; expected a list of token ids")
+            raise self.fail(f"{list_name} is {shown(tokens)}; expected a list of token ids")
         if value is None and tokens is None:
             raise self.fail(f"{name} (or {list_name}) is missing; {ROW_HELP}")
         if value is not None and tokens is not None and value != len(tokens):
@@ -206,14 +206,12 @@ def _model(rows: list[_Row]) -> str | None:
     first = rows[0]
     model = first.data.get("model")
     if model is not None and not isinstance(model, str):
-        raise first.fail(
-            f"model is {fields.show(model)}; expected a string (the model name or path)"
-        )
+        raise first.fail(f"model is {shown(model)}; expected a string (the model name or path)")
     for row in rows[1:]:
         if row.data.get("model") != model:
             raise row.fail(
-                f"model is {fields.show(row.data.get('model'))} but line {first.line} says "
-                f"{fields.show(model)}; "
+                f"model is {shown(row.data.get('model'))} but line {first.line} says "
+                f"{shown(model)}; "
                 "a file holds one run of one model (give model on every line, or on none)"
             )
     return model
@@ -237,7 +235,7 @@ def read_vllm_inprocess(path: Path, run_index: int | None) -> MeasuredRun:
             )
         request_id = row.data.get("request_id")
         if request_id is None or isinstance(request_id, bool | dict | list):
-            raise row.fail(f"request_id is {fields.show(request_id)}; expected a string or integer")
+            raise row.fail(f"request_id is {shown(request_id)}; expected a string or integer")
         if str(request_id) in seen:
             raise row.fail(
                 f"request_id {request_id!r} repeats line {seen[str(request_id)]}; write one "
