@@ -303,6 +303,7 @@ LAZY_COMMANDS = {
     "optimize": "infsim.sweep.cli:optimize_cmd",
     "results": "infsim.sweep.cli:results_cmd",
     "report": "infsim.sweep.cli:report_cmd",
+    "plan": "infsim.plan.cli:plan_cmd",
 }
 """Command groups kept in their packages, imported when used (`infsim --version` and
 `infsim run` do not load the sweep, calibration and validation layers)."""

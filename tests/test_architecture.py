@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scenario",),
     ("sim",),
     ("report", "api"),
-    ("calibration", "validation", "sweep", "uncertainty"),
+    ("calibration", "validation", "sweep", "uncertainty", "plan"),
     ("cli", "examples", "__main__", "__init__"),
 )
 """Bottom to top. `cli` is `infsim/cli.py` and every package's `cli.py` (command lines sit

@@ -17,7 +17,7 @@ A store that cannot lie:
   Parquet table with `key` and `status` columns (`scan`); an empty, truncated or foreign
   file is *damaged*: a sweep recomputes it and says so, and a reader refuses to show a
   table with a hole in it (`DamagedPointError`, naming the files).
-- **One job per directory.** A job (sweep, capacity, optimize) holds `.lock` while it
+- **One job per directory.** A job (sweep, capacity, optimize, plan) holds `.lock` while it
   writes, so a second job on the same directory is refused while the first runs; and a job
   whose manifest would hide the points of the directory's previous job (different axes,
   scenario or target) is refused unless `force` (see `claim`). Growing a sweep's axes, or
@@ -59,7 +59,7 @@ STALE_TMP_S = 3600.0
 """A temporary of another process older than this is left over from a killed writer (a
 point file takes milliseconds to write) and is removed when a writer opens the store."""
 
-KINDS = ("sweep", "capacity", "optimize")
+KINDS = ("sweep", "capacity", "optimize", "plan")
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _REQUIRED_COLUMNS = ("key", "status")
 _STATUSES = ("ok", "failed")
@@ -326,6 +326,7 @@ def base_digest(base_raw: dict[str, Any]) -> str:
 _IDENTITY = {
     "capacity": ("base_sha256", "target", "rel_tol"),
     "optimize": ("base_sha256", "axes", "target", "settings"),
+    "plan": ("base_sha256", "target", "settings"),
 }
 
 

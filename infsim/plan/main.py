@@ -1,0 +1,226 @@
+"""`infsim plan` as a function: a request in, a ranked table and its files out.
+
+request ─▶ base scenario (--set applied, checked: one pool, no autoscaling)
+        ─▶ target rate (--target-rate, else the scenario's own mean rate)
+        ─▶ SLO (--ttft-p99 … else the scenario's slo:, read as p99 limits)
+        ─▶ candidates (GPU × TP × precision) and the calibration of each
+        ─▶ job.run_plan (rounds of points through the result store)
+        ─▶ output.plan_table ─▶ DIR/plan.parquet, DIR/report.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from infsim.plan import candidates as cand
+from infsim.plan.job import PlanRun, PlanSettings, run_plan
+from infsim.plan.output import plan_table, write_parquet
+from infsim.plan.report import write_plan_report
+from infsim.sweep.search import SLOTarget
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """The command line's options, as given (None / empty = the default)."""
+
+    scenario: Path
+    gpus: tuple[str, ...] = ()
+    tps: tuple[int, ...] = ()
+    precisions: tuple[str, ...] = ()
+    target_rate: float | None = None
+    ttft_p99: float | None = None
+    tpot_p99: float | None = None
+    e2e_p99: float | None = None
+    max_replicas: int = 64
+    headroom_tol: float = 0.05
+    max_headroom: float = 8.0
+    overrides: tuple[str, ...] = ()
+    out_dir: Path | None = None
+    executor: str = "process"
+    jobs: int | None = None
+    address: str | None = None
+    force: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class PlanResult:
+    run: PlanRun
+    table: pd.DataFrame
+    target: SLOTarget
+    out_dir: Path
+    answer: str
+    header: list[str] = field(default_factory=list)
+
+
+def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResult:
+    from infsim.report.paths import safe_run_dir
+    from infsim.scenario.load import validate_scenario
+    from infsim.sweep.executors import make_executor
+    from infsim.sweep.job import load_base
+    from infsim.sweep.store import ResultStore
+
+    ctx, _ = load_base(request.scenario, request.overrides)  # a sweep: block is ignored
+    cand.check_base(ctx)
+    scenario = validate_scenario(ctx.base_raw, ctx.source)
+    rate = request.target_rate or cand.scenario_rate_per_s(ctx)
+    ctx, notes = cand.with_target_rate(ctx, rate)
+    target, slo_text = cand.slo_target(
+        scenario.slo, request.ttft_p99, request.tpot_p99, request.e2e_p99
+    )
+    candidates = _candidates(request, ctx, scenario)
+    candidates, calibration_line = cand.calibration_policy(ctx, candidates)
+    settings = PlanSettings(rate, request.max_replicas, request.headroom_tol, request.max_headroom)
+    header = [
+        f"plan: {ctx.source} ({scenario.model}), {len(candidates)} candidates",
+        f"load: {rate:g} req/s mean (workload.target_rate_per_s"
+        f"{'' if request.target_rate else ', the scenario own rate'})",
+        f"SLO: {slo_text}",
+        calibration_line,
+        *(f"note: {n}" for n in notes),
+    ]
+    if scenario.deployment.replicas != 1 and "replicas" in (ctx.base_raw.get("deployment") or {}):
+        header.append(
+            f"note: deployment.replicas {scenario.deployment.replicas} is what plan searches"
+        )
+    for line in header:
+        echo(line)
+    out_dir = request.out_dir or safe_run_dir(
+        f"plan-{ctx.base_raw.get('name', 'scenario')}", "runs"
+    )
+    store = ResultStore(out_dir)
+    with quiet_fallback_warnings():
+        run = run_plan(
+            ctx,
+            candidates,
+            target,
+            settings,
+            store,
+            make_executor(request.executor, request.jobs, request.address),
+            on_round=None if request.quiet else _round_printer(echo),
+            force=request.force,
+            notes={"header": header},
+        )
+    for line in fallback_lines(run):
+        echo(line)
+    for state in run.states:
+        if state.skipped is not None:
+            echo(f"skipped {state.candidate.label()}: {state.skipped}")
+    table = plan_table(run)
+    write_parquet(table, out_dir / "plan.parquet")
+    question = " · ".join(header[:3])
+    write_plan_report(out_dir / "report.html", f"infsim plan: {out_dir.name}", table, target,
+                      question)  # fmt: skip
+    return PlanResult(run, table, target, out_dir, answer_line(table, rate), header)
+
+
+@contextlib.contextmanager
+def quiet_fallback_warnings() -> Iterator[None]:
+    """Hold back the per-process roofline-fallback warnings of the cost models while the
+    plan runs: every worker of every round would repeat them. `fallback_lines` gives them
+    once each afterwards, from the stored points."""
+    logger = logging.getLogger("infsim.calibration")
+    block = logging.Filter("infsim.calibration.plan-quiet")  # matches no record: drops all
+    logger.addFilter(block)
+    try:
+        yield
+    finally:
+        logger.removeFilter(block)
+
+
+def fallback_lines(run: PlanRun) -> list[str]:
+    """Per calibration table, the largest share of a point's step time that was priced by
+    the roofline (ops or shapes the table lacks), once each; from the evaluated points'
+    summary.json `calibration.coverage.roofline`."""
+    worst: dict[str, float] = {}
+    for state in run.states:
+        for row in state.rows.values():
+            name, share = row.get("calibration.name"), row.get("calibration.coverage.roofline")
+            if name and name != "roofline" and isinstance(share, float) and share > 0:
+                worst[name] = max(worst.get(name, 0.0), share)
+    return [
+        f"calibration {name}: up to {share:.1%} of a point's step time priced by the roofline "
+        "(ops or shapes the table lacks; infsim run on a point lists them)"
+        for name, share in sorted(worst.items())
+    ]
+
+
+def _candidates(request: PlanRequest, ctx, scenario) -> list[cand.Candidate]:
+    from infsim.catalog.model import load_model
+
+    model = load_model(scenario.model, base_dir=ctx.base_dir)
+    precisions = cand.precision_list(
+        request.precisions or (scenario.deployment.weight_precision,), model.dtype
+    )
+    return cand.expand(cand.gpu_list(request.gpus), cand.tp_list(request.tps), precisions)
+
+
+def _round_printer(echo: Callable[[str], None]) -> Callable[[int, int, int, int], None]:
+    def show(round_no: int, points: int, cached: int, active: int) -> None:
+        echo(f"  round {round_no}: {points} points ({cached} stored), {active} candidates")
+
+    return show
+
+
+def answer_line(table: pd.DataFrame, rate: float) -> str:
+    met = table[table["meets_slo"]]
+    if met.empty:
+        return f"answer: no candidate meets the SLO at {rate:g} req/s"
+    best = met.iloc[0]
+    return (
+        f"answer: {int(best['replicas'])} × {best['gpu']} TP{int(best['tensor_parallel'])} "
+        f"{best['weight_precision']} at ${best['usd_per_hour']:.2f}/h "
+        f"(${best['usd_per_million_output_tokens']:.3f}/M output tokens), p99 TTFT "
+        f"{best['ttft_p99_s'] * 1e3:.0f} ms, p99 TPOT {best['tpot_p99_s'] * 1e3:.1f} ms, "
+        f"meets the SLO up to {best['headroom_rate_per_s']:.3g} req/s"
+    )
+
+
+def console_table(table: pd.DataFrame):
+    """The ranked table for the console (rich), costs in $ and latencies in ms."""
+    from rich.table import Table
+
+    out = Table(header_style="bold")
+    for name in ("#", "GPU", "TP", "weights", "replicas", "SLO", "$/h", "$/M out tok",
+                 "headroom req/s", "TTFT p99 ms", "TPOT p99 ms", "Pareto", "calibration",
+                 "note"):  # fmt: skip
+        out.add_column(name, justify="left" if name in ("GPU", "weights", "note") else "right")
+    for row in table[table["status"] != "skipped"].itertuples(index=False):
+        out.add_row(
+            str(row.rank),
+            row.gpu,
+            str(row.tensor_parallel),
+            row.weight_precision,
+            _int(row.replicas),
+            "met" if row.meets_slo else "missed",
+            _fmt(row.usd_per_hour, "{:.2f}"),
+            _fmt(row.usd_per_million_output_tokens, "{:.3f}"),
+            _fmt(row.headroom_rate_per_s, "{:.3g}") + ("+" if row.headroom_capped else ""),
+            _fmt(row.ttft_p99_s, "{:.0f}", 1e3),
+            _fmt(row.tpot_p99_s, "{:.1f}", 1e3),
+            "*" if row.pareto else "",
+            row.calibration or "-",
+            _SHORT_NOTES.get(row.status, row.note or ""),
+        )
+    return out
+
+
+_SHORT_NOTES = {
+    "latency_bound": "latency floor above the SLO",
+    "max_replicas": "misses at --max-replicas",
+    "failed": "a point failed (plan.parquet: note)",
+}
+
+
+def _fmt(value, pattern: str, scale: float = 1.0) -> str:
+    return "-" if value is None or pd.isna(value) else pattern.format(value * scale)
+
+
+def _int(value) -> str:
+    return "-" if value is None or pd.isna(value) else str(int(value))

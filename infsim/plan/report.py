@@ -1,0 +1,86 @@
+"""`DIR/report.html` of a plan: one offline page (matplotlib PNGs embedded as base64, no
+scripts or fetched assets), built with the sweep report's page helpers.
+
+Cost ($/hour) against p99 TTFT and p99 TPOT (ms), one panel each: every candidate that ran
+is a point labelled by its configuration, green where it meets the SLO and red where it
+misses (at the largest replica count probed); dashed lines are the SLO limits; the line
+is each panel's Pareto front through the SLO-meeting points only. Then the ranked table
+and the skipped candidates with their reasons.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from infsim.errors import InputError
+from infsim.sweep.report_html import _page, _plt, _png, _table
+from infsim.sweep.search import SLOTarget, pareto_front
+from infsim.sweep.store import write_atomic
+
+_MET, _MISSED = "#2a9d4b", "#d1495b"
+
+
+def label(row: pd.Series) -> str:
+    replicas = row["replicas"] if pd.notna(row["replicas"]) else row["replicas_probed"]
+    return (
+        f"{int(replicas)}× {row['gpu']} TP{int(row['tensor_parallel'])} {row['weight_precision']}"
+    )
+
+
+def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
+    plt = _plt()
+    ran = table[table["usd_per_hour"].notna() & table["ttft_p99_s"].notna()]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, column, limit, name in (
+        (axes[0], "ttft_p99_s", target.ttft_p99_s, "TTFT"),
+        (axes[1], "tpot_p99_s", target.tpot_p99_s, "TPOT"),
+    ):
+        x_ms = ran[column] * 1e3
+        colours = [_MET if met else _MISSED for met in ran["meets_slo"]]
+        ax.scatter(x_ms, ran["usd_per_hour"], c=colours, s=30, zorder=3)
+        for (_, row), x in zip(ran.iterrows(), x_ms, strict=True):
+            ax.annotate(label(row), (x, row["usd_per_hour"]), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        met = ran[ran["meets_slo"]]
+        front = met.iloc[pareto_front(met["usd_per_hour"].tolist(), met[column].tolist())]
+        if len(front):
+            ax.plot(front[column] * 1e3, front["usd_per_hour"], "-", color=_MET, lw=1.2,
+                    label="Pareto front (SLO met)")  # fmt: skip
+        if limit is not None:
+            ax.axvline(limit * 1e3, color="k", ls="--", lw=0.8, label=f"SLO {limit * 1e3:g} ms")
+        ax.scatter([], [], c=_MET, label="meets the SLO")
+        ax.scatter([], [], c=_MISSED, label="misses (largest count probed)")
+        ax.set(xlabel=f"p99 {name} (ms)", ylabel="cost ($/hour)", title=f"cost vs p99 {name}")
+        positive = x_ms[x_ms > 0]
+        if len(positive) and positive.max() > 20 * positive.min():
+            ax.set_xscale("log")  # candidates far off the SLO sit decades to the right
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    return _png(fig)
+
+
+def plan_page(title: str, table: pd.DataFrame, target: SLOTarget, header: str) -> str:
+    ran = table[table["status"] != "skipped"]
+    skipped = table[table["status"] == "skipped"][["gpu", "tensor_parallel",
+                                                   "weight_precision", "note"]]  # fmt: skip
+    shown = ran.drop(columns=["point_key"])
+    sections = [("Question", f"<p>{html.escape(header)}</p>")]
+    if len(ran):
+        sections.append(("Cost vs p99 latency", cost_latency_panels(ran, target)))
+    sections.append((f"Candidates, ranked ({len(ran)})", _table(shown)))
+    if len(skipped):
+        sections.append((f"Skipped ({len(skipped)})", _table(skipped)))
+    return _page(title, sections)
+
+
+def write_plan_report(path: Path, title: str, table: pd.DataFrame, target: SLOTarget,
+                      header: str) -> Path:  # fmt: skip
+    text = plan_page(title, table, target, header)
+    try:
+        write_atomic(path, text.encode())
+    except OSError as err:
+        raise InputError(f"{path}: cannot write: {err.strerror or type(err).__name__}") from None
+    return path
