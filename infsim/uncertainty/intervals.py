@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 MIN_REPLICATIONS = 2
+_MAX_LOG = 700.0  # exp(700) ≈ 1e304, below the float maximum
 
 
 def prediction_interval(values: Iterable[float], level: float) -> tuple[float, float] | None:
@@ -41,8 +42,8 @@ def prediction_interval(values: Iterable[float], level: float) -> tuple[float, f
     mean, sd = float(y.mean()), float(y.std(ddof=1))
     half = float(stats.t.ppf((1 + level) / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
     lo, hi = mean - half, mean + half
-    if log:
-        return math.exp(lo), math.exp(hi)
+    if log:  # capped below float overflow (two draws 6 decades apart at 99 %)
+        return math.exp(max(lo, -_MAX_LOG)), math.exp(min(hi, _MAX_LOG))
     return lo, hi
 
 
