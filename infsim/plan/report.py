@@ -41,9 +41,10 @@ def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
         x_ms = ran[column] * 1e3
         colours = [_MET if met else _MISSED for met in ran["meets_slo"]]
         ax.scatter(x_ms, ran["usd_per_hour"], c=colours, s=30, zorder=3)
-        for (_, row), x in zip(ran.iterrows(), x_ms, strict=True):
-            ax.annotate(label(row), (x, row["usd_per_hour"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        for i, ((_, row), x) in enumerate(zip(ran.iterrows(), x_ms, strict=True)):
+            # neighbours in rank order get staggered offsets, so near points stay readable
+            ax.annotate(f"#{row['rank']} {label(row)}", (x, row["usd_per_hour"]), fontsize=7,
+                        xytext=(4, (3, -10, 12)[i % 3]), textcoords="offset points")  # fmt: skip
         met = ran[ran["meets_slo"]]
         front = met.iloc[pareto_front(met["usd_per_hour"].tolist(), met[column].tolist())]
         if len(front):
@@ -57,8 +58,12 @@ def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
         positive = x_ms[x_ms > 0]
         if len(positive) and positive.max() > 20 * positive.min():
             ax.set_xscale("log")  # candidates far off the SLO sit decades to the right
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
+        costs = ran["usd_per_hour"][ran["usd_per_hour"] > 0]
+        if len(costs) and costs.max() > 10 * costs.min():
+            ax.set_yscale("log")  # many replicas of a small GPU cost decades more
+        ax.margins(x=0.15, y=0.15)  # room for the labels at the edges
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="best")
     return _png(fig)
 
 
