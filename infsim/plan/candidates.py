@@ -22,6 +22,7 @@ from infsim.sweep.points import PointContext
 from infsim.sweep.search import SLOTarget
 
 DEFAULT_TENSOR_PARALLEL = (1, 2, 4, 8)
+MAX_TENSOR_PARALLEL = 64
 RATE_SCALING = ("time_scale", "rate_scale", "target_rate_per_s")
 
 
@@ -76,8 +77,19 @@ def precision_list(names: Sequence[str], model_dtype: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def tp_list(values: Sequence[int]) -> list[int]:
-    return sorted(set(values)) if values else list(DEFAULT_TENSOR_PARALLEL)
+def tp_list(values: Sequence[str | int]) -> list[int]:
+    """`--tensor-parallel` values (repeatable or comma-separated), or 1, 2, 4 and 8."""
+    if not values:
+        return list(DEFAULT_TENSOR_PARALLEL)
+    out = set()
+    for text in _split([str(v) for v in values]):
+        if not text.isdigit() or not 1 <= int(text) <= MAX_TENSOR_PARALLEL:
+            raise InputError(
+                f"--tensor-parallel {text[:40]!r}: not allowed; a whole number of GPUs from 1 "
+                f"to {MAX_TENSOR_PARALLEL} (repeat the option or separate values by commas)"
+            )
+        out.add(int(text))
+    return sorted(out)
 
 
 def expand(gpus: list[str], tps: list[int], precisions: list[str]) -> list[Candidate]:

@@ -18,8 +18,8 @@ _SCALE = _Number(1, 1024, low_open=True, allowed="a factor above 1 and at most 1
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME",
               help="Candidate GPU (repeatable or comma-separated; default: every catalog GPU "
               "on which the model fits).")  # fmt: skip
-@click.option("--tensor-parallel", "tps", multiple=True, type=click.IntRange(1, 64),
-              metavar="N", help="Candidate TP (repeatable; default: 1, 2, 4, 8).")  # fmt: skip
+@click.option("--tensor-parallel", "tps", multiple=True, metavar="N",
+              help="Candidate TP (repeatable or comma-separated; default 1, 2, 4, 8).")  # fmt: skip
 @click.option("--weight-precision", "precisions", multiple=True, metavar="P",
               help="Candidate weight precision (repeatable or comma-separated; default: the "
               "scenario's deployment.weight_precision).")  # fmt: skip

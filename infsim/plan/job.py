@@ -140,13 +140,14 @@ def run_plan(  # noqa: PLR0913
     store: ResultStore,
     executor: Executor | None = None,
     *,
-    on_round: Callable[[int, int, int, int], None] | None = None,
+    on_round: Callable[[int, int, int], None] | None = None,
     force: bool = False,
     notes: dict[str, Any] | None = None,
 ) -> PlanRun:
     """Size every candidate (rounds as in the module docstring), holding the store's writer
     lock; a directory holding another job's results is refused unless `force`.
-    `on_round(round, points, stored before, candidates still searching)` reports progress."""
+    `on_round(round, points (one per candidate still searching), points stored before)`
+    reports progress."""
     run = PlanRun([CandidateState(c) for c in candidates], settings, target)
     ctx = dataclasses.replace(ctx, skip_infeasible=True)
     with store.lock():
@@ -169,8 +170,7 @@ def run_plan(  # noqa: PLR0913
                 else:
                     state.rate_answers[request[1]] = target.met(row)
             if on_round is not None:
-                active = sum(1 for s in run.states if s.skipped is None)
-                on_round(round_no, len(batch), outcome.num_cached, active)
+                on_round(round_no, len(batch), outcome.num_cached)
     return run
 
 

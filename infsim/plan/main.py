@@ -31,7 +31,7 @@ class PlanRequest:
 
     scenario: Path
     gpus: tuple[str, ...] = ()
-    tps: tuple[int, ...] = ()
+    tps: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     target_rate: float | None = None
     ttft_p99: float | None = None
@@ -69,7 +69,7 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
     ctx, _ = load_base(request.scenario, request.overrides)  # a sweep: block is ignored
     cand.check_base(ctx)
     scenario = validate_scenario(ctx.base_raw, ctx.source)
-    rate = request.target_rate or cand.scenario_rate_per_s(ctx)
+    rate, rate_origin = _target_rate(request, ctx)
     ctx, notes = cand.with_target_rate(ctx, rate)
     target, slo_text = cand.slo_target(
         scenario.slo, request.ttft_p99, request.tpot_p99, request.e2e_p99
@@ -79,8 +79,7 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
     settings = PlanSettings(rate, request.max_replicas, request.headroom_tol, request.max_headroom)
     header = [
         f"plan: {ctx.source} ({scenario.model}), {len(candidates)} candidates",
-        f"load: {rate:g} req/s mean (workload.target_rate_per_s"
-        f"{'' if request.target_rate else ', the scenario own rate'})",
+        f"load: {rate:g} req/s mean ({rate_origin}), as workload.target_rate_per_s",
         f"SLO: {slo_text}",
         calibration_line,
         *(f"note: {n}" for n in notes),
@@ -151,6 +150,15 @@ def fallback_lines(run: PlanRun) -> list[str]:
     ]
 
 
+def _target_rate(request: PlanRequest, ctx) -> tuple[float, str]:
+    if request.target_rate is not None:
+        return request.target_rate, "--target-rate"
+    given = (ctx.base_raw.get("workload") or {}).get("target_rate_per_s")
+    if given is not None:
+        return float(given), "the scenario's workload.target_rate_per_s"
+    return cand.scenario_rate_per_s(ctx), "the scenario's own mean rate"
+
+
 def _candidates(request: PlanRequest, ctx, scenario) -> list[cand.Candidate]:
     from infsim.catalog.model import load_model
 
@@ -161,9 +169,9 @@ def _candidates(request: PlanRequest, ctx, scenario) -> list[cand.Candidate]:
     return cand.expand(cand.gpu_list(request.gpus), cand.tp_list(request.tps), precisions)
 
 
-def _round_printer(echo: Callable[[str], None]) -> Callable[[int, int, int, int], None]:
-    def show(round_no: int, points: int, cached: int, active: int) -> None:
-        echo(f"  round {round_no}: {points} points ({cached} stored), {active} candidates")
+def _round_printer(echo: Callable[[str], None]) -> Callable[[int, int, int], None]:
+    def show(round_no: int, points: int, cached: int) -> None:
+        echo(f"  round {round_no}: {points} candidates searching, {cached} of their points stored")
 
     return show
 

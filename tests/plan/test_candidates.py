@@ -22,6 +22,9 @@ def test_lists_accept_repeats_commas_and_aliases():
     assert "cpu-host" not in cand.gpu_list([])  # default: every catalog GPU, no CPU
     assert cand.precision_list(["bf16,fp8", "auto"], "bfloat16") == ["bfloat16", "fp8"]
     assert cand.tp_list([]) == [1, 2, 4, 8]
+    assert cand.tp_list(["4,2", "8", "4"]) == [2, 4, 8]
+    with pytest.raises(InputError, match=r"--tensor-parallel .0.: not allowed"):
+        cand.tp_list(["0"])
     assert len(cand.expand(["H100-SXM", "L4"], [1, 2], ["fp8"])) == 4
 
 
