@@ -54,6 +54,7 @@ import pandas as pd
 
 from infsim import api
 from infsim.scenario.load import validate_scenario
+from infsim.scenario.schema import Scenario
 from infsim.workload.trace import Trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +114,15 @@ def rank_requests(shared: Path, run: pd.Series, diffs: pd.DataFrame) -> pd.DataF
 def simulate(requests: pd.DataFrame, tp: int, sections: dict | None = None) -> api.RunResult:
     """One replica at TP `tp` fed `requests`; `sections` replace whole scenario sections
     (e.g. `cost_model`, `frontend`)."""
+    scenario, trace = scenario_and_trace(requests, tp, sections)
+    resolved, _ = api.prepare(scenario, ".")
+    return api.run_resolved(resolved, trace)
+
+
+def scenario_and_trace(
+    requests: pd.DataFrame, tp: int, sections: dict | None = None
+) -> tuple[Scenario, Trace]:
+    """The scenario `simulate` runs (its workload a stand-in) and the trace it replays."""
     trace = Trace.from_columns(
         {"arrival_s": requests["arrival_s"].to_numpy(),
          "num_prompt_tokens": requests["prompt"].to_numpy(),
@@ -129,8 +139,7 @@ def simulate(requests: pd.DataFrame, tp: int, sections: dict | None = None) -> a
                "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
                "kind": "fixed", "value": 1}, "output_tokens": {
                "kind": "fixed", "value": 1}}}} | (sections or {})  # fmt: skip
-    resolved, _ = api.prepare(validate_scenario(raw, "apex-plus"), ".")
-    return api.run_resolved(resolved, trace)
+    return validate_scenario(raw, "apex-plus"), trace
 
 
 def predict(requests: pd.DataFrame, tp: int) -> dict[str, float]:

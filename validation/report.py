@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -204,12 +205,13 @@ def _requests_trace(req: pd.DataFrame, source: Path) -> Trace:
     )  # fmt: skip
 
 
-def gpu_rows(shared: Path) -> pd.DataFrame:
+def gpu_cases(shared: Path) -> Iterator[tuple[str, str, dict, Trace, dict[str, pd.Series]]]:
     """LLMServingSim's measured vLLM 0.19 runs replayed with their engine settings: from the
     workload file the benchmark sent (as LLMServingSim's own comparison does), or from the
-    run's requests.jsonl where that file is not in ../shared/data."""
+    run's requests.jsonl where that file is not in ../shared/data. Yields (label, cost
+    model, raw scenario, trace, measured per-request TTFT / E2E / TPOT) per run and cost
+    model (roofline and the GPU's table)."""
     base = shared / "validation" / "llmservingsim_bench_vllm"
-    rows = []
     for hw, model_dir, model, gpu, cal, workload in GPU_RUNS:
         run = base / hw / model_dir / "vllm"
         if not run.is_dir():
@@ -233,6 +235,7 @@ def gpu_rows(shared: Path) -> pd.DataFrame:
         else:
             trace = _requests_trace(req, run / "requests.jsonl")
         tp = eng.get("tensor_parallel_size") or 1
+        label = f"{hw} {model_dir}" + (f" TP{tp}" if tp > 1 else "")
         for calibration in ("roofline", cal):
             raw = {"model": model, "hardware": {"gpu": gpu}, "calibration": calibration,
                    "deployment": {"tensor_parallel": tp}, "engine": engine,
@@ -240,15 +243,21 @@ def gpu_rows(shared: Path) -> pd.DataFrame:
                        "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
                        "kind": "fixed", "value": 1}, "output_tokens": {
                        "kind": "fixed", "value": 1}}}}  # fmt: skip
-            resolved, _ = api.prepare(validate_scenario(raw, "gpu-validation"), ".")
-            lat = api.run_resolved(resolved, trace).summary["latency_s"]
-            label = f"{hw} {model_dir}" + (f" TP{tp}" if tp > 1 else "")
-            row = {"run": label, "cost model": calibration}
-            for metric, values in measured.items():
-                for stat, q in (("p50", 50), ("p99", 99)):
-                    m = float(np.percentile(values.dropna(), q))
-                    row[f"{metric}_{stat}_err"] = (lat[metric][stat] / m - 1) * 100
-            rows.append(row)
+            yield label, calibration, raw, trace, measured
+
+
+def gpu_rows(shared: Path) -> pd.DataFrame:
+    """`gpu_cases` predicted: signed % error of p50 and p99 per metric."""
+    rows = []
+    for label, calibration, raw, trace, measured in gpu_cases(shared):
+        resolved, _ = api.prepare(validate_scenario(raw, "gpu-validation"), ".")
+        lat = api.run_resolved(resolved, trace).summary["latency_s"]
+        row = {"run": label, "cost model": calibration}
+        for metric, values in measured.items():
+            for stat, q in (("p50", 50), ("p99", 99)):
+                m = float(np.percentile(values.dropna(), q))
+                row[f"{metric}_{stat}_err"] = (lat[metric][stat] / m - 1) * 100
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -334,8 +343,57 @@ def frontend_lines(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+COVERAGE = REPO / "validation" / "coverage.json"
+SOURCE_LABELS = {"live": "live vLLM (CPU)", "gpu-llmservingsim": "GPU, LLMServingSim runs",
+                 "gpu-apex": "GPU, APEX+ runs (means)"}  # fmt: skip
+
+
+def coverage_lines(path: Path = COVERAGE) -> list[str]:
+    """The interval-coverage section, from `validation/coverage.py`'s result file."""
+    if not path.is_file():
+        note = f"No coverage results ({path.name}): run `python validation/coverage.py`."
+        return ["", "## Interval coverage", "", note]
+    data = json.loads(path.read_text())
+    table = pd.DataFrame(data["coverage"])
+    level = data["level"]
+    lines = ["", "## Interval coverage (prediction intervals, issue 18)", "",
+             f"Regenerated from `validation/coverage.json` (`python validation/coverage.py`, "
+             f"{data['replications']} replications per interval, {data['wall_s'] / 60:.0f} "
+             f"min). For each measured case infsim's {level:.0%} prediction interval is "
+             "computed on the very requests the benchmark sent (docs/uncertainty.md), under "
+             "each set of sources; *coverage* is the share of measured values inside it "
+             f"(honest ≈ {level:.0%}), with its 90 % bootstrap confidence interval over cases; "
+             "*width* is the median (hi − lo) / point estimate. *as measured* = speed noise + "
+             "cost model (a live run's repeats send the same requests, so the workload does "
+             "not vary between them); *all sources* adds the workload bootstrap.", ""]  # fmt: skip
+    for source, sub in table.groupby("source", sort=False):
+        keys = list(dict.fromkeys(sub["key"]))
+        n_cases = int(sub["cases"].max())
+        lines += [f"### {SOURCE_LABELS.get(source, source)}: {n_cases} cases", "",
+                  "| sources | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]  # fmt: skip
+        for config, rows in sub.groupby("config", sort=False):
+            by_key = rows.set_index("key")
+            cells = []
+            for key in keys:
+                if key not in by_key.index:
+                    cells.append("–")
+                    continue
+                r = by_key.loc[key]
+                ci = f"[{r['coverage_ci_lo']:.0%}–{r['coverage_ci_hi']:.0%}]"
+                cells.append(f"{r['coverage']:.0%} {ci}, w {r['median_width_rel']:.2f}")
+            lines.append(f"| {config} | " + " | ".join(cells) + " |")
+        measured = int(sub.groupby("key")["measured"].max().max())
+        lines += ["", f"({measured} measured values per metric.)", ""]
+    return lines
+
+
 def render(
-    live: pd.DataFrame, gpu: pd.DataFrame, drift: list[str] = (), apex: list[str] = ()
+    live: pd.DataFrame,
+    gpu: pd.DataFrame,
+    drift: list[str] = (),
+    apex: list[str] = (),
+    coverage: list[str] = (),
 ) -> str:
     lines = ["# Validation: predicted vs measured", "",
              "Regenerated by `python validation/report.py`. Signed error of the prediction "
@@ -373,6 +431,7 @@ def render(
             lines.append(f"| {d['run']} | {d['_2']} | "
                          + " | ".join(_fmt(d.get(k + '_err')) for k in KEYS) + " |")  # fmt: skip
     lines += apex
+    lines += coverage
     lines += [
         "",
         "## Published errors of peer simulators",
@@ -399,7 +458,8 @@ def main() -> None:
     gpu = gpu_rows(args.shared)
     runs = pd.read_csv(REPO / "validation" / "live" / "runs.csv")
     apex = apex_section(args.shared)
-    args.out.write_text(render(live, gpu, drift_lines(runs) + frontend_lines(runs), apex))
+    text = render(live, gpu, drift_lines(runs) + frontend_lines(runs), apex, coverage_lines())
+    args.out.write_text(text)
     print(args.out.read_text())  # noqa: T201
 
 
