@@ -9,7 +9,8 @@ With `slo.confidence` set in the scenario, a probe meets the SLO only when its p
 interval at that level does (`SLOTarget.met_with_confidence`): each probe also runs
 `num_replications` replications over every source of variation (`infsim.uncertainty`),
 stored as points of their own under `<out>/replications/` (so a resumed search reuses
-them too, and `infsim results` on the directory still lists the probes alone).
+them too, and `infsim results` on the directory still lists the probes alone;
+`sweep/confidence.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from infsim.errors import InputError
+from infsim.sweep.confidence import CONFIDENCE_REPLICATIONS, Confidence
 from infsim.sweep.executors import Executor
 from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_point
 from infsim.sweep.runner import Progress, run_tasks
@@ -28,9 +30,6 @@ from infsim.sweep.search import CapacityResult, SLOTarget, bisect_capacity
 from infsim.sweep.store import ResultStore, base_digest
 
 RATE_PATH = "workload.rate_scale"
-CONFIDENCE_REPLICATIONS = 10
-"""Replications per probe when the scenario sets `slo.confidence` (a 90 % interval from
-10 draws: t = 1.83, about ±1.9 standard deviations of one more draw)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def find_capacity(
     job's results is refused unless `force` (see `ResultStore.claim`). With
     `slo.confidence` in the scenario, each probe runs `num_replications` replications."""
     rate = base_rate_per_s(ctx)  # checks the workload first; includes its own rate_scale
-    confidence = _Confidence.of(ctx, num_replications, store, executor, progress)
+    confidence = Confidence.of(ctx, num_replications, store, executor, progress)
     with store.lock():
         store.claim(_manifest(ctx, target, [], rel_tol), force=force)
         return _bisect(ctx, target, store, executor, rel_tol, progress, rate, confidence)
@@ -97,7 +96,7 @@ def _bisect(
     rel_tol: float,
     progress: Progress | None,
     rate: float,
-    confidence: _Confidence | None = None,
+    confidence: Confidence | None = None,
 ) -> CapacityReport:
     ctx = dataclasses.replace(ctx, skip_infeasible=False)
     probes: list[dict[str, Any]] = []
@@ -112,7 +111,7 @@ def _bisect(
         if confidence is None:
             met = target.met(row)
         else:
-            met = target.met_with_confidence(row, confidence.rows(point), confidence.level)
+            met = target.met(confidence.bounded(target, row, confidence.replicate([point])[0]))
         probes.append({"scale": scale, "rate_scale": rate_scale, "met": met, "task": point})
         _write_manifest(store, ctx, target, probes, rel_tol)
         return met
@@ -121,60 +120,6 @@ def _bisect(
     report = CapacityReport(result, rate, probes)
     _write_manifest(store, ctx, target, probes, rel_tol, report)
     return report
-
-
-@dataclass(frozen=True)
-class _Confidence:
-    """How a probe's replications run: the scenario's `slo.confidence` level, the σ per
-    op class of its calibration (the same for every probe), and their own store."""
-
-    level: float
-    num_replications: int
-    sigmas: dict[str, Any]
-    store: ResultStore
-    executor: Executor | None
-    progress: Progress | None
-
-    @classmethod
-    def of(
-        cls,
-        ctx: PointContext,
-        num_replications: int,
-        store: ResultStore,
-        executor: Executor | None,
-        progress: Progress | None,
-    ) -> _Confidence | None:
-        from infsim.scenario.load import validate_scenario
-        from infsim.scenario.resolve import resolve
-        from infsim.uncertainty.sources import class_sigmas
-
-        scenario = validate_scenario(ctx.base_raw, ctx.source)
-        level = scenario.slo.confidence
-        if level is None:
-            return None
-        if not 2 <= num_replications <= 1000:
-            raise InputError(
-                f"capacity: {num_replications} replications per probe; allowed 2 to 1000 "
-                "with slo.confidence"
-            )
-        resolved = resolve(scenario, ctx.base_dir, ctx.source)
-        moe = bool(getattr(resolved.model, "num_experts", 0))
-        sigmas = class_sigmas(resolved.calibration_rows, moe)
-        replications = ResultStore(store.root / "replications")
-        return cls(level, num_replications, sigmas, replications, executor, progress)
-
-    def rows(self, point: PointTask) -> list[dict[str, Any]]:
-        """Run (or reuse) the probe's replications; their rows."""
-        from infsim.scenario.load import validate_scenario
-        from infsim.uncertainty.replicate import ReplicationTask, run_replication
-        from infsim.uncertainty.sources import SOURCES
-
-        scenario = validate_scenario(point.raw, point.source)
-        tasks = [ReplicationTask(i, scenario, point.base_dir, point.source, SOURCES,
-                                 self.sigmas, parent_key=point.key)
-                 for i in range(self.num_replications)]  # fmt: skip
-        run_tasks(tasks, self.store, self.executor, self.progress, run_fn=run_replication)
-        return [self.store.read(t.key) for t in tasks]
 
 
 def _write_manifest(
