@@ -12,7 +12,7 @@ enters model state; the same scenario and seed give identical records.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,22 +225,9 @@ def _arrivals(
     server (sim/replica.py) takes it from there. `dispatch` (the fleet's gateway) returns
     False for a request rejected for good, which then `ended`."""
     keyer = None
-    hashes: list[list[int] | None] = [None] * trace.num_requests
     if run.prefix_block_size_tokens is not None and trace.hash_block_size_tokens:
         keyer = BlockKeyer(trace.hash_block_size_tokens, run.prefix_block_size_tokens)
-        hashes = trace.prefix_hash_ids_list()
-    rows = list(
-        zip(
-            range(trace.num_requests),
-            trace.request_id.tolist(),
-            trace.arrival_s.tolist(),
-            trace.num_prompt_tokens.tolist(),
-            trace.num_output_tokens.tolist(),
-            trace.priority.tolist(),
-            hashes,
-            strict=True,
-        )
-    )
+    rows = _trace_rows(trace, with_hash_ids=keyer is not None)
 
     def submit(req: RequestState) -> None:
         if not dispatch(req):
@@ -265,6 +252,29 @@ def _arrivals(
         )
         recorder.on_request(req)
         submit(req)
+
+
+ARRIVAL_CHUNK = 4096
+"""Trace rows turned into Python values at a time: memory for the arrivals stays flat in
+the trace length (a million rows as Python tuples would hold ~300 MB)."""
+
+
+def _trace_rows(trace: Trace, with_hash_ids: bool) -> Iterator[tuple]:
+    """(index, request id, arrival, prompt, output, priority, hash ids or None) per row, in
+    trace order, converted chunk by chunk."""
+    total = trace.num_requests
+    columns = (trace.request_id, trace.arrival_s, trace.num_prompt_tokens,
+               trace.num_output_tokens, trace.priority)  # fmt: skip
+    hash_ids = trace.table.column("prefix_hash_ids")
+    for start in range(0, total, ARRIVAL_CHUNK):
+        stop = min(start + ARRIVAL_CHUNK, total)
+        if with_hash_ids:
+            hashes = hash_ids.slice(start, stop - start).to_pylist()
+        else:
+            hashes = [None] * (stop - start)
+        yield from zip(
+            range(start, stop), *(c[start:stop].tolist() for c in columns), hashes, strict=True
+        )
 
 
 STALL_CHECK_S = 3600.0
