@@ -177,16 +177,28 @@ def _round_printer(echo: Callable[[str], None]) -> Callable[[int, int, int], Non
 
 
 def answer_line(table: pd.DataFrame, rate: float) -> str:
+    """The cheapest SLO-meeting candidate in words; when it is priced by the roofline (no
+    measured table for its GPU), also the cheapest one priced by a measured table, since
+    the roofline is an uncalibrated estimate."""
     met = table[table["meets_slo"]]
     if met.empty:
         return f"answer: no candidate meets the SLO at {rate:g} req/s"
-    best = met.iloc[0]
+    lines = [f"answer: {_describe(met.iloc[0])}"]
+    if met.iloc[0]["calibration"] == "roofline":
+        lines[0] += " — priced by the roofline (no measured table for this GPU)"
+        measured = met[met["calibration"] != "roofline"]
+        if len(measured):
+            lines.append(f"cheapest priced by a measured table: {_describe(measured.iloc[0])}")
+    return "\n".join(lines)
+
+
+def _describe(row: pd.Series) -> str:
     return (
-        f"answer: {int(best['replicas'])} × {best['gpu']} TP{int(best['tensor_parallel'])} "
-        f"{best['weight_precision']} at ${best['usd_per_hour']:.2f}/h "
-        f"(${best['usd_per_million_output_tokens']:.3f}/M output tokens), p99 TTFT "
-        f"{best['ttft_p99_s'] * 1e3:.0f} ms, p99 TPOT {best['tpot_p99_s'] * 1e3:.1f} ms, "
-        f"meets the SLO up to {best['headroom_rate_per_s']:.3g} req/s"
+        f"{int(row['replicas'])} × {row['gpu']} TP{int(row['tensor_parallel'])} "
+        f"{row['weight_precision']} at ${row['usd_per_hour']:.2f}/h "
+        f"(${row['usd_per_million_output_tokens']:.3f}/M output tokens), p99 TTFT "
+        f"{row['ttft_p99_s'] * 1e3:.0f} ms, p99 TPOT {row['tpot_p99_s'] * 1e3:.1f} ms, "
+        f"meets the SLO up to {row['headroom_rate_per_s']:.3g} req/s ({row['calibration']})"
     )
 
 
