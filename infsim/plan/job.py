@@ -21,6 +21,7 @@ from typing import Any
 from infsim.errors import InputError
 from infsim.plan.candidates import Candidate
 from infsim.plan.search import FOUND, Probe, ReplicaSearch, min_replicas, next_probe
+from infsim.sweep.confidence import CONFIDENCE_REPLICATIONS, Confidence
 from infsim.sweep.executors import Executor
 from infsim.sweep.points import PointContext, PointTask, SkippedPoint, make_point
 from infsim.sweep.runner import Progress, run_tasks
@@ -150,6 +151,9 @@ def run_plan(  # noqa: PLR0913
     reports progress."""
     run = PlanRun([CandidateState(c) for c in candidates], settings, target)
     ctx = dataclasses.replace(ctx, skip_infeasible=True)
+    # slo.confidence: each point also runs replications, and the SLO is judged on its
+    # intervals' pessimistic bounds (sweep/confidence.py); the rows keep the point values.
+    confidence = Confidence.of(ctx, CONFIDENCE_REPLICATIONS, store, executor)
     with store.lock():
         store.claim(_manifest(ctx, run, notes), force=force)
         round_no = 0
@@ -162,13 +166,16 @@ def run_plan(  # noqa: PLR0913
             outcome = run_tasks([t for _, _, t in batch], store, executor, Progress())
             run.num_cached += outcome.num_cached
             run.num_run += outcome.num_executed
-            for state, request, task in batch:
+            tasks = [t for _, _, t in batch]
+            replicates = confidence.replicate(tasks) if confidence else [None] * len(tasks)
+            for (state, request, task), reps in zip(batch, replicates, strict=True):
                 row = store.read(task.key)
                 state.rows[request] = row
+                judged = row if confidence is None else confidence.bounded(target, row, reps)
                 if request[0] == "replicas":
-                    state.replica_answers[int(request[1])] = probe_of(row, target)
+                    state.replica_answers[int(request[1])] = probe_of(judged, target)
                 else:
-                    state.rate_answers[request[1]] = target.met(row)
+                    state.rate_answers[request[1]] = target.met(judged)
             if on_round is not None:
                 on_round(round_no, len(batch), outcome.num_cached)
     return run

@@ -6,14 +6,14 @@ upper bound of each limited latency's prediction interval (the lower bound of at
 from `num_replications` replications over every source of variation (`infsim.uncertainty`:
 workload, speed noise, cost-model error). The replications are points of their own in a
 second store, `<job directory>/replications/`, keyed by the point's key, the replication
-and the σ per op class: a resumed job finds them stored, and `infsim results` on the job
-directory still lists the job's own points alone.
+and the σ per op class of the point's calibration: a resumed job finds them stored, and
+`infsim results` on the job directory still lists the job's own points alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infsim.errors import InputError
@@ -31,15 +31,17 @@ MAX_REPLICATIONS = 1000
 
 @dataclass(frozen=True)
 class Confidence:
-    """How a job's points are replicated: the scenario's `slo.confidence` level, the σ per
-    op class of its calibration (the same for every point of the job), and the store."""
+    """How a job's points are replicated: the scenario's `slo.confidence` level, the
+    replications per point, their store and executor. The σ per op class comes from each
+    point's own calibration (a plan's candidates differ in GPU, hence in table), computed
+    once per table."""
 
     level: float
     num_replications: int
-    sigmas: dict[str, Any]
     store: ResultStore
     executor: Executor | None = None
     progress: Progress | None = None
+    _sigmas: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(
@@ -52,8 +54,6 @@ class Confidence:
     ) -> Confidence | None:
         """None when the base scenario sets no `slo.confidence`."""
         from infsim.scenario.load import validate_scenario
-        from infsim.scenario.resolve import resolve
-        from infsim.uncertainty.sources import class_sigmas
 
         scenario = validate_scenario(ctx.base_raw, ctx.source)
         level = scenario.slo.confidence
@@ -64,11 +64,20 @@ class Confidence:
                 f"slo.confidence: {num_replications} replications per point; allowed 2 to "
                 f"{MAX_REPLICATIONS}"
             )
-        resolved = resolve(scenario, ctx.base_dir, ctx.source)
-        moe = bool(getattr(resolved.model, "num_experts", 0))
-        sigmas = class_sigmas(resolved.calibration_rows, moe)
         replications = ResultStore(store.root / "replications")
-        return cls(level, num_replications, sigmas, replications, executor, progress)
+        return cls(level, num_replications, replications, executor, progress)
+
+    def sigmas(self, scenario: Any, point: PointTask) -> Any:
+        """σ per op class of the point's calibration (`uncertainty.sources.class_sigmas`)."""
+        from infsim.scenario.resolve import resolve
+        from infsim.uncertainty.sources import class_sigmas
+
+        resolved = resolve(scenario, point.base_dir, point.source)
+        moe = bool(getattr(resolved.model, "num_experts", 0))
+        key = (str(resolved.calibration_dir), moe)
+        if key not in self._sigmas:
+            self._sigmas[key] = class_sigmas(resolved.calibration_rows, moe)
+        return self._sigmas[key]
 
     def replicate(self, points: Sequence[PointTask]) -> list[list[dict[str, Any]]]:
         """Run (or reuse) the replications of every point, as one batch on the executor;
@@ -80,8 +89,9 @@ class Confidence:
         per_point = []
         for point in points:
             scenario = validate_scenario(point.raw, point.source)
+            sigmas = self.sigmas(scenario, point)
             per_point.append([ReplicationTask(i, scenario, point.base_dir, point.source,
-                                              SOURCES, self.sigmas, parent_key=point.key)
+                                              SOURCES, sigmas, parent_key=point.key)
                               for i in range(self.num_replications)])  # fmt: skip
         tasks = [t for ts in per_point for t in ts]
         run_tasks(tasks, self.store, self.executor, self.progress, run_fn=run_replication)

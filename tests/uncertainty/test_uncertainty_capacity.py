@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from click.testing import CliRunner
 
 from infsim.cli import main
@@ -47,3 +48,20 @@ def test_capacity_with_confidence_is_lower(tmp_path: Path) -> None:
     confident = _capacity(tmp_path / "conf", "slo.confidence=0.9")
     assert len(list((tmp_path / "conf" / "replications" / "points").glob("*.parquet"))) >= 10
     assert confident < plain
+
+
+def test_plan_with_confidence_needs_more_replicas(tmp_path: Path) -> None:
+    def replicas(out: Path, *sets: str) -> int:
+        args = ["plan", str(REPO / "scenarios" / "quickstart.yaml"), "--gpu", "h100-sxm",
+                "--tensor-parallel", "1", "--target-rate", "20", "-o", str(out),
+                "--set", "workload.synthetic.num_requests=150"]  # fmt: skip
+        for item in sets:
+            args += ["--set", item]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return int(pd.read_parquet(out / "plan.parquet")["replicas"].iloc[0])
+
+    plain = replicas(tmp_path / "plain")
+    confident = replicas(tmp_path / "conf", "slo.confidence=0.9")
+    assert (tmp_path / "conf" / "replications" / "points").is_dir()
+    assert confident > plain
