@@ -28,6 +28,7 @@ running sum is its only state and never feeds back into a price.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from infsim.core.batch import Batch
@@ -50,6 +51,10 @@ class ProposerCost:
         self.overhead_s = overhead_s
         if hasattr(proposer, "tally_overhead"):  # coverage: the passes run without it
             proposer.tally_overhead = False
+        # A model that prices a step without its overhead directly (the roofline: the
+        # same floats, without building the per-op dict) does so; others sum their ops.
+        fast = getattr(proposer, "compute_time_s", None)
+        self._compute_s = fast if fast is not None else partial(_compute_s, proposer)
 
     def draft_time_s(self, batch: Batch) -> float:
         first = Batch(
@@ -60,7 +65,7 @@ class ProposerCost:
             num_sampled=batch.num_sampled,
             draft_k=batch.draft_k,  # verify rows keep decode-like attention
         )
-        total = self.overhead_s + _compute_s(self.proposer, first)
+        total = self.overhead_s + self._compute_s(first)
         if batch.draft_k < 2 or not batch.num_sampled:
             return total
         # Sampling rows are those reaching num_tokens (drafts past it included).
@@ -80,7 +85,7 @@ class ProposerCost:
                 num_batched_tokens=len(ends),
                 num_sampled=len(ends),
             )
-            total += _compute_s(self.proposer, step)
+            total += self._compute_s(step)
         return total
 
 

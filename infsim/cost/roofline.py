@@ -115,6 +115,15 @@ class RooflineCostModel:
         kv0 = sum_context_tokens + num_seqs
         return [fixed + (kv0 + num_seqs * j) * per_kv * m_attn + overhead for j in range(num_steps)]
 
+    def compute_time_s(self, batch: Batch) -> float:
+        """`step_time_s` without the per-step overhead: bit for bit the sum of
+        `op_times_s`'s ops other than "overhead", in their order (the proposer's passes
+        inside a step, `infsim.cost.draft`, are priced so on the hot path)."""
+        pairs, kv_tokens = attention_work(batch)
+        dense = self._dense_s(batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
+        attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
+        return dense + attn * self.multipliers.attention
+
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
         pairs, kv_tokens = attention_work(batch)

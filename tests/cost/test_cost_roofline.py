@@ -106,3 +106,26 @@ def test_overheads_add_exactly() -> None:
     batch = decode_batch([50, 60, 70])
     diff = over.step_time_s(batch) - base.step_time_s(batch)
     assert diff == pytest.approx(0.001 + 3 * 0.0001, rel=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(sorted(MODELS)),
+    rows=st.lists(st.tuples(st.integers(1, 4096), st.integers(0, 32_768)), min_size=1, max_size=8),
+)
+def test_compute_time_is_the_ops_without_overhead_bitwise(
+    name: str, rows: list[tuple[int, int]]
+) -> None:
+    # The proposer's passes (cost/draft.py) are priced by compute_time_s on the hot path
+    # and by summing op_times_s otherwise: the same floats, in the same order.
+    from infsim.cost.draft import _compute_s
+
+    cm = MODELS[name]
+    batch = Batch()
+    for i, (q, c) in enumerate(rows):
+        req = RequestState(
+            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=q + c, num_output_tokens=1
+        )
+        req.num_computed_tokens = c
+        batch.add(req, q)
+    assert cm.compute_time_s(batch) == _compute_s(cm, batch)  # exact
