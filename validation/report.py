@@ -343,29 +343,32 @@ def frontend_lines(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-COVERAGE = REPO / "validation" / "coverage.json"
+COVERAGE = REPO / "validation" / "interval_coverage.json"
 SOURCE_LABELS = {"live": "live vLLM (CPU)", "gpu-llmservingsim": "GPU, LLMServingSim runs",
                  "gpu-apex": "GPU, APEX+ runs (means)"}  # fmt: skip
 
 
 def coverage_lines(path: Path = COVERAGE) -> list[str]:
-    """The interval-coverage section, from `validation/coverage.py`'s result file."""
+    """The interval-coverage section, from `validation/interval_coverage.py`'s result file."""
     if not path.is_file():
-        note = f"No coverage results ({path.name}): run `python validation/coverage.py`."
+        note = f"No coverage results ({path.name}): run `python validation/interval_coverage.py`."
         return ["", "## Interval coverage", "", note]
     data = json.loads(path.read_text())
     table = pd.DataFrame(data["coverage"])
     level = data["level"]
+    minutes = data["wall_s"] / 60
     lines = ["", "## Interval coverage (prediction intervals, issue 18)", "",
-             f"Regenerated from `validation/coverage.json` (`python validation/coverage.py`, "
-             f"{data['replications']} replications per interval, {data['wall_s'] / 60:.0f} "
-             f"min). For each measured case infsim's {level:.0%} prediction interval is "
-             "computed on the very requests the benchmark sent (docs/uncertainty.md), under "
-             "each set of sources; *coverage* is the share of measured values inside it "
-             f"(honest ≈ {level:.0%}), with its 90 % bootstrap confidence interval over cases; "
-             "*width* is the median (hi − lo) / point estimate. *as measured* = speed noise + "
-             "cost model (a live run's repeats send the same requests, so the workload does "
-             "not vary between them); *all sources* adds the workload bootstrap.", ""]  # fmt: skip
+             "Regenerated from `validation/interval_coverage.json` (`python "
+             f"validation/interval_coverage.py`: {data['replications']} replications per "
+             f"interval, {minutes:.0f} min). For each measured case infsim's {level:.0%} "
+             "prediction interval is computed on the very requests the benchmark sent "
+             "(docs/uncertainty.md), under each set of sources; *coverage* is the share of "
+             f"measured values inside it (honest ≈ {level:.0%}), with its 90 % bootstrap "
+             "confidence interval over cases in brackets; *w* is the median (hi − lo) / "
+             "point estimate. *as measured* = speed noise + cost model (the repeats of a "
+             "live run send the same requests, so the workload does not vary between "
+             "them); *all sources* adds the workload bootstrap. Live: held-out runs only, "
+             "each session with its own calibration and speed noise.", ""]  # fmt: skip
     for source, sub in table.groupby("source", sort=False):
         keys = list(dict.fromkeys(sub["key"]))
         n_cases = int(sub["cases"].max())

@@ -1,8 +1,8 @@
 """Are infsim's prediction intervals honest? Coverage of the 90 % intervals against measured
 runs (issue 18): the live vLLM (CPU) matrix and the GPU runs of ../shared/data/validation.
 
-    python validation/coverage.py [--shared ../shared/data] [--replications 10] [--jobs 2]
-                                  [--out validation/coverage.json]
+    python validation/interval_coverage.py [--shared ../shared/data] [--replications 10] [--jobs 2]
+                                  [--out validation/interval_coverage.json]
 
 For every measured case the interval is computed as `infsim run --intervals N` would (the
 replications of `infsim.uncertainty` on a process pool), on the very requests the benchmark
@@ -27,8 +27,8 @@ does with --speed-noise. GPU cases: LLMServingSim's vLLM 0.19 runs (p50/p99 of T
 E2E from per-request timestamps; one measurement each; both cost models) and APEX+'s
 vLLM 0.6.0 runs (means; TPOT there is token-weighted, so its interval is the relative
 interval of the per-request TPOT mean applied to the token-weighted prediction).
-The result is written to `validation/coverage.json`; validation/report.py renders it into
-docs/validation.md.
+The result is written to `validation/interval_coverage.json`; validation/report.py renders
+it into docs/validation.md.
 """
 
 from __future__ import annotations
@@ -258,12 +258,39 @@ def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _round(value: Any) -> Any:
+    """Floats to 4 significant digits, recursively (the file stays small and diffable)."""
+    if isinstance(value, float | np.floating):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_round(v) for v in value]
+    if isinstance(value, np.bool_ | np.integer):
+        return value.item()
+    return value
+
+
+def compact_json(result: dict[str, Any]) -> str:
+    """The result file: the coverage table one row per line, then one line per case."""
+    result = _round(result)
+    head = {k: v for k, v in result.items() if k not in ("coverage", "cases")}
+    lines = [json.dumps(head)[:-1] + ', "coverage": [']
+    lines += [json.dumps(r) + "," for r in result["coverage"]]
+    lines[-1] = lines[-1].rstrip(",")
+    lines += ['], "cases": [']
+    lines += [json.dumps(r) + "," for r in result["cases"]]
+    lines[-1] = lines[-1].rstrip(",")
+    lines += ["]}"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--replications", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=REPO / "validation" / "coverage.json")
+    ap.add_argument("--out", type=Path, default=REPO / "validation" / "interval_coverage.json")
     ap.add_argument("--only", choices=("live", "gpu", "all"), default="all")
     args = ap.parse_args()
     started = time.perf_counter()
@@ -286,7 +313,7 @@ def main() -> None:
         "coverage": table.to_dict(orient="records"),
         "cases": frame.to_dict(orient="records"),
     }
-    args.out.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    args.out.write_text(compact_json(result))
     print(table.to_string(index=False))  # noqa: T201
 
 
