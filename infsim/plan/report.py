@@ -2,7 +2,8 @@
 scripts or fetched assets), built with the sweep report's page helpers.
 
 Cost ($/hour) against p99 TTFT and p99 TPOT (ms), one panel each: every candidate that ran
-is a point labelled by its configuration, green where it meets the SLO and red where it
+is a point labelled by its rank (and its configuration on the Pareto front and for the
+five cheapest), green where it meets the SLO and red where it
 misses (at the largest replica count probed); dashed lines are the SLO limits; the line
 is each panel's Pareto front through the SLO-meeting points only. Then the ranked table
 and the skipped candidates with their reasons.
@@ -21,6 +22,8 @@ from infsim.sweep.search import SLOTarget, pareto_front
 from infsim.sweep.store import write_atomic
 
 _MET, _MISSED = "#2a9d4b", "#d1495b"
+FULL_LABELS = 5
+"""Points labelled with their whole configuration besides the Pareto front: ranks 1-5."""
 
 
 def label(row: pd.Series) -> str:
@@ -33,7 +36,7 @@ def label(row: pd.Series) -> str:
 def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
     plt = _plt()
     ran = table[table["usd_per_hour"].notna() & table["ttft_p99_s"].notna()]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
     for ax, column, limit, name in (
         (axes[0], "ttft_p99_s", target.ttft_p99_s, "TTFT"),
         (axes[1], "tpot_p99_s", target.tpot_p99_s, "TPOT"),
@@ -42,8 +45,12 @@ def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
         colours = [_MET if met else _MISSED for met in ran["meets_slo"]]
         ax.scatter(x_ms, ran["usd_per_hour"], c=colours, s=30, zorder=3)
         for i, ((_, row), x) in enumerate(zip(ran.iterrows(), x_ms, strict=True)):
-            # neighbours in rank order get staggered offsets, so near points stay readable
-            ax.annotate(f"#{row['rank']} {label(row)}", (x, row["usd_per_hour"]), fontsize=7,
+            # the Pareto front and the cheapest few get their configuration, the rest their
+            # rank (the table below names it); neighbours get staggered offsets
+            text = f"#{row['rank']}"
+            if row["pareto"] or row["rank"] <= FULL_LABELS:
+                text += f" {label(row)}"
+            ax.annotate(text, (x, row["usd_per_hour"]), fontsize=7,
                         xytext=(4, (3, -10, 12)[i % 3]), textcoords="offset points")  # fmt: skip
         met = ran[ran["meets_slo"]]
         front = met.iloc[pareto_front(met["usd_per_hour"].tolist(), met[column].tolist())]
