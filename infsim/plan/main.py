@@ -79,7 +79,7 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
     settings = PlanSettings(rate, request.max_replicas, request.headroom_tol, request.max_headroom)
     header = [
         f"plan: {ctx.source} ({scenario.model}), {len(candidates)} candidates",
-        f"load: {rate:g} req/s mean ({rate_origin}), as workload.target_rate_per_s",
+        f"load: {rate:g} req/s mean arrival rate ({rate_origin})",
         f"SLO: {slo_text}",
         calibration_line,
         *(f"note: {n}" for n in notes),
@@ -152,11 +152,12 @@ def fallback_lines(run: PlanRun) -> list[str]:
 
 def _target_rate(request: PlanRequest, ctx) -> tuple[float, str]:
     if request.target_rate is not None:
-        return request.target_rate, "--target-rate"
+        return request.target_rate, "--target-rate, set as workload.target_rate_per_s"
     given = (ctx.base_raw.get("workload") or {}).get("target_rate_per_s")
     if given is not None:
         return float(given), "the scenario's workload.target_rate_per_s"
-    return cand.scenario_rate_per_s(ctx), "the scenario's own mean rate"
+    rate = cand.scenario_rate_per_s(ctx)
+    return rate, "the scenario's own, set as workload.target_rate_per_s"
 
 
 def _candidates(request: PlanRequest, ctx, scenario) -> list[cand.Candidate]:
