@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from infsim.errors import InputError
-from infsim.uncertainty.intervals import interval_section
-from infsim.uncertainty.replicate import ReplicationTask, run_replication
+from infsim.uncertainty.intervals import flatten_numbers, interval_section
+from infsim.uncertainty.replicate import SECTIONS, ReplicationTask, run_replication
 from infsim.uncertainty.sensitivity import PERTURBATIONS, STEP, sensitivity_section
 from infsim.uncertainty.sources import SOURCES, class_sigmas, methods
 
@@ -110,9 +110,6 @@ def intervals_from_rows(
 ) -> dict[str, Any]:
     """summary.json's `intervals`: one leaf per numeric key of the base summary's
     latency, throughput, cost and SLO sections, plus the sources and their methods."""
-    from infsim.uncertainty.intervals import flatten_numbers
-    from infsim.uncertainty.replicate import SECTIONS
-
     ok = [r for r in rows if r.get("status") == "ok"]
     keys = list(flatten_numbers(base_summary, SECTIONS))
     section = interval_section(ok, keys, options.level)
