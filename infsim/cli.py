@@ -304,6 +304,7 @@ LAZY_COMMANDS = {
     "results": "infsim.sweep.cli:results_cmd",
     "report": "infsim.sweep.cli:report_cmd",
     "plan": "infsim.plan.cli:plan_cmd",
+    "export": "infsim.report.cli:export_cli",
 }
 """Command groups kept in their packages, imported when used (`infsim --version` and
 `infsim run` do not load the sweep, calibration and validation layers)."""
