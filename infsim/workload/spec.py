@@ -316,7 +316,8 @@ class WorkloadSpec(BaseModel):
         if len(given) > 1:
             raise ValueError(
                 f"{' and '.join(given)} each set the arrival rate; give one of "
-                "time_scale, rate_scale or target_rate_per_s, not several"
+                "time_scale, rate_scale or target_rate_per_s, "
+                f"{'not both' if len(given) == 2 else 'not all three'}"
             )
         return self
 

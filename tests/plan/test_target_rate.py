@@ -51,7 +51,7 @@ def test_target_rate_is_exclusive_with_the_scales(tiny: Path, other: str):
     assert "workload" in text
     assert other in text
     assert "target_rate_per_s" in text
-    assert "not several" in text
+    assert "not both" in text
 
 
 def test_a_workload_with_no_spread_in_time_has_no_rate_to_scale():
