@@ -110,13 +110,14 @@ def _intervals_line(summary: dict[str, Any], intervals: dict[str, Any]) -> str:
         leaf = (intervals.get("cost") or {}).get("usd_per_million_output_tokens")
         parts.append(f"${per_m:,.3f} per M output tokens{_bounds(leaf, lambda v: f'{v:,.3f}')}")
     on = [n for n, s in (intervals.get("sources") or {}).items() if s.get("enabled")]
-    return "\n".join(
-        [
-            f"{intervals['level']:.0%} prediction intervals, {intervals['num_replications']} "
-            f"replications ({', '.join(on) or 'no source'}):",
-            *parts,
-        ]
+    failed = intervals.get("num_failed") or 0
+    head = (
+        f"{intervals['level']:.0%} prediction intervals, {intervals['num_replications']} "
+        f"replications ({', '.join(on) or 'no source'})"
+        + (f", {failed} failed and left out" if failed else "")
+        + ":"
     )
+    return "\n".join([head, *parts])
 
 
 def _cliff_warnings(sensitivity: dict[str, Any] | None) -> list[str]:
