@@ -99,3 +99,14 @@ def test_bad_candidates_and_a_missing_slo_are_input_errors(planned, tmp_path: Pa
     result = _plan(str(no_slo), "--gpu", "h100-sxm", "-o", str(tmp_path / "c"))
     assert result.exit_code == 2
     assert "no SLO: give --ttft-p99" in result.output
+
+
+def test_a_process_pool_gives_the_same_plan_byte_for_byte(planned, tmp_path: Path):
+    scenario, out, _ = planned
+    args = [a if a != "serial" else "process" for a in ARGS]
+    pooled = _plan(str(scenario), *args, "-j", "2", "-o", str(tmp_path / "pooled"))
+    assert pooled.exit_code == 0, pooled.output
+    assert "0 stored before" in pooled.output
+    assert (tmp_path / "pooled" / "plan.parquet").read_bytes() == (
+        out / "plan.parquet"
+    ).read_bytes()
