@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -59,12 +60,21 @@ class PlanResult:
     header: list[str] = field(default_factory=list)
 
 
-def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResult:
-    from infsim.report.paths import safe_run_dir
+@dataclass(frozen=True)
+class PlanSetup:
+    """Everything decided before the first point runs (and printed as the header)."""
+
+    ctx: Any
+    candidates: list[cand.Candidate]
+    target: SLOTarget
+    settings: PlanSettings
+    header: list[str]
+
+
+def setup(request: PlanRequest) -> PlanSetup:
+    """The base scenario (checked), target rate, SLO, candidates and their calibration."""
     from infsim.scenario.load import validate_scenario
-    from infsim.sweep.executors import make_executor
     from infsim.sweep.job import load_base
-    from infsim.sweep.store import ResultStore
 
     ctx, _ = load_base(request.scenario, request.overrides)  # a sweep: block is ignored
     cand.check_base(ctx)
@@ -74,9 +84,7 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
     target, slo_text = cand.slo_target(
         scenario.slo, request.ttft_p99, request.tpot_p99, request.e2e_p99
     )
-    candidates = _candidates(request, ctx, scenario)
-    candidates, calibration_line = cand.calibration_policy(ctx, candidates)
-    settings = PlanSettings(rate, request.max_replicas, request.headroom_tol, request.max_headroom)
+    candidates, calibration_line = cand.calibration_policy(ctx, _candidates(request, ctx, scenario))
     header = [
         f"plan: {ctx.source} ({scenario.model}), {len(candidates)} candidates",
         f"load: {rate:g} req/s mean arrival rate ({rate_origin})",
@@ -88,23 +96,31 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
         header.append(
             f"note: deployment.replicas {scenario.deployment.replicas} is what plan searches"
         )
-    for line in header:
+    settings = PlanSettings(rate, request.max_replicas, request.headroom_tol, request.max_headroom)
+    return PlanSetup(ctx, candidates, target, settings, header)
+
+
+def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResult:
+    from infsim.report.paths import safe_run_dir
+    from infsim.sweep.executors import make_executor
+    from infsim.sweep.store import ResultStore
+
+    job = setup(request)
+    for line in job.header:
         echo(line)
-    out_dir = request.out_dir or safe_run_dir(
-        f"plan-{ctx.base_raw.get('name', 'scenario')}", "runs"
-    )
-    store = ResultStore(out_dir)
+    name = job.ctx.base_raw.get("name", "scenario")
+    out_dir = request.out_dir or safe_run_dir(f"plan-{name}", "runs")
     with quiet_fallback_warnings():
         run = run_plan(
-            ctx,
-            candidates,
-            target,
-            settings,
-            store,
+            job.ctx,
+            job.candidates,
+            job.target,
+            job.settings,
+            ResultStore(out_dir),
             make_executor(request.executor, request.jobs, request.address),
             on_round=None if request.quiet else _round_printer(echo),
             force=request.force,
-            notes={"header": header},
+            notes={"header": job.header},
         )
     for line in fallback_lines(run):
         echo(line)
@@ -113,10 +129,10 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
             echo(f"skipped {state.candidate.label()}: {state.skipped}")
     table = plan_table(run)
     write_parquet(table, out_dir / "plan.parquet")
-    question = " · ".join(header[:3])
-    write_plan_report(out_dir / "report.html", f"infsim plan: {out_dir.name}", table, target,
-                      question)  # fmt: skip
-    return PlanResult(run, table, target, out_dir, answer_line(table, rate), header)
+    write_plan_report(out_dir / "report.html", f"infsim plan: {out_dir.name}", table,
+                      job.target, " · ".join(job.header[:3]))  # fmt: skip
+    answer = answer_line(table, job.settings.target_rate_per_s)
+    return PlanResult(run, table, job.target, out_dir, answer, job.header)
 
 
 @contextlib.contextmanager

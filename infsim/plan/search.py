@@ -70,41 +70,27 @@ def min_replicas(
         probes.append((r, p))
         return p
 
-    def done(replicas: int | None, stop: str) -> ReplicaSearch:
-        return ReplicaSearch(replicas, stop, probes)
-
     r = max(1, min(start, max_replicas))
     p = ask(r)
-    lo, hi = 0, None  # lo: largest count known to miss (0: none); hi: smallest that met
-    if p.error is not None:
-        return done(None, FAILED)
-    if p.met:
-        hi = r
-    else:
-        lo = r
-    while hi is None:
+    lo, hi = (0, r) if p.met else (r, None)  # largest count known to miss; smallest that met
+    while hi is None and p.error is None:
         if r >= max_replicas:
-            return done(None, MAX_REPLICAS)
+            return ReplicaSearch(None, MAX_REPLICAS, probes)
         r = min(2 * r, max_replicas)
         previous, p = p, ask(r)
-        if p.error is not None:
-            return done(None, FAILED)
         if p.met:
             hi = r
-        elif _no_gain(previous.violation, p.violation, min_gain):
-            return done(None, LATENCY_BOUND)
+        elif p.error is None and _no_gain(previous.violation, p.violation, min_gain):
+            return ReplicaSearch(None, LATENCY_BOUND, probes)
         else:
             lo = r
-    while hi - lo > 1:
+    while p.error is None and hi - lo > 1:
         mid = (lo + hi) // 2
         p = ask(mid)
-        if p.error is not None:
-            return done(None, FAILED)
-        if p.met:
-            hi = mid
-        else:
-            lo = mid
-    return done(hi, FOUND)
+        lo, hi = (lo, mid) if p.met else (mid, hi)
+    if p.error is not None:
+        return ReplicaSearch(None, FAILED, probes)
+    return ReplicaSearch(hi, FOUND, probes)
 
 
 def _no_gain(before: float, after: float, min_gain: float) -> bool:
