@@ -98,25 +98,38 @@ def expand(gpus: list[str], tps: list[int], precisions: list[str]) -> list[Candi
 
 
 def slo_target(
-    scenario_slo: Any, ttft_p99: float | None, tpot_p99: float | None, e2e_p99: float | None
+    scenario_slo: Any,
+    ttft_p99: float | None,
+    tpot_p99: float | None,
+    e2e_p99: float | None,
+    min_attainment: float | None = None,
 ) -> tuple[SLOTarget, str]:
-    """The plan's SLO: each p99 limit from its option, else from the scenario's `slo:`
-    threshold of that metric (read as a p99 limit); and where it came from, for the output.
+    """The plan's SLO, and where it came from (for the output). Each p99 limit comes from
+    its option, else from the scenario's `slo:` threshold of that metric, read as a p99
+    limit. `--min-attainment` alone is `infsim capacity`'s reading instead: that share of
+    requests must meet all of the scenario's `slo:` thresholds (no p99 limits from them).
     A plan without any limit is refused: "meets the SLO" would mean nothing."""
-    limits = {}
+    limits: dict[str, float] = {}
     origin = []
+    options_only = min_attainment is not None and all(
+        v is None for v in (ttft_p99, tpot_p99, e2e_p99)
+    )
     for name, option, given in (
         ("ttft", "--ttft-p99", ttft_p99),
         ("tpot", "--tpot-p99", tpot_p99),
         ("e2e", "--e2e-p99", e2e_p99),
     ):
-        from_scenario = getattr(scenario_slo, f"{name}_s", None)
+        from_scenario = None if options_only else getattr(scenario_slo, f"{name}_s", None)
         if given is not None:
             limits[f"{name}_p99_s"] = given
             origin.append(f"p99 {name.upper()} ≤ {given:g} s ({option})")
         elif from_scenario is not None:
             limits[f"{name}_p99_s"] = from_scenario
             origin.append(f"p99 {name.upper()} ≤ {from_scenario:g} s (slo.{name}_s)")
+    if min_attainment is not None:
+        limits["min_attainment"] = min_attainment
+        origin.append(f"≥ {min_attainment:.1%} of requests meet every slo: threshold "
+                      "(--min-attainment)")  # fmt: skip
     if not limits:
         raise InputError(
             "infsim plan: no SLO: give --ttft-p99, --tpot-p99 or --e2e-p99 (seconds), or "

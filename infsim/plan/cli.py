@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from infsim.sweep.cli import _FORCE, _OUT, _REL_TOL, _SECONDS, _SET_HELP, _Number
+from infsim.sweep.cli import _FORCE, _OUT, _REL_TOL, _SECONDS, _SET_HELP, _SHARE, _Number
 
 _RATE = _Number(0, 1e9, low_open=True, allowed="requests per second, a finite number above 0")
 _SCALE = _Number(1, 1024, low_open=True, allowed="a factor above 1 and at most 1024")
@@ -33,6 +33,9 @@ _SCALE = _Number(1, 1024, low_open=True, allowed="a factor above 1 and at most 1
     "--tpot-p99", type=_SECONDS, default=None, help="Max p99 TPOT (s); default slo.tpot_s."
 )
 @click.option("--e2e-p99", type=_SECONDS, default=None, help="Max p99 E2E (s); default slo.e2e_s.")
+@click.option("--min-attainment", type=_SHARE, default=None,
+              help="Min share of requests meeting all the scenario's slo: thresholds; alone, "
+              "it replaces the p99 reading of slo: (as infsim capacity).")  # fmt: skip
 @click.option("--max-replicas", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Largest replica count tried per candidate.")  # fmt: skip
 @click.option("--headroom-tol", type=_REL_TOL, default=0.05, show_default=True,

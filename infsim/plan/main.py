@@ -38,6 +38,7 @@ class PlanRequest:
     ttft_p99: float | None = None
     tpot_p99: float | None = None
     e2e_p99: float | None = None
+    min_attainment: float | None = None
     max_replicas: int = 64
     headroom_tol: float = 0.05
     max_headroom: float = 8.0
@@ -82,7 +83,7 @@ def setup(request: PlanRequest) -> PlanSetup:
     rate, rate_origin = _target_rate(request, ctx)
     ctx, notes = cand.with_target_rate(ctx, rate)
     target, slo_text = cand.slo_target(
-        scenario.slo, request.ttft_p99, request.tpot_p99, request.e2e_p99
+        scenario.slo, request.ttft_p99, request.tpot_p99, request.e2e_p99, request.min_attainment
     )
     candidates, calibration_line = cand.calibration_policy(ctx, _candidates(request, ctx, scenario))
     header = [

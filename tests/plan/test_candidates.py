@@ -34,6 +34,11 @@ def test_the_slo_comes_from_options_else_the_scenario_as_p99_limits():
     assert text == "p99 TTFT ≤ 1 s (slo.ttft_s) and p99 TPOT ≤ 0.04 s (--tpot-p99)"
     with pytest.raises(InputError, match="no SLO"):
         cand.slo_target(SLOSpec(), None, None, None)
+    alone, text = cand.slo_target(SLOSpec(ttft_s=1.0), None, None, None, 0.99)
+    assert alone == SLOTarget(min_attainment=0.99)  # capacity's reading of slo:
+    assert text == "≥ 99.0% of requests meet every slo: threshold (--min-attainment)"
+    both, _ = cand.slo_target(SLOSpec(ttft_s=1.0), 2.0, None, None, 0.9)
+    assert both == SLOTarget(ttft_p99_s=2.0, min_attainment=0.9)
 
 
 def test_the_target_rate_replaces_the_scenario_scaling_and_says_so():
