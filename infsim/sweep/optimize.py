@@ -125,7 +125,7 @@ def _search(
     executor: Executor | None,
     progress: Progress | None,
 ) -> OptimizeReport:
-    import optuna
+    optuna = _optuna()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ctx = dataclasses.replace(ctx, skip_infeasible=spec.skip_infeasible)
@@ -167,7 +167,7 @@ def _search(
 
 
 def _tell(study, trial, point, store, target: SLOTarget, objective: str) -> Trial:
-    import optuna
+    optuna = _optuna()
 
     overrides = dict(point.overrides)
     if isinstance(point, SkippedPoint):
@@ -241,3 +241,15 @@ def _manifest(
         manifest["best"] = None if report.best is None else dataclasses.asdict(report.best)
         manifest["pareto_keys"] = [t.key for t in report.pareto]
     return manifest
+
+
+def _optuna():
+    """optuna, an optional dependency: only `infsim optimize` uses it."""
+    try:
+        import optuna
+    except ImportError:
+        raise InputError(
+            "infsim optimize needs optuna, an optional dependency: pip install "
+            "'infsim[optimize]' (infsim sweep, capacity and plan do not need it)"
+        ) from None
+    return optuna

@@ -150,3 +150,15 @@ def test_optimize_counts_distinct_configurations_against_the_budget(small: Path)
     configs = [tuple(sorted(t.overrides.items())) for t in report.trials]
     assert len(configs) == 12
     assert len(set(configs)) == 12  # a configuration proposed again was not counted
+
+
+def test_optimize_without_optuna_says_how_to_install_it(small: Path, monkeypatch) -> None:
+    # optuna is an optional dependency (pip install 'infsim[optimize]'): without it, one
+    # clear error (exit 2 from the CLI), not an ImportError traceback.
+    import sys
+
+    from infsim.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna → ImportError
+    with pytest.raises(InputError, match=r"pip install 'infsim\[optimize\]'"):
+        _optimize(small, "a", seed=7)
