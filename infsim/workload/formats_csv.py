@@ -34,6 +34,8 @@ from infsim.workload.trace import META_BLOCK_SIZE, META_NOTES, META_SOURCE, Trac
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
+VIDUR_COLUMNS = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
+VIDUR_LENGTHS = ("num_prefill_tokens", "num_decode_tokens")
 INFSIM_REQUIRED = ("arrival_s", "num_prompt_tokens", "num_output_tokens")
 INFSIM_OPTIONAL = ("request_id", "prefix_hash_ids", "session_id", "priority")
 
@@ -184,6 +186,42 @@ register_format(
         read_burstgpt,
         lambda path, head: _has_header(path, BURSTGPT_COLUMNS),
         "BurstGPT CSV: Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+    )
+)
+
+
+def read_vidur(path: Path, options: LoadOptions) -> Trace:
+    """Vidur's processed traces (`data/processed_traces/*.csv`): arrival_s = arrived_at
+    (seconds since the first request, as Vidur's trace request generator reads it), prompt
+    = num_prefill_tokens, output = num_decode_tokens. A file of lengths only (Vidur's
+    arXiv summarization trace) has no arrivals to replay: refused with what to do."""
+    _no_hash_block_size(options, "vidur", path)
+    if not _has_header(path, ("arrived_at",)):
+        raise InputError(
+            f"{path}: a Vidur lengths-only trace (no 'arrived_at' column): there are no "
+            "arrival times to replay; add an arrived_at column (seconds) or use a synthetic "
+            "workload with its lengths"
+        )
+    table, rows = read_csv_strings(path, VIDUR_COLUMNS)
+    columns = {
+        "arrival_s": _numbers(table, "arrived_at", path, rows, integer=False),
+        "num_prompt_tokens": _numbers(table, "num_prefill_tokens", path, rows),
+        "num_output_tokens": _numbers(table, "num_decode_tokens", path, rows),
+    }
+    columns, rows, notes = reject_or_drop(
+        path, columns, columns["num_output_tokens"] == 0, rows,
+        what="num_decode_tokens is 0", allowed=options.drop_zero_output,
+        option="drop_zero_output=True (CLI: --drop-zero-output)",
+    )  # fmt: skip
+    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+
+
+register_format(
+    TraceFormat(
+        "vidur",
+        read_vidur,
+        lambda path, head: _has_header(path, VIDUR_LENGTHS),
+        "Vidur processed trace CSV: arrived_at,num_prefill_tokens,num_decode_tokens",
     )
 )
 

@@ -74,7 +74,7 @@ class TraceSource(BaseModel):
 
     model_config = FROZEN
     path: str = Field(description="Trace file, relative to the scenario file's directory.")
-    format: str = Field("auto", description="azure, burstgpt, mooncake, llmservingsim, "
+    format: str = Field("auto", description="azure, burstgpt, vidur, mooncake, llmservingsim, "
                         "vllm-bench, infsim or auto (by extension and first line).")  # fmt: skip
     hash_block_size_tokens: Tokens | None = Field(
         None, description="Override the format's prefix hash block size (tokens)."

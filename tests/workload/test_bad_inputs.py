@@ -520,7 +520,15 @@ def test_trace_formats_lists_every_format():
     result = CliRunner().invoke(main, ["trace", "formats"])
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.output.splitlines()]
-    assert names == ["azure", "burstgpt", "infsim", "llmservingsim", "mooncake", "vllm-bench"]
+    assert names == [
+        "azure",
+        "burstgpt",
+        "infsim",
+        "llmservingsim",
+        "mooncake",
+        "vidur",
+        "vllm-bench",
+    ]
 
 
 def test_a_workload_with_no_request_is_refused(tmp_path):
