@@ -37,6 +37,7 @@ from infsim.errors import InputError
 from infsim.limits import RATE, REQUEST_TOKENS, REQUESTS, SCALE, SECONDS, TURNS, Limit
 from infsim.workload import synthetic as syn
 from infsim.workload.loaders import load_trace
+from infsim.workload.prompt_pool import PromptPool, generate_pool_requests
 from infsim.workload.sessions import derive_session_prefixes
 from infsim.workload.trace import Trace
 
@@ -255,8 +256,29 @@ class SessionsSpec(BaseModel):
         return data
 
 
+class PromptPoolSpec(BaseModel):
+    """A pool of N groups × M prompts that requests are drawn from, as benchmark clients
+    send them (infsim/workload/prompt_pool.py): each group has its own system prompt, each
+    prompt its own question (`prompt_tokens`), so repeated prompts and shared system
+    prompts hit the prefix cache."""
+
+    model_config = FROZEN
+    num_groups: Requests = Field(description="Groups, each with its own system prompt.")
+    prompts_per_group: Requests = Field(description="Distinct prompts (questions) per group.")
+    system_prompt_tokens: LengthSpec = Field(
+        description="System prompt length, drawn once per group."
+    )
+    choice: Literal["cycle", "uniform"] = Field(
+        "uniform",
+        description="How each request picks its prompt: cycle (request i → prompt i mod "
+        "N·M, as a client iterating a dataset) or uniform (drawn at random).",
+    )
+    hash_block_size_tokens: Tokens = Field(16, description="Prefix hash block size.")
+
+
 class SyntheticSource(BaseModel):
-    """Generated requests. With `sessions`, prompt_tokens is each turn's new user text."""
+    """Generated requests. With `sessions`, prompt_tokens is each turn's new user text; with
+    `prompt_pool`, each pool prompt's question after its group's system prompt."""
 
     model_config = FROZEN
     num_requests: Requests | None = Field(None, description="Requests (without sessions).")
@@ -264,6 +286,9 @@ class SyntheticSource(BaseModel):
     prompt_tokens: LengthSpec = Field(description="Prompt length (new user tokens per turn).")
     output_tokens: LengthSpec = Field(description="Output length per request / turn.")
     sessions: SessionsSpec | None = Field(None, description="Multi-turn sessions, or null.")
+    prompt_pool: PromptPoolSpec | None = Field(
+        None, description="Draw single-turn prompts from a pool (groups × prompts), or null."
+    )
 
     @model_validator(mode="after")
     def _count(self) -> SyntheticSource:
@@ -271,6 +296,11 @@ class SyntheticSource(BaseModel):
             raise ValueError(
                 "give num_requests (single-turn) or sessions (then sessions.num_sessions and "
                 "turns set the count), not both and not neither"
+            )
+        if self.prompt_pool is not None and self.sessions is not None:
+            raise ValueError(
+                "prompt_pool draws single-turn requests (with num_requests); it cannot be "
+                "combined with sessions"
             )
         return self
 
@@ -341,6 +371,11 @@ def generate(spec: SyntheticSource, *, base_dir: Path, rng: np.random.Generator)
     arrivals = spec.arrival.build()
     prompt = spec.prompt_tokens.build(base_dir)
     output = spec.output_tokens.build(base_dir)
+    if spec.prompt_pool is not None:
+        p = spec.prompt_pool
+        pool = PromptPool(p.num_groups, p.prompts_per_group, p.system_prompt_tokens.build(base_dir),
+                          p.choice, p.hash_block_size_tokens)  # fmt: skip
+        return generate_pool_requests(spec.num_requests, arrivals, prompt, output, pool, rng)
     if spec.sessions is None:
         return syn.generate_requests(spec.num_requests, arrivals, prompt, output, rng)
     s = spec.sessions
