@@ -25,8 +25,34 @@ from infsim.workload.trace import Trace
 FORMAT_CHOICE = click.Choice(["auto", *format_names()])
 
 
-def _load(path: str, fmt: str, drop_zero_output: bool, drop_failed: bool) -> Trace:
-    return load_trace(path, fmt, drop_zero_output=drop_zero_output, drop_failed=drop_failed)
+def _load(path: str, fmt: str, options: dict) -> Trace:
+    return load_trace(
+        path,
+        fmt,
+        drop_zero_output=options["drop_zero_output"],
+        drop_failed=options["drop_failed"],
+        columns=_mapping(options["columns"]),
+        time_unit=options["time_unit"],
+    )
+
+
+MAPPED = ("arrival_s", "num_prompt_tokens", "num_output_tokens", "session_id")
+
+
+def _mapping(text: str | None) -> dict[str, str] | None:
+    """--columns arrival_s=ts,num_prompt_tokens=in,num_output_tokens=out → a mapping."""
+    if text is None:
+        return None
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        name, eq, column = (part.strip() for part in item.partition("="))
+        if not eq or not column or name not in MAPPED:
+            raise InputError(
+                f"--columns {text!r}: {item.strip()!r} is not NAME=COLUMN with NAME one of "
+                f"{', '.join(MAPPED)}"
+            )
+        mapping[name] = column
+    return mapping
 
 
 def _write(trace: Trace, out: Path, to: str | None) -> None:
@@ -63,6 +89,20 @@ def trace_cli() -> None:
 drop_options = [
     click.option("--drop-zero-output", is_flag=True, help="Drop rows with 0 output tokens."),
     click.option("--drop-failed", is_flag=True, help="vllm-bench: drop failed requests."),
+    click.option(
+        "--columns",
+        default=None,
+        metavar="NAME=COL,…",
+        help="Format csv: arrival_s=COL,num_prompt_tokens=COL,num_output_tokens=COL"
+        "[,session_id=COL] (implies --format csv).",
+    ),
+    click.option(
+        "--time-unit",
+        type=click.Choice(["s", "ms", "us", "ns"]),
+        default="s",
+        show_default=True,
+        help="Format csv: unit of the arrival column.",
+    ),
 ]
 
 
@@ -84,9 +124,9 @@ def formats() -> None:
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_with_drop_options
-def info(path: str, fmt: str, as_json: bool, drop_zero_output: bool, drop_failed: bool) -> None:
+def info(path: str, fmt: str, as_json: bool, **options) -> None:
     """Summarise the trace at PATH."""
-    summary = _load(path, fmt, drop_zero_output, drop_failed).summary()
+    summary = _load(path, fmt, options).summary()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -109,7 +149,7 @@ def convert(src: str, out: Path, fmt: str, to: str | None, **kwargs) -> None:
     if kwargs["time_scale"] is not None and kwargs["rate_scale"] is not None:
         raise InputError("give --time-scale or --rate-scale, not both")
     _check_window(kwargs)
-    trace = _load(src, fmt, kwargs["drop_zero_output"], kwargs["drop_failed"])
+    trace = _load(src, fmt, kwargs)
     trace = trace.slice(kwargs["start_s"], kwargs["end_s"], kwargs["max_requests"])
     if kwargs["time_scale"] is not None:
         trace = trace.scale_time(kwargs["time_scale"])

@@ -43,6 +43,10 @@ class LoadOptions:
     """Drop rows with 0 output tokens (failed requests in Azure/BurstGPT) instead of failing."""
     drop_failed: bool = False
     """Drop requests with a non-empty `errors` entry (vllm-bench) instead of failing."""
+    columns: tuple[tuple[str, str], ...] = ()
+    """The `csv` format's mapping: (infsim column, file column) pairs."""
+    time_unit: str = "s"
+    """The `csv` format's arrival time unit: s, ms, us or ns."""
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,53 @@ register_format(
 )
 
 
+MAPPED_REQUIRED = ("arrival_s", "num_prompt_tokens", "num_output_tokens")
+MAPPED_OPTIONAL = ("session_id",)
+TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def read_mapped_csv(path: Path, options: LoadOptions) -> Trace:
+    """Any headed CSV, through a column mapping (`columns`: infsim column → file column):
+    arrival_s = (arrival − first arrival) × the time unit; prompt and output tokens as
+    integers; session_id optional. 0 output tokens is an error unless drop_zero_output."""
+    _no_hash_block_size(options, "csv", path)
+    mapping = dict(options.columns)
+    missing = [name for name in MAPPED_REQUIRED if name not in mapping]
+    if missing:
+        raise InputError(
+            f"{path}: format csv needs a column mapping for {', '.join(missing)} (scenario: "
+            "workload.trace.columns; CLI: --columns arrival_s=COL,num_prompt_tokens=COL,"
+            "num_output_tokens=COL)"
+        )
+    optional = [mapping[name] for name in MAPPED_OPTIONAL if name in mapping]
+    table, rows = read_csv_strings(path, [mapping[n] for n in MAPPED_REQUIRED], optional)
+    stamps = _numbers(table, mapping["arrival_s"], path, rows, integer=False)
+    columns = {
+        "arrival_s": (stamps - stamps[0]) * TIME_UNITS_S[options.time_unit],
+        "num_prompt_tokens": _numbers(table, mapping["num_prompt_tokens"], path, rows),
+        "num_output_tokens": _numbers(table, mapping["num_output_tokens"], path, rows),
+    }
+    if "session_id" in mapping:
+        columns["session_id"] = _session_ids(table.column(mapping["session_id"]))
+    columns, rows, notes = reject_or_drop(
+        path, columns, columns["num_output_tokens"] == 0, rows,
+        what=f"{mapping['num_output_tokens']!r} is 0", allowed=options.drop_zero_output,
+        option="drop_zero_output=True (CLI: --drop-zero-output)",
+    )  # fmt: skip
+    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+
+
+register_format(
+    TraceFormat(
+        "csv",
+        read_mapped_csv,
+        lambda path, head: False,  # needs a mapping: never guessed
+        "any headed CSV through a column mapping (columns: arrival_s, num_prompt_tokens, "
+        "num_output_tokens, optional session_id; time_unit)",
+    )
+)
+
+
 # -- infsim canonical CSV and Parquet ----------------------------------------------------
 
 

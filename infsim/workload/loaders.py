@@ -1,18 +1,21 @@
 """`load_trace`: any supported trace file → canonical `Trace`.
 
-Formats (see traces/SCHEMA.md): azure, burstgpt, mooncake, llmservingsim, vllm-bench,
-infsim. `format="auto"` asks each format's `sniff` (extension plus header / first JSON
-object) and requires exactly one to answer yes.
+Formats (see traces/SCHEMA.md): azure, burstgpt, vidur, mooncake, llmservingsim,
+vllm-bench, infsim, and csv (any headed CSV through a column mapping). `format="auto"`
+asks each format's `sniff` (extension plus header / first JSON object) and requires
+exactly one to answer yes; with a column mapping it means csv.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from infsim.errors import InputError
 from infsim.workload import formats_csv, formats_json  # noqa: F401  (register the formats)
 from infsim.workload.columns import shown
 from infsim.workload.formats import LoadOptions, read_head, trace_formats
+from infsim.workload.formats_csv import TIME_UNITS_S
 from infsim.workload.trace import Trace
 
 SNIFF_BYTES = 4096
@@ -55,6 +58,8 @@ def load_trace(
     hash_block_size_tokens: int | None = None,
     drop_zero_output: bool = False,
     drop_failed: bool = False,
+    columns: Mapping[str, str] | None = None,
+    time_unit: str = "s",
 ) -> Trace:
     """Read a trace file into the canonical table.
 
@@ -74,11 +79,21 @@ def load_trace(
             raise InputError(f"{path}: not a file")
     except (OSError, ValueError) as err:  # a name too long, a NUL byte in it
         raise InputError(f"{shown(str(path))}: not a usable file name ({err})") from None
+    if columns and format not in ("auto", "csv"):
+        raise InputError(
+            f"{path}: a column mapping is for format csv; format {format!r} knows its columns"
+        )
+    if format == "auto" and columns:
+        format = "csv"
     name = detect_format(path) if format == "auto" else format
     fmt = trace_formats.get(name)
+    if time_unit not in TIME_UNITS_S:
+        raise InputError(f"{path}: time unit {time_unit!r}; allowed: {', '.join(TIME_UNITS_S)}")
     options = LoadOptions(
         hash_block_size_tokens=hash_block_size_tokens,
         drop_zero_output=drop_zero_output,
         drop_failed=drop_failed,
+        columns=tuple((columns or {}).items()),
+        time_unit=time_unit,
     )
     return fmt.read(path, options)

@@ -76,7 +76,8 @@ class TraceSource(BaseModel):
     model_config = FROZEN
     path: str = Field(description="Trace file, relative to the scenario file's directory.")
     format: str = Field("auto", description="azure, burstgpt, vidur, mooncake, llmservingsim, "
-                        "vllm-bench, infsim or auto (by extension and first line).")  # fmt: skip
+                        "vllm-bench, infsim, csv (with columns) or auto (by extension and "
+                        "first line).")  # fmt: skip
     hash_block_size_tokens: Tokens | None = Field(
         None, description="Override the format's prefix hash block size (tokens)."
     )
@@ -92,6 +93,26 @@ class TraceSource(BaseModel):
         "sessions (each turn extends the previous prompt and answer) at this block size; "
         "null = no prefix identity from sessions.",
     )
+    columns: dict[Literal["arrival_s", "num_prompt_tokens", "num_output_tokens", "session_id"],
+                  str] | None = Field(
+        None,
+        description="Format csv: which column of the file holds each infsim column "
+        "(arrival_s, num_prompt_tokens, num_output_tokens required; session_id optional).",
+    )  # fmt: skip
+    time_unit: Literal["s", "ms", "us", "ns"] = Field(
+        "s", description="Format csv: the unit of the arrival column."
+    )
+
+    @model_validator(mode="after")
+    def _mapping(self) -> TraceSource:
+        if self.columns is not None and self.format not in ("auto", "csv"):
+            raise ValueError(f"columns is for format csv; format {self.format!r} knows its own")
+        if self.format == "csv" and self.columns is None:
+            raise ValueError("format csv needs columns: {arrival_s: …, num_prompt_tokens: …, "
+                             "num_output_tokens: …}")  # fmt: skip
+        if self.time_unit != "s" and self.columns is None:
+            raise ValueError("time_unit is for format csv (with columns)")
+        return self
 
 
 # -- arrival processes -------------------------------------------------------------------
@@ -360,6 +381,8 @@ def _load(source: TraceSource, base_dir: Path) -> Trace:
         hash_block_size_tokens=source.hash_block_size_tokens,
         drop_zero_output=source.drop_zero_output,
         drop_failed=source.drop_failed,
+        columns=source.columns,
+        time_unit=source.time_unit,
     )
     if source.session_block_tokens is None:
         return trace

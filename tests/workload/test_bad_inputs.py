@@ -523,6 +523,7 @@ def test_trace_formats_lists_every_format():
     assert names == [
         "azure",
         "burstgpt",
+        "csv",
         "infsim",
         "llmservingsim",
         "mooncake",
