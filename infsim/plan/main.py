@@ -21,7 +21,7 @@ import pandas as pd
 
 from infsim.plan import candidates as cand
 from infsim.plan.job import PlanRun, PlanSettings, run_plan
-from infsim.plan.output import plan_table, write_parquet
+from infsim.plan.output import load_curves, plan_table, write_parquet
 from infsim.plan.report import write_plan_report
 from infsim.sweep.search import SLOTarget
 
@@ -131,7 +131,7 @@ def plan(request: PlanRequest, echo: Callable[[str], None] = print) -> PlanResul
     table = plan_table(run)
     write_parquet(table, out_dir / "plan.parquet")
     write_plan_report(out_dir / "report.html", f"infsim plan: {out_dir.name}", table,
-                      job.target, " · ".join(job.header[:3]))  # fmt: skip
+                      job.target, " · ".join(job.header[:3]), load_curves(run, table))  # fmt: skip
     answer = answer_line(table, job.settings.target_rate_per_s)
     return PlanResult(run, table, job.target, out_dir, answer, job.header)
 

@@ -200,6 +200,34 @@ def _inf(value: Any) -> float:
     return math.inf if number is None else number
 
 
+def load_curves(run: PlanRun, table: pd.DataFrame, limit: int = 6) -> pd.DataFrame:
+    """p99 TTFT and TPOT against the arrival rate, from the headroom probes, for the
+    SLO-meeting candidates on the Pareto front or among the `limit` cheapest (one line per
+    candidate in the report; more would not be readable)."""
+    chosen = table[table["meets_slo"] & (table["pareto"] | (table["rank"] <= limit))]
+    ranks = {(r.gpu, r.tensor_parallel, r.weight_precision): r.rank for r in chosen.itertuples()}
+    rows = []
+    for state in run.states:
+        c = state.candidate
+        rank = ranks.get((c.gpu, c.tensor_parallel, c.weight_precision))
+        if rank is None or state.replicas is None:
+            continue
+        points = {1.0: state.rows.get(("replicas", state.replicas.replicas))}
+        points |= {x: row for (kind, x), row in state.rows.items() if kind == "rate"}
+        for scale, row in sorted(points.items()):
+            if row is None:
+                continue
+            rows.append({
+                "rank": rank,
+                "label": f"#{rank} {state.replicas.replicas}× {c.label()}",
+                "rate_per_s": scale * run.settings.target_rate_per_s,
+                "ttft_p99_s": _number(row.get("latency_s.ttft.p99")),
+                "tpot_p99_s": _number(row.get("latency_s.tpot.p99")),
+                "meets_slo": run.target.met(row),
+            })  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["rank", "rate_per_s"]) if rows else pd.DataFrame()
+
+
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """plan.parquet, written whole or not at all, with a fixed schema (no pandas metadata,
     so identical plans give identical bytes)."""

@@ -5,8 +5,9 @@ Cost ($/hour) against p99 TTFT and p99 TPOT (ms), one panel each: every candidat
 is a point labelled by its rank (and its configuration on the Pareto front and for the
 five cheapest), green where it meets the SLO and red where it
 misses (at the largest replica count probed); dashed lines are the SLO limits; the line
-is each panel's Pareto front through the SLO-meeting points only. Then the ranked table
-and the skipped candidates with their reasons.
+is each panel's Pareto front through the SLO-meeting points only. Then p99 TTFT and TPOT
+against the arrival rate for the Pareto front and the cheapest few (the headroom probes),
+the ranked table and the skipped candidates with their reasons.
 """
 
 from __future__ import annotations
@@ -74,7 +75,42 @@ def cost_latency_panels(table: pd.DataFrame, target: SLOTarget) -> str:
     return _png(fig)
 
 
-def plan_page(title: str, table: pd.DataFrame, target: SLOTarget, header: str) -> str:
+def load_panels(curves: pd.DataFrame, target: SLOTarget, rate_per_s: float) -> str:
+    """p99 TTFT and TPOT (ms, log scale) against the arrival rate (req/s), one line per
+    candidate (filled markers: SLO met), the SLO limits dashed, the target rate dotted."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.5))
+    for ax, column, limit, name in (
+        (axes[0], "ttft_p99_s", target.ttft_p99_s, "TTFT"),
+        (axes[1], "tpot_p99_s", target.tpot_p99_s, "TPOT"),
+    ):
+        for index, (_rank, part) in enumerate(curves.groupby("rank", sort=True)):
+            colour = f"C{index % 10}"
+            part = part.sort_values("rate_per_s")
+            ax.plot(part["rate_per_s"], part[column] * 1e3, "-", color=colour, lw=1,
+                    label=part["label"].iloc[0])  # fmt: skip
+            met = part[part["meets_slo"]]
+            missed = part[~part["meets_slo"]]
+            ax.plot(met["rate_per_s"], met[column] * 1e3, "o", color=colour, ms=5)
+            ax.plot(missed["rate_per_s"], missed[column] * 1e3, "o", mfc="none", color=colour,
+                    ms=5)  # fmt: skip
+        if limit is not None:
+            ax.axhline(limit * 1e3, color="k", ls="--", lw=0.8, label=f"SLO {limit * 1e3:g} ms")
+        ax.axvline(rate_per_s, color="grey", ls=":", lw=0.8, label=f"target {rate_per_s:g} req/s")
+        ax.set(xlabel="arrival rate (req/s)", ylabel=f"p99 {name} (ms)", yscale="log",
+               title=f"p99 {name} vs load (filled: SLO met)")  # fmt: skip
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper left")
+    return _png(fig)
+
+
+def plan_page(
+    title: str,
+    table: pd.DataFrame,
+    target: SLOTarget,
+    header: str,
+    curves: pd.DataFrame | None = None,
+) -> str:
     ran = table[table["status"] != "skipped"]
     skipped = table[table["status"] == "skipped"][["gpu", "tensor_parallel",
                                                    "weight_precision", "note"]]  # fmt: skip
@@ -82,15 +118,24 @@ def plan_page(title: str, table: pd.DataFrame, target: SLOTarget, header: str) -
     sections = [("Question", f"<p>{html.escape(header)}</p>")]
     if len(ran):
         sections.append(("Cost vs p99 latency", cost_latency_panels(ran, target)))
+    if curves is not None and len(curves):
+        rate_per_s = float(table["target_rate_per_s"].iloc[0])
+        sections.append(("Headroom: p99 vs load", load_panels(curves, target, rate_per_s)))
     sections.append((f"Candidates, ranked ({len(ran)})", _table(shown)))
     if len(skipped):
         sections.append((f"Skipped ({len(skipped)})", _table(skipped)))
     return _page(title, sections)
 
 
-def write_plan_report(path: Path, title: str, table: pd.DataFrame, target: SLOTarget,
-                      header: str) -> Path:  # fmt: skip
-    text = plan_page(title, table, target, header)
+def write_plan_report(
+    path: Path,
+    title: str,
+    table: pd.DataFrame,
+    target: SLOTarget,
+    header: str,
+    curves: pd.DataFrame | None = None,
+) -> Path:
+    text = plan_page(title, table, target, header, curves)
     try:
         write_atomic(path, text.encode())
     except OSError as err:

@@ -49,7 +49,8 @@ def test_plan_writes_the_public_columns_one_row_per_candidate(planned):
     assert skipped.note.str.contains("does not divide the 32 attention heads").all()
     assert "skipped H100-SXM TP3 bfloat16: deployment.tensor_parallel: 3" in result.output
     page = (out / "report.html").read_text()
-    assert page.count('<img alt="plot" src="data:image/png;base64,') == 1  # embedded
+    assert page.count('<img alt="plot" src="data:image/png;base64,') == 2  # embedded
+    assert "Headroom: p99 vs load" in page
     assert "<script" not in page
     assert "http" not in page  # nothing fetched: viewable offline
     assert "Skipped (2)" in page
