@@ -198,8 +198,9 @@ def run(  # noqa: PLR0913
     from infsim.report.paths import safe_run_dir
     from infsim.report.write import check_run_dir
 
-    options = None
+    options = pool = None
     if num_intervals or sensitivity:
+        from infsim.sweep.executors import make_executor
         from infsim.uncertainty.predict import IntervalOptions
         from infsim.uncertainty.sources import parse_sources
 
@@ -208,6 +209,7 @@ def run(  # noqa: PLR0913
             num_intervals, interval_level, parse_sources(interval_sources), cliff
         )
         options.check()  # refused before the simulation, not after it
+        pool = make_executor(executor, jobs)
     spec = api.load_scenario(scenario, overrides)
     resolved, trace = api.prepare(spec, scenario.parent, source=str(scenario))
     out_dir = out_dir or safe_run_dir(spec.name, "runs")
@@ -219,10 +221,8 @@ def run(  # noqa: PLR0913
         if progress is not None:
             progress.close()
     if options is not None:
-        from infsim.sweep.executors import make_executor
         from infsim.uncertainty.predict import uncertainty_sections
 
-        pool = make_executor(executor, jobs)
         result.summary.update(uncertainty_sections(spec, resolved, result.summary, options, pool))
     result.write(out_dir)
     if as_json:

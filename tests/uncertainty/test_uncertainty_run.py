@@ -87,6 +87,7 @@ def test_without_the_flag_there_is_no_interval(tmp_path: Path) -> None:
         (["--intervals", "1"], "--intervals 1: the number of replications must be 0"),
         (["--intervals", "3", "--interval-level", "1.5"], "--interval-level 1.5: allowed"),
         (["--intervals", "3", "--interval-sources", "noise"], "unknown source 'noise'"),
+        (["--intervals", "3", "--jobs", "0"], "--jobs 0: allowed 1 to"),
     ],
 )
 def test_bad_options_are_one_paragraph_exit_2(tmp_path: Path, args, message) -> None:
@@ -139,3 +140,18 @@ def test_md1_queue_interval_covers_the_pollaczek_khinchine_mean() -> None:
     assert leaf["lo"] <= analytic <= leaf["hi"]
     assert base["latency_s"]["e2e"]["mean"] == pytest.approx(analytic, rel=0.15)
     assert leaf["hi"] / leaf["lo"] < 1.5  # informative, not uselessly wide
+
+
+def test_replication_keys_are_stable_and_distinct() -> None:
+    from infsim.scenario.load import load_scenario
+    from infsim.uncertainty.replicate import ReplicationTask, derived_seed
+    from infsim.uncertainty.sources import SOURCES, class_sigmas
+
+    spec = load_scenario(QUICKSTART)
+    sig = class_sigmas(None)
+    a = ReplicationTask(0, spec, "scenarios", "q", SOURCES, sig)
+    assert a.key == ReplicationTask(0, spec, "scenarios", "q", SOURCES, sig).key
+    assert a.key != ReplicationTask(1, spec, "scenarios", "q", SOURCES, sig).key
+    assert a.key != ReplicationTask(0, spec, "scenarios", "q", SOURCES, sig, parent_key="p").key
+    assert derived_seed(1, 0, "workload") != derived_seed(1, 0, "cost_model")
+    assert derived_seed(1, 0, "workload") == derived_seed(1, 0, "workload")
