@@ -388,7 +388,40 @@ def coverage_lines(path: Path = COVERAGE) -> list[str]:
             lines.append(f"| {config} | " + " | ".join(cells) + " |")
         measured = int(sub.groupby("key")["measured"].max().max())
         lines += ["", f"({measured} measured values per metric.)", ""]
-    return lines
+    return lines + _centred_lines(pd.DataFrame(data["cases"]))
+
+
+def _centred_lines(cases: pd.DataFrame) -> list[str]:
+    """Live coverage with each interval rescaled by measured mean / point: the width
+    judged apart from the point's bias (is the spread right, if the centre were?)."""
+    live = cases[cases["source"] == "live"] if "source" in cases else cases.iloc[:0]
+    if live.empty:
+        return []
+    keys = list(dict.fromkeys(live["key"]))
+    lines = ["### Live vLLM (CPU): the width apart from the bias", "",
+             "Each interval rescaled by (mean of the measured repeats) / point, then coverage "
+             "as above; the last row is the point's median |error| against that mean (%).",
+             "",
+             "| sources | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]  # fmt: skip
+    errors: dict[str, float] = {}
+    for config, sub in live.groupby("config", sort=False):
+        cells = []
+        for key in keys:
+            rows = sub[sub["key"] == key]
+            hits = total = 0
+            errs = []
+            for r in rows.itertuples():
+                m = np.asarray(r.measured, dtype=float)
+                shift = m.mean() / r.point
+                hits += int(((m >= r.lo * shift) & (m <= r.hi * shift)).sum())
+                total += m.size
+                errs.append(abs(r.point / m.mean() - 1) * 100)
+            errors[key] = float(np.median(errs)) if errs else float("nan")
+            cells.append(f"{hits / total:.0%}" if total else "–")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    lines.append("| point's median abs error % | "
+                 + " | ".join(f"{errors[k]:.1f}" for k in keys) + " |")  # fmt: skip
+    return [*lines, ""]
 
 
 def render(
