@@ -118,9 +118,11 @@ class Recorder:
         self._next_flush = len(live) + REQUESTS_PER_CHUNK
 
     def requests_table(self) -> pa.Table:
-        """Every request that arrived, one row each in arrival order (`REQUESTS_SCHEMA`)."""
+        """Every request that arrived, one row each in arrival order (`REQUESTS_SCHEMA`), in
+        the chunks it was flushed in (not combined: that would copy every column at the
+        run's memory peak; Parquet writes the same bytes either way)."""
         chunks = [*self._request_chunks, requests_table(self._live)]
-        return pa.concat_tables(chunks).combine_chunks()
+        return pa.concat_tables(chunks)
 
     def latest_finish_s(self) -> float:
         """The last request end time (0 when none ended)."""
@@ -176,7 +178,7 @@ class Recorder:
 
     def timeline_table(self) -> pa.Table:
         batches = [*self._batches, self._batch(self._rows)]
-        return pa.Table.from_batches(batches, schema=TIMELINE_SCHEMA).combine_chunks()
+        return pa.Table.from_batches(batches, schema=TIMELINE_SCHEMA)
 
     def decode_runs_by_width(self) -> dict[int, tuple[int, float]]:
         """Fast-forwarded decode runs that ran, per number of sequences: (steps, seconds
