@@ -149,6 +149,11 @@ def _manifest(
         "rel_tol": rel_tol,
         "points": [{"index": t.index, "key": t.key, "overrides": t.overrides} for t in tasks],
     }
+    level = ((ctx.base_raw.get("slo") or {}) if isinstance(ctx.base_raw, dict) else {}).get(
+        "confidence"
+    )
+    if level is not None:  # "met" = met by the intervals' pessimistic bounds (module doc)
+        manifest["confidence"] = {"level": level, "replications_dir": "replications"}
     if report is not None:
         # workload.rate_scale values, as the probes' overrides carry them: the search's
         # scale times the scenario's own rate_scale.
