@@ -420,8 +420,10 @@ def _describe(overrides) -> str:
     help="Output file (default: DIRECTORY/report.html).",
 )
 def report_cmd(directory, out):
-    """Write report.html for a run directory (latency CDFs, timeline) or a sweep directory
-    (table, cost vs p99 with the Pareto front, capacity curve). Self-contained, offline."""
+    """Write report.html for a run directory (deployment, headline numbers, latency tails
+    with SLO lines, arrivals, queues and KV use over time, the fleet's replicas and $/h) or
+    a sweep directory (table, cost vs p99 with the Pareto front, capacity curve).
+    Self-contained, offline."""
     from infsim.sweep.report_html import write_report
 
     if out is not None:

@@ -2,7 +2,9 @@
 
 Plots are drawn with matplotlib (Agg backend, imported lazily) and embedded as base64
 PNGs; there are no scripts, styles or fonts fetched from anywhere. A run directory gets
-latency CDFs and the timeline; a sweep directory gets its table and cost vs p99 latency
+the run report of `infsim.report.html_run` (header, headline numbers, latency tails, over
+time, fleet); `run_report` below is the older, thinner page, kept for its callers. A sweep
+directory gets its table and cost vs p99 latency
 with the Pareto front; a capacity search gets its capacity curve; an optimize search
 gets its trials as well.
 """
@@ -244,8 +246,10 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
         raise InputError(f"{directory}: no such directory")
     if (directory / MANIFEST).exists():
         text = sweep_report(directory)
-    elif is_run_dir(directory):
-        text = run_report(directory)
+    elif is_run_dir(directory):  # the planner's run page (infsim/report/html_run.py)
+        from infsim.report.html_run import write_run_report
+
+        return write_run_report(directory, out)
     else:
         raise InputError(
             f"{directory}: neither a run directory (summary.json) nor a sweep directory "
