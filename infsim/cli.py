@@ -179,6 +179,15 @@ class _Progress:
     help="Where the replications run (the sweep executors).",
 )
 @click.option("--jobs", type=int, default=None, help="Workers for the replications.")
+@click.option(
+    "--from-vllm-args",
+    "vllm_args",
+    default=None,
+    metavar='"ARGS"',
+    help="A `vllm serve` argument line whose engine arguments fill the scenario (before "
+    "--set, which wins); arguments without effect or not modelled are listed.",
+)
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
 def run(  # noqa: PLR0913
     scenario: Path,
     out_dir: Path | None,
@@ -191,12 +200,23 @@ def run(  # noqa: PLR0913
     sensitivity: bool | None,
     executor: str,
     jobs: int | None,
+    vllm_args: str | None,
+    no_report: bool,
 ) -> None:
-    """Simulate SCENARIO and write requests/timeline Parquet, summary.json and the
-    resolved scenario to the output directory."""
+    """Simulate SCENARIO and write requests/timeline Parquet, summary.json, the resolved
+    scenario and report.html to the output directory."""
     from infsim import api
     from infsim.report.paths import safe_run_dir
     from infsim.report.write import check_run_dir
+
+    vllm = None
+    if vllm_args is not None:
+        from infsim.scenario.vllm_args import parse_vllm_args
+
+        vllm = parse_vllm_args(vllm_args)
+        overrides = (*vllm.overrides, *overrides)
+        for note in vllm.notes():
+            click.echo(f"--from-vllm-args: {note}", err=True)
 
     options = pool = None
     if num_intervals or sensitivity:
@@ -224,7 +244,13 @@ def run(  # noqa: PLR0913
         from infsim.uncertainty.predict import uncertainty_sections
 
         result.summary.update(uncertainty_sections(spec, resolved, result.summary, options, pool))
+    if vllm is not None:
+        result.summary["from_vllm_args"] = vllm.record(vllm_args)
     result.write(out_dir)
+    if not no_report:
+        from infsim.report.html_run import write_run_report
+
+        write_run_report(out_dir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     elif not quiet:
@@ -237,9 +263,10 @@ def run(  # noqa: PLR0913
             f"{spec.name}: {resolved.model.name} on {fleet_label(resolved)}",
             console,
         )
+        report = "" if no_report else ", report.html"
         console.print(
             f"[dim]wrote {out_dir}/{{requests,timeline,fleet_timeline}}.parquet, summary.json, "
-            "scenario.resolved.yaml[/dim]"
+            f"scenario.resolved.yaml{report}[/dim]"
         )
 
 

@@ -77,6 +77,16 @@ class VllmArgs:
     not_modelled: list[str] = field(default_factory=list)  # accepted; infsim ignores them
     model: str | None = None  # the positional or --model argument, for the caller to say
 
+    def record(self, line: str) -> dict[str, object]:
+        """What summary.json keeps of it (`from_vllm_args`)."""
+        return {
+            "args": line,
+            "overrides": list(self.overrides),
+            "model": self.model,
+            "not_modelled": list(self.not_modelled),
+            "no_effect": list(self.no_effect),
+        }
+
     def notes(self) -> list[str]:
         out = []
         if self.model is not None:

@@ -35,7 +35,7 @@ DAMAGES = {
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_report_refuses_a_damaged_run(tmp_path: Path, damage: str) -> None:
     out = tmp_path / "run"
-    args = ["run", str(QUICKSTART), "-o", str(out), "--quiet",
+    args = ["run", str(QUICKSTART), "-o", str(out), "--quiet", "--no-report",
             "--set", "workload.synthetic.num_requests=30"]  # fmt: skip
     assert CliRunner().invoke(main, args).exit_code == 0
     harm, message = DAMAGES[damage]

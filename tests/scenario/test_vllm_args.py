@@ -82,3 +82,32 @@ def test_overrides_validate_like_the_file() -> None:
     assert scenario.deployment.tensor_parallel == 2
     with pytest.raises(InputError, match=r"engine\.max_num_seqs"):
         load_scenario(QUICKSTART, parse_vllm_args("--max-num-seqs 0").overrides)
+
+
+def test_run_from_vllm_args_records_them_and_set_wins(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from infsim.cli import main
+
+    out = tmp_path / "run"
+    line = "vllm serve some/model --max-num-seqs 64 --block-size 32 --port 8000"
+    args = ["run", str(QUICKSTART), "-o", str(out), "--quiet", "--no-report",
+            "--from-vllm-args", line, "--set", "engine.block_size=16"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "no effect on the prediction: --port 8000" in result.output  # said on stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["from_vllm_args"]["overrides"] == [
+        "engine.max_num_seqs=64",
+        "engine.block_size=32",
+    ]
+    resolved = (out / "scenario.resolved.yaml").read_text()
+    assert "max_num_seqs: 64" in resolved
+    assert "block_size: 16" in resolved  # --set comes after the vLLM arguments
+    assert not (out / "report.html").exists()
+    bad = CliRunner().invoke(main, ["run", str(QUICKSTART), "-o", str(out),
+                                    "--from-vllm-args", "--max-num-seq 4"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "did you mean 'max-num-seqs'" in bad.output
