@@ -248,22 +248,17 @@ def _interval(leaf: Any, fmt: Callable[[float], str]) -> str:
     return f" [{fmt(leaf['lo'])}, {fmt(leaf['hi'])}]"
 
 
-def _ms_plain(ms: float) -> str:
-    """fmt_ms without the unit (interval bounds follow the value's unit)."""
-    return fmt_ms(ms).rsplit(" ", 1)[0]
+def _sig(v: float) -> str:
+    """A bound in the unit of its value, to about three significant figures."""
+    return f"{v:,.0f}" if abs(v) >= 10 else f"{v:.3g}"
 
 
 def _latency_cell(seconds: Any, leaf: Any) -> str:
     if not isinstance(seconds, int | float):
         return "—"
     text = fmt_ms(seconds * 1e3)
-    unit = text.rsplit(" ", 1)[1]
-    scale = 1e3 if unit == "ms" else 1.0
-
-    def bound(v: float) -> str:
-        return _ms_plain(v * 1e3) if unit == "ms" else f"{v * scale:.2f}"
-
-    return esc(text + _interval(leaf, bound))
+    scale = 1e3 if text.endswith(" ms") else 1.0  # bounds in the value's own unit
+    return esc(text + _interval(leaf, lambda v: _sig(v * scale)))
 
 
 def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None]) -> str:
@@ -287,11 +282,12 @@ def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None])
         rows.append(f"<tr><td class=k>{metric}</td>{''.join(cells)}</tr>")
     latency = f"<table><tr><th class=k>latency</th>{head}</tr>{''.join(rows)}</table>"
 
-    def num(path: tuple[str, ...], fmt: Callable[[float], str]) -> str:
+    def num(path: tuple[str, ...], fmt: Callable[[float], str], bounds: bool = True) -> str:
         value = get(summary, *path)
         if not isinstance(value, int | float):
             return "—"
-        return esc(fmt(value) + _interval(get(summary, "intervals", *path), fmt))
+        leaf = get(summary, "intervals", *path) if bounds else None
+        return esc(fmt(value) + _interval(leaf, fmt))
 
     req = summary.get("requests") or {}
     facts = [
@@ -318,9 +314,9 @@ def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None])
         (
             "",
             "$"
-            + num(("cost", "usd_total"), lambda v: f"{v:,.2f}")
+            + num(("cost", "usd_total"), lambda v: f"{v:,.2f}", bounds=False)
             + " for "
-            + num(("cost", "gpu_hours"), lambda v: f"{v:,.2f}")
+            + num(("cost", "gpu_hours"), lambda v: f"{v:,.2f}", bounds=False)
             + " GPU-h",
         ),
         (

@@ -220,7 +220,7 @@ def test_intervals_shown_beside_the_values(single: Path) -> None:
     ms = p99 * 1e3
     expected = f"{plots.fmt_ms(ms)} [{plots.fmt_ms(ms * 0.8).split()[0]}, "
     assert expected in page, expected
-    assert "s [1.23, 2.50]" in page  # seconds stay seconds
+    assert "s [1.23, 2.5]" in page  # seconds stay seconds
     assert "$2.49 [2.00, 3.00] per hour" in page
     assert "90% prediction interval for one more run, from 20 replications" in page
     assert "prediction interval" not in run_report_html(run)
