@@ -327,6 +327,9 @@ def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None])
             ),
         ),
     ]
+    failures = _failures(summary.get("failures"))
+    if failures:
+        facts.append(("failures", esc(failures)))
     sim = summary.get("simulation") or {}
     if isinstance(sim.get("simulated_s"), int | float):
         facts.append(("simulated", esc(f"{sim['simulated_s']:,.1f} s")))
@@ -343,6 +346,24 @@ def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None])
         f"<div class=tables>{latency}<table class=facts>{body}</table></div>{note}"
         "<p class=note>Latencies over completed requests; p99 cells green when within "
         "the SLO limit, red when not.</p>"
+    )
+
+
+def _failures(failures: Any) -> str:
+    """Replica failures, spot preemptions and retries (summary.json `failures`)."""
+    if not isinstance(failures, Mapping) or not (
+        failures.get("policy") or failures.get("num_failures") or failures.get("num_preemptions")
+    ):
+        return ""
+    notices = failures.get("num_preemption_notices") or 0
+    return (
+        f"{failures.get('num_failures', 0):,} replica failures, "
+        f"{failures.get('num_preemptions', 0):,} spot preemptions"
+        + (f" ({notices:,} with notice)" if notices else "")
+        + f"; {failures.get('requests_retried', 0):,} requests retried "
+        f"({failures.get('num_retries', 0):,} retries), "
+        f"{failures.get('requests_failed', 0):,} failed"
+        + (f"; policy {failures['policy']}" if failures.get("policy") else "")
     )
 
 

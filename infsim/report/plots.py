@@ -228,6 +228,12 @@ def over_time(panels: Sequence[dict], span_s: float) -> str:
                 ax.step(x / scale, y, where="post", label=label, **style)
             finite = np.asarray(y, dtype=float)[np.isfinite(y)]
             top = max(top, float(finite.max()) if finite.size else 0.0)
+        labelled = set()
+        for t, label, colour in panel.get("events") or ():
+            ax.axvline(
+                t / scale, color=colour, lw=1.6, ls=":", label=None if label in labelled else label
+            )
+            labelled.add(label)
         hline = panel.get("hline")
         if hline is not None:
             ax.axhline(hline[0], color="#d62728", ls="--", lw=1.1, label=hline[1])

@@ -242,10 +242,11 @@ def _fleet_panels(run: RunFiles, span: float) -> list[dict]:
         )
         panels.append(
             {
-                "title": f"pool {name}: replicas by state, and the autoscaler's desired count",
+                "title": f"pool {name}: replicas by state, and the desired count",
                 "ylabel": "replicas",
                 "series": series,
                 "integer": True,
+                "events": _losses(run, str(name)),
             }
         )
     usd = (
@@ -268,6 +269,23 @@ def _fleet_panels(run: RunFiles, span: float) -> list[dict]:
             }
         )
     return panels
+
+
+LOSS_COLOURS = {"failure": "#d62728", "preemption": "#8c564b"}
+
+
+def _losses(run: RunFiles, pool: str) -> list[tuple[float, str, str]]:
+    """(time, label, colour) of the pool's replica failures and spot preemptions."""
+    events = (run.summary.get("failures") or {}).get("events") or []
+    out = []
+    for event in events:
+        if not isinstance(event, dict) or event.get("pool") != pool:
+            continue
+        kind, time_s = event.get("kind"), event.get("time_s")
+        if kind in LOSS_COLOURS and isinstance(time_s, int | float):
+            label = "replica failure" if kind == "failure" else "spot preemption"
+            out.append((float(time_s), label, LOSS_COLOURS[kind]))
+    return out
 
 
 def _disagg_panel(run: RunFiles, edges: np.ndarray, w: float) -> dict:

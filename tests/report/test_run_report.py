@@ -293,3 +293,15 @@ def test_damaged_run_is_an_input_error(single: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(broken)])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_failures_named_and_marked(tmp_path: Path) -> None:
+    run = _run(tmp_path, "spot-failures.yaml", "--set", "workload.synthetic.num_requests=1500")
+    page = run_report_html(read_run(run))
+    facts = read_run(run).summary["failures"]
+    assert f"{facts['num_failures']:,} replica failures" in page
+    assert f"{facts['num_preemptions']:,} spot preemptions" in page
+    assert f"{facts['requests_retried']:,} requests retried" in page
+    assert "Fleet" in _h2(page)  # a static pool that loses replicas is shown over time
+    over_time = next(a for a in _alts(page) if a.startswith("over time"))
+    assert "pool h100-spot: replicas by state" in over_time
