@@ -79,19 +79,24 @@ def _pools(summary: Mapping[str, Any], scenario: Mapping[str, Any]) -> str:
     for name, pool in (get(summary, "fleet", "pools") or {}).items():
         conf = configured.get(name) or {}
         lo, hi = pool.get("min_replicas"), pool.get("max_replicas")
-        count = f"{pool.get('replicas_initial')} replica(s)"
+        n = pool.get("replicas_initial")
+        count = f"{n} replica{'' if n == 1 else 's'}"
         if pool.get("autoscaled") or (lo is not None and hi is not None and lo != hi):
             count += f", autoscaled {lo}..{hi} (peak {pool.get('replicas_peak')})"
         role = conf.get("role")
         price = pool.get("usd_per_gpu_hour")
         lines.append(
             f"<b>{esc(name)}</b>{'' if role in (None, 'mixed', name) else f' ({esc(role)})'}: "
-            f"{esc(pool.get('gpu'))}, {pool.get('gpus_per_replica')} GPU(s)/replica "
+            f"{esc(pool.get('gpu'))}, {_gpus(pool.get('gpus_per_replica'))}/replica "
             f"{esc(_parallel(dep, conf.get('tensor_parallel')))}, {esc(count)}, "
             f"{esc(pool.get('pricing'))}"
             + (f" ${price:,.2f}/GPU-h" if isinstance(price, int | float) else "")
         )
     return "<br>".join(lines)
+
+
+def _gpus(n: Any) -> str:
+    return f"{n} GPU{'' if n == 1 else 's'}"
 
 
 def _autoscaling(scenario: Mapping[str, Any]) -> str:
@@ -304,7 +309,12 @@ def headline_tables(summary: Mapping[str, Any], slo: Mapping[str, float | None])
             "goodput",
             num(("slo", "goodput_requests_per_s"), lambda v: f"{v:,.2f}") + " req/s within SLO",
         ),
-        ("cost", "$" + num(("cost", "usd_per_hour"), lambda v: f"{v:,.2f}") + " per hour"),
+        (
+            "cost",
+            "$"
+            + num(("cost", "usd_per_hour"), lambda v: f"{v:,.2f}")
+            + " per hour (mean over the run)",
+        ),
         (
             "",
             "$"
