@@ -29,3 +29,4 @@ def test_planning_notebook_executes_and_answers_the_question():
     assert "one replica meets the SLO up to" in printed
     assert "per million output tokens" in printed
     assert "report.html" in printed
+    assert "answer: " in printed  # infsim plan, section 6
