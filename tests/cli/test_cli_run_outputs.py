@@ -136,11 +136,13 @@ def test_calibrate_import_force_refuses_a_directory_with_other_files(tmp_path: P
 _FULL_DISK = """
 set -e
 mount -t tmpfs -o size=128k tmpfs "$MNT"
-"$PY" -m infsim run "$SCEN" -o "$MNT/run" --quiet --no-report --set workload.synthetic.num_requests=40
+"$PY" -m infsim run "$SCEN" -o "$MNT/run" --quiet --no-report \
+    --set workload.synthetic.num_requests=40
 "$PY" -c "from infsim.report.read import read_run; import sys; \
 print('EARLIER', read_run(sys.argv[1]).requests.num_rows)" "$MNT/run"
 set +e
-"$PY" -m infsim run "$SCEN" -o "$MNT/run" --quiet --no-report --set workload.synthetic.num_requests=3000
+"$PY" -m infsim run "$SCEN" -o "$MNT/run" --quiet --no-report \
+    --set workload.synthetic.num_requests=3000
 echo "EXIT $?"
 "$PY" -c "from infsim.report.read import read_run; import sys; \
 print('AFTER', read_run(sys.argv[1]).requests.num_rows)" "$MNT/run"
