@@ -5,15 +5,21 @@
 
 Cases (workloads fixed; traces from ../shared/data/traces, skipped when absent):
 
-| case | what |
-|---|---|
-| light | Azure 2023 conversation trace (19,366 requests, native rate ≈ 5.5 req/s), Llama-3.1-8B on 1× H100 |
-| saturated | the same trace at 2.5× its rate on 1× H100, near saturation (p99 TTFT 0.6 s, against 15 s at 3×) |
-| fleet-1m | 1,000,000 synthetic chat requests at 200 req/s over 16× H100 (round robin; p99 TTFT 0.2 s. At 400 req/s this mix overloads the fleet: p99 TTFT 180 s, a queueing benchmark) |
-| mooncake-prefix | the whole Mooncake conversation trace (12,031 requests, prefix hash ids) on 8× H100, prefix caching |
-| speculative | 20,000 synthetic requests at 8 req/s, Llama-3.1-8B + EAGLE (k = 3) on 1× H100 |
-| autoscaled | 50,000 synthetic requests in gamma bursts (CV 3) at 40 req/s over an autoscaled H100 pool (1–16 replicas, concurrency target 64) |
-| peer-1k, peer-10k | the side-by-side workload of issue 17: Llama-2-70B TP2 on A100-80GB, Azure conversation trace at 0.3 req/s, first 1,000 / 10,000 requests, max_num_seqs 128, chunked prefill with a 512-token budget |
+- light: the Azure 2023 conversation trace (19,366 requests, native rate ≈ 5.5 req/s),
+  Llama-3.1-8B on 1× H100;
+- saturated: the same trace at 2.5× its rate on 1× H100, near saturation (p99 TTFT 0.6 s,
+  against 15 s at 3×);
+- fleet-1m: 1,000,000 synthetic chat requests at 200 req/s over 16× H100 (round robin;
+  p99 TTFT 0.2 s; at 400 req/s this mix overloads the fleet, p99 TTFT 180 s, a queueing
+  benchmark);
+- mooncake-prefix: the whole Mooncake conversation trace (12,031 requests, prefix hash
+  ids) on 8× H100 with prefix caching;
+- speculative: 20,000 synthetic requests at 8 req/s, Llama-3.1-8B + EAGLE (k = 3) on 1× H100;
+- autoscaled: 50,000 synthetic requests in gamma bursts (CV 3) at 40 req/s over an
+  autoscaled H100 pool (1–16 replicas, concurrency target 64);
+- peer-1k, peer-10k: the side-by-side workload of issue 17: Llama-2-70B TP2 on A100-80GB,
+  the Azure conversation trace at 0.3 req/s, first 1,000 / 10,000 requests,
+  max_num_seqs 128, chunked prefill with a 512-token budget.
 
 Reported per case: requests, whole-process wall time (start-up, trace load and outputs
 in memory; not the Parquet write), the simulation's own wall time, simulated requests per
@@ -224,8 +230,11 @@ def main() -> None:
     print(f"baseline (100 requests): peak RSS {base['peak_rss_mib']:.0f} MiB, "
           f"process {base['best_process_s']:.2f} s; infsim --version "
           f"{startup(args.repeats):.2f} s; cores used: 1 of {os.cpu_count()}")  # fmt: skip
-    print(f"{'case':16s} {'requests':>9s} {'process s':>10s} {'sim s':>8s} {'(median)':>8s} "
-          f"{'req/s':>8s} {'events/s':>9s} {'RSS MiB':>8s} {'B/req':>6s} {'p99 TTFT':>9s}")  # fmt: skip
+    heads = [
+        ("case", 16), ("requests", 9), ("process s", 10), ("sim s", 8), ("(median)", 8),
+        ("req/s", 8), ("events/s", 9), ("RSS MiB", 8), ("B/req", 6), ("p99 TTFT", 9),
+    ]  # fmt: skip
+    print(" ".join(f"{h:<{w}s}" if i == 0 else f"{h:>{w}s}" for i, (h, w) in enumerate(heads)))
     for name in names:
         missing = [str(p) for p in CASES[name][1] if not p.exists()]
         if missing:
