@@ -199,6 +199,9 @@ def answer_line(table: pd.DataFrame, rate: float) -> str:
     measured table for its GPU), also the cheapest one priced by a measured table, since
     the roofline is an uncalibrated estimate."""
     met = table[table["meets_slo"]]
+    if table.empty or (table["status"] == "skipped").all():
+        return ("answer: none: every candidate was skipped (reasons above); try other --gpu, "
+                "--tensor-parallel or --weight-precision values")  # fmt: skip
     if met.empty:
         return f"answer: no candidate meets the SLO at {rate:g} req/s"
     lines = [f"answer: {_describe(met.iloc[0])}"]

@@ -115,3 +115,14 @@ def test_a_process_pool_gives_the_same_plan_byte_for_byte(planned, tmp_path: Pat
     assert (tmp_path / "pooled" / "plan.parquet").read_bytes() == (
         out / "plan.parquet"
     ).read_bytes()
+
+
+def test_the_answer_says_when_every_candidate_was_skipped() -> None:
+    import pandas as pd
+
+    from infsim.plan.main import answer_line
+
+    skipped = pd.DataFrame({"meets_slo": [False], "status": ["skipped"], "calibration": ["-"]})
+    assert answer_line(skipped, 8.0).startswith("answer: none: every candidate was skipped")
+    missed = skipped.assign(status="searched")
+    assert answer_line(missed, 8.0) == "answer: no candidate meets the SLO at 8 req/s"
