@@ -66,6 +66,12 @@ VARIANTS = [
      "failures": {"policy": "requeue", "replica_mtbf_s": 60, "spot_notice_s": 5}},
     {"engine": {"speculative": {"method": "ngram", "num_speculative_tokens": 3}}},
     {"calibration": "h100-vllm-0.19", "frontend": {"api_server_count": 2}},
+    {"calibration": "auto", "workload": {"synthetic": {
+        "num_requests": 20, "arrival": {"kind": "poisson", "rate_per_s": 4.0},
+        "prompt_tokens": {"kind": "fixed", "value": 40},
+        "output_tokens": {"kind": "fixed", "value": 8},
+        "prompt_pool": {"num_groups": 2, "prompts_per_group": 3,
+                        "system_prompt_tokens": {"kind": "fixed", "value": 64}}}}},
 ]  # fmt: skip
 
 EXTREMES: list[Any] = [
@@ -285,8 +291,67 @@ def case_results(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
     return argv, {}
 
 
+VLLM_WORDS = ["--max-num-seqs", "--max-model-len", "-tp", "--tensor-parallel-size=2",
+              "--no-enable-prefix-caching", "--enable-chunked-prefill", "--kv-cache-dtype",
+              "--quantization", "--dtype", "--block-size", "--port", "--enforce-eager",
+              "--speculative-config", "--gpu-memory-utilization", "vllm", "serve", "m",
+              "--max-num-batched-tokens", "--api-server-count", "--max-num-seq", "--",
+              "=", "'", '"', "32k", "2K", "0", "-1", "fp8", "awq", "x", "1e9", "0.9"]  # fmt: skip
+
+
+def case_vllm_args(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
+    """`infsim run --from-vllm-args` with a random argument line."""
+    line = " ".join(rng.choice(VLLM_WORDS) for _ in range(rng.randint(0, 10)))
+    argv = ["run", "{d}/s.yaml", "--quiet", "--no-report", "-o", "{d}/out",
+            "--from-vllm-args", line]  # fmt: skip
+    return argv, {"s.yaml": yaml.safe_dump(BASE).encode()}
+
+
+MAPPED_CSV = "t,a,b,s\n" + "".join(f"{250 * i},{100 + i},{5 + i},{i % 3}\n" for i in range(10))
+
+
+def case_mapped_csv(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
+    """A mapped CSV trace (format csv) with a random mapping, time unit and mutated bytes."""
+    names = ["arrival_s", "num_prompt_tokens", "num_output_tokens", "session_id", "x", ""]
+    cols = ["t", "a", "b", "s", "zz", ""]
+    mapping = ",".join(f"{rng.choice(names)}={rng.choice(cols)}" for _ in range(rng.randint(1, 5)))
+    if rng.random() < 0.5:
+        mapping = "arrival_s=t,num_prompt_tokens=a,num_output_tokens=b"
+    data = MAPPED_CSV.encode()
+    if rng.random() < 0.6:
+        data = mutate_bytes(rng, data)
+    unit = rng.choice(["s", "ms", "us", "ns"])
+    return (["trace", "info", "{d}/t.csv", "--columns", mapping, "--time-unit", unit],
+            {"t.csv": data})  # fmt: skip
+
+
+def case_plan(rng: random.Random) -> tuple[list[str], dict[str, bytes]]:
+    """`infsim plan` with random candidate and SLO options on a tiny workload."""
+    tree = json.loads(json.dumps(BASE))
+    tree["workload"]["synthetic"]["num_requests"] = 8
+    argv = [
+        "plan",
+        "{d}/s.yaml",
+        "-o",
+        "{d}/plan",
+        "--executor",
+        "serial",  # daemonic workers
+        "--gpu",
+        rng.choice(["h100-sxm", "nope", "l4"]),
+    ]
+    for option, values in (("--tensor-parallel", ["1", "2", "3", "0", "1,2", "x", "99"]),
+                           ("--weight-precision", ["fp8", "bfloat16", "fp7", ""]),
+                           ("--target-rate", ["4", "0", "-1", "inf", "1e12", "x"]),
+                           ("--ttft-p99", ["1", "0", "-1", "nan"])):  # fmt: skip
+        if rng.random() < 0.5:
+            argv += [option, rng.choice(values)]
+    return argv, {"s.yaml": yaml.safe_dump(tree).encode()}
+
+
 CATEGORIES = {"scenario": case_scenario, "set": case_set, "trace": case_trace,
-              "bench": case_bench, "sweep": case_sweep, "results": case_results}  # fmt: skip
+              "bench": case_bench, "sweep": case_sweep, "results": case_results,
+              "vllm_args": case_vllm_args, "mapped_csv": case_mapped_csv,
+              "plan": case_plan}  # fmt: skip
 
 
 # -- running ---------------------------------------------------------------------------------
