@@ -48,6 +48,23 @@ class ApiServers:
         while self._stream[0][0] < now - self.window_s:
             self._base_s = self._stream.popleft()[1]
 
+    def on_stream_steps(self, ends_s: list[float], num_tokens: int) -> None:
+        """`on_stream(end, 1, num_tokens)` for each of a run's step ends, in order: the same
+        sums in the same order; the window is trimmed once, at the last end (the ends rise,
+        so that drops exactly the steps the step-by-step trims would have dropped, and no
+        load is read in between)."""
+        if not self.costs.queueing or not ends_s:
+            return
+        work = self.costs.stream_work_s(1, num_tokens)
+        stream, total = self._stream, self._stream_total_s
+        for end in ends_s:
+            total += work
+            stream.append((end, total))
+        self._stream_total_s = total
+        since = ends_s[-1] - self.window_s
+        while stream[0][0] < since:
+            self._base_s = stream.popleft()[1]
+
     def load(self, now: float) -> float:
         """Streaming work per server per second over the window before `now` (the work of
         steps that ended in it)."""

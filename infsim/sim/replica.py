@@ -272,8 +272,8 @@ class Replica:
         arrival then sees the same steps either way."""
         if self.frontend is None:
             return
-        for end in self._run_ends[self._run_streamed : num_steps]:
-            self.frontend.on_stream(end, 1, self._run_seqs)
+        self.frontend.on_stream_steps(self._run_ends[self._run_streamed : num_steps],
+                                      self._run_seqs)  # fmt: skip
         self._run_streamed = max(self._run_streamed, num_steps)
 
     def _stream_out(self, batch, end: float, outcome: StepOutcome) -> None:
