@@ -292,20 +292,23 @@ def capacity_cmd(  # noqa: PLR0913
     from infsim.sweep.capacity import absolute_rate_scale
 
     scale, upper = absolute_rate_scale(ctx, r.scale), absolute_rate_scale(ctx, r.upper)
+    slo = ctx.base_raw.get("slo")
+    level = slo.get("confidence") if isinstance(slo, dict) else None  # validated by load_base
+    slo_text = target.describe() + (f" with {level:.0%} confidence" if level else "")
     if not quiet:  # every rate_scale below is workload.rate_scale, as the probes ran
         for p in report.probes:
             click.echo(f"  rate_scale {p['rate_scale']:10.4f}  {'meets' if p['met'] else 'misses'}")
     if r.scale == 0:
-        click.echo(f"no load meets {target.describe()} (down to rate_scale {upper:g})")
+        click.echo(f"no load meets {slo_text} (down to rate_scale {upper:g})")
     elif r.capped:
         click.echo(
-            f"meets {target.describe()} up to the largest probed rate_scale {scale:g} "
+            f"meets {slo_text} up to the largest probed rate_scale {scale:g} "
             f"({report.capacity_rate_per_s:.3f} req/s); capacity is higher"
         )
     else:
         click.echo(
             f"capacity: {report.capacity_rate_per_s:.3f} req/s (rate_scale {scale:.4f}; "
-            f"misses at {upper:.4f}, tolerance {r.rel_tol:.0%}) for {target.describe()} → "
+            f"misses at {upper:.4f}, tolerance {r.rel_tol:.0%}) for {slo_text} → "
             f"{out_dir}"
         )
 

@@ -39,6 +39,8 @@ def _capacity(out: Path, *sets: str) -> float:
         args += ["--set", item]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    confident = any(item.startswith("slo.confidence=") for item in sets)
+    assert ("with 90% confidence" in result.output) == confident  # the result line says so
     return json.loads((out / "sweep.json").read_text())["result"]["capacity_rate_per_s"]
 
 
