@@ -17,41 +17,92 @@ are never cached. A prefix hit is capped at num_tokens - 1 so at least one token
 computed, as in vLLM.
 
 Invariant: len(free queue) + #{blocks with ref_cnt > 0} == num_total_blocks.
+
+How it is kept fast. A long prompt allocates, registers and later frees hundreds of
+blocks at once, so every operation works on whole runs of blocks with numpy (ref counts
+and keys are arrays indexed by block id) and bulk dict calls (`map(cached.setdefault,
+...)`), never one Python iteration per block. The free queue is an array of block ids
+with a head and a tail index and, per block, its position in the array (-1 when not
+queued)::
+
+    queue:  [ .. popped .. | b7 b2 (b5) b9 ... b4 | .. room .. ]
+                             head                  tail
+    pos[b] = index of b in queue, or -1
+
+Popping takes the next live entries after the head (a slice); freeing writes the blocks
+at the tail; a touched block only gets pos -1, leaving a hole that pops step over (holes
+are counted, so a queue without holes pops a plain slice). When the tail reaches the end
+of the array, or holes outnumber live entries, the live entries move to the front. The
+order of the live entries is exactly the LRU order of the per-block queue, so block ids,
+evictions and registrations are those of the per-block pool (tests/kvcache keeps that
+pool as the oracle of a property test). Keys must be non-negative integers below 2**63.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
+
+import numpy as np
 
 from infsim.core.request import RequestState
-from infsim.kvcache.base import NO_MATCH, PrefixMatch, cdiv
+from infsim.kvcache.base import NO_MATCH, PrefixMatch
+
+_NO_KEY = -1
 
 
 class PrefixCachingKV:
     """KV block pool with hash-chained prefix caching and LRU eviction."""
 
+    min_compact_holes = 1024
+    """Holes tolerated in the free queue before compacting, however short the queue."""
+
     def __init__(self, num_total_blocks: int, block_size: int) -> None:
-        self.num_total_blocks = num_total_blocks
+        n = num_total_blocks
+        self.num_total_blocks = n
         self.block_size = block_size
-        self.ref_cnt = [0] * num_total_blocks
-        self.block_key: list[int | None] = [None] * num_total_blocks
+        self._ref = np.zeros(n, dtype=np.int32)
+        self._key = np.full(n, _NO_KEY, dtype=np.int64)
         self.cached: dict[int, int] = {}
-        # OrderedDict, not deque: O(1) removal from the middle when a hit touches a block.
-        self.free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_total_blocks))
+        # Room for every block twice: compacting leaves at most n live entries and a push
+        # never adds more than n - live, so one compaction always makes room.
+        self._queue = np.empty(2 * n + 64, dtype=np.intp)
+        self._queue[:n] = np.arange(n)
+        self._pos = np.arange(n, dtype=np.intp)
+        self._head = 0
+        self._tail = n
+        self._num_free = n
+        self._num_holes = 0  # entries in queue[head:tail] that are not live
         self.num_evictions = 0
 
+    # -- read-only views (tests, reports) ---------------------------------------------
     @property
     def num_free_blocks(self) -> int:
-        return len(self.free_queue)
+        return self._num_free
 
     @property
     def num_used_blocks(self) -> int:
-        return self.num_total_blocks - len(self.free_queue)
+        return self.num_total_blocks - self._num_free
 
     @property
     def num_cached_blocks(self) -> int:
         return len(self.cached)
 
+    @property
+    def free_queue(self) -> list[int]:
+        """Free block ids, head (evicted first) to tail."""
+        window = self._queue[self._head : self._tail]
+        live = self._pos[window] == np.arange(self._head, self._tail)
+        return window[live].tolist()
+
+    @property
+    def ref_cnt(self) -> list[int]:
+        return self._ref.tolist()
+
+    @property
+    def block_key(self) -> list[int | None]:
+        return [None if k == _NO_KEY else k for k in self._key.tolist()]
+
+    # -- queries --------------------------------------------------------------------
     def num_free_blocks_for_run(self, running: list[RequestState], num_steps: int) -> int:
         """All free blocks, unless the outcome of a run would depend on its order of work.
 
@@ -72,33 +123,27 @@ class PrefixCachingKV:
             if keys and len(keys) > start:
                 pending.extend(keys[start : start + span])
         if not pending:
-            return len(self.free_queue)
+            return self._num_free
         if len(set(pending)) < len(pending):
             return 0
-        cached, ref_cnt = self.cached, self.ref_cnt
-        evictable = {cached[key] for key in pending if key in cached and not ref_cnt[cached[key]]}
-        if not evictable:
-            return len(self.free_queue)
+        get = self.cached.get
+        held = [b for b in map(get, pending) if b is not None]
+        if not held:
+            return self._num_free
+        held_arr = np.array(held, dtype=np.intp)
+        evictable = held_arr[self._ref[held_arr] == 0]
+        if not len(evictable):
+            return self._num_free
         max_need = len(running) * (span - 1)  # what the run could take at most
-        before = 0
-        for block in self.free_queue:
-            if before >= max_need or block in evictable:
-                break
-            before += 1
-        return before
+        first = int(self._pos[evictable].min())  # free blocks are all queued
+        return min(max_need, self._num_live(self._head, first))
 
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 
     def num_cached_prefix_blocks(self, block_keys: list[int]) -> int:
         """How many leading `block_keys` are cached now (read-only; for routers)."""
-        cached = self.cached
-        n = 0
-        for key in block_keys:
-            if key not in cached:
-                break
-            n += 1
-        return n
+        return len(self._cached_prefix(block_keys, len(block_keys)))
 
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
@@ -106,15 +151,26 @@ class PrefixCachingKV:
         if not keys:
             return NO_MATCH
         max_blocks = min(len(keys), (req.num_tokens - 1) // self.block_size)
-        cached = self.cached
-        hits: list[int] = []
-        for i in range(max_blocks):
-            block = cached.get(keys[i])
-            if block is None:
-                break
-            hits.append(block)
+        hits = self._cached_prefix(keys, max_blocks)
         return PrefixMatch(hits) if hits else NO_MATCH
 
+    def _cached_prefix(self, keys: list[int], limit: int) -> list[int]:
+        """Blocks of the leading cached keys among keys[:limit], looked up in growing
+        chunks (a miss usually comes early; a long hit costs few calls)."""
+        get = self.cached.get
+        hits: list[int] = []
+        i, chunk = 0, 8
+        while i < limit:
+            j = min(limit, i + chunk)
+            found = list(map(get, keys[i:j]))
+            if None in found:
+                hits.extend(found[: found.index(None)])
+                break
+            hits.extend(found)
+            i, chunk = j, chunk * 4
+        return hits
+
+    # -- allocation -----------------------------------------------------------------
     def allocate(
         self,
         req: RequestState,
@@ -131,71 +187,136 @@ class PrefixCachingKV:
         blocks but are not cached, as vLLM caches up to `request.num_tokens` only.
         """
         hits = match.block_ids
-        num_computed = req.num_computed_tokens + len(hits) * self.block_size
+        bs = self.block_size
+        held = req.block_ids
+        num_computed = req.num_computed_tokens + len(hits) * bs
         end = num_computed + num_new_tokens + num_lookahead_tokens
-        need = cdiv(end, self.block_size) - len(req.block_ids)
-        need -= len(hits)
-        evictable_hits = sum(1 for b in hits if self.ref_cnt[b] == 0)
-        if need > len(self.free_queue) - evictable_hits:
+        need = -(-end // bs) - len(held) - len(hits)
+        if hits:
+            hit_arr = np.array(hits, dtype=np.intp)
+            idle = hit_arr[self._ref[hit_arr] == 0]
+            if need > self._num_free - len(idle):
+                return False
+            self._ref[hit_arr] += 1  # hit blocks are distinct (distinct keys)
+            if len(idle):  # touch: they leave the free queue, leaving holes
+                self._pos[idle] = -1
+                self._num_free -= len(idle)
+                self._num_holes += len(idle)
+                if self._num_holes > max(self.min_compact_holes, self._num_free):
+                    self._compact()
+            held.extend(hits)
+        elif need > self._num_free:
             return False
-        ref_cnt = self.ref_cnt
-        for b in hits:
-            if ref_cnt[b] == 0:
-                del self.free_queue[b]
-            ref_cnt[b] += 1
-        req.block_ids.extend(hits)
         if need > 0:
-            req.block_ids.extend(self._pop_free(need))
-        req.num_blocks = len(req.block_ids)
+            held.extend(self._pop_free(need))
+        req.num_blocks = len(held)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
-        self._cache_full_blocks(req, num_computed + num_new_tokens)
+        if req.block_keys:
+            self._cache_full_blocks(req, num_computed + num_new_tokens)
         return True
 
     def free(self, req: RequestState) -> None:
-        ref_cnt, free_queue = self.ref_cnt, self.free_queue
-        for b in reversed(req.block_ids):
-            ref_cnt[b] -= 1
-            if not ref_cnt[b]:
-                free_queue[b] = None
+        held = req.block_ids
+        if len(held) == 1:
+            b = held[0]
+            self._ref[b] -= 1
+            if not self._ref[b]:
+                self._push(np.array(held, dtype=np.intp))
+        elif held:
+            blocks = np.fromiter(reversed(held), dtype=np.intp, count=len(held))
+            ref = self._ref
+            ref[blocks] -= 1  # a request holds a block once
+            self._push(blocks[ref[blocks] == 0])
         req.block_ids = []
         req.num_blocks = 0
         req.num_cached_blocks = 0
 
     def _pop_free(self, num: int) -> list[int]:
         """Take `num` blocks from the head of the free queue, evicting their keys."""
-        popitem, block_key, cached, ref_cnt = (
-            self.free_queue.popitem,
-            self.block_key,
-            self.cached,
-            self.ref_cnt,
-        )
-        blocks = []
-        for _ in range(num):
-            block = popitem(last=False)[0]
-            key = block_key[block]
-            if key is not None:
-                if cached.get(key) == block:
-                    del cached[key]
-                block_key[block] = None
-                self.num_evictions += 1
-            ref_cnt[block] = 1
-            blocks.append(block)
-        return blocks
+        queue, pos, head = self._queue, self._pos, self._head
+        if not self._num_holes:
+            blocks = queue[head : head + num]
+            self._head = head + num
+        else:
+            tail = self._tail
+            width = num + min(self._num_holes, num // 4 + 16)
+            while True:  # the window doubles until it holds num live entries
+                stop = min(tail, head + width)
+                window = queue[head:stop]
+                live = np.flatnonzero(pos[window] == np.arange(head, stop))
+                if len(live) >= num:
+                    break
+                width *= 2
+            live = live[:num]
+            blocks = window[live]
+            taken = int(live[-1]) + 1
+            self._head = head + taken
+            self._num_holes -= taken - num
+        pos[blocks] = -1
+        self._num_free -= num
+        self._ref[blocks] = 1
+        keys = self._key[blocks]
+        has_key = keys != _NO_KEY
+        if has_key.any():
+            evicted = keys[has_key]
+            deque(map(self.cached.__delitem__, evicted.tolist()), maxlen=0)
+            self._key[blocks[has_key]] = _NO_KEY
+            self.num_evictions += len(evicted)
+        return blocks.tolist()
+
+    def _push(self, blocks: np.ndarray) -> None:
+        """Append `blocks` (ref count 0, in order) at the tail of the free queue."""
+        m = len(blocks)
+        if not m:
+            return
+        if self._tail + m > len(self._queue):
+            self._compact()
+        tail = self._tail
+        self._queue[tail : tail + m] = blocks
+        self._pos[blocks] = np.arange(tail, tail + m)
+        self._tail = tail + m
+        self._num_free += m
+
+    def _compact(self) -> None:
+        """Move the live queue entries to the front of the array (order kept)."""
+        head, tail = self._head, self._tail
+        window = self._queue[head:tail]
+        live = window[self._pos[window] == np.arange(head, tail)]
+        n = len(live)
+        self._queue[:n] = live
+        self._pos[live] = np.arange(n)
+        self._head, self._tail, self._num_holes = 0, n, 0
+
+    def _num_live(self, start: int, stop: int) -> int:
+        """Live queue entries at positions start..stop-1."""
+        if not self._num_holes:
+            return stop - start
+        window = self._queue[start:stop]
+        return int(np.count_nonzero(self._pos[window] == np.arange(start, stop)))
 
     def _cache_full_blocks(self, req: RequestState, num_tokens_after: int) -> None:
         keys = req.block_keys
-        if not keys:
-            return
         num_full = min(num_tokens_after // self.block_size, len(keys))
         start = req.num_cached_blocks
         if num_full <= start:
             return
-        cached, block_key, block_ids = self.cached, self.block_key, req.block_ids
-        for i in range(start, num_full):
-            key = keys[i]
+        new_keys = keys[start:num_full]
+        blocks = req.block_ids[start:num_full]
+        cached = self.cached
+        if len(new_keys) == 1:
+            key = new_keys[0]
             if key not in cached:
-                block = block_ids[i]
-                cached[key] = block
-                block_key[block] = key
+                cached[key] = blocks[0]
+                self._key[blocks[0]] = key
+        else:
+            # A key already cached (by another block) keeps its block, as in vLLM.
+            owners = list(map(cached.setdefault, new_keys, blocks))
+            block_arr = np.array(blocks, dtype=np.intp)
+            key_arr = np.array(new_keys, dtype=np.int64)
+            if owners == blocks:
+                self._key[block_arr] = key_arr
+            else:
+                mine = np.array(owners, dtype=np.intp) == block_arr
+                self._key[block_arr[mine]] = key_arr[mine]
         req.num_cached_blocks = num_full

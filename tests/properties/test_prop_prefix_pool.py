@@ -1,0 +1,149 @@
+"""The vectorised prefix-caching pool is the per-block pool, operation for operation.
+
+`PrefixCachingKV` (numpy ref counts and keys, an array free queue with holes, bulk dict
+calls) and the per-block oracle `ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py,
+the pool as it was) are driven with the same random sequences of admissions (prefix match +
+allocate), growth (chunks, decode tokens, lookahead slots), frees, run-limit queries and
+router probes. After every operation both must agree on every return value, every
+request's block ids and cached-block count, the free queue in order, ref counts, block
+keys, the cached map (in insertion order) and the eviction count. Small pools with shared,
+branching key chains make evictions, touches of free cached blocks, duplicate
+registrations and queue compactions frequent.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infsim.core.request import RequestState
+from infsim.kvcache.base import NO_MATCH
+from infsim.kvcache.prefix_cache import PrefixCachingKV
+from tests.kvcache.reference_pool import ReferencePrefixCachingKV
+
+BLOCK_SIZE = 4
+NUM_DOCS = 3
+
+request_specs = st.lists(
+    st.tuples(
+        st.integers(1, 48),  # prompt tokens
+        st.integers(1, 12),  # output tokens
+        st.integers(0, NUM_DOCS - 1),  # document the keys come from
+        st.integers(0, NUM_DOCS - 1),  # document of the keys before the branch
+        st.integers(0, 12),  # branch block
+        st.sampled_from(["prompt", "all", "all", "none"]),  # which blocks have keys
+    ),
+    min_size=2,
+    max_size=7,
+)
+
+admit = st.tuples(st.just("admit"), st.integers(0, 6), st.integers(1, 64))
+step = st.tuples(st.just("step"), st.integers(0, 6), st.integers(1, 20), st.integers(0, 4))
+operations = st.lists(
+    st.one_of(
+        admit,
+        admit,
+        step,
+        step,
+        st.tuples(st.just("free"), st.integers(0, 6)),
+        st.tuples(st.just("run"), st.integers(1, 40)),
+        st.tuples(st.just("probe"), st.integers(0, 6)),
+    ),
+    min_size=10,
+    max_size=120,
+)
+
+
+def keys_of(spec: tuple) -> list[int] | None:
+    prompt, output, doc, root, branch, which = spec
+    if which == "none":
+        return None
+    num = (prompt if which == "prompt" else prompt + output) // BLOCK_SIZE
+    return [(root if j < branch else doc) * 1000 + j for j in range(num)]
+
+
+def make(i: int, spec: tuple) -> RequestState:
+    return RequestState(
+        index=i,
+        request_id=i,
+        arrival_s=0.0,
+        num_prompt_tokens=spec[0],
+        num_output_tokens=spec[1],
+        block_keys=keys_of(spec),
+    )
+
+
+def assert_same(fast: PrefixCachingKV, ref: ReferencePrefixCachingKV, pairs: list) -> None:
+    assert fast.num_free_blocks == ref.num_free_blocks
+    assert fast.num_used_blocks == ref.num_used_blocks
+    assert fast.num_cached_blocks == ref.num_cached_blocks
+    assert fast.num_evictions == ref.num_evictions
+    assert fast.free_queue == list(ref.free_queue)
+    assert fast.ref_cnt == ref.ref_cnt
+    assert fast.block_key == ref.block_key
+    assert list(fast.cached.items()) == list(ref.cached.items())
+    for a, b in pairs:
+        assert a.block_ids == b.block_ids
+        assert (a.num_blocks, a.num_cached_blocks) == (b.num_blocks, b.num_cached_blocks)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    num_blocks=st.integers(1, 24),
+    min_compact_holes=st.sampled_from([0, 2, 1024]),
+    specs=request_specs,
+    ops=operations,
+)
+def test_vectorised_pool_matches_per_block_pool(
+    num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]
+) -> None:
+    fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
+    fast.min_compact_holes = min_compact_holes
+    ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
+    pairs = [(make(i, s), make(i, s)) for i, s in enumerate(specs)]
+    active = [False] * len(pairs)
+    for op in ops:
+        kind, *args = op
+        if kind in ("admit", "step", "free", "probe"):
+            i = args[0] % len(pairs)
+            a, b = pairs[i]
+        if kind == "admit" and not active[i]:
+            ma, mb = fast.match_prefix(a), ref.match_prefix(b)
+            assert ma.block_ids == mb.block_ids
+            hit = ma.num_tokens(BLOCK_SIZE)
+            n = min(args[1], a.num_tokens - hit)
+            ok = fast.allocate(a, n, ma)
+            assert ok == ref.allocate(b, n, mb)
+            if ok:
+                active[i] = True
+                for r in (a, b):
+                    r.num_computed_tokens = hit + n
+        elif kind == "step" and active[i]:
+            n = min(args[1], a.num_tokens - a.num_computed_tokens)
+            lookahead = args[2]
+            if n or lookahead:
+                ok = fast.allocate(a, n, NO_MATCH, lookahead)
+                assert ok == ref.allocate(b, n, NO_MATCH, lookahead)
+                if ok:
+                    for r in (a, b):
+                        r.num_computed_tokens += n
+                        sampled = r.num_computed_tokens == r.num_tokens
+                        if sampled and r.num_output_done < r.num_output_tokens - 1:
+                            r.num_output_done += 1
+        elif kind == "free":
+            fast.free(a)
+            ref.free(b)
+            active[i] = False
+            for r in (a, b):
+                r.num_computed_tokens = 0
+        elif kind == "run":
+            running_a = [p[0] for p, on in zip(pairs, active, strict=True) if on]
+            running_b = [p[1] for p, on in zip(pairs, active, strict=True) if on]
+            assert fast.num_free_blocks_for_run(running_a, args[0]) == (
+                ref.num_free_blocks_for_run(running_b, args[0])
+            )
+        elif kind == "probe" and a.block_keys:
+            assert fast.num_cached_prefix_blocks(a.block_keys) == (
+                ref.num_cached_prefix_blocks(b.block_keys)
+            )
+        assert_same(fast, ref, pairs)
