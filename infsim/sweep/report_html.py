@@ -3,8 +3,7 @@
 Plots are drawn with matplotlib (Agg backend, imported lazily) and embedded as base64
 PNGs; there are no scripts, styles or fonts fetched from anywhere. A run directory gets
 the run report of `infsim.report.html_run` (header, headline numbers, latency tails, over
-time, fleet); `run_report` below is the older, thinner page, kept for its callers. A sweep
-directory gets its table and cost vs p99 latency
+time, fleet). A sweep directory gets its table and cost vs p99 latency
 with the Pareto front; a capacity search gets its capacity curve; an optimize search
 gets its trials as well.
 """
@@ -18,17 +17,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from infsim.errors import InputError
-from infsim.report.read import is_run_dir, verify_run
+from infsim.report.read import is_run_dir
 from infsim.sweep.results import DEFAULT_METRICS, results_table
 from infsim.sweep.search import pareto_front
 from infsim.sweep.store import MANIFEST, ResultStore, write_atomic
 from infsim.sweep.tables import cell, header
-from infsim.textio import load_json, read_text
 
 _STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -75,94 +71,6 @@ def _page(title: str, sections: list[tuple[str, str]]) -> str:
 
 
 # -- a run ----------------------------------------------------------------------------------
-def latency_cdfs(requests: pd.DataFrame) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for ax, col in zip(axes, ("ttft_s", "tpot_s", "e2e_s"), strict=True):
-        values = np.sort(requests[col].dropna().to_numpy())
-        if values.size:
-            ax.plot(values, np.arange(1, values.size + 1) / values.size)
-            ax.axvline(np.quantile(values, 0.99), color="r", ls="--", lw=0.8, label="p99")
-            ax.legend(loc="lower right")
-        ax.set(xlabel=f"{col.removesuffix('_s').upper()} (s)", ylabel="fraction of requests")
-        ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def timeline_plot(timeline: pd.DataFrame) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(3, 1, figsize=(13, 6.5), sharex=True)
-    for replica, part in timeline.groupby("replica_id"):
-        t = part["start_s"].to_numpy()
-        axes[0].step(t, part["num_running"], where="post", lw=0.7, label=f"replica {replica}")
-        axes[1].step(t, part["num_waiting"], where="post", lw=0.7)
-        axes[2].step(t, part["kv_usage"], where="post", lw=0.7)
-    for ax, label in zip(axes, ("running", "waiting", "KV usage"), strict=True):
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper right", fontsize=8)
-    axes[2].set_xlabel("simulated time (s)")
-    return _png(fig)
-
-
-REQUEST_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")
-TIMELINE_COLUMNS = ("replica_id", "start_s", "num_running", "num_waiting", "kv_usage")
-
-
-def _read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The columns of a run's Parquet file; a missing, truncated or foreign file is an
-    InputError naming it (the run was killed while writing, or the file was replaced)."""
-    if not path.is_file():
-        raise InputError(f"{path}: missing; the run directory is incomplete (run infsim run again)")
-    try:
-        names = pq.read_schema(path).names
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise InputError(
-                f"{path}: lacks the column(s) {', '.join(missing)}; not a file infsim run wrote"
-            )
-        frame = pq.read_table(path, columns=list(columns)).to_pandas()
-    except InputError:
-        raise
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        text = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise InputError(
-            f"{path}: not a whole Parquet file ({text}); the run directory is damaged or "
-            "incomplete (run infsim run again)"
-        ) from None
-    for column in columns:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            raise InputError(f"{path}: column {column} is not numeric; not a file infsim run wrote")
-    return frame
-
-
-def _read_summary(path: Path) -> dict[str, Any]:
-    summary = load_json(read_text(path, "run summary"), str(path))
-    latency = summary.get("latency_s") if isinstance(summary, dict) else None
-    if not isinstance(latency, dict) or not all(isinstance(v, dict) for v in latency.values()):
-        raise InputError(
-            f"{path}: latency_s: expected a mapping of metric -> percentiles; not a summary "
-            "infsim run wrote (or the file was edited)"
-        )
-    return summary
-
-
-def run_report(directory: Path) -> str:
-    verify_run(directory)  # complete, undamaged, one run's files; else InputError (exit 2)
-    summary = _read_summary(directory / "summary.json")
-    requests = _read_parquet(directory / "requests.parquet", REQUEST_COLUMNS)
-    timeline = _read_parquet(directory / "timeline.parquet", TIMELINE_COLUMNS)
-    latency = pd.DataFrame(summary["latency_s"]).T.reset_index(names="metric")
-    other = {k: v for k, v in _flat(summary).items() if not k.startswith("latency_s.")}
-    sections = [
-        ("Latency (s)", _table(latency)),
-        ("Latency CDFs", latency_cdfs(requests)),
-        ("Timeline", timeline_plot(timeline) if len(timeline) else "(empty)"),
-        ("Summary", _table(pd.DataFrame({"key": list(other), "value": list(other.values())}))),
-    ]
-    return _page(f"infsim run: {directory.name}", sections)
-
-
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():

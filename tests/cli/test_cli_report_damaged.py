@@ -1,8 +1,9 @@
 """`infsim report` on an incomplete or damaged run directory: one paragraph, exit 2, never
 an internal error or stale results (issue 15, item 3; docs/outputs.md).
 
-The report command lives in infsim/sweep/report_html.py: `run_report` verifies the run
-(`infsim.report.read.verify_run`) and `write_report` dispatches on `is_run_dir`.
+The report command lives in infsim/sweep/report_html.py: `write_report` dispatches on
+`is_run_dir` and sends a run to `infsim.report.html_run.write_run_report`, which reads it
+with `infsim.report.read.read_run` (verifying it first).
 """
 
 from __future__ import annotations
