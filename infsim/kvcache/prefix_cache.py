@@ -19,11 +19,17 @@ computed, as in vLLM.
 Invariant: len(free queue) + #{blocks with ref_cnt > 0} == num_total_blocks.
 
 How it is kept fast. A long prompt allocates, registers and later frees hundreds of
-blocks at once, so every operation works on whole runs of blocks with numpy (ref counts
-and keys are arrays indexed by block id) and bulk dict calls (`map(cached.setdefault,
-...)`), never one Python iteration per block. The free queue is an array of block ids
-with a head and a tail index and, per block, its position in the array (-1 when not
-queued)::
+blocks at once, so every operation works on whole runs of blocks with numpy, never one
+Python iteration per block: ref counts and keys are arrays indexed by block id, and
+`cached` is paged: keys are grouped in pages of 32 consecutive values (key >> 5), a dict
+maps a page to a row of a numpy array and the row holds the block of each of its 32 keys
+(-1: not cached). A request's keys are consecutive within a trace hash block
+(`BlockKeyer`: chain << 24 | position), so a run of hundreds of keys touches a few pages:
+one dict call per page and one numpy gather or scatter for the run, where a dict of
+Python ints costs a dict call and a cache miss per key (that made registration and
+eviction the bulk of a long trace). A row returns to a free list when its last key is
+evicted. The free queue is an array of block ids with a head and a tail index and, per
+block, its position in the array (-1 when not queued)::
 
     queue:  [ .. popped .. | b7 b2 (b5) b9 ... b4 | .. room .. ]
                              head                  tail
@@ -40,7 +46,7 @@ pool as the oracle of a property test). Keys must be non-negative integers below
 
 from __future__ import annotations
 
-from collections import deque
+from itertools import pairwise
 
 import numpy as np
 
@@ -48,6 +54,9 @@ from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch
 
 _NO_KEY = -1
+_PAGE_BITS = 5  # keys per page of `cached`: 32, a Mooncake hash block of 16-token blocks
+_OFFSET = (1 << _PAGE_BITS) - 1
+_LOW_BITS = (1 << 24) - 1  # BlockKeyer puts the block position here (see hashing.py)
 
 
 class PrefixCachingKV:
@@ -62,7 +71,16 @@ class PrefixCachingKV:
         self.block_size = block_size
         self._ref = np.zeros(n, dtype=np.int32)
         self._key = np.full(n, _NO_KEY, dtype=np.int64)
-        self.cached: dict[int, int] = {}
+        # cached, paged: page (key >> 5) -> row; _pages[row, key & 31] = block or -1. Row 0
+        # is never a page's, so a page without a row reads -1 there.
+        num_rows = 1 + max(8, n // 16)
+        self._page_row: dict[int, int] = {}
+        self._pages = np.full((num_rows, 1 << _PAGE_BITS), -1, dtype=np.int32)
+        self._row_page = [0] * num_rows
+        self._row_live = [0] * num_rows  # keys cached in the row
+        self._free_rows = list(range(num_rows - 1, 0, -1))
+        self._block_row = np.zeros(n, dtype=np.intp)  # row of a cached block's key
+        self._num_cached = 0
         # Room for every block twice: compacting leaves at most n live entries and a push
         # never adds more than n - live, so one compaction always makes room.
         self._queue = np.empty(2 * n + 64, dtype=np.intp)
@@ -85,7 +103,13 @@ class PrefixCachingKV:
 
     @property
     def num_cached_blocks(self) -> int:
-        return len(self.cached)
+        return self._num_cached
+
+    @property
+    def cached(self) -> dict[int, int]:
+        """Key -> block id of every cached block (a copy, in block id order)."""
+        blocks = np.flatnonzero(self._key != _NO_KEY)
+        return dict(zip(self._key[blocks].tolist(), blocks.tolist(), strict=True))
 
     @property
     def free_queue(self) -> list[int]:
@@ -126,12 +150,9 @@ class PrefixCachingKV:
             return self._num_free
         if len(set(pending)) < len(pending):
             return 0
-        get = self.cached.get
-        held = [b for b in map(get, pending) if b is not None]
-        if not held:
-            return self._num_free
-        held_arr = np.array(held, dtype=np.intp)
-        evictable = held_arr[self._ref[held_arr] == 0]
+        held = self._find(np.array(pending, dtype=np.int64))
+        held = held[held >= 0]
+        evictable = held[self._ref[held] == 0]
         if not len(evictable):
             return self._num_free
         max_need = len(running) * (span - 1)  # what the run could take at most
@@ -157,16 +178,16 @@ class PrefixCachingKV:
     def _cached_prefix(self, keys: list[int], limit: int) -> list[int]:
         """Blocks of the leading cached keys among keys[:limit], looked up in growing
         chunks (a miss usually comes early; a long hit costs few calls)."""
-        get = self.cached.get
         hits: list[int] = []
-        i, chunk = 0, 8
+        i, chunk = 0, 16
         while i < limit:
             j = min(limit, i + chunk)
-            found = list(map(get, keys[i:j]))
-            if None in found:
-                hits.extend(found[: found.index(None)])
+            found = self._find(np.array(keys[i:j], dtype=np.int64))
+            miss = (found < 0).nonzero()[0]
+            if len(miss):
+                hits.extend(found[: miss[0]].tolist())
                 break
-            hits.extend(found)
+            hits.extend(found.tolist())
             i, chunk = j, chunk * 4
         return hits
 
@@ -244,7 +265,7 @@ class PrefixCachingKV:
             while True:  # the window doubles until it holds num live entries
                 stop = min(tail, head + width)
                 window = queue[head:stop]
-                live = np.flatnonzero(pos[window] == np.arange(head, stop))
+                live = (pos[window] == np.arange(head, stop)).nonzero()[0]
                 if len(live) >= num:
                     break
                 width *= 2
@@ -256,14 +277,14 @@ class PrefixCachingKV:
         pos[blocks] = -1
         self._num_free -= num
         self._ref[blocks] = 1
+        taken_ids = blocks.tolist()
         keys = self._key[blocks]
-        has_key = keys != _NO_KEY
-        if has_key.any():
-            evicted = keys[has_key]
-            deque(map(self.cached.__delitem__, evicted.tolist()), maxlen=0)
-            self._key[blocks[has_key]] = _NO_KEY
-            self.num_evictions += len(evicted)
-        return blocks.tolist()
+        keyed = (keys != _NO_KEY).nonzero()[0]
+        if len(keyed):
+            if len(keyed) < num:
+                blocks, keys = blocks[keyed], keys[keyed]
+            self._uncache(blocks, keys)
+        return taken_ids
 
     def _push(self, blocks: np.ndarray) -> None:
         """Append `blocks` (ref count 0, in order) at the tail of the free queue."""
@@ -296,27 +317,134 @@ class PrefixCachingKV:
         return int(np.count_nonzero(self._pos[window] == np.arange(start, stop)))
 
     def _cache_full_blocks(self, req: RequestState, num_tokens_after: int) -> None:
+        """Register the request's newly full blocks whose keys are not cached yet (a key
+        already cached by another block keeps that block, as in vLLM)."""
         keys = req.block_keys
         num_full = min(num_tokens_after // self.block_size, len(keys))
         start = req.num_cached_blocks
         if num_full <= start:
             return
-        new_keys = keys[start:num_full]
-        blocks = req.block_ids[start:num_full]
-        cached = self.cached
-        if len(new_keys) == 1:
-            key = new_keys[0]
-            if key not in cached:
-                cached[key] = blocks[0]
-                self._key[blocks[0]] = key
-        else:
-            # A key already cached (by another block) keeps its block, as in vLLM.
-            owners = list(map(cached.setdefault, new_keys, blocks))
-            block_arr = np.array(blocks, dtype=np.intp)
-            key_arr = np.array(new_keys, dtype=np.int64)
-            if owners == blocks:
-                self._key[block_arr] = key_arr
-            else:
-                mine = np.array(owners, dtype=np.intp) == block_arr
-                self._key[block_arr[mine]] = key_arr[mine]
         req.num_cached_blocks = num_full
+        if num_full - start == 1:
+            key = keys[start]
+            if self._find_one(key) < 0:
+                self._insert_one(key, req.block_ids[start])
+            return
+        key_arr = np.array(keys[start:num_full], dtype=np.int64)
+        positions = key_arr & _LOW_BITS
+        if np.count_nonzero(positions[1:] <= positions[:-1]):  # keys may repeat: one by one
+            blocks = req.block_ids[start:num_full]
+            for key, block in zip(keys[start:num_full], blocks, strict=True):
+                if self._find_one(key) < 0:
+                    self._insert_one(key, block)
+            return
+        block_arr = np.array(req.block_ids[start:num_full], dtype=np.intp)
+        pages, offsets = key_arr >> _PAGE_BITS, key_arr & _OFFSET
+        rows, run_rows, run_pages, lengths = self._rows(pages)
+        if any(run_rows):  # some pages are in use: are some keys cached already?
+            found = self._pages[rows, offsets]
+            if np.count_nonzero(found >= 0):  # yes: register the others only
+                new = (found < 0).nonzero()[0]
+                if len(new):
+                    self._insert(key_arr[new], block_arr[new])
+                return
+        if 0 in run_rows:  # pages without a row yet
+            run_rows = [r or self._row_of(p) for r, p in zip(run_rows, run_pages, strict=True)]
+            rows = run_rows[0] if len(run_rows) == 1 else np.repeat(run_rows, lengths)
+        self._add(rows, offsets, block_arr, key_arr, run_rows, lengths)
+
+    # -- the paged key -> block map ---------------------------------------------------
+    def _rows(self, pages: np.ndarray) -> tuple[np.ndarray | int, list, list, list]:
+        """Row of each page (0 where it has none), and per run of equal pages: its row,
+        page and length. One run: the row is returned as an int; no page with a row: 0."""
+        changes = (pages[1:] != pages[:-1]).nonzero()[0]
+        get = self._page_row.get
+        if not len(changes):
+            page = int(pages[0])
+            row = get(page, 0)
+            return row, [row], [page], [len(pages)]
+        bounds = [0, *(changes + 1).tolist(), len(pages)]
+        run_pages = pages[bounds[:-1]].tolist()
+        run_rows = [get(p, 0) for p in run_pages]
+        lengths = [b - a for a, b in pairwise(bounds)]
+        rows = np.repeat(run_rows, lengths) if any(run_rows) else 0
+        return rows, run_rows, run_pages, lengths
+
+    def _row_of(self, page: int) -> int:
+        """The page's row, given one from the free list if it has none."""
+        row = self._page_row.get(page)
+        if row is None:
+            if not self._free_rows:
+                self._grow_rows()
+            row = self._free_rows.pop()
+            self._page_row[page] = row
+            self._row_page[row] = page
+        return row
+
+    def _grow_rows(self) -> None:
+        old = len(self._pages)
+        self._pages = np.concatenate((self._pages, np.full_like(self._pages, -1)))
+        self._row_page.extend([0] * old)
+        self._row_live.extend([0] * old)
+        self._free_rows.extend(range(2 * old - 1, old - 1, -1))
+
+    def _find(self, keys: np.ndarray) -> np.ndarray:
+        """Block of each key (int64 array), -1 where not cached."""
+        return self._pages[self._rows(keys >> _PAGE_BITS)[0], keys & _OFFSET]
+
+    def _insert(self, keys: np.ndarray, blocks: np.ndarray) -> None:
+        """Cache distinct keys that are not cached, on their (unkeyed) blocks."""
+        _, run_rows, run_pages, lengths = self._rows(keys >> _PAGE_BITS)
+        run_rows = [r or self._row_of(p) for r, p in zip(run_rows, run_pages, strict=True)]
+        rows = run_rows[0] if len(run_rows) == 1 else np.repeat(run_rows, lengths)
+        self._add(rows, keys & _OFFSET, blocks, keys, run_rows, lengths)
+
+    def _add(
+        self,
+        rows: np.ndarray | int,
+        offsets: np.ndarray,
+        blocks: np.ndarray,
+        keys: np.ndarray,
+        run_rows: list[int],
+        lengths: list[int],
+    ) -> None:
+        self._pages[rows, offsets] = blocks
+        live = self._row_live
+        for row, length in zip(run_rows, lengths, strict=True):
+            live[row] += length
+        self._block_row[blocks] = rows
+        self._key[blocks] = keys
+        self._num_cached += len(keys)
+
+    def _uncache(self, blocks: np.ndarray, keys: np.ndarray) -> None:
+        """Evict the keys of `blocks` (all cached); a row left empty is freed."""
+        rows = self._block_row[blocks]
+        self._pages[rows, keys & _OFFSET] = -1
+        changes = (rows[1:] != rows[:-1]).nonzero()[0]
+        if len(changes):
+            bounds = [0, *(changes + 1).tolist(), len(rows)]
+            run_rows = rows[bounds[:-1]].tolist()
+            lengths = [b - a for a, b in pairwise(bounds)]
+        else:
+            run_rows, lengths = [int(rows[0])], [len(rows)]
+        live = self._row_live
+        for row, length in zip(run_rows, lengths, strict=True):
+            live[row] -= length
+            if not live[row]:
+                del self._page_row[self._row_page[row]]
+                self._free_rows.append(row)
+        self._key[blocks] = _NO_KEY
+        self._num_cached -= len(blocks)
+        self.num_evictions += len(blocks)
+
+    def _find_one(self, key: int) -> int:
+        row = self._page_row.get(key >> _PAGE_BITS, 0)
+        return int(self._pages[row, key & _OFFSET])
+
+    def _insert_one(self, key: int, block: int) -> None:
+        row = self._row_of(key >> _PAGE_BITS)
+        self._pages[row, key & _OFFSET] = block
+        self._row_live[row] += 1
+        self._block_row[block] = row
+        self._key[block] = key
+        self._num_cached += 1

@@ -6,12 +6,14 @@ the pool as it was) are driven with the same random sequences of admissions (pre
 allocate), growth (chunks, decode tokens, lookahead slots), frees, run-limit queries and
 router probes. After every operation both must agree on every return value, every
 request's block ids and cached-block count, the free queue in order, ref counts, block
-keys, the cached map (in insertion order) and the eviction count. Small pools with shared,
+keys, the cached map and the eviction count. Small pools with shared,
 branching key chains make evictions, touches of free cached blocks, duplicate
-registrations and queue compactions frequent.
+registrations, queue compactions and new rows of the paged key map frequent.
 """
 
 from __future__ import annotations
+
+import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +34,7 @@ request_specs = st.lists(
         st.integers(0, NUM_DOCS - 1),  # document of the keys before the branch
         st.integers(0, 12),  # branch block
         st.sampled_from(["prompt", "all", "all", "none"]),  # which blocks have keys
+        st.sampled_from([1, 37]),  # key stride: 37 puts every key in a page of its own
     ),
     min_size=2,
     max_size=7,
@@ -39,13 +42,15 @@ request_specs = st.lists(
 
 admit = st.tuples(st.just("admit"), st.integers(0, 6), st.integers(1, 64))
 step = st.tuples(st.just("step"), st.integers(0, 6), st.integers(1, 20), st.integers(0, 4))
+release = st.tuples(st.just("free"), st.integers(0, 6))
 operations = st.lists(
     st.one_of(
         admit,
         admit,
         step,
         step,
-        st.tuples(st.just("free"), st.integers(0, 6)),
+        release,
+        release,
         st.tuples(st.just("run"), st.integers(1, 40)),
         st.tuples(st.just("probe"), st.integers(0, 6)),
     ),
@@ -55,11 +60,11 @@ operations = st.lists(
 
 
 def keys_of(spec: tuple) -> list[int] | None:
-    prompt, output, doc, root, branch, which = spec
+    prompt, output, doc, root, branch, which, stride = spec
     if which == "none":
         return None
     num = (prompt if which == "prompt" else prompt + output) // BLOCK_SIZE
-    return [(root if j < branch else doc) * 1000 + j for j in range(num)]
+    return [(root if j < branch else doc) * 1000 + j * stride for j in range(num)]
 
 
 def make(i: int, spec: tuple) -> RequestState:
@@ -81,22 +86,14 @@ def assert_same(fast: PrefixCachingKV, ref: ReferencePrefixCachingKV, pairs: lis
     assert fast.free_queue == list(ref.free_queue)
     assert fast.ref_cnt == ref.ref_cnt
     assert fast.block_key == ref.block_key
-    assert list(fast.cached.items()) == list(ref.cached.items())
+    assert fast.cached == ref.cached
     for a, b in pairs:
         assert a.block_ids == b.block_ids
         assert (a.num_blocks, a.num_cached_blocks) == (b.num_blocks, b.num_cached_blocks)
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    num_blocks=st.integers(1, 24),
-    min_compact_holes=st.sampled_from([0, 2, 1024]),
-    specs=request_specs,
-    ops=operations,
-)
-def test_vectorised_pool_matches_per_block_pool(
-    num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]
-) -> None:
+def drive(num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]) -> int:
+    """Run `ops` on both pools, checking them after each; returns the evictions."""
     fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
     fast.min_compact_holes = min_compact_holes
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
@@ -147,3 +144,50 @@ def test_vectorised_pool_matches_per_block_pool(
                 ref.num_cached_prefix_blocks(b.block_keys)
             )
         assert_same(fast, ref, pairs)
+    return ref.num_evictions
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    num_blocks=st.integers(1, 20),
+    min_compact_holes=st.sampled_from([0, 2, 1024]),
+    specs=request_specs,
+    ops=operations,
+)
+def test_vectorised_pool_matches_per_block_pool(
+    num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]
+) -> None:
+    drive(num_blocks, min_compact_holes, specs, ops)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_long_churning_workloads_match(seed: int) -> None:
+    """Hundreds of operations over many requests sharing prefixes in a pool that is
+    always short of blocks: evictions on most allocations, as on a long trace."""
+    rng = random.Random(seed)
+    specs = [
+        (
+            rng.randint(4, 60),
+            rng.randint(1, 16),
+            rng.randrange(NUM_DOCS),
+            rng.randrange(NUM_DOCS),
+            rng.randint(0, 15),
+            rng.choice(["prompt", "all", "all", "none"]),
+            rng.choice([1, 1, 37]),
+        )
+        for _ in range(rng.randint(4, 24))
+    ]
+    ops: list[tuple] = []
+    for _ in range(400):
+        kind = rng.choice(["admit", "admit", "step", "step", "step", "free", "run", "probe"])
+        i = rng.randrange(len(specs))
+        if kind == "admit":
+            ops.append((kind, i, rng.randint(1, 64)))
+        elif kind == "step":
+            ops.append((kind, i, rng.randint(1, 24), rng.choice([0, 0, 0, 3])))
+        elif kind == "run":
+            ops.append((kind, rng.randint(1, 40)))
+        else:
+            ops.append((kind, i))
+    drive(rng.randint(4, 40), rng.choice([0, 8, 1024]), specs, ops)
