@@ -71,15 +71,15 @@ class PrefixCachingKV:
         self.block_size = block_size
         self._ref = np.zeros(n, dtype=np.int32)
         self._key = np.full(n, _NO_KEY, dtype=np.int64)
-        # cached, paged: page (key >> 5) -> row; _pages[row, key & 31] = block or -1. Row 0
+        # cached, paged: page (key >> 5) -> row; _pages[row << 5 | key & 31] = block or -1. Row 0
         # is never a page's, so a page without a row reads -1 there.
         num_rows = 1 + max(8, n // 16)
         self._page_row: dict[int, int] = {}
-        self._pages = np.full((num_rows, 1 << _PAGE_BITS), -1, dtype=np.int32)
+        self._pages = np.full(num_rows << _PAGE_BITS, -1, dtype=np.int32)  # flat rows
         self._row_page = [0] * num_rows
         self._row_live = [0] * num_rows  # keys cached in the row
         self._free_rows = list(range(num_rows - 1, 0, -1))
-        self._block_row = np.zeros(n, dtype=np.intp)  # row of a cached block's key
+        self._block_slot = np.zeros(n, dtype=np.intp)  # where a cached block is in _pages
         self._num_cached = 0
         # Room for every block twice: compacting leaves at most n live entries and a push
         # never adds more than n - live, so one compaction always makes room.
@@ -281,9 +281,7 @@ class PrefixCachingKV:
         keys = self._key[blocks]
         keyed = (keys != _NO_KEY).nonzero()[0]
         if len(keyed):
-            if len(keyed) < num:
-                blocks, keys = blocks[keyed], keys[keyed]
-            self._uncache(blocks, keys)
+            self._uncache(blocks[keyed] if len(keyed) < num else blocks)
         return taken_ids
 
     def _push(self, blocks: np.ndarray) -> None:
@@ -342,7 +340,7 @@ class PrefixCachingKV:
         pages, offsets = key_arr >> _PAGE_BITS, key_arr & _OFFSET
         rows, run_rows, run_pages, lengths = self._rows(pages)
         if any(run_rows):  # some pages are in use: are some keys cached already?
-            found = self._pages[rows, offsets]
+            found = self._pages[(rows << _PAGE_BITS) | offsets]
             if np.count_nonzero(found >= 0):  # yes: register the others only
                 new = (found < 0).nonzero()[0]
                 if len(new):
@@ -382,7 +380,7 @@ class PrefixCachingKV:
         return row
 
     def _grow_rows(self) -> None:
-        old = len(self._pages)
+        old = len(self._pages) >> _PAGE_BITS
         self._pages = np.concatenate((self._pages, np.full_like(self._pages, -1)))
         self._row_page.extend([0] * old)
         self._row_live.extend([0] * old)
@@ -390,7 +388,8 @@ class PrefixCachingKV:
 
     def _find(self, keys: np.ndarray) -> np.ndarray:
         """Block of each key (int64 array), -1 where not cached."""
-        return self._pages[self._rows(keys >> _PAGE_BITS)[0], keys & _OFFSET]
+        rows = self._rows(keys >> _PAGE_BITS)[0]
+        return self._pages[(rows << _PAGE_BITS) | (keys & _OFFSET)]
 
     def _insert(self, keys: np.ndarray, blocks: np.ndarray) -> None:
         """Cache distinct keys that are not cached, on their (unkeyed) blocks."""
@@ -408,18 +407,20 @@ class PrefixCachingKV:
         run_rows: list[int],
         lengths: list[int],
     ) -> None:
-        self._pages[rows, offsets] = blocks
+        slots = (rows << _PAGE_BITS) | offsets
+        self._pages[slots] = blocks
         live = self._row_live
         for row, length in zip(run_rows, lengths, strict=True):
             live[row] += length
-        self._block_row[blocks] = rows
+        self._block_slot[blocks] = slots
         self._key[blocks] = keys
         self._num_cached += len(keys)
 
-    def _uncache(self, blocks: np.ndarray, keys: np.ndarray) -> None:
+    def _uncache(self, blocks: np.ndarray) -> None:
         """Evict the keys of `blocks` (all cached); a row left empty is freed."""
-        rows = self._block_row[blocks]
-        self._pages[rows, keys & _OFFSET] = -1
+        slots = self._block_slot[blocks]
+        self._pages[slots] = -1
+        rows = slots >> _PAGE_BITS
         changes = (rows[1:] != rows[:-1]).nonzero()[0]
         if len(changes):
             bounds = [0, *(changes + 1).tolist(), len(rows)]
@@ -439,12 +440,13 @@ class PrefixCachingKV:
 
     def _find_one(self, key: int) -> int:
         row = self._page_row.get(key >> _PAGE_BITS, 0)
-        return int(self._pages[row, key & _OFFSET])
+        return int(self._pages[row << _PAGE_BITS | key & _OFFSET])
 
     def _insert_one(self, key: int, block: int) -> None:
         row = self._row_of(key >> _PAGE_BITS)
-        self._pages[row, key & _OFFSET] = block
+        slot = row << _PAGE_BITS | key & _OFFSET
+        self._pages[slot] = block
         self._row_live[row] += 1
-        self._block_row[block] = row
+        self._block_slot[block] = slot
         self._key[block] = key
         self._num_cached += 1
