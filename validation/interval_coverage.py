@@ -3,6 +3,7 @@ runs (issue 18): the live vLLM (CPU) matrix and the GPU runs of ../shared/data/v
 
     python validation/interval_coverage.py [--shared ../shared/data] [--replications 10] [--jobs 2]
                                   [--out validation/interval_coverage.json]
+                                  [--model-error leave-out|shipped]
 
 For every measured case the interval is computed as `infsim run --intervals N` would (the
 replications of `infsim.uncertainty` on a process pool), on the very requests the benchmark
@@ -15,6 +16,12 @@ sent, under several source sets:
     cost model    cost_model alone
     speed noise   speed_noise alone (live runs; GPU scenarios have no speed noise)
     all sources   workload (moving-block bootstrap of the replayed arrivals) as well
+    ... + model error   the same with the fitted sources `model_error` and `drift`
+                  (docs/uncertainty.md), their σ from `validation/fit_model_error.py`:
+                  with `--model-error leave-out` (the default) each case takes the fit that
+                  left its own group out (live: its session; GPU: its LLMServingSim run or
+                  APEX+ tensor-parallel group), so the coverage is out of sample;
+                  `--model-error shipped` takes the shipped fit (in sample)
 
 Coverage = the share of measured values inside the interval (every repeat of a live run
 counts once); width = (hi − lo) / point estimate, median over cases. The 90 % bootstrap
@@ -49,8 +56,8 @@ from scipy import stats
 from infsim import api
 from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.sweep.executors import make_executor
+from infsim.uncertainty.model_error import ModelError, shipped
 from infsim.uncertainty.predict import IntervalOptions, uncertainty_sections
-from infsim.uncertainty.sources import SOURCES
 from infsim.validation.compare import measured_stats
 from infsim.validation.formats import load_measured
 from infsim.validation.replay import attach_prefix_ids, replay_trace, successful_rows
@@ -62,6 +69,7 @@ from infsim.workload.trace import Trace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apex
 import report
+from fit_model_error import LEAVE_OUT
 from live_store import materialise_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,9 +78,13 @@ CONFIGS = {
     "as measured": ("speed_noise", "cost_model"),
     "cost model": ("cost_model",),
     "speed noise": ("speed_noise",),
-    "all sources": SOURCES,
-}
-GPU_CONFIGS = ("as measured", "all sources")
+    "all sources": ("workload", "speed_noise", "cost_model"),
+    "as measured + model error": ("speed_noise", "cost_model", "model_error", "drift"),
+    "all sources + model error": ("workload", "speed_noise", "cost_model", "model_error",
+                                  "drift"),
+}  # fmt: skip
+GPU_CONFIGS = ("as measured", "all sources", "as measured + model error",
+               "all sources + model error")  # fmt: skip
 LIVE_KEYS = {
     **{f"{m}_{s}": f"latency_s.{m}.{s}" for m in ("ttft", "tpot", "e2e") for s in ("p50", "p99")},
     "output_tokens_per_s": "throughput.output_tokens_per_s",
@@ -90,13 +102,25 @@ class Predictor:
     """Base run plus intervals for a scenario fed a fixed trace (written to a Parquet file
     the scenario's workload names, so every replication re-reads the same requests)."""
 
-    def __init__(self, work: Path, replications: int, jobs: int) -> None:
-        self.work, self.n = work, replications
+    def __init__(self, work: Path, replications: int, jobs: int, fits: str = "leave-out") -> None:
+        self.work, self.n, self.fits = work, replications, fits
         self.executor = make_executor("process", jobs)
         self._count = 0
 
+    def error(self, kind: str, group: str) -> ModelError:
+        """σ of the fitted sources for a case of `group` (module doc: --model-error)."""
+        if self.fits == "shipped":
+            return shipped(kind)
+        fits = json.loads(LEAVE_OUT.read_text())["groups"][kind]
+        return ModelError.from_dict(fits[group], f"{LEAVE_OUT.name}: {kind} without {group}")
+
     def __call__(
-        self, scenario: Any, trace: Trace, configs: tuple[str, ...], max_concurrency: int | None
+        self,
+        scenario: Any,
+        trace: Trace,
+        configs: tuple[str, ...],
+        max_concurrency: int | None,
+        error: ModelError | None = None,
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         self._count += 1
         path = self.work / f"trace-{self._count}.parquet"
@@ -109,7 +133,7 @@ class Predictor:
         base = api.run_resolved(resolved, replay).summary
         out = {}
         for name in configs:
-            options = IntervalOptions(self.n, LEVEL, CONFIGS[name])
+            options = IntervalOptions(self.n, LEVEL, CONFIGS[name], model_error=error)
             out[name] = uncertainty_sections(spec, resolved, base, options, self.executor)[
                 "intervals"
             ]
@@ -165,7 +189,8 @@ def live_cases(live: Path, work: Path, predict: Predictor) -> list[dict[str, Any
             if prefix_file.is_file():
                 prefix = load_trace(prefix_file, hash_block_size_tokens=scenario.engine.block_size)
                 trace = attach_prefix_ids(trace, prefix, str(benches[0]))
-            base, intervals = predict(scenario, trace, tuple(CONFIGS), first.max_concurrency)
+            base, intervals = predict(scenario, trace, tuple(CONFIGS), first.max_concurrency,
+                                      predict.error("cpu", session))  # fmt: skip
             case = {"source": "live", "session": session, "case": run,
                     "overloaded": run in report.OVERLOADED,
                     "noise": estimate is not None}  # fmt: skip
@@ -180,7 +205,8 @@ def gpu_cases(shared: Path, predict: Predictor) -> list[dict[str, Any]]:
     keys = {k: v for k, v in LIVE_KEYS.items() if k != "output_tokens_per_s"}
     for label, calibration, raw, trace, measured in report.gpu_cases(shared):
         scenario = validate_scenario(raw, "gpu-validation")
-        base, intervals = predict(scenario, trace, GPU_CONFIGS, None)
+        error = predict.error("gpu", f"gpu-llmservingsim:{label}")
+        base, intervals = predict(scenario, trace, GPU_CONFIGS, None, error)
         case = {"source": "gpu-llmservingsim", "session": calibration, "case": label,
                 "overloaded": True, "noise": False}  # fmt: skip
         values = {f"{m}_{s}": [float(np.percentile(v.dropna(), q))]
@@ -206,7 +232,8 @@ def apex_cases(shared: Path, predict: Predictor) -> list[dict[str, Any]]:
             continue
         tp, _ = apex.PLANS[run.parallel]
         scenario, trace = apex.scenario_and_trace(requests, tp)
-        base, intervals = predict(scenario, trace, GPU_CONFIGS, None)
+        base, intervals = predict(scenario, trace, GPU_CONFIGS, None,
+                                  predict.error("gpu", f"gpu-apex:TP{tp}"))  # fmt: skip
         point = apex.predict(requests, tp)  # TPOT token-weighted, as APEX+ measured it
         measured = {"ttft_mean": [run.ttft_mean_s], "tpot_mean": [run.tpot_mean_s],
                     "e2e_mean": [run.latency_sum_s / len(requests)]}  # fmt: skip
@@ -292,11 +319,14 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=REPO / "validation" / "interval_coverage.json")
     ap.add_argument("--only", choices=("live", "gpu", "all"), default="all")
+    ap.add_argument("--model-error", choices=("leave-out", "shipped"), default="leave-out",
+                    help="σ of the model_error/drift sources: each case's leave-one-group-out "
+                    "fit (out of sample) or the shipped fit")  # fmt: skip
     args = ap.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        predict = Predictor(work, args.replications, args.jobs)
+        predict = Predictor(work, args.replications, args.jobs, args.model_error)
         rows: list[dict[str, Any]] = []
         if args.only in ("live", "all"):
             rows += live_cases(REPO / "validation" / "live", work, predict)
@@ -309,6 +339,7 @@ def main() -> None:
         "level": LEVEL,
         "replications": args.replications,
         "configs": {k: list(v) for k, v in CONFIGS.items()},
+        "model_error": args.model_error,
         "wall_s": time.perf_counter() - started,
         "coverage": table.to_dict(orient="records"),
         "cases": frame.to_dict(orient="records"),

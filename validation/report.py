@@ -369,6 +369,17 @@ def coverage_lines(path: Path = COVERAGE) -> list[str]:
              "live run send the same requests, so the workload does not vary between "
              "them); *all sources* adds the workload bootstrap. Live: held-out runs only, "
              "each session with its own calibration and speed noise.", ""]  # fmt: skip
+    if any(c.endswith("+ model error") for c in data.get("configs", {})):
+        how = {
+            "leave-out": "each case with the fit that left its own group out (live: its "
+            "session; GPU: its LLMServingSim run or APEX+ tensor-parallel group), so the "
+            "coverage is out of sample",
+            "shipped": "the shipped fit (in sample)",
+        }[data.get("model_error", "shipped")]
+        lines += ["*… + model error* adds the fitted sources `model_error` (a factor on the "
+                  "whole step and one on the API server, σ from out-of-sample validation "
+                  "residuals) and `drift` (a per-run speed factor, σ from the live repeats): "
+                  f"`validation/fit_model_error.py`; {how}.", ""]  # fmt: skip
     for source, sub in table.groupby("source", sort=False):
         keys = list(dict.fromkeys(sub["key"]))
         n_cases = int(sub["cases"].max())

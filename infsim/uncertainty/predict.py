@@ -16,9 +16,10 @@ from typing import Any
 
 from infsim.errors import InputError
 from infsim.uncertainty.intervals import flatten_numbers, interval_section
+from infsim.uncertainty.model_error import ModelError, for_resolved
 from infsim.uncertainty.replicate import SECTIONS, ReplicationTask, run_replication
 from infsim.uncertainty.sensitivity import PERTURBATIONS, STEP, sensitivity_section
-from infsim.uncertainty.sources import SOURCES, class_sigmas, methods
+from infsim.uncertainty.sources import FITTED, SOURCES, class_sigmas, methods
 
 MAX_REPLICATIONS = 1000
 
@@ -32,6 +33,9 @@ class IntervalOptions:
     level: float = 0.9
     sources: tuple[str, ...] = SOURCES
     sensitivity: bool = False
+    model_error: ModelError | None = None
+    """σ of the fitted sources (`model_error`, `drift`); None: the shipped fit for the
+    scenario's device kind (`model_error.json`). The coverage check passes leave-out fits."""
 
     def check(self) -> None:
         n = self.num_replications
@@ -54,11 +58,16 @@ class _Serial:
 
 
 def plan_tasks(
-    scenario: Any, base_dir: Path | str, source: str, options: IntervalOptions, sigmas: Any
+    scenario: Any,
+    base_dir: Path | str,
+    source: str,
+    options: IntervalOptions,
+    sigmas: Any,
+    error: ModelError | None = None,
 ) -> list[ReplicationTask]:
     """The replications, then (with `options.sensitivity`) the four cliff runs."""
     common = {"scenario": scenario, "base_dir": str(base_dir), "source": source,
-              "sources": options.sources, "sigmas": sigmas}  # fmt: skip
+              "sources": options.sources, "sigmas": sigmas, "model_error": error}  # fmt: skip
     tasks = [ReplicationTask(i, **common) for i in range(options.num_replications)]
     if options.sensitivity:
         for what in PERTURBATIONS:
@@ -81,8 +90,11 @@ def uncertainty_sections(
     options.check()
     moe = bool(getattr(resolved.model, "num_experts", 0))
     sigmas = class_sigmas(resolved.calibration_rows, moe)
+    error = None
+    if set(FITTED) & set(options.sources):
+        error = options.model_error or for_resolved(resolved)
     source = str(scenario.source_path or "scenario")
-    tasks = plan_tasks(scenario, resolved.base_dir, source, options, sigmas)
+    tasks = plan_tasks(scenario, resolved.base_dir, source, options, sigmas, error)
     rows: dict[int, dict[str, Any]] = {}
     variants: dict[str, dict[str, Any]] = {}
     for task, row in (executor or _Serial()).map(run_replication, tasks):
@@ -93,7 +105,7 @@ def uncertainty_sections(
     out: dict[str, Any] = {}
     if options.num_replications:
         out["intervals"] = intervals_from_rows(
-            [rows[i] for i in sorted(rows)], base_summary, options, resolved, sigmas
+            [rows[i] for i in sorted(rows)], base_summary, options, resolved, sigmas, error
         )
     if options.sensitivity:
         perturbed = {v: _latency(r) for v, r in variants.items() if r.get("status") == "ok"}
@@ -107,6 +119,7 @@ def intervals_from_rows(
     options: IntervalOptions,
     resolved: Any,
     sigmas: Any,
+    error: ModelError | None = None,
 ) -> dict[str, Any]:
     """summary.json's `intervals`: one leaf per numeric key of the base summary's
     latency, throughput, cost and SLO sections, plus the sources and their methods."""
@@ -126,6 +139,7 @@ def intervals_from_rows(
         scenario.workload.synthetic is not None,
         scenario.hardware.speed_noise,
         sigmas,
+        error,
     )
     return section
 

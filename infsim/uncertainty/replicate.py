@@ -23,15 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from infsim.cost.perturb import OpMultipliers, scaling
+from infsim.cost.perturb import OP_CLASSES, OpMultipliers, scaling
 from infsim.uncertainty.blocks import resample_trace
 from infsim.uncertainty.intervals import flatten_numbers
-from infsim.uncertainty.sources import ClassSigma, draw_multipliers
+from infsim.uncertainty.model_error import ModelError, draw_drift, draw_model_error
+from infsim.uncertainty.sources import FITTED, ClassSigma, draw_multipliers
 
 SECTIONS = ("latency_s", "throughput", "cost", "slo")
 """Summary sections whose numeric leaves get intervals (`cost.by_pool` included)."""
 
-_TAGS = {"workload": 0x3017, "speed_noise": 0x5EED, "cost_model": 0xC057}
+_TAGS = {"workload": 0x3017, "speed_noise": 0x5EED, "cost_model": 0xC057,
+         "model_error": 0xE770, "drift": 0xD21F}  # fmt: skip
+_FRONTEND_COSTS = ("request_s", "request_per_prompt_token_s", "output_per_step_s",
+                   "output_per_token_s")  # fmt: skip
 
 
 def derived_seed(seed: int, index: int, source: str) -> int:
@@ -55,6 +59,9 @@ class ReplicationTask:
     parent_key: str = ""
     """The sweep key of the point replicated (capacity probes): it covers the content of
     the files the scenario names and the infsim version, which the scenario alone does not."""
+    model_error: ModelError | None = None
+    """σ of the `model_error` and `drift` sources (None: the shipped fit for the scenario's
+    device kind, looked up when the replication runs)."""
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -65,12 +72,13 @@ class ReplicationTask:
 
     @property
     def key(self) -> str:
-        text = json.dumps(
-            {"scenario": self.scenario.model_dump(mode="json"), "base_dir": self.base_dir,
-             **self.overrides, "sigmas": {c: s.sigma for c, s in self.sigmas.items()},
-             "parent": self.parent_key},
-            sort_keys=True, default=str,
-        )  # fmt: skip
+        data = {"scenario": self.scenario.model_dump(mode="json"), "base_dir": self.base_dir,
+                **self.overrides, "sigmas": {c: s.sigma for c, s in self.sigmas.items()},
+                "parent": self.parent_key}  # fmt: skip
+        if self.variant is None and set(FITTED) & set(self.sources):  # (else as before)
+            e = self.model_error
+            data["model_error"] = None if e is None else [e.step, e.host, e.drift]
+        text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -116,8 +124,38 @@ def simulate_task(task: ReplicationTask) -> dict[str, Any]:
         if "cost_model" in on:
             rng = np.random.default_rng(derived_seed(seed, i, "cost_model"))
             multipliers = draw_multipliers(task.sigmas, rng)
+        if set(FITTED) & set(on):
+            multipliers, resolved = _fitted_factors(task, resolved, multipliers)
     with scaling(multipliers):
         return api.run_resolved(resolved, trace).summary
+
+
+def _fitted_factors(
+    task: ReplicationTask, resolved: Any, multipliers: OpMultipliers | None
+) -> tuple[OpMultipliers | None, Any]:
+    """The `model_error` and `drift` draws applied: every op class's multiplier times the
+    step factor, the API server's costs (`frontend`) times the host factor, both times the
+    drift factor. One draw per replication, from the sources' own streams."""
+    from infsim.uncertainty.model_error import for_resolved
+
+    error = task.model_error or for_resolved(resolved)
+    seed, i = task.scenario.seed, task.index
+    step = host = 1.0
+    if "model_error" in task.sources:
+        step, host = draw_model_error(
+            error, np.random.default_rng(derived_seed(seed, i, "model_error"))
+        )
+    if "drift" in task.sources:
+        speed = draw_drift(error, np.random.default_rng(derived_seed(seed, i, "drift")))
+        step, host = step * speed, host * speed
+    base = multipliers or OpMultipliers()
+    multipliers = OpMultipliers(**{c: getattr(base, c) * step for c in OP_CLASSES})
+    scenario = resolved.scenario
+    front = scenario.frontend.model_copy(
+        update={name: getattr(scenario.frontend, name) * host for name in _FRONTEND_COSTS}
+    )
+    scenario = scenario.model_copy(update={"frontend": front})
+    return multipliers, dataclasses.replace(resolved, scenario=scenario)
 
 
 def run_replication(task: ReplicationTask) -> dict[str, Any]:

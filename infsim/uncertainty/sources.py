@@ -9,6 +9,11 @@
     cost_model   the cost model's own error: one price factor per op class
                  (`infsim.cost.perturb`: dense, attention, lm_head, overhead) per
                  replication, log-normal with median 1 and the class's σ (below)
+    model_error  the model's own error, fitted to out-of-sample validation residuals: one
+                 factor on the whole step and one on the API server per replication
+                 (`model_error.py`)
+    drift        the host's slow drift: one speed factor per replication, σ from the
+                 repeat-to-repeat spread of live runs (`model_error.py`)
 
 σ per op class. A calibration table knows its held-out error per op (the leave-one-out
 interpolation error of `infsim calibrate report`, `calibration/fit_quality.py`: median
@@ -35,7 +40,10 @@ from scipy import stats
 from infsim.cost.perturb import OP_CLASSES, OpMultipliers
 from infsim.errors import InputError
 
-SOURCES = ("workload", "speed_noise", "cost_model")
+SOURCES = ("workload", "speed_noise", "cost_model", "model_error", "drift")
+FITTED = ("model_error", "drift")
+"""The sources fitted to validation data (`model_error.py`): listed in `intervals.sources`
+only when switched on, so a run without them has the same summary as before they existed."""
 
 ROOFLINE_SIGMA = 0.25
 """log-σ of an op class the roofline prices: its efficiencies are guesses (0.6 of peak
@@ -120,7 +128,11 @@ def parse_sources(text: str | None, option: str = "--interval-sources") -> tuple
 
 
 def methods(
-    sources: tuple[str, ...], synthetic: bool, noise: Any, sigmas: dict[str, ClassSigma]
+    sources: tuple[str, ...],
+    synthetic: bool,
+    noise: Any,
+    sigmas: dict[str, ClassSigma],
+    error: Any = None,
 ) -> dict[str, Any]:
     """summary.json's `intervals.sources`: per source, on or off and how it varies."""
     workload = (
@@ -139,9 +151,26 @@ def methods(
     cost = "per-op-class log-normal price factors, median 1, σ per class: " + ", ".join(
         f"{c} {sigmas[c].sigma:.3f} ({sigmas[c].origin})" for c in OP_CLASSES
     )
-    return {
+    out = {
         "workload": {"enabled": "workload" in sources, "method": workload},
         "speed_noise": {"enabled": "speed_noise" in sources, "method": speed},
         "cost_model": {"enabled": "cost_model" in sources, "method": cost,
                        "sigma": {c: sigmas[c].sigma for c in OP_CLASSES}},
     }  # fmt: skip
+    if "model_error" in sources and error is not None:
+        out["model_error"] = {
+            "enabled": True,
+            "method": "one log-normal factor (median 1) on the whole step and one on the API "
+            f"server's costs per replication, σ step {error.step:.3f}, host {error.host:.3f}, "
+            f"fitted to out-of-sample validation residuals ({error.origin})",
+            "sigma": {"step": error.step, "host": error.host},
+        }
+    if "drift" in sources and error is not None:
+        out["drift"] = {
+            "enabled": True,
+            "method": "one log-normal speed factor (median 1) per replication on the step and "
+            f"the API server alike, σ {error.drift:.3f} from the repeat-to-repeat spread of "
+            f"live runs ({error.origin})",
+            "sigma": error.drift,
+        }
+    return out

@@ -51,7 +51,7 @@ def test_intervals_mirror_the_summary_keys(three: tuple[str, dict]) -> None:
     assert {"usd_per_hour", "usd_per_million_output_tokens", "usd_total", "gpu_hours"} <= set(
         iv["cost"]
     )
-    assert set(iv["sources"]) == {"workload", "speed_noise", "cost_model"}
+    assert set(iv["sources"]) == {"workload", "speed_noise", "cost_model", "model_error", "drift"}
     assert all(s["enabled"] and s["method"] for s in iv["sources"].values())
     assert (iv["level"], iv["num_replications"], iv["num_failed"]) == (0.9, 3, 0)
     sens = summary["sensitivity"]  # on with --intervals

@@ -1,0 +1,126 @@
+"""The model's own error and the host's slow drift: two sources fitted to validation data.
+
+    model_error  one price factor on the whole step (every op class alike) and one on the
+                 API server's costs (`frontend`: request path and streaming) per replication,
+                 log-normal with median 1 and σ fitted to the out-of-sample residuals of
+                 infsim's predictions against measured runs (`validation/fit_model_error.py`)
+    drift        one speed factor per replication on the step and the API server alike,
+                 log-normal with median 1 and σ from the repeat-to-repeat spread of the same
+                 live run (the machine's slow drift over minutes, which the sub-second
+                 windows of `hardware.speed_noise` average away)
+
+The fitted σ are shipped data (`model_error.json`, written by the fit script with its
+provenance), one set per device kind: `cpu` (the live vLLM CPU matrix) and `gpu` (the
+measured GPU runs). A device kind without held-out data takes `fallback` (the larger of the
+fitted sets, factor by factor). `drift` is 0 on GPU: its fit has no repeats to measure it,
+and the GPU residuals are single runs, so their σ already holds the run-to-run spread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from infsim.errors import InputError
+
+FIT_FILE = Path(__file__).with_name("model_error.json")
+FACTORS = ("step", "host", "drift")
+
+
+@dataclass(frozen=True)
+class ModelError:
+    """log-σ of the per-replication factors: `step` (every op class), `host` (the API
+    server's costs), `drift` (both alike); `origin` says which fit they come from."""
+
+    step: float
+    host: float
+    drift: float
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        for name in FACTORS:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(
+                    f"model error σ {name} = {value!r} ({self.origin or 'given'}): each σ "
+                    "must be a finite number ≥ 0 (a log-scale standard deviation, e.g. 0.08)"
+                )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str) -> ModelError:
+        try:
+            return cls(*(float(data[name]["sigma"]) for name in FACTORS), origin=origin)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(
+                f"model error fit {origin}: expected {{step, host, drift}} each with a "
+                f"numeric 'sigma' ({type(err).__name__}: {err}); regenerate it with "
+                "`python validation/fit_model_error.py`"
+            ) from err
+
+
+def fit_sigma(log_ratios: Any, noise_var: float = 0.0) -> dict[str, float]:
+    """Fit a zero-centred normal to log(measured / predicted) (scipy.stats.norm.fit with
+    floc=0: σ = the root mean square, so a bias counts as spread around the point, which
+    stays the base run), then take out `noise_var`, the variance the measurement itself
+    adds (e.g. of a mean of n noisy repeats). Also reports the mean and a t fit's degrees
+    of freedom, for the record. {sigma, sigma_raw, mean, t_df, n}."""
+    x = np.asarray(log_ratios, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        raise InputError(
+            f"model error fit: {x.size} finite residual(s); at least 2 are needed to fit σ"
+        )
+    _, raw = stats.norm.fit(x, floc=0.0)
+    df = float("nan")
+    if x.size >= 5 and np.ptp(x) > 0:
+        df, _, _ = stats.t.fit(x, floc=0.0)
+    sigma = math.sqrt(max(raw**2 - max(noise_var, 0.0), 0.0))
+    return {"sigma": sigma, "sigma_raw": float(raw), "mean": float(x.mean()),
+            "t_df": float(df), "n": int(x.size)}  # fmt: skip
+
+
+@cache
+def _fits(path: Path = FIT_FILE) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"model error fit {path}: cannot read it ({type(err).__name__}: {err}); "
+            "regenerate it with `python validation/fit_model_error.py`"
+        ) from err
+
+
+def device_kind(resolved: Any) -> str:
+    """'cpu' or 'gpu': which fit a resolved scenario's engine takes."""
+    vendor = str(getattr(getattr(resolved, "gpu", None), "vendor", "") or "")
+    return "cpu" if vendor.lower() == "cpu" else "gpu"
+
+
+def shipped(kind: str, path: Path = FIT_FILE) -> ModelError:
+    """The shipped fit for a device kind ('cpu', 'gpu'); `fallback` for any other."""
+    data = _fits(path)
+    groups = data.get("groups", {})
+    if kind in groups:
+        return ModelError.from_dict(groups[kind], f"{path.name}: {kind}")
+    return ModelError.from_dict(data["fallback"], f"{path.name}: fallback ({kind})")
+
+
+def for_resolved(resolved: Any) -> ModelError:
+    return shipped(device_kind(resolved))
+
+
+def draw_model_error(error: ModelError, rng: np.random.Generator) -> tuple[float, float]:
+    """(step, host) factors of one replication, log-normal with median 1."""
+    return float(np.exp(rng.normal(0.0, error.step))), float(np.exp(rng.normal(0.0, error.host)))
+
+
+def draw_drift(error: ModelError, rng: np.random.Generator) -> float:
+    """The replication's speed factor (time multiplier), log-normal with median 1."""
+    return float(np.exp(rng.normal(0.0, error.drift)))

@@ -1,0 +1,158 @@
+"""The fitted sources `model_error` and `drift` (infsim/uncertainty/model_error.py,
+validation/fit_model_error.py): the fit recovers a known σ, the shipped data is read and
+checked, the draws are seeded and switchable, and with the sources off (or at σ = 0)
+nothing changes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infsim import api
+from infsim.errors import InputError
+from infsim.scenario.load import load_scenario
+from infsim.uncertainty import model_error as me
+from infsim.uncertainty.model_error import ModelError, draw_drift, draw_model_error, fit_sigma
+from infsim.uncertainty.predict import IntervalOptions, uncertainty_sections
+from infsim.uncertainty.replicate import ReplicationTask, simulate_task
+from infsim.uncertainty.sources import SOURCES, class_sigmas, parse_sources
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_LLAMA = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
+sys.path.insert(0, str(REPO / "validation"))
+
+
+# -- the fit ----------------------------------------------------------------------------
+def test_fit_on_a_known_normal_sample_returns_its_sigma() -> None:
+    x = np.random.default_rng(7).normal(0.0, 0.1, 4000)
+    fit = fit_sigma(x)
+    assert fit["sigma"] == pytest.approx(0.1, rel=0.04)
+    assert fit["n"] == 4000
+    assert abs(fit["mean"]) < 0.01
+
+
+def test_fit_takes_out_the_measurement_noise_and_counts_a_bias_as_spread() -> None:
+    x = np.random.default_rng(8).normal(0.0, 0.1, 4000)
+    assert fit_sigma(x, noise_var=0.06**2)["sigma"] == pytest.approx(0.08, rel=0.05)
+    assert fit_sigma(x, noise_var=1.0)["sigma"] == 0.0  # never negative
+    biased = fit_sigma(x + 0.1)  # zero-centred: a bias of 0.1 widens σ to √2 · 0.1
+    assert biased["sigma"] == pytest.approx(0.1 * np.sqrt(2), rel=0.05)
+    with pytest.raises(InputError, match="at least 2"):
+        fit_sigma([0.1])
+
+
+def test_fit_script_recovers_known_residuals(tmp_path: Path) -> None:
+    import fit_model_error
+
+    rng = np.random.default_rng(9)
+    step, host = rng.normal(0, 0.1, 60), rng.normal(0, 0.2, 60)
+    cases = []
+    for i in range(60):  # one measured value per case: no repeat noise to take out
+        for key, ratio in (("tpot_p50", np.exp(step[i])), ("ttft_p50", np.exp(step[i] + host[i]))):
+            cases.append({"source": "live", "session": f"s{i % 3}", "case": f"c{i}",
+                          "config": "as measured", "key": key, "point": 1.0,
+                          "measured": [float(ratio)]})  # fmt: skip
+    path = tmp_path / "cov.json"
+    path.write_text(json.dumps({"cases": cases}))
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame({"session": ["s0"] * 4, "run": ["r"] * 4, "server": ["b"] * 4,
+                  "p50_tpot_ms": [10.0, 11.0, 9.5, 10.2]}).to_csv(runs, index=False)  # fmt: skip
+    res = fit_model_error.residuals(pd.DataFrame(cases))
+    fit = fit_model_error.fit_kind(res, fit_model_error.drift_deviations(pd.read_csv(runs)))
+    assert fit["step"]["sigma"] == pytest.approx(np.sqrt(np.mean(step**2)), rel=1e-9)
+    assert fit["host"]["sigma"] == pytest.approx(np.sqrt(np.mean(host**2)), rel=1e-9)
+    assert fit["drift"]["sigma"] > 0
+
+
+# -- the shipped data -------------------------------------------------------------------
+def test_shipped_fit_is_read_per_device_kind_with_a_fallback() -> None:
+    data = json.loads(me.FIT_FILE.read_text())
+    cpu = me.shipped("cpu")
+    assert cpu.step == data["groups"]["cpu"]["step"]["sigma"] > 0
+    assert cpu.drift > 0
+    assert me.shipped("gpu").drift == 0.0  # single-run residuals: no separate drift
+    other = me.shipped("tpu")
+    assert other.step == data["fallback"]["step"]["sigma"]
+    assert "fallback" in other.origin
+    rs, _ = api.prepare(load_scenario(TINY_LLAMA), TINY_LLAMA.parent)
+    assert me.device_kind(rs) == "cpu"
+
+
+def test_bad_sigmas_and_bad_files_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="must be a finite number"):
+        ModelError(-0.1, 0.1, 0.1)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"groups": {"cpu": {"step": {}}}}')
+    with pytest.raises(InputError, match="regenerate it"):
+        me.shipped("cpu", bad)
+
+
+# -- draws: seeded, switchable, σ = 0 is the plain run ----------------------------------
+def test_draws_are_seeded_and_median_one() -> None:
+    err = ModelError(0.1, 0.2, 0.05)
+    a = draw_model_error(err, np.random.default_rng(1))
+    assert a == draw_model_error(err, np.random.default_rng(1))
+    assert a != draw_model_error(err, np.random.default_rng(2))
+    many = [draw_drift(err, np.random.default_rng(s)) for s in range(400)]
+    assert np.median(many) == pytest.approx(1.0, abs=0.02)
+    assert draw_model_error(ModelError(0, 0, 0), np.random.default_rng(1)) == (1.0, 1.0)
+
+
+def test_sources_are_named_and_switchable() -> None:
+    assert {"model_error", "drift"} <= set(SOURCES) == set(parse_sources("all"))
+    assert parse_sources("drift,model_error") == ("model_error", "drift")
+
+
+def _task(sources, error=None, index=0):
+    spec = load_scenario(TINY_LLAMA, ["workload.synthetic.num_requests=20"])
+    return ReplicationTask(index, spec, str(TINY_LLAMA.parent), "t", sources,
+                           class_sigmas(None), model_error=error)  # fmt: skip
+
+
+def _run(task) -> str:
+    summary = simulate_task(task)
+    summary.get("simulation", {}).pop("wall_s", None)  # the one wall-clock field
+    return json.dumps(summary, sort_keys=True)
+
+
+def test_model_error_moves_a_replication_and_zero_sigma_does_not() -> None:
+    plain = _run(_task(("speed_noise",)))
+    zero = _run(_task(("speed_noise", "model_error", "drift"), ModelError(0, 0, 0)))
+    assert zero == plain
+    moved = _run(_task(("speed_noise", "model_error"), ModelError(0.3, 0.3, 0)))
+    assert (
+        json.loads(moved)["latency_s"]["tpot"]["p50"]
+        != json.loads(plain)["latency_s"]["tpot"]["p50"]
+    )
+    assert _run(_task(("speed_noise", "model_error"), ModelError(0.3, 0.3, 0))) == moved
+
+
+def test_keys_and_summary_unchanged_without_the_fitted_sources() -> None:
+    off = ("workload", "cost_model")
+    assert _task(off).key == _task(off, ModelError(0.1, 0.1, 0.1)).key
+    on = ("workload", "model_error")
+    assert _task(on).key != _task(on, ModelError(0.1, 0.1, 0.1)).key
+    spec = load_scenario(TINY_LLAMA, ["workload.synthetic.num_requests=20"])
+    resolved, trace = api.prepare(spec, TINY_LLAMA.parent)
+    base = api.run_resolved(resolved, trace).summary
+    old = uncertainty_sections(spec, resolved, base, IntervalOptions(3, 0.9, off))["intervals"]
+    assert set(old["sources"]) == {"workload", "speed_noise", "cost_model"}
+    new = uncertainty_sections(spec, resolved, base, IntervalOptions(3, 0.9, SOURCES))["intervals"]
+    assert new["sources"]["model_error"]["sigma"]["step"] == me.shipped("cpu").step
+    assert new["sources"]["drift"]["enabled"]
+
+
+def test_drawn_sigma_inverts_the_prediction_interval() -> None:
+    import fit_model_error
+
+    from infsim.uncertainty.intervals import prediction_interval
+
+    values = np.exp(np.random.default_rng(4).normal(0, 0.1, 10))
+    lo, hi = prediction_interval(values, 0.9)
+    sd = float(np.std(np.log(values), ddof=1))
+    assert fit_model_error.drawn_sigma(lo, hi, 10, 0.9) == pytest.approx(sd, rel=1e-9)
