@@ -163,7 +163,8 @@ class _Progress:
     "--interval-sources",
     default="all",
     show_default=True,
-    help="Comma-separated sources of variation: workload, speed_noise, cost_model, or all.",
+    help="Comma-separated sources of variation: workload, speed_noise, cost_model, "
+    "model_error, drift, or all (docs/uncertainty.md).",
 )
 @click.option(
     "--sensitivity/--no-sensitivity",
