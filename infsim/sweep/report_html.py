@@ -153,6 +153,12 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
     if not directory.is_dir():
         raise InputError(f"{directory}: no such directory")
     if (directory / MANIFEST).exists():
+        if ResultStore(directory, create=False).manifest().get("kind") == "plan":
+            raise InputError(
+                f"{directory}: an infsim plan directory, whose report.html infsim plan writes "
+                "(ranked candidates, Pareto front, p99 vs load); run the same plan again to "
+                "rewrite it (its points are stored, so that is quick)"
+            )
         text = sweep_report(directory)
     elif is_run_dir(directory):  # the planner's run page (infsim/report/html_run.py)
         from infsim.report.html_run import write_run_report

@@ -126,3 +126,12 @@ def test_the_answer_says_when_every_candidate_was_skipped() -> None:
     assert answer_line(skipped, 8.0).startswith("answer: none: every candidate was skipped")
     missed = skipped.assign(status="searched")
     assert answer_line(missed, 8.0) == "answer: no candidate meets the SLO at 8 req/s"
+
+
+def test_infsim_report_leaves_a_plans_own_report_alone(planned):
+    _, out, _ = planned
+    before = (out / "report.html").read_bytes()
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 2
+    assert "an infsim plan directory" in result.output
+    assert (out / "report.html").read_bytes() == before
