@@ -65,6 +65,19 @@ def _numbers(
     return parse_numbers(table.column(column), column, path, rows, integer=integer)
 
 
+def _trace(
+    path: Path, columns: dict, rows: RowLocator, options: LoadOptions, zero_output: str
+) -> Trace:
+    """The trace of a CSV's `columns`; a row with 0 output tokens (a failed request, said
+    as `zero_output`) is an error unless the caller allowed dropping them."""
+    columns, rows, notes = reject_or_drop(
+        path, columns, columns["num_output_tokens"] == 0, rows,
+        what=zero_output, allowed=options.drop_zero_output,
+        option="drop_zero_output=True (CLI: --drop-zero-output)",
+    )  # fmt: skip
+    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+
+
 # -- Azure LLM inference trace 2023 ------------------------------------------------------
 
 _UTC_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
@@ -122,12 +135,7 @@ def read_azure(path: Path, options: LoadOptions) -> Trace:
         "num_prompt_tokens": _numbers(table, "ContextTokens", path, rows),
         "num_output_tokens": _numbers(table, "GeneratedTokens", path, rows),
     }
-    columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, rows,
-        what="GeneratedTokens is 0", allowed=options.drop_zero_output,
-        option="drop_zero_output=True (CLI: --drop-zero-output)",
-    )  # fmt: skip
-    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+    return _trace(path, columns, rows, options, "GeneratedTokens is 0")
 
 
 register_format(
@@ -172,12 +180,7 @@ def read_burstgpt(path: Path, options: LoadOptions) -> Trace:
     }
     if "Session ID" in table.column_names:
         columns["session_id"] = _session_ids(table.column("Session ID"))
-    columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, rows,
-        what="'Response tokens' is 0 (a failed request)", allowed=options.drop_zero_output,
-        option="drop_zero_output=True (CLI: --drop-zero-output)",
-    )  # fmt: skip
-    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+    return _trace(path, columns, rows, options, "'Response tokens' is 0 (a failed request)")
 
 
 register_format(
@@ -208,12 +211,7 @@ def read_vidur(path: Path, options: LoadOptions) -> Trace:
         "num_prompt_tokens": _numbers(table, "num_prefill_tokens", path, rows),
         "num_output_tokens": _numbers(table, "num_decode_tokens", path, rows),
     }
-    columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, rows,
-        what="num_decode_tokens is 0", allowed=options.drop_zero_output,
-        option="drop_zero_output=True (CLI: --drop-zero-output)",
-    )  # fmt: skip
-    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+    return _trace(path, columns, rows, options, "num_decode_tokens is 0")
 
 
 register_format(
@@ -254,12 +252,7 @@ def read_mapped_csv(path: Path, options: LoadOptions) -> Trace:
     }
     if "session_id" in mapping:
         columns["session_id"] = _session_ids(table.column(mapping["session_id"]))
-    columns, rows, notes = reject_or_drop(
-        path, columns, columns["num_output_tokens"] == 0, rows,
-        what=f"{mapping['num_output_tokens']!r} is 0", allowed=options.drop_zero_output,
-        option="drop_zero_output=True (CLI: --drop-zero-output)",
-    )  # fmt: skip
-    return Trace.from_columns(columns, source=str(path), rows=rows, notes=notes)
+    return _trace(path, columns, rows, options, f"{mapping['num_output_tokens']!r} is 0")
 
 
 register_format(

@@ -56,6 +56,18 @@ def decode_batch(contexts: list[int]) -> Batch:
     return batch
 
 
+def mixed_batch(rows: list[tuple[int, int]]) -> Batch:
+    """One request per (new tokens q, cached context c) row, each computing q on top of c."""
+    batch = Batch()
+    for i, (q, c) in enumerate(rows):
+        req = RequestState(
+            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=q + c, num_output_tokens=1
+        )
+        req.num_computed_tokens = c
+        batch.add(req, q)
+    return batch
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     name=st.sampled_from(sorted(MODELS)),
@@ -81,13 +93,7 @@ def test_decode_run_times_equal_step_times_bitwise(
 )
 def test_op_times_sum_to_step_time(name: str, rows: list[tuple[int, int]]) -> None:
     cm = MODELS[name]
-    batch = Batch()
-    for i, (q, c) in enumerate(rows):
-        req = RequestState(
-            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=q + c, num_output_tokens=1
-        )
-        req.num_computed_tokens = c
-        batch.add(req, q)
+    batch = mixed_batch(rows)
     ops = cm.op_times_s(batch)
     assert all(v >= 0 for v in ops.values())
     assert sum(ops.values()) == pytest.approx(cm.step_time_s(batch), rel=1e-12)
@@ -121,11 +127,5 @@ def test_compute_time_is_the_ops_without_overhead_bitwise(
     from infsim.cost.draft import _compute_s
 
     cm = MODELS[name]
-    batch = Batch()
-    for i, (q, c) in enumerate(rows):
-        req = RequestState(
-            index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=q + c, num_output_tokens=1
-        )
-        req.num_computed_tokens = c
-        batch.add(req, q)
+    batch = mixed_batch(rows)
     assert cm.compute_time_s(batch) == _compute_s(cm, batch)  # exact
