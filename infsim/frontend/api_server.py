@@ -45,8 +45,7 @@ class ApiServers:
             return
         self._stream_total_s += self.costs.stream_work_s(num_steps, num_tokens)
         self._stream.append((now, self._stream_total_s))
-        while self._stream[0][0] < now - self.window_s:
-            self._base_s = self._stream.popleft()[1]
+        self._trim(now)
 
     def on_stream_steps(self, ends_s: list[float], num_tokens: int) -> None:
         """`on_stream(end, 1, num_tokens)` for each of a run's step ends, in order: the same
@@ -61,7 +60,12 @@ class ApiServers:
             total += work
             stream.append((end, total))
         self._stream_total_s = total
-        since = ends_s[-1] - self.window_s
+        self._trim(ends_s[-1])
+
+    def _trim(self, now: float) -> None:
+        """Let go of the steps that ended before the window ending at `now` (their work
+        moves into the base)."""
+        stream, since = self._stream, now - self.window_s
         while stream[0][0] < since:
             self._base_s = stream.popleft()[1]
 

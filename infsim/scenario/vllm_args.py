@@ -71,17 +71,21 @@ SPECIAL = {
 class VllmArgs:
     """What an argument line turned into."""
 
-    overrides: list[str] = field(default_factory=list)  # `--set` items, in argument order
-    given: dict[str, str] = field(default_factory=dict, repr=False)  # argument → override
+    given: dict[str, str] = field(default_factory=dict)  # argument → `--set` item
     no_effect: list[str] = field(default_factory=list)  # accepted; no effect on a prediction
     not_modelled: list[str] = field(default_factory=list)  # accepted; infsim ignores them
     model: str | None = None  # the positional or --model argument, for the caller to say
+
+    @property
+    def overrides(self) -> list[str]:
+        """The `--set` items, in argument order (a later repeat of an argument wins)."""
+        return list(self.given.values())
 
     def record(self, line: str) -> dict[str, object]:
         """What summary.json keeps of it (`from_vllm_args`)."""
         return {
             "args": line,
-            "overrides": list(self.overrides),
+            "overrides": self.overrides,
             "model": self.model,
             "not_modelled": list(self.not_modelled),
             "no_effect": list(self.no_effect),
@@ -145,7 +149,6 @@ def parse_vllm_args(line: str) -> VllmArgs:
         out.no_effect.append(
             f"--dtype {dropped.partition('=')[2]} (--quantization sets the weights)"
         )
-    out.overrides = list(out.given.values())
     return out
 
 
