@@ -18,6 +18,7 @@ from infsim.limits import SCALE, SECONDS
 from infsim.textio import load_yaml, read_text
 from infsim.workload.columns import shown
 from infsim.workload.formats import trace_formats
+from infsim.workload.formats_csv import MAPPED_OPTIONAL, MAPPED_REQUIRED, TIME_UNITS_S
 from infsim.workload.loaders import format_names, load_trace
 from infsim.workload.spec import SyntheticSource, generate, parse_model
 from infsim.workload.trace import Trace
@@ -36,7 +37,7 @@ def _load(path: str, fmt: str, options: dict) -> Trace:
     )
 
 
-MAPPED = ("arrival_s", "num_prompt_tokens", "num_output_tokens", "session_id")
+MAPPED = (*MAPPED_REQUIRED, *MAPPED_OPTIONAL)
 
 
 def _mapping(text: str | None) -> dict[str, str] | None:
@@ -98,7 +99,7 @@ drop_options = [
     ),
     click.option(
         "--time-unit",
-        type=click.Choice(["s", "ms", "us", "ns"]),
+        type=click.Choice(list(TIME_UNITS_S)),
         default="s",
         show_default=True,
         help="Format csv: unit of the arrival column.",
