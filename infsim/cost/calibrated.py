@@ -112,6 +112,10 @@ class CalibratedCostModel:
         self._dense_count: dict[int, int] = {}  # mixed steps: tokens → steps
         self._head_count: dict[int, int] = {}  # mixed steps: LM-head rows → steps
         self._decode_steps: dict[int, list] = {}  # width → [steps, seconds], single steps
+        # Prefill factor − 1 on the prefill rows' token share of the dense work (`scale`;
+        # 0.0: none), and per T the dense multiples it added, for the coverage tallies.
+        self._prefill_extra = 0.0
+        self._prefill_dense: dict[int, float] = {}
         self.priced_run_steps: dict[int, int] = {}  # width → decode-run steps priced
         # Which parts of `op_times_s` count as run time: a proposer's passes skip the
         # overhead; under PP only stage 0 pays it and the last stage the LM head.
@@ -177,6 +181,11 @@ class CalibratedCostModel:
         decode_attn = 0.0
         kinds, counts = self._kind_s, self._dense_count
         counts[t] = counts.get(t, 0) + 1
+        dense = self._dense_time(t)
+        if self._prefill_extra and num_prefill_tokens:  # a prefill factor (cost/perturb.py)
+            extra = self._prefill_extra * num_prefill_tokens / t
+            dense *= 1.0 + extra
+            self._prefill_dense[t] = self._prefill_dense.get(t, 0.0) + extra
         if decode_kv:
             b = len(decode_kv)
             decode_attn = float(self._decode_curve(b)(sum(decode_kv) / b))
@@ -190,7 +199,7 @@ class CalibratedCostModel:
         if self.tally_overhead:
             kinds[OVERHEAD] += overhead
         return {
-            "dense_layers": self._dense_time(t),
+            "dense_layers": dense,
             "attention": self._layers * (decode_attn + prefill_attn),
             "lm_head_sampler": self._head_time(rows) if rows else 0.0,
             "overhead": overhead,
@@ -203,6 +212,7 @@ class CalibratedCostModel:
         (`decode_runs`: width → (steps, seconds) that ran, from the run record)."""
         total = np.array(self._kind_s)
         total += self._layers * _kind_sums(self._dense_count, self._t_grid, self._dense_kinds)
+        total += self._layers * _kind_sums(self._prefill_dense, self._t_grid, self._dense_kinds)
         total += _kind_sums(self._head_count, self._b_grid, self._head_kinds)
         widths: dict[int, list[float]] = {b: list(v) for b, v in self._decode_steps.items()}
         for b, (k, sec) in (decode_runs or {}).items():
@@ -223,7 +233,9 @@ class CalibratedCostModel:
         """Scale the priced grids by op class (cost-model uncertainty, `cost/perturb.py`);
         called once, by the factory, before the model prices anything. Decode curves built
         later are scaled as they are built (`_decode_curve`). The lookup log keeps the
-        table's own values."""
+        table's own values. The prefill factor (perturb.py's split) scales the prefill
+        attention grid here and the prefill rows' token share of the dense work per step
+        (`op_times_s`); pure-decode steps have no prefill part."""
         if self._multipliers is not None:
             raise ValueError("a cost model is scaled at most once")
         self._multipliers = m
@@ -235,7 +247,8 @@ class CalibratedCostModel:
         self._dense_kinds *= m.dense
         self._head = _scaled(self._head, m.lm_head)
         self._head_kinds *= m.lm_head
-        self._prefill = _scaled(self._prefill, m.attention)
+        self._prefill = _scaled(self._prefill, m.attention * m.prefill)
+        self._prefill_extra = m.prefill - 1.0
         fit, k = self._overhead_fit, m.overhead
         self._overhead_fit = replace(
             fit, fixed_s=fit.fixed_s * k, per_seq_s=fit.per_seq_s * k,

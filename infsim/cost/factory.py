@@ -10,7 +10,12 @@ from infsim.cost.calibrated import CalibratedCostModel, Limits
 from infsim.cost.config import ReplicaConfig
 from infsim.cost.lookup import CalibrationLookup, LookupLog
 from infsim.cost.pipeline import PipelineCost
-from infsim.cost.roofline import ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.cost.roofline import (
+    PrefillScaledRoofline,
+    ReplicaShape,
+    RooflineCostModel,
+    RooflineParams,
+)
 from infsim.errors import InputError
 from infsim.kvcache.capacity import kv_heads_per_gpu
 from infsim.parallel.network import Placement, link_of, stage_send_link
@@ -102,7 +107,8 @@ def _cost_model(cfg: ReplicaConfig, shape: ReplicaShape, log: LookupLog | None =
     params = roofline_params(cfg)
     multipliers = perturb.active()  # cost-model uncertainty draws; None in a plain run
     if cfg.calibration_rows is None:
-        model = RooflineCostModel(shape, params, multipliers)
+        split = multipliers is not None and multipliers.prefill != 1.0
+        model = (PrefillScaledRoofline if split else RooflineCostModel)(shape, params, multipliers)
         coverage.register("roofline", model, cfg.calibration_choice)
         return model
     # LM-head rows: one per sampling request, plus one per speculative draft verified.

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from infsim.core.batch import Batch
 from infsim.cost.base import attention_work
-from infsim.cost.perturb import OpMultipliers
+from infsim.cost.perturb import ROOFLINE_OP_CLASS, OpMultipliers, prefill_rows
 from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all_s
 
 ACTIVATION_BYTES = 2  # bf16 activations
@@ -204,3 +204,60 @@ class RooflineCostModel:
 
     def _all_reduce_s(self, nbytes: float) -> float:
         return all_reduce_s(nbytes, self.shape.tensor_parallel, self.link)
+
+
+class PrefillScaledRoofline(RooflineCostModel):
+    """The roofline under a prefill factor ≠ 1 (`OpMultipliers.prefill`; the split rule is
+    `infsim.cost.perturb`'s): the prefill rows' token share of the dense work and their
+    share of the attention, A_p / (A_p + A_d), each part priced alone as the batch is.
+    The factory builds it only then, so the plain model's hot path is unchanged; a step
+    without prefill rows (decode runs too) is priced by the plain model, bit for bit."""
+
+    def __init__(
+        self, shape: ReplicaShape, params: RooflineParams, multipliers: OpMultipliers
+    ) -> None:
+        super().__init__(shape, params, multipliers)
+        self._extra = multipliers.prefill - 1.0
+        self._parts: dict[tuple[int, int], tuple[float, float]] = {}  # (dense, LM head)
+
+    def step_time_s(self, batch: Batch) -> float:
+        return self.compute_time_s(batch) + self._overhead_s(batch.num_seqs)
+
+    def compute_time_s(self, batch: Batch) -> float:
+        split = self._split(batch)
+        if split is None:
+            return super().compute_time_s(batch)
+        k_dense, attn = split
+        key = (batch.num_batched_tokens, batch.num_sampled + batch.num_spec_tokens)
+        parts = self._parts.get(key)
+        if parts is None:
+            ops = self._dense_ops(*key)
+            head = ops.pop("lm_head")
+            parts = self._parts[key] = (sum(ops.values()), head)
+        return parts[0] * k_dense + parts[1] + attn
+
+    def op_times_s(self, batch: Batch) -> dict[str, float]:
+        ops = super().op_times_s(batch)
+        split = self._split(batch)
+        if split is None:
+            return ops
+        k_dense, ops["attention"] = split
+        for op in ops:
+            if ROOFLINE_OP_CLASS.get(op) == "dense":
+                ops[op] *= k_dense
+        return ops
+
+    def _split(self, batch: Batch) -> tuple[float, float] | None:
+        """(dense factor, scaled attention seconds) of a step with prefill rows; None
+        without."""
+        tokens, pairs_p, kv_p = prefill_rows(batch)
+        if not tokens:
+            return None
+        pairs, kv_tokens = attention_work(batch)
+        a, b = self._s_per_pair, self._s_per_kv_token
+        attn = max(pairs * a, kv_tokens * b)
+        attn_p = max(pairs_p * a, kv_p * b)
+        attn_d = max((pairs - pairs_p) * a, (kv_tokens - kv_p) * b)
+        share = attn_p / (attn_p + attn_d)
+        k_dense = 1.0 + self._extra * tokens / batch.num_batched_tokens
+        return k_dense, attn * self.multipliers.attention * (1.0 + self._extra * share)
