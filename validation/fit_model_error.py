@@ -22,8 +22,15 @@ Fits, per device kind (`cpu`: live; `gpu`), each a zero-centred normal on log ra
            the variance the `speed_noise` and `cost_model` sources already draw for the
            case (its `as measured` interval's log-σ) is taken out too, so that the
            sources together, not `model_error` alone, match the residuals.
-    host   log ratio of TTFT (p50 / mean) minus that of TPOT, per case: the request-path
-           error the step factor does not explain (live: its repeat noise taken out too).
+    prefill  the TTFT-only residual r (log ratio of TTFT (p50 / mean) minus that of TPOT,
+           per case: the error the step factor does not explain) over how much the prefill
+           factor of the cost hook moves it, e = e_TTFT − e_TPOT (each the point's
+           `prefill_elasticity`, which interval_coverage.py measures per case): the
+           implied log prefill factor r / e, its noise (live: the repeat noise of r)
+           divided by e². Cases where |e| < `MIN_ELASTICITY` are left out (a factor that
+           barely moves TTFT apart from TPOT cannot explain its residual: r / e would be
+           huge); the fit records how many. The step's σ² then loses what the prefill
+           factor draws on TPOT too (e_TPOT² σ_prefill² per case).
     drift  live only: log(repeat / mean of its (session, run)) of TPOT p50, each scaled by
            √(n / (n − 1)) (the deviation from a sample mean understates σ), over every run
            with ≥ 2 repeats. GPU: 0 (no repeats; its single-run residuals hold it already).
@@ -55,6 +62,8 @@ CASES = REPO / "validation" / "interval_coverage.json"
 RUNS = REPO / "validation" / "live" / "runs.csv"
 LEAVE_OUT = REPO / "validation" / "model_error_leave_out.json"
 CONFIG = "as measured"  # speed noise + cost model: what the other sources draw
+MIN_ELASTICITY = 0.25
+"""Least |e_TTFT − e_TPOT| for a case to size the prefill factor (module doc)."""
 STEP_KEY = {"live": "tpot_p50", "gpu-llmservingsim": "tpot_p50", "gpu-apex": "tpot_mean"}
 TTFT_KEY = {"live": "ttft_p50", "gpu-llmservingsim": "ttft_p50", "gpu-apex": "ttft_mean"}
 
@@ -67,11 +76,17 @@ def drawn_sigma(lo: float, hi: float, replications: int, level: float) -> float:
 
 
 def residuals(cases: pd.DataFrame, replications: int = 0, level: float = 0.9) -> pd.DataFrame:
-    """One row per case: group, kind, log ratios of the step (TPOT) and host (TTFT − TPOT)
-    and the variance of each that is accounted for elsewhere: the measurement's own repeat
-    noise (variance of a mean of n repeats) and, for the step, what the other sources
-    already draw (the `as measured` interval's σ: speed noise + cost model, `drawn_sigma`;
-    `replications` 0: none)."""
+    """One row per case: group, kind, log ratios of the step (TPOT) and the TTFT-only
+    residual (`ttft_only`: TTFT − TPOT), the prefill elasticities of TTFT and TPOT
+    (`e_ttft`, `e_tpot`) and the variance of each residual that is accounted for
+    elsewhere: the measurement's own repeat noise (variance of a mean of n repeats) and,
+    for the step, what the other sources already draw (the `as measured` interval's σ:
+    speed noise + cost model, `drawn_sigma`; `replications` 0: none)."""
+    if "prefill_elasticity" not in cases:
+        raise SystemExit(
+            "the cases have no prefill_elasticity: rerun validation/interval_coverage.py "
+            "(--configs 'as measured' is enough for this fit)"
+        )
     cases = cases[cases["config"] == CONFIG]  # every config has the same points
     rows = []
     for (source, session, case), sub in cases.groupby(["source", "session", "case"], sort=False):
@@ -84,20 +99,22 @@ def residuals(cases: pd.DataFrame, replications: int = 0, level: float = 0.9) ->
         m_tpot = np.log(np.asarray(tpot["measured"], dtype=float))
         m_ttft = np.log(np.asarray(ttft["measured"], dtype=float))
         step = np.log(np.mean(np.exp(m_tpot)) / tpot["point"])
-        host = np.log(np.mean(np.exp(m_ttft)) / ttft["point"]) - step
+        ttft_only = np.log(np.mean(np.exp(m_ttft)) / ttft["point"]) - step
         n = m_tpot.size
-        noise_step = noise_host = 0.0
+        noise_step = noise_ttft_only = 0.0
         if n > 1 and m_ttft.size == n:
             noise_step = float(np.var(m_tpot, ddof=1) / n)
-            noise_host = float(np.var(m_ttft - m_tpot, ddof=1) / n)
+            noise_ttft_only = float(np.var(m_ttft - m_tpot, ddof=1) / n)
         if replications >= 2 and tpot["lo"] and tpot["hi"]:
             noise_step += drawn_sigma(tpot["lo"], tpot["hi"], replications, level) ** 2
         group = (
             session if source == "live" else f"{source}:{case if source != 'gpu-apex' else session}"
         )
         rows.append({"kind": "cpu" if source == "live" else "gpu", "group": group,
-                     "step": step, "host": host, "noise_step": noise_step,
-                     "noise_host": noise_host})  # fmt: skip
+                     "step": step, "ttft_only": ttft_only, "noise_step": noise_step,
+                     "noise_ttft_only": noise_ttft_only,
+                     "e_ttft": float(ttft["prefill_elasticity"]),
+                     "e_tpot": float(tpot["prefill_elasticity"])})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -117,9 +134,16 @@ def drift_deviations(runs: pd.DataFrame) -> pd.DataFrame:
 def fit_kind(res: pd.DataFrame, drift: pd.DataFrame | None) -> dict[str, Any]:
     """The three fits of one device kind (`res`: its residual rows; `drift`: its repeat
     deviations, None where there are none)."""
+    e = res["e_ttft"] - res["e_tpot"]
+    sized = res[e.abs() >= MIN_ELASTICITY]
+    e = e[sized.index]
+    prefill = fit_sigma(sized["ttft_only"] / e, float((sized["noise_ttft_only"] / e**2).mean()))
+    prefill |= {"left_out": int(len(res) - len(sized)),
+                "median_elasticity": float(e.median())}  # fmt: skip
+    drawn = res["e_tpot"] ** 2 * prefill["sigma"] ** 2  # what the prefill factor does to TPOT
     out = {
-        "step": fit_sigma(res["step"], float(res["noise_step"].mean())),
-        "host": fit_sigma(res["host"], float(res["noise_host"].mean())),
+        "step": fit_sigma(res["step"], float((res["noise_step"] + drawn).mean())),
+        "prefill": prefill,
     }
     if drift is None or drift.empty:
         out["drift"] = {"sigma": 0.0, "note": "no repeats: the single-run residuals hold it"}
@@ -160,17 +184,19 @@ def fit(cases_path: Path, runs_path: Path) -> tuple[dict[str, Any], dict[str, An
             rest_drift = None if kind_drift is None else kind_drift[kind_drift["session"] != group]
             leave_out[kind][group] = fit_kind(rest, rest_drift)
     fallback = {f: {"sigma": max(g[f]["sigma"] for g in groups.values())}
-                for f in ("step", "host", "drift")}  # fmt: skip
+                for f in ("step", "prefill", "drift")}  # fmt: skip
     digest = hashlib.sha256(res.round(12).to_csv(index=False).encode())  # the residuals,
     digest.update(runs_path.read_bytes())  # not the whole coverage file (rewritten by its run)
     shipped = {
-        "about": "σ of the model_error (step, host) and drift sources of infsim's prediction "
+        "about": "σ of the model_error (step, prefill) and drift sources of infsim's prediction "
         "intervals; written by validation/fit_model_error.py (see its docstring and "
         "docs/uncertainty.md)",
         "method": "zero-centred normal on log(measured / predicted), scipy.stats.norm.fit "
         "floc=0, minus the variance the measurement's repeat noise adds (and, for step, "
-        "what the speed_noise and cost_model sources draw); t_df: a t fit's degrees of "
-        "freedom, for the record",
+        "what the speed_noise, cost_model and prefill factors draw); prefill: on the "
+        "TTFT-only residual (TTFT's log ratio minus TPOT's) over its prefill elasticity "
+        f"e_TTFT - e_TPOT, cases with |e| < {MIN_ELASTICITY} left out; t_df: a t fit's "
+        "degrees of freedom, for the record",
         "data": {
             "cases": _name(cases_path),
             "runs": _name(runs_path),
@@ -198,7 +224,7 @@ def main() -> None:
     args.out.write_text(json.dumps(shipped, indent=1, ensure_ascii=False) + "\n")
     args.leave_out.write_text(json.dumps(leave_out, indent=1, ensure_ascii=False) + "\n")
     for kind, g in shipped["groups"].items():
-        print(kind, {f: g[f]["sigma"] for f in ("step", "host", "drift")},  # noqa: T201
+        print(kind, {f: g[f]["sigma"] for f in ("step", "prefill", "drift")},  # noqa: T201
               f"{g['cases']} cases", file=sys.stderr)  # fmt: skip
 
 

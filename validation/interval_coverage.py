@@ -3,7 +3,7 @@ runs (issue 18): the live vLLM (CPU) matrix and the GPU runs of ../shared/data/v
 
     python validation/interval_coverage.py [--shared ../shared/data] [--replications 10] [--jobs 2]
                                   [--out validation/interval_coverage.json]
-                                  [--model-error leave-out|shipped]
+                                  [--model-error leave-out|shipped] [--configs NAMES]
 
 For every measured case the interval is computed as `infsim run --intervals N` would (the
 replications of `infsim.uncertainty` on a process pool), on the very requests the benchmark
@@ -22,6 +22,11 @@ sent, under several source sets:
                   left its own group out (live: its session; GPU: its LLMServingSim run or
                   APEX+ tensor-parallel group), so the coverage is out of sample;
                   `--model-error shipped` takes the shipped fit (in sample)
+
+Each case also records, per metric, how much the prefill factor of the cost hook moves
+the point (`prefill_elasticity`: d log value / d log factor, a secant over ×1/1.2 to ×1.2,
+`PREFILL_STEP`; two more base runs with the same requests and seed): the model-error fit
+turns the TTFT-only residual into a prefill factor with it (validation/fit_model_error.py).
 
 Coverage = the share of measured values inside the interval (every repeat of a live run
 counts once); width = (hi − lo) / point estimate, median over cases. The 90 % bootstrap
@@ -54,8 +59,10 @@ import pandas as pd
 from scipy import stats
 
 from infsim import api
+from infsim.cost.perturb import OpMultipliers, scaling
 from infsim.scenario.load import load_scenario, validate_scenario
 from infsim.sweep.executors import make_executor
+from infsim.uncertainty.intervals import flatten_numbers
 from infsim.uncertainty.model_error import ModelError, shipped
 from infsim.uncertainty.predict import IntervalOptions, uncertainty_sections
 from infsim.validation.compare import measured_stats
@@ -74,6 +81,9 @@ from live_store import materialise_all
 
 REPO = Path(__file__).resolve().parents[1]
 LEVEL = 0.9
+PREFILL_STEP = 1.2
+"""The prefill factors of the elasticity secant: ×1/1.2 and ×1.2 (about one σ of the fitted
+prefill factor, so the secant spans the range the draws do)."""
 CONFIGS = {
     "as measured": ("speed_noise", "cost_model"),
     "cost model": ("cost_model",),
@@ -102,13 +112,22 @@ class Predictor:
     """Base run plus intervals for a scenario fed a fixed trace (written to a Parquet file
     the scenario's workload names, so every replication re-reads the same requests)."""
 
-    def __init__(self, work: Path, replications: int, jobs: int, fits: str = "leave-out") -> None:
+    def __init__(self, work: Path, replications: int, jobs: int, fits: str = "leave-out",
+                 only_configs: tuple[str, ...] = tuple(CONFIGS)) -> None:  # fmt: skip
         self.work, self.n, self.fits = work, replications, fits
+        self.only_configs = only_configs
         self.executor = make_executor("process", jobs)
         self._count = 0
 
-    def error(self, kind: str, group: str) -> ModelError:
-        """σ of the fitted sources for a case of `group` (module doc: --model-error)."""
+    def configs(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The configs of `names` this run computes (`--configs`)."""
+        return tuple(n for n in names if n in self.only_configs)
+
+    def error(self, kind: str, group: str) -> ModelError | None:
+        """σ of the fitted sources for a case of `group` (module doc: --model-error); None
+        when no config computed uses them."""
+        if not any("model_error" in CONFIGS[c] for c in self.only_configs):
+            return None
         if self.fits == "shipped":
             return shipped(kind)
         fits = json.loads(LEAVE_OUT.read_text())["groups"][kind]
@@ -121,7 +140,8 @@ class Predictor:
         configs: tuple[str, ...],
         max_concurrency: int | None,
         error: ModelError | None = None,
-    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, float]]:
+        """(base summary, intervals per config, prefill elasticity per dotted key)."""
         self._count += 1
         path = self.work / f"trace-{self._count}.parquet"
         trace.to_parquet(path)
@@ -131,18 +151,30 @@ class Predictor:
         spec = scenario.model_copy(update={"workload": WorkloadSpec.model_validate(workload)})
         resolved, replay = api.prepare(spec, self.work)
         base = api.run_resolved(resolved, replay).summary
+        moved = []
+        for factor in (1 / PREFILL_STEP, PREFILL_STEP):
+            with scaling(OpMultipliers(prefill=factor)):
+                moved.append(flatten_numbers(api.run_resolved(resolved, replay).summary,
+                                             ("latency_s",)))  # fmt: skip
+        elasticity = {
+            key: math.log(moved[1][key] / moved[0][key]) / (2 * math.log(PREFILL_STEP))
+            for key in moved[0]
+            if moved[0][key] > 0 and moved[1].get(key, 0.0) > 0
+        }
         out = {}
         for name in configs:
             options = IntervalOptions(self.n, LEVEL, CONFIGS[name], model_error=error)
             out[name] = uncertainty_sections(spec, resolved, base, options, self.executor)[
                 "intervals"
             ]
-        return base, out
+        return base, out, elasticity
 
 
 def _record(case: dict, base: dict, intervals: dict, measured: dict[str, list[float]],
-            keys: dict[str, str]) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per (config, key): the point, the bounds, the measured values."""
+            keys: dict[str, str], elasticity: dict[str, float],
+            ) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per (config, key): the point, the bounds, the measured values, the
+    point's prefill elasticity."""
     rows = []
     for config, iv in intervals.items():
         for key, dotted in keys.items():
@@ -152,7 +184,8 @@ def _record(case: dict, base: dict, intervals: dict, measured: dict[str, list[fl
             if not values or leaf is None or leaf["lo"] is None or point in (None, 0):
                 continue
             rows.append({**case, "config": config, "key": key, "point": point,
-                         "lo": leaf["lo"], "hi": leaf["hi"], "measured": values})  # fmt: skip
+                         "lo": leaf["lo"], "hi": leaf["hi"], "measured": values,
+                         "prefill_elasticity": elasticity.get(dotted)})  # fmt: skip
     return rows
 
 
@@ -189,12 +222,13 @@ def live_cases(live: Path, work: Path, predict: Predictor) -> list[dict[str, Any
             if prefix_file.is_file():
                 prefix = load_trace(prefix_file, hash_block_size_tokens=scenario.engine.block_size)
                 trace = attach_prefix_ids(trace, prefix, str(benches[0]))
-            base, intervals = predict(scenario, trace, tuple(CONFIGS), first.max_concurrency,
-                                      predict.error("cpu", session))  # fmt: skip
+            base, intervals, elasticity = predict(
+                scenario, trace, predict.configs(CONFIGS), first.max_concurrency,
+                predict.error("cpu", session))  # fmt: skip
             case = {"source": "live", "session": session, "case": run,
                     "overloaded": run in report.OVERLOADED,
                     "noise": estimate is not None}  # fmt: skip
-            rows += _record(case, base, intervals, measured, LIVE_KEYS)
+            rows += _record(case, base, intervals, measured, LIVE_KEYS, elasticity)
             print(f"live {session} {run}: {len(benches)} repeats", file=sys.stderr)  # noqa: T201
     return rows
 
@@ -206,12 +240,13 @@ def gpu_cases(shared: Path, predict: Predictor) -> list[dict[str, Any]]:
     for label, calibration, raw, trace, measured in report.gpu_cases(shared):
         scenario = validate_scenario(raw, "gpu-validation")
         error = predict.error("gpu", f"gpu-llmservingsim:{label}")
-        base, intervals = predict(scenario, trace, GPU_CONFIGS, None, error)
+        base, intervals, elasticity = predict(scenario, trace, predict.configs(GPU_CONFIGS),
+                                              None, error)  # fmt: skip
         case = {"source": "gpu-llmservingsim", "session": calibration, "case": label,
                 "overloaded": True, "noise": False}  # fmt: skip
         values = {f"{m}_{s}": [float(np.percentile(v.dropna(), q))]
                   for m, v in measured.items() for s, q in (("p50", 50), ("p99", 99))}  # fmt: skip
-        rows += _record(case, base, intervals, values, keys)
+        rows += _record(case, base, intervals, values, keys, elasticity)
         print(f"gpu {label} {calibration}", file=sys.stderr)  # noqa: T201
     return rows
 
@@ -232,8 +267,9 @@ def apex_cases(shared: Path, predict: Predictor) -> list[dict[str, Any]]:
             continue
         tp, _ = apex.PLANS[run.parallel]
         scenario, trace = apex.scenario_and_trace(requests, tp)
-        base, intervals = predict(scenario, trace, GPU_CONFIGS, None,
-                                  predict.error("gpu", f"gpu-apex:TP{tp}"))  # fmt: skip
+        error = predict.error("gpu", f"gpu-apex:TP{tp}")
+        base, intervals, elasticity = predict(scenario, trace, predict.configs(GPU_CONFIGS),
+                                              None, error)  # fmt: skip
         point = apex.predict(requests, tp)  # TPOT token-weighted, as APEX+ measured it
         measured = {"ttft_mean": [run.ttft_mean_s], "tpot_mean": [run.tpot_mean_s],
                     "e2e_mean": [run.latency_sum_s / len(requests)]}  # fmt: skip
@@ -246,7 +282,7 @@ def apex_cases(shared: Path, predict: Predictor) -> list[dict[str, Any]]:
         case = {"source": "gpu-apex", "session": f"TP{tp}", "case": run.file,
                 "overloaded": False, "noise": False}  # fmt: skip
         keys = {f"{m}_mean": f"latency_s.{m}.mean" for m in ("ttft", "tpot", "e2e")}
-        rows += _record(case, base, intervals, measured, keys)
+        rows += _record(case, base, intervals, measured, keys, elasticity)
         print(f"apex {run.file}", file=sys.stderr)  # noqa: T201
     return rows
 
@@ -322,11 +358,18 @@ def main() -> None:
     ap.add_argument("--model-error", choices=("leave-out", "shipped"), default="leave-out",
                     help="σ of the model_error/drift sources: each case's leave-one-group-out "
                     "fit (out of sample) or the shipped fit")  # fmt: skip
+    ap.add_argument("--configs", default=",".join(CONFIGS),
+                    help="comma-separated source sets to compute (default: all of "
+                    f"{', '.join(CONFIGS)}); validation/fit_model_error.py needs "
+                    "'as measured' alone")  # fmt: skip
     args = ap.parse_args()
+    only = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    if not only or set(only) - set(CONFIGS):
+        ap.error(f"--configs {args.configs!r}: choose from {', '.join(CONFIGS)}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        predict = Predictor(work, args.replications, args.jobs, args.model_error)
+        predict = Predictor(work, args.replications, args.jobs, args.model_error, only)
         rows: list[dict[str, Any]] = []
         if args.only in ("live", "all"):
             rows += live_cases(REPO / "validation" / "live", work, predict)
@@ -338,7 +381,8 @@ def main() -> None:
     result = {
         "level": LEVEL,
         "replications": args.replications,
-        "configs": {k: list(v) for k, v in CONFIGS.items()},
+        "configs": {k: list(v) for k, v in CONFIGS.items() if k in only},
+        "prefill_step": PREFILL_STEP,
         "model_error": args.model_error,
         "wall_s": time.perf_counter() - started,
         "coverage": table.to_dict(orient="records"),

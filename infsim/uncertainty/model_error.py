@@ -1,9 +1,12 @@
 """The model's own error and the host's slow drift: two sources fitted to validation data.
 
-    model_error  one price factor on the whole step (every op class alike) and one on the
-                 API server's costs (`frontend`: request path and streaming) per replication,
+    model_error  one price factor on the whole step (every op class alike) and one on its
+                 prefill part (`OpMultipliers.prefill`: the prefill rows' share of the dense
+                 work and their attention, `infsim.cost.perturb`) per replication,
                  log-normal with median 1 and σ fitted to the out-of-sample residuals of
-                 infsim's predictions against measured runs (`validation/fit_model_error.py`)
+                 infsim's predictions against measured runs (`validation/fit_model_error.py`:
+                 the step factor to TPOT's, the prefill factor to the TTFT-only residual,
+                 TTFT's minus TPOT's, over how much the factor moves them)
     drift        one speed factor per replication on the step and the API server alike,
                  log-normal with median 1 and σ from the repeat-to-repeat spread of the same
                  live run (the machine's slow drift over minutes, which the sub-second
@@ -31,16 +34,17 @@ from scipy import stats
 from infsim.errors import InputError
 
 FIT_FILE = Path(__file__).with_name("model_error.json")
-FACTORS = ("step", "host", "drift")
+FACTORS = ("step", "prefill", "drift")
 
 
 @dataclass(frozen=True)
 class ModelError:
-    """log-σ of the per-replication factors: `step` (every op class), `host` (the API
-    server's costs), `drift` (both alike); `origin` says which fit they come from."""
+    """log-σ of the per-replication factors: `step` (every op class), `prefill` (the
+    prefill part of a step), `drift` (the step and the API server alike); `origin` says
+    which fit they come from."""
 
     step: float
-    host: float
+    prefill: float
     drift: float
     origin: str = ""
 
@@ -59,7 +63,7 @@ class ModelError:
             return cls(*(float(data[name]["sigma"]) for name in FACTORS), origin=origin)
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(
-                f"model error fit {origin}: expected {{step, host, drift}} each with a "
+                f"model error fit {origin}: expected {{step, prefill, drift}} each with a "
                 f"numeric 'sigma' ({type(err).__name__}: {err}); regenerate it with "
                 "`python validation/fit_model_error.py`"
             ) from err
@@ -117,8 +121,9 @@ def for_resolved(resolved: Any) -> ModelError:
 
 
 def draw_model_error(error: ModelError, rng: np.random.Generator) -> tuple[float, float]:
-    """(step, host) factors of one replication, log-normal with median 1."""
-    return float(np.exp(rng.normal(0.0, error.step))), float(np.exp(rng.normal(0.0, error.host)))
+    """(step, prefill) factors of one replication, log-normal with median 1."""
+    step = float(np.exp(rng.normal(0.0, error.step)))
+    return step, float(np.exp(rng.normal(0.0, error.prefill)))
 
 
 def draw_drift(error: ModelError, rng: np.random.Generator) -> float:

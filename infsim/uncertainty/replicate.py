@@ -77,7 +77,7 @@ class ReplicationTask:
                 "parent": self.parent_key}  # fmt: skip
         if self.variant is None and set(FITTED) & set(self.sources):  # (else as before)
             e = self.model_error
-            data["model_error"] = None if e is None else [e.step, e.host, e.drift]
+            data["model_error"] = None if e is None else [e.step, e.prefill, e.drift]
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -134,22 +134,24 @@ def _fitted_factors(
     task: ReplicationTask, resolved: Any, multipliers: OpMultipliers | None
 ) -> tuple[OpMultipliers | None, Any]:
     """The `model_error` and `drift` draws applied: every op class's multiplier times the
-    step factor, the API server's costs (`frontend`) times the host factor, both times the
-    drift factor. One draw per replication, from the sources' own streams."""
+    step factor, the prefill part's (`OpMultipliers.prefill`) times the prefill factor,
+    the step and the API server's costs (`frontend`) times the drift factor. One draw per
+    replication, from the sources' own streams."""
     from infsim.uncertainty.model_error import for_resolved
 
     error = task.model_error or for_resolved(resolved)
     seed, i = task.scenario.seed, task.index
-    step = host = 1.0
+    step = prefill = host = 1.0
     if "model_error" in task.sources:
-        step, host = draw_model_error(
+        step, prefill = draw_model_error(
             error, np.random.default_rng(derived_seed(seed, i, "model_error"))
         )
     if "drift" in task.sources:
-        speed = draw_drift(error, np.random.default_rng(derived_seed(seed, i, "drift")))
-        step, host = step * speed, host * speed
+        host = draw_drift(error, np.random.default_rng(derived_seed(seed, i, "drift")))
+        step *= host
     base = multipliers or OpMultipliers()
-    multipliers = OpMultipliers(**{c: getattr(base, c) * step for c in OP_CLASSES})
+    multipliers = OpMultipliers(**{c: getattr(base, c) * step for c in OP_CLASSES},
+                                prefill=base.prefill * prefill)  # fmt: skip
     scenario = resolved.scenario
     front = scenario.frontend.model_copy(
         update={name: getattr(scenario.frontend, name) * host for name in _FRONTEND_COSTS}

@@ -10,7 +10,7 @@
                  (`infsim.cost.perturb`: dense, attention, lm_head, overhead) per
                  replication, log-normal with median 1 and the class's σ (below)
     model_error  the model's own error, fitted to out-of-sample validation residuals: one
-                 factor on the whole step and one on the API server per replication
+                 factor on the whole step and one on its prefill part per replication
                  (`model_error.py`)
     drift        the host's slow drift: one speed factor per replication, σ from the
                  repeat-to-repeat spread of live runs (`model_error.py`)
@@ -160,10 +160,11 @@ def methods(
     if "model_error" in sources and error is not None:
         out["model_error"] = {
             "enabled": True,
-            "method": "one log-normal factor (median 1) on the whole step and one on the API "
-            f"server's costs per replication, σ step {error.step:.3f}, host {error.host:.3f}, "
-            f"fitted to out-of-sample validation residuals ({error.origin})",
-            "sigma": {"step": error.step, "host": error.host},
+            "method": "one log-normal factor (median 1) on the whole step and one on its "
+            f"prefill part per replication, σ step {error.step:.3f}, prefill "
+            f"{error.prefill:.3f}, fitted to out-of-sample validation residuals "
+            f"({error.origin})",
+            "sigma": {"step": error.step, "prefill": error.prefill},
         }
     if "drift" in sources and error is not None:
         out["drift"] = {

@@ -46,35 +46,89 @@ def test_fit_takes_out_the_measurement_noise_and_counts_a_bias_as_spread() -> No
         fit_sigma([0.1])
 
 
+def _cases(step, ttft_only, e_ttft, e_tpot, session_of=lambda i: f"s{i % 3}"):
+    """Coverage-file rows with one measured value per case (no repeat noise to take out)."""
+    cases = []
+    for i in range(len(step)):
+        for key, ratio, e in (
+            ("tpot_p50", np.exp(step[i]), e_tpot[i]),
+            ("ttft_p50", np.exp(step[i] + ttft_only[i]), e_ttft[i]),
+        ):
+            cases.append(
+                {
+                    "source": "live",
+                    "session": session_of(i),
+                    "case": f"c{i}",
+                    "config": "as measured",
+                    "key": key,
+                    "point": 1.0,
+                    "measured": [float(ratio)],
+                    "prefill_elasticity": float(e),
+                }
+            )
+    return cases  # fmt: skip
+
+
 def test_fit_script_recovers_known_residuals(tmp_path: Path) -> None:
+    """The TTFT-only residual over its prefill elasticity sizes the prefill factor; cases
+    where the factor barely moves TTFT apart from TPOT are left out of that fit; the step
+    loses what the prefill factor draws on TPOT."""
     import fit_model_error
 
     rng = np.random.default_rng(9)
-    step, host = rng.normal(0, 0.1, 60), rng.normal(0, 0.2, 60)
-    cases = []
-    for i in range(60):  # one measured value per case: no repeat noise to take out
-        for key, ratio in (("tpot_p50", np.exp(step[i])), ("ttft_p50", np.exp(step[i] + host[i]))):
-            cases.append({"source": "live", "session": f"s{i % 3}", "case": f"c{i}",
-                          "config": "as measured", "key": key, "point": 1.0,
-                          "measured": [float(ratio)]})  # fmt: skip
-    path = tmp_path / "cov.json"
-    path.write_text(json.dumps({"cases": cases}))
+    step, prefill = rng.normal(0, 0.1, 66), rng.normal(0, 0.2, 66)
+    e_ttft = np.r_[np.full(60, 1.5), np.full(6, 0.3)]  # the last 6: e = 0.05, left out
+    e_tpot = np.full(66, 0.25)
+    ttft_only = (e_ttft - e_tpot) * prefill
+    ttft_only[60:] += 0.9  # huge over e = 0.05: would dominate σ if not left out
+    cases = _cases(step, ttft_only, e_ttft, e_tpot)
     runs = tmp_path / "runs.csv"
     pd.DataFrame({"session": ["s0"] * 4, "run": ["r"] * 4, "server": ["b"] * 4,
                   "p50_tpot_ms": [10.0, 11.0, 9.5, 10.2]}).to_csv(runs, index=False)  # fmt: skip
     res = fit_model_error.residuals(pd.DataFrame(cases))
     fit = fit_model_error.fit_kind(res, fit_model_error.drift_deviations(pd.read_csv(runs)))
-    assert fit["step"]["sigma"] == pytest.approx(np.sqrt(np.mean(step**2)), rel=1e-9)
-    assert fit["host"]["sigma"] == pytest.approx(np.sqrt(np.mean(host**2)), rel=1e-9)
+    sigma_p = np.sqrt(np.mean(prefill[:60] ** 2))
+    assert fit["prefill"]["sigma"] == pytest.approx(sigma_p, rel=1e-9)
+    assert fit["prefill"]["left_out"] == 6
+    expected_step = np.sqrt(np.mean(step**2) - 0.25**2 * sigma_p**2)
+    assert fit["step"]["sigma"] == pytest.approx(expected_step, rel=1e-9)
     assert fit["drift"]["sigma"] > 0
+    assert "host" not in fit
+    no_elasticity = pd.DataFrame(cases).drop(columns="prefill_elasticity")
+    with pytest.raises(SystemExit, match="prefill_elasticity"):
+        fit_model_error.residuals(no_elasticity)
+
+
+def test_leave_one_group_out_fits_leave_the_group_out(tmp_path: Path) -> None:
+    import fit_model_error
+
+    rng = np.random.default_rng(10)
+    step, prefill = rng.normal(0, 0.05, 30), rng.normal(0, 0.1, 30)
+    prefill[:10] *= 5  # session s0's prefill error is far larger
+    e = np.ones(30)
+    cases = _cases(step, prefill, 1 + e, e, session_of=lambda i: f"s{i // 10}")
+    cov = tmp_path / "cov.json"
+    cov.write_text(json.dumps({"cases": cases, "replications": 0, "level": 0.9}))
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame({"session": ["s0"] * 4, "run": ["r"] * 4, "server": ["b"] * 4,
+                  "p50_tpot_ms": [10.0, 11.0, 9.5, 10.2]}).to_csv(runs, index=False)  # fmt: skip
+    shipped_fit, leave_out = fit_model_error.fit(cov, runs)
+    cpu = leave_out["groups"]["cpu"]
+    assert cpu["s0"]["prefill"]["sigma"] == pytest.approx(
+        np.sqrt(np.mean(prefill[10:] ** 2)), rel=1e-3
+    )
+    assert cpu["s0"]["prefill"]["sigma"] < shipped_fit["groups"]["cpu"]["prefill"]["sigma"]
+    assert ModelError.from_dict(cpu["s1"], "t").prefill > cpu["s0"]["prefill"]["sigma"]
 
 
 # -- the shipped data -------------------------------------------------------------------
 def test_shipped_fit_is_read_per_device_kind_with_a_fallback() -> None:
     data = json.loads(me.FIT_FILE.read_text())
     cpu = me.shipped("cpu")
-    assert cpu.step == data["groups"]["cpu"]["step"]["sigma"] > 0
+    assert cpu.step == data["groups"]["cpu"]["step"]["sigma"] >= 0
     assert cpu.drift > 0
+    assert cpu.prefill == data["groups"]["cpu"]["prefill"]["sigma"] > 0
+    assert me.shipped("gpu").prefill == data["groups"]["gpu"]["prefill"]["sigma"] > 0
     assert me.shipped("gpu").drift == 0.0  # single-run residuals: no separate drift
     other = me.shipped("tpu")
     assert other.step == data["fallback"]["step"]["sigma"]
@@ -132,6 +186,25 @@ def test_model_error_moves_a_replication_and_zero_sigma_does_not() -> None:
     assert _run(_task(("speed_noise", "model_error"), ModelError(0.3, 0.3, 0))) == moved
 
 
+def test_the_prefill_factor_reaches_the_cost_hook_and_moves_ttft_more_than_tpot() -> None:
+    from infsim.uncertainty.replicate import _fitted_factors, derived_seed
+
+    task = _task(("model_error",), ModelError(0.0, 0.4, 0.0), index=3)
+    resolved, _ = api.prepare(task.scenario, TINY_LLAMA.parent)
+    multipliers, _ = _fitted_factors(task, resolved, None)
+    rng = np.random.default_rng(derived_seed(task.scenario.seed, 3, "model_error"))
+    _, prefill = draw_model_error(task.model_error, rng)
+    assert prefill != 1.0
+    assert multipliers.prefill == prefill
+    assert (multipliers.dense, multipliers.attention, multipliers.overhead) == (1.0, 1.0, 1.0)
+    plain = json.loads(_run(_task(("speed_noise",))))["latency_s"]
+    moved = json.loads(_run(task))["latency_s"]
+    ttft = abs(np.log(moved["ttft"]["p50"] / plain["ttft"]["p50"]))
+    tpot = abs(np.log(moved["tpot"]["p50"] / plain["tpot"]["p50"]))
+    assert ttft > 0.05
+    assert ttft > 2 * tpot
+
+
 def test_keys_and_summary_unchanged_without_the_fitted_sources() -> None:
     off = ("workload", "cost_model")
     assert _task(off).key == _task(off, ModelError(0.1, 0.1, 0.1)).key
@@ -143,7 +216,10 @@ def test_keys_and_summary_unchanged_without_the_fitted_sources() -> None:
     old = uncertainty_sections(spec, resolved, base, IntervalOptions(3, 0.9, off))["intervals"]
     assert set(old["sources"]) == {"workload", "speed_noise", "cost_model"}
     new = uncertainty_sections(spec, resolved, base, IntervalOptions(3, 0.9, SOURCES))["intervals"]
-    assert new["sources"]["model_error"]["sigma"]["step"] == me.shipped("cpu").step
+    assert new["sources"]["model_error"]["sigma"] == {
+        "step": me.shipped("cpu").step,
+        "prefill": me.shipped("cpu").prefill,
+    }
     assert new["sources"]["drift"]["enabled"]
 
 
