@@ -20,6 +20,12 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
+
+NO_BLOCKS = np.empty(0, dtype=np.intp)
+"""The block table of a request holding no blocks (shared, never written: a pool gives a
+request its own array when it first allocates)."""
+
 
 class Status(enum.IntEnum):
     """Lifecycle: WAITING → RUNNING ⇄ (preempted) WAITING → FINISHED, or REJECTED, or
@@ -43,8 +49,8 @@ class RequestState:
 
     __slots__ = (
         "arrival_s",
-        "block_ids",
         "block_keys",
+        "block_table",
         "finish_s",
         "first_scheduled_s",
         "first_token_s",
@@ -96,9 +102,10 @@ class RequestState:
         self.finish_s = UNSET_S
         self.reject_reason = ""
         # KV bookkeeping owned by the KV manager: the number of blocks held (always),
-        # their ids (prefix caching only) and how many leading ones are registered.
+        # their ids (prefix caching only: the first num_blocks entries of block_table, an
+        # array with room to grow) and how many leading ones are registered.
         self.num_blocks = 0
-        self.block_ids: list[int] = []
+        self.block_table: np.ndarray | list[int] = NO_BLOCKS
         self.num_cached_blocks = 0
 
     def retry_from_scratch(self) -> None:
@@ -110,6 +117,12 @@ class RequestState:
         self.num_output_done = 0
         self.first_token_s = UNSET_S
         self.last_emit_s = UNSET_S
+
+    @property
+    def block_ids(self) -> list[int]:
+        """Ids of the KV blocks held, in token order (prefix caching; [] otherwise)."""
+        held = self.block_table[: self.num_blocks]
+        return held if isinstance(held, list) else held.tolist()
 
     @property
     def num_tokens(self) -> int:

@@ -27,6 +27,8 @@ class PrefixMatch:
     """Result of a prefix-cache lookup: leading cached blocks and the tokens they hold."""
 
     block_ids: list[int] = field(default_factory=list)
+    blocks: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The same ids as an array, when the pool has them so (saves converting them back)."""
 
     def num_tokens(self, block_size: int) -> int:
         return len(self.block_ids) * block_size

@@ -17,9 +17,44 @@ counters), so keys are deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 import numpy as np
 
 _POSITION_BITS = 24
+
+
+class BlockKeys(Sequence[int]):
+    """A request's block keys: a read-only sequence of ints (what routers and tests read)
+    kept as one int64 array (`array`), so the prefix-caching pool slices keys without
+    converting Python ints, and a long prompt's keys take 8 bytes each rather than a list
+    of Python ints (~40 bytes each)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index):  # int -> int, slice -> list of ints
+        if isinstance(index, slice):
+            return self.array[index].tolist()
+        return int(self.array[index])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.array.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BlockKeys):
+            return np.array_equal(self.array, other.array)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-by-reference, as a list
+
+    def __repr__(self) -> str:
+        return f"BlockKeys({self.array.tolist()!r})"
 
 
 class BlockKeyer:
@@ -30,7 +65,7 @@ class BlockKeyer:
         self.block_size = block_size
         self._chains: dict[tuple[int, int], int] = {}
 
-    def keys(self, hash_ids: list[int], num_tokens: int) -> list[int] | None:
+    def keys(self, hash_ids: list[int], num_tokens: int) -> BlockKeys | None:
         """Keys of the engine blocks fully described by `hash_ids` within `num_tokens`."""
         if not hash_ids:
             return None
@@ -46,4 +81,4 @@ class BlockKeyer:
             return None
         j = np.arange(num_blocks, dtype=np.int64)
         last = ((j + 1) * self.block_size - 1) // self.hash_block_size_tokens
-        return ((chain_ids[last] << _POSITION_BITS) | j).tolist()
+        return BlockKeys((chain_ids[last] << _POSITION_BITS) | j)

@@ -42,6 +42,16 @@ of the array, or holes outnumber live entries, the live entries move to the fron
 order of the live entries is exactly the LRU order of the per-block queue, so block ids,
 evictions and registrations are those of the per-block pool (tests/kvcache keeps that
 pool as the oracle of a property test). Keys must be non-negative integers below 2**63.
+
+Eviction is lazy: a block's slot in the key map (`_slot[b]`, -1 when it holds no key) is
+the truth, and a map entry is valid only if its block points back at it
+(`_slot[_pages[s]] == s`). Evicting a run of blocks is then one scatter (`_slot[run] = -1`)
+and leaves stale entries behind, which lookups ignore and registrations overwrite. A row
+whose entries are all stale keeps its page until the free rows run out; then the rows
+are swept (`_reclaim_rows`, amortised: one pass over the map per exhausted free list).
+A request's block ids are the first `num_blocks` entries of its `block_table` array, and
+a trace's keys come as arrays (`BlockKeys.array`), so no operation converts between
+Python lists and arrays per block.
 """
 
 from __future__ import annotations
@@ -50,13 +60,21 @@ from itertools import pairwise
 
 import numpy as np
 
-from infsim.core.request import RequestState
+from infsim.core.request import NO_BLOCKS, RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch
 
-_NO_KEY = -1
 _PAGE_BITS = 5  # keys per page of `cached`: 32, a Mooncake hash block of 16-token blocks
 _OFFSET = (1 << _PAGE_BITS) - 1
 _LOW_BITS = (1 << 24) - 1  # BlockKeyer puts the block position here (see hashing.py)
+_NO_PAGE = -1  # _row_page of a row no page has
+
+
+def _key_array(keys: list[int], start: int, stop: int) -> np.ndarray:
+    """keys[start:stop] as an int64 array (a view when the keys carry one)."""
+    array = getattr(keys, "array", None)
+    if array is not None:
+        return array[start:stop]
+    return np.array(keys[start:stop], dtype=np.int64)
 
 
 class PrefixCachingKV:
@@ -70,16 +88,17 @@ class PrefixCachingKV:
         self.num_total_blocks = n
         self.block_size = block_size
         self._ref = np.zeros(n, dtype=np.int32)
-        self._key = np.full(n, _NO_KEY, dtype=np.int64)
-        # cached, paged: page (key >> 5) -> row; _pages[row << 5 | key & 31] = block or -1. Row 0
-        # is never a page's, so a page without a row reads -1 there.
+        # _slot[b]: where block b's key is in _pages, -1 when b holds no key; _slot[n] = -1
+        # is read for the map's "no block" entries (-1).
+        self._slot = np.full(n + 1, -1, dtype=np.intp)
+        # cached, paged: page (key >> 5) -> row; _pages[row << 5 | key & 31] = block (valid
+        # when that block's _slot points back). Row 0 is never a page's, so a page without
+        # a row reads -1 there.
         num_rows = 1 + max(8, n // 16)
         self._page_row: dict[int, int] = {}
         self._pages = np.full(num_rows << _PAGE_BITS, -1, dtype=np.int32)  # flat rows
-        self._row_page = [0] * num_rows
-        self._row_live = [0] * num_rows  # keys cached in the row
+        self._row_page = [_NO_PAGE] * num_rows
         self._free_rows = list(range(num_rows - 1, 0, -1))
-        self._block_slot = np.zeros(n, dtype=np.intp)  # where a cached block is in _pages
         self._num_cached = 0
         # Room for every block twice: compacting leaves at most n live entries and a push
         # never adds more than n - live, so one compaction always makes room.
@@ -105,11 +124,17 @@ class PrefixCachingKV:
     def num_cached_blocks(self) -> int:
         return self._num_cached
 
+    def _keys_of(self, blocks: np.ndarray) -> np.ndarray:
+        """Key of each cached block in `blocks`."""
+        slots = self._slot[blocks]
+        pages = np.array(self._row_page, dtype=np.int64)[slots >> _PAGE_BITS]
+        return (pages << _PAGE_BITS) | (slots & _OFFSET)
+
     @property
     def cached(self) -> dict[int, int]:
         """Key -> block id of every cached block (a copy, in block id order)."""
-        blocks = np.flatnonzero(self._key != _NO_KEY)
-        return dict(zip(self._key[blocks].tolist(), blocks.tolist(), strict=True))
+        blocks = np.flatnonzero(self._slot[:-1] >= 0)
+        return dict(zip(self._keys_of(blocks).tolist(), blocks.tolist(), strict=True))
 
     @property
     def free_queue(self) -> list[int]:
@@ -124,7 +149,11 @@ class PrefixCachingKV:
 
     @property
     def block_key(self) -> list[int | None]:
-        return [None if k == _NO_KEY else k for k in self._key.tolist()]
+        keys: list[int | None] = [None] * self.num_total_blocks
+        blocks = np.flatnonzero(self._slot[:-1] >= 0)
+        for b, key in zip(blocks.tolist(), self._keys_of(blocks).tolist(), strict=True):
+            keys[b] = key
+        return keys
 
     # -- queries --------------------------------------------------------------------
     def num_free_blocks_for_run(self, running: list[RequestState], num_steps: int) -> int:
@@ -141,16 +170,17 @@ class PrefixCachingKV:
           the free blocks queued before the first such block.
         """
         span = -(-num_steps // self.block_size) + 1  # blocks a request may fill in the run
-        pending: list[int] = []
+        pending: list[np.ndarray] = []
         for r in running:
             keys, start = r.block_keys, r.num_cached_blocks
             if keys and len(keys) > start:
-                pending.extend(keys[start : start + span])
+                pending.append(_key_array(keys, start, start + span))
         if not pending:
             return self._num_free
-        if len(set(pending)) < len(pending):
+        keys = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        if len(keys) > 1 and len(np.unique(keys)) < len(keys):
             return 0
-        held = self._find(np.array(pending, dtype=np.int64))
+        held = self._find(keys)
         held = held[held >= 0]
         evictable = held[self._ref[held] == 0]
         if not len(evictable):
@@ -173,23 +203,25 @@ class PrefixCachingKV:
             return NO_MATCH
         max_blocks = min(len(keys), (req.num_tokens - 1) // self.block_size)
         hits = self._cached_prefix(keys, max_blocks)
-        return PrefixMatch(hits) if hits else NO_MATCH
+        return PrefixMatch(hits.tolist(), hits) if len(hits) else NO_MATCH
 
-    def _cached_prefix(self, keys: list[int], limit: int) -> list[int]:
+    def _cached_prefix(self, keys: list[int], limit: int) -> np.ndarray:
         """Blocks of the leading cached keys among keys[:limit], looked up in growing
         chunks (a miss usually comes early; a long hit costs few calls)."""
-        hits: list[int] = []
+        hits: list[np.ndarray] = []
         i, chunk = 0, 16
         while i < limit:
             j = min(limit, i + chunk)
-            found = self._find(np.array(keys[i:j], dtype=np.int64))
+            found = self._find(_key_array(keys, i, j))
             miss = (found < 0).nonzero()[0]
             if len(miss):
-                hits.extend(found[: miss[0]].tolist())
+                hits.append(found[: miss[0]])
                 break
-            hits.extend(found.tolist())
+            hits.append(found)
             i, chunk = j, chunk * 4
-        return hits
+        if not hits:
+            return NO_BLOCKS
+        return hits[0] if len(hits) == 1 else np.concatenate(hits)
 
     # -- allocation -----------------------------------------------------------------
     def allocate(
@@ -207,53 +239,63 @@ class PrefixCachingKV:
         are too few. Lookahead slots (speculative drafts, which may be rejected) get
         blocks but are not cached, as vLLM caches up to `request.num_tokens` only.
         """
-        hits = match.block_ids
+        num_hits = len(match.block_ids)
         bs = self.block_size
-        held = req.block_ids
-        num_computed = req.num_computed_tokens + len(hits) * bs
+        num_held = req.num_blocks
+        num_computed = req.num_computed_tokens + num_hits * bs
         end = num_computed + num_new_tokens + num_lookahead_tokens
-        need = -(-end // bs) - len(held) - len(hits)
-        if hits:
-            hit_arr = np.array(hits, dtype=np.intp)
-            idle = hit_arr[self._ref[hit_arr] == 0]
+        need = -(-end // bs) - num_held - num_hits
+        if num_hits:
+            hits = match.blocks
+            if hits is None:
+                hits = np.array(match.block_ids, dtype=np.intp)
+            idle = hits[self._ref[hits] == 0]
             if need > self._num_free - len(idle):
                 return False
-            self._ref[hit_arr] += 1  # hit blocks are distinct (distinct keys)
+            self._ref[hits] += 1  # hit blocks are distinct (distinct keys)
             if len(idle):  # touch: they leave the free queue, leaving holes
                 self._pos[idle] = -1
                 self._num_free -= len(idle)
                 self._num_holes += len(idle)
                 if self._num_holes > max(self.min_compact_holes, self._num_free):
                     self._compact()
-            held.extend(hits)
         elif need > self._num_free:
             return False
+        total = num_held + num_hits + max(need, 0)
+        table = req.block_table
+        if len(table) < total:  # room for the request's whole life, or twice what it has
+            life = -(-(req.num_prompt_tokens + req.num_output_tokens) // bs)
+            grown = np.empty(max(total, life, 2 * len(table)), dtype=np.intp)
+            grown[:num_held] = table[:num_held]
+            req.block_table = table = grown
+        if num_hits:
+            table[num_held : num_held + num_hits] = hits
         if need > 0:
-            held.extend(self._pop_free(need))
-        req.num_blocks = len(held)
+            table[num_held + num_hits : total] = self._pop_free(need)
+        req.num_blocks = total
         if not req.num_cached_blocks:
-            req.num_cached_blocks = len(hits)
+            req.num_cached_blocks = num_hits
         if req.block_keys:
             self._cache_full_blocks(req, num_computed + num_new_tokens)
         return True
 
     def free(self, req: RequestState) -> None:
-        held = req.block_ids
-        if len(held) == 1:
-            b = held[0]
+        num = req.num_blocks
+        if num == 1:
+            b = req.block_table[0]
             self._ref[b] -= 1
             if not self._ref[b]:
-                self._push(np.array(held, dtype=np.intp))
-        elif held:
-            blocks = np.fromiter(reversed(held), dtype=np.intp, count=len(held))
+                self._push(req.block_table[:1])
+        elif num:
+            blocks = req.block_table[num - 1 :: -1]
             ref = self._ref
             ref[blocks] -= 1  # a request holds a block once
             self._push(blocks[ref[blocks] == 0])
-        req.block_ids = []
+        req.block_table = NO_BLOCKS
         req.num_blocks = 0
         req.num_cached_blocks = 0
 
-    def _pop_free(self, num: int) -> list[int]:
+    def _pop_free(self, num: int) -> np.ndarray:
         """Take `num` blocks from the head of the free queue, evicting their keys."""
         queue, pos, head = self._queue, self._pos, self._head
         if not self._num_holes:
@@ -277,12 +319,13 @@ class PrefixCachingKV:
         pos[blocks] = -1
         self._num_free -= num
         self._ref[blocks] = 1
-        taken_ids = blocks.tolist()
-        keys = self._key[blocks]
-        keyed = (keys != _NO_KEY).nonzero()[0]
-        if len(keyed):
-            self._uncache(blocks[keyed] if len(keyed) < num else blocks)
-        return taken_ids
+        if self._num_cached:  # evict: the blocks' map entries go stale
+            evicted = int(np.count_nonzero(self._slot[blocks] >= 0))
+            if evicted:
+                self._slot[blocks] = -1
+                self._num_cached -= evicted
+                self.num_evictions += evicted
+        return blocks
 
     def _push(self, blocks: np.ndarray) -> None:
         """Append `blocks` (ref count 0, in order) at the tail of the free queue."""
@@ -323,33 +366,35 @@ class PrefixCachingKV:
         if num_full <= start:
             return
         req.num_cached_blocks = num_full
+        table = req.block_table
         if num_full - start == 1:
             key = keys[start]
             if self._find_one(key) < 0:
-                self._insert_one(key, req.block_ids[start])
+                self._insert_one(key, int(table[start]))
             return
-        key_arr = np.array(keys[start:num_full], dtype=np.int64)
+        key_arr = _key_array(keys, start, num_full)
         positions = key_arr & _LOW_BITS
         if np.count_nonzero(positions[1:] <= positions[:-1]):  # keys may repeat: one by one
-            blocks = req.block_ids[start:num_full]
-            for key, block in zip(keys[start:num_full], blocks, strict=True):
+            for key, block in zip(keys[start:num_full], table[start:num_full].tolist(),
+                                  strict=True):  # fmt: skip
                 if self._find_one(key) < 0:
                     self._insert_one(key, block)
             return
-        block_arr = np.array(req.block_ids[start:num_full], dtype=np.intp)
+        block_arr = table[start:num_full]
         pages, offsets = key_arr >> _PAGE_BITS, key_arr & _OFFSET
         rows, run_rows, run_pages, lengths = self._rows(pages)
         if any(run_rows):  # some pages are in use: are some keys cached already?
-            found = self._pages[(rows << _PAGE_BITS) | offsets]
-            if np.count_nonzero(found >= 0):  # yes: register the others only
-                new = (found < 0).nonzero()[0]
+            slots = (rows << _PAGE_BITS) | offsets
+            found = self._slot[self._pages[slots]] == slots
+            if np.count_nonzero(found):  # yes: register the others only
+                new = (~found).nonzero()[0]
                 if len(new):
                     self._insert(key_arr[new], block_arr[new])
                 return
         if 0 in run_rows:  # pages without a row yet
-            run_rows = [r or self._row_of(p) for r, p in zip(run_rows, run_pages, strict=True)]
+            run_rows = self._assign_rows(run_rows, run_pages)
             rows = run_rows[0] if len(run_rows) == 1 else np.repeat(run_rows, lengths)
-        self._add(rows, offsets, block_arr, key_arr, run_rows, lengths)
+        self._add((rows << _PAGE_BITS) | offsets, block_arr)
 
     # -- the paged key -> block map ---------------------------------------------------
     def _rows(self, pages: np.ndarray) -> tuple[np.ndarray | int, list, list, list]:
@@ -368,85 +413,75 @@ class PrefixCachingKV:
         rows = np.repeat(run_rows, lengths) if any(run_rows) else 0
         return rows, run_rows, run_pages, lengths
 
-    def _row_of(self, page: int) -> int:
-        """The page's row, given one from the free list if it has none."""
-        row = self._page_row.get(page)
-        if row is None:
-            if not self._free_rows:
-                self._grow_rows()
-            row = self._free_rows.pop()
-            self._page_row[page] = row
-            self._row_page[row] = page
-        return row
+    def _assign_rows(self, run_rows: list[int], run_pages: list[int]) -> list[int]:
+        """`run_rows` with a row for each page that has none (0), from the free list.
+        Rows are reclaimed before any is given (so a row given here is never one whose
+        entries are still to be written), and then every page's row is looked up again:
+        a row of `run_rows` whose entries were all stale may have been reclaimed."""
+        missing = run_rows.count(0)
+        if missing > len(self._free_rows):
+            self._reclaim_rows(len(run_rows))
+            run_rows = [0] * len(run_rows)
+        free, page_row, row_page = self._free_rows, self._page_row, self._row_page
+        rows = []
+        for row, page in zip(run_rows, run_pages, strict=True):
+            if not row:
+                row = page_row.get(page, 0)  # a page may come back in a later run
+                if not row:
+                    row = free.pop()
+                    page_row[page] = row
+                    row_page[row] = page
+            rows.append(row)
+        return rows
 
-    def _grow_rows(self) -> None:
-        old = len(self._pages) >> _PAGE_BITS
-        self._pages = np.concatenate((self._pages, np.full_like(self._pages, -1)))
-        self._row_page.extend([0] * old)
-        self._row_live.extend([0] * old)
-        self._free_rows.extend(range(2 * old - 1, old - 1, -1))
+    def _reclaim_rows(self, needed: int) -> None:
+        """Free the rows whose entries are all stale (their keys were evicted); double
+        the map until at least `needed` rows, and half of them, are free (so a sweep, one
+        pass over the map, comes at most once per as many new rows as it covers)."""
+        num_rows = len(self._pages) >> _PAGE_BITS
+        slots = np.arange(num_rows << _PAGE_BITS).reshape(num_rows, -1)
+        live = (self._slot[self._pages.reshape(num_rows, -1)] == slots).any(axis=1)
+        has_page = np.array(self._row_page) != _NO_PAGE
+        for row in np.flatnonzero(has_page & ~live).tolist():
+            del self._page_row[self._row_page[row]]
+            self._row_page[row] = _NO_PAGE
+            self._free_rows.append(row)
+        while len(self._free_rows) < max(needed, num_rows // 2):
+            self._pages = np.concatenate((self._pages, np.full_like(self._pages, -1)))
+            self._row_page.extend([_NO_PAGE] * num_rows)
+            self._free_rows.extend(range(2 * num_rows - 1, num_rows - 1, -1))
+            num_rows *= 2
+        self._free_rows.sort(reverse=True)  # lowest rows first, whatever was freed
 
     def _find(self, keys: np.ndarray) -> np.ndarray:
         """Block of each key (int64 array), -1 where not cached."""
         rows = self._rows(keys >> _PAGE_BITS)[0]
-        return self._pages[(rows << _PAGE_BITS) | (keys & _OFFSET)]
+        slots = (rows << _PAGE_BITS) | (keys & _OFFSET)
+        found = self._pages[slots]
+        return np.where(self._slot[found] == slots, found, -1)
 
     def _insert(self, keys: np.ndarray, blocks: np.ndarray) -> None:
         """Cache distinct keys that are not cached, on their (unkeyed) blocks."""
         _, run_rows, run_pages, lengths = self._rows(keys >> _PAGE_BITS)
-        run_rows = [r or self._row_of(p) for r, p in zip(run_rows, run_pages, strict=True)]
+        run_rows = self._assign_rows(run_rows, run_pages)
         rows = run_rows[0] if len(run_rows) == 1 else np.repeat(run_rows, lengths)
-        self._add(rows, keys & _OFFSET, blocks, keys, run_rows, lengths)
+        self._add((rows << _PAGE_BITS) | (keys & _OFFSET), blocks)
 
-    def _add(
-        self,
-        rows: np.ndarray | int,
-        offsets: np.ndarray,
-        blocks: np.ndarray,
-        keys: np.ndarray,
-        run_rows: list[int],
-        lengths: list[int],
-    ) -> None:
-        slots = (rows << _PAGE_BITS) | offsets
+    def _add(self, slots: np.ndarray, blocks: np.ndarray) -> None:
         self._pages[slots] = blocks
-        live = self._row_live
-        for row, length in zip(run_rows, lengths, strict=True):
-            live[row] += length
-        self._block_slot[blocks] = slots
-        self._key[blocks] = keys
-        self._num_cached += len(keys)
-
-    def _uncache(self, blocks: np.ndarray) -> None:
-        """Evict the keys of `blocks` (all cached); a row left empty is freed."""
-        slots = self._block_slot[blocks]
-        self._pages[slots] = -1
-        rows = slots >> _PAGE_BITS
-        changes = (rows[1:] != rows[:-1]).nonzero()[0]
-        if len(changes):
-            bounds = [0, *(changes + 1).tolist(), len(rows)]
-            run_rows = rows[bounds[:-1]].tolist()
-            lengths = [b - a for a, b in pairwise(bounds)]
-        else:
-            run_rows, lengths = [int(rows[0])], [len(rows)]
-        live = self._row_live
-        for row, length in zip(run_rows, lengths, strict=True):
-            live[row] -= length
-            if not live[row]:
-                del self._page_row[self._row_page[row]]
-                self._free_rows.append(row)
-        self._key[blocks] = _NO_KEY
-        self._num_cached -= len(blocks)
-        self.num_evictions += len(blocks)
+        self._slot[blocks] = slots
+        self._num_cached += len(blocks)
 
     def _find_one(self, key: int) -> int:
         row = self._page_row.get(key >> _PAGE_BITS, 0)
-        return int(self._pages[row << _PAGE_BITS | key & _OFFSET])
+        slot = row << _PAGE_BITS | key & _OFFSET
+        block = int(self._pages[slot])
+        return block if self._slot[block] == slot else -1
 
     def _insert_one(self, key: int, block: int) -> None:
-        row = self._row_of(key >> _PAGE_BITS)
+        page = key >> _PAGE_BITS
+        row = self._page_row.get(page, 0) or self._assign_rows([0], [page])[0]
         slot = row << _PAGE_BITS | key & _OFFSET
         self._pages[slot] = block
-        self._row_live[row] += 1
-        self._block_slot[block] = slot
-        self._key[block] = key
+        self._slot[block] = slot
         self._num_cached += 1

@@ -120,7 +120,9 @@ class ReferencePrefixCachingKV:
         hits = match.block_ids
         num_computed = req.num_computed_tokens + len(hits) * self.block_size
         end = num_computed + num_new_tokens + num_lookahead_tokens
-        need = cdiv(end, self.block_size) - len(req.block_ids)
+        if not isinstance(req.block_table, list):  # the oracle keeps its blocks in a list
+            req.block_table = []
+        need = cdiv(end, self.block_size) - len(req.block_table)
         need -= len(hits)
         evictable_hits = sum(1 for b in hits if self.ref_cnt[b] == 0)
         if need > len(self.free_queue) - evictable_hits:
@@ -130,10 +132,10 @@ class ReferencePrefixCachingKV:
             if ref_cnt[b] == 0:
                 del self.free_queue[b]
             ref_cnt[b] += 1
-        req.block_ids.extend(hits)
+        req.block_table.extend(hits)
         if need > 0:
-            req.block_ids.extend(self._pop_free(need))
-        req.num_blocks = len(req.block_ids)
+            req.block_table.extend(self._pop_free(need))
+        req.num_blocks = len(req.block_table)
         if not req.num_cached_blocks:
             req.num_cached_blocks = len(hits)
         self._cache_full_blocks(req, num_computed + num_new_tokens)
@@ -145,7 +147,7 @@ class ReferencePrefixCachingKV:
             ref_cnt[b] -= 1
             if not ref_cnt[b]:
                 free_queue[b] = None
-        req.block_ids = []
+        req.block_table = []
         req.num_blocks = 0
         req.num_cached_blocks = 0
 

@@ -4,22 +4,26 @@
 calls) and the per-block oracle `ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py,
 the pool as it was) are driven with the same random sequences of admissions (prefix match +
 allocate), growth (chunks, decode tokens, lookahead slots), frees, run-limit queries and
-router probes. After every operation both must agree on every return value, every
+router probes (half the requests give the fast pool their keys as `BlockKeys` arrays).
+After every operation both must agree on every return value, every
 request's block ids and cached-block count, the free queue in order, ref counts, block
 keys, the cached map and the eviction count. Small pools with shared,
 branching key chains make evictions, touches of free cached blocks, duplicate
-registrations, queue compactions and new rows of the paged key map frequent.
+registrations, queue compactions, stale entries of the paged key map (eviction is lazy) and
+reclaims of its rows frequent.
 """
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH
+from infsim.kvcache.hashing import BlockKeys
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from tests.kvcache.reference_pool import ReferencePrefixCachingKV
 
@@ -67,14 +71,19 @@ def keys_of(spec: tuple) -> list[int] | None:
     return [(root if j < branch else doc) * 1000 + j * stride for j in range(num)]
 
 
-def make(i: int, spec: tuple) -> RequestState:
+def make(i: int, spec: tuple, as_array: bool = False) -> RequestState:
+    """A request of `spec`; `as_array`: its keys as `BlockKeys` (an int64 array, as the
+    trace's keyer makes them) instead of a list."""
+    keys = keys_of(spec)
+    if as_array and keys is not None:
+        keys = BlockKeys(np.array(keys, dtype=np.int64))
     return RequestState(
         index=i,
         request_id=i,
         arrival_s=0.0,
         num_prompt_tokens=spec[0],
         num_output_tokens=spec[1],
-        block_keys=keys_of(spec),
+        block_keys=keys,
     )
 
 
@@ -97,7 +106,8 @@ def drive(num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list
     fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
     fast.min_compact_holes = min_compact_holes
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
-    pairs = [(make(i, s), make(i, s)) for i, s in enumerate(specs)]
+    # The fast pool's requests alternate list keys and array keys; the oracle's are lists.
+    pairs = [(make(i, s, as_array=i % 2 == 1), make(i, s)) for i, s in enumerate(specs)]
     active = [False] * len(pairs)
     for op in ops:
         kind, *args = op
