@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from infsim.speculative.speculator import Speculator
 
 
+_NO_LIMIT = 1 << 62  # _decode_limit when nothing finishes
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     max_num_seqs: int
@@ -72,6 +75,10 @@ class ContinuousBatchingScheduler:
         self.waiting = waiting_queues.get(config.scheduling_policy)()
         self.running: list[RequestState] = []
         self.num_preemptions = 0
+        # What the pass applying the last step or run learnt about the running set, so
+        # the next run is planned and priced without another pass over it: (the list
+        # object, its length, the step end, _decode_limit's answer then, Σ computed).
+        self._summary: tuple[list[RequestState], int, float, int, int] | None = None
 
     # -- admission ------------------------------------------------------------------
     def rejection_reason(self, req: RequestState) -> str:
@@ -250,11 +257,17 @@ class ContinuousBatchingScheduler:
         finished: list[RequestState] = []
         num_first = num_step_itl = num_accepted = 0
         itl_other: list[float] = []
+        # The summary of the running set after the step (see _decode_limit): every row
+        # that sampled is a plain decode now; a prefill chunk is not (limit 0).
+        limit, context = _NO_LIMIT, 0
+        num_running = len(self.running)
         for req, n in zip(batch.requests, batch.num_new_tokens, strict=True):
             end = req.num_computed_tokens + n
             num_tokens = req.num_prompt_tokens + req.num_output_done
             if end < num_tokens:
                 req.num_computed_tokens = end
+                limit = 0
+                context += end
                 continue  # a prefill chunk: no token sampled
             emitted = 1
             if end > num_tokens:  # verified drafts
@@ -272,10 +285,19 @@ class ContinuousBatchingScheduler:
                 itl_other.append(end_s - req.last_emit_s)
             req.num_output_done += emitted
             req.last_emit_s = end_s
-            if req.num_output_done == req.num_output_tokens:
+            remaining = req.num_output_tokens - req.num_output_done
+            if not remaining:
                 finished.append(req)
+                continue
+            context += end
+            if remaining < limit:
+                limit = remaining
         if finished:
             self._finish(finished, end_s)
+        if len(batch.requests) == num_running:  # the batch was the whole running set
+            self._set_summary(end_s, limit, context)
+        else:  # some running requests sat the step out: the next plan looks at them
+            self._summary = None
         counts = [num_step_itl] if num_step_itl else []
         steps = [end_s - start_s] if num_step_itl else []
         self.after_apply(end_s)
@@ -341,10 +363,31 @@ class ContinuousBatchingScheduler:
         limit = self._decode_limit(now)
         return max(1, max_decode_steps(self.kv, running, limit)) if limit else 0
 
+    def _set_summary(self, end_s: float, limit: int, context: int) -> None:
+        running = self.running
+        self._summary = (running, len(running), end_s, limit, context)
+
     def _decode_limit(self, now: float) -> int:
         """Steps until the first running request finishes, or 0 if some request is not a
-        plain decode (first token pending, resuming after preemption, prefill left)."""
-        limit = 1 << 62
+        plain decode (first token pending, resuming after preemption, prefill left).
+
+        Answered from the summary that applying the last step or run left when the
+        running set is still that one (same list, same length: admissions, preemptions
+        and finishes all change one or the other) and `now` is that step's end; else by
+        a pass over the running requests."""
+        summary = self._summary
+        if (
+            summary is not None
+            and summary[2] == now
+            and summary[0] is self.running
+            and summary[1] == len(self.running)
+        ):
+            return summary[3]
+        return self._scan_decode_limit(now)
+
+    def _scan_decode_limit(self, now: float) -> int:
+        """`_decode_limit` by a pass over the running requests."""
+        limit = _NO_LIMIT
         for r in self.running:
             done = r.num_output_done
             if (
@@ -360,7 +403,11 @@ class ContinuousBatchingScheduler:
 
     def decode_run_context_tokens(self) -> int:
         """The running requests' KV context before a decode run starts (Σ computed
-        tokens), which prices the run (`CostModel.decode_run_times_s`)."""
+        tokens), which prices the run (`CostModel.decode_run_times_s`); from the summary
+        of the last step or run when the running set is still that one."""
+        summary = self._summary
+        if summary is not None and summary[0] is self.running and summary[1] == len(self.running):
+            return summary[4]
         return sum(r.num_computed_tokens for r in self.running)
 
     def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:
@@ -375,17 +422,24 @@ class ContinuousBatchingScheduler:
         if self.speculator is not None:  # a run only happens while drafting is switched off
             self.speculator.count_steps(0, num_steps)
         finished: list[RequestState] = []
+        limit, context = _NO_LIMIT, 0  # the summary after the run (all plain decodes)
         for req in self.running:
             # Step 1's blocks were allocated by schedule(); the limit guarantees the rest.
-            computed = req.num_computed_tokens
-            if computed + num_steps >= req.num_blocks * bs and not kv.allocate(req, num_steps):
+            computed = req.num_computed_tokens + num_steps
+            if computed >= req.num_blocks * bs and not kv.allocate(req, num_steps):
                 raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
-            req.num_computed_tokens = computed + num_steps
-            req.num_output_done += num_steps
+            req.num_computed_tokens = computed
+            done = req.num_output_done = req.num_output_done + num_steps
             req.last_emit_s = end_s
-            if req.num_output_done == req.num_output_tokens:
+            remaining = req.num_output_tokens - done
+            if not remaining:
                 finished.append(req)
+                continue
+            context += computed
+            if remaining < limit:
+                limit = remaining
         if finished:
             self._finish(finished, end_s)
+        self._set_summary(end_s, limit, context)
         self.after_apply(end_s)
         return StepOutcome(finished, 0, [], [], [])

@@ -285,9 +285,10 @@ class Replica:
         if not self.egress or not num_tokens:
             return
         delay = self.frontend.costs.egress_s(num_tokens)
-        for req in batch.requests:
-            if req.first_token_s == end:
-                req.first_token_s += delay
+        if outcome.num_first_tokens:  # else no row's first token came in this step
+            for req in batch.requests:
+                if req.first_token_s == end:
+                    req.first_token_s += delay
         for req in outcome.finished:
             if req.finish_s == end:
                 req.finish_s += delay

@@ -5,7 +5,9 @@ shared key chains so prefix hits happen) go through a hand-written engine loop w
 step times. After every step: blocks are conserved, ref counts are non-negative, cached
 prefixes are within prompts, and at the end every request finished or was rejected
 exactly once with all its output tokens. A second loop uses the decode fast-forward
-helpers and must reproduce the first loop's per-request times exactly.
+helpers and must reproduce the first loop's per-request times exactly. Before every
+decision, the scheduler's summary of the running set (decode limit, Σ computed tokens,
+kept by the pass that applied the last step or run) must equal a fresh pass.
 """
 
 from __future__ import annotations
@@ -125,6 +127,13 @@ def check_kv(sched: ContinuousBatchingScheduler, reqs: list[RequestState]) -> No
         assert r.num_cached_tokens % BLOCK_SIZE == 0
 
 
+def assert_summary(sched: ContinuousBatchingScheduler, now: float) -> None:
+    """What the last step or run left (the decode limit, Σ computed tokens) is what a pass
+    over the running requests finds."""
+    assert sched._decode_limit(now) == sched._scan_decode_limit(now)
+    assert sched.decode_run_context_tokens() == sum(r.num_computed_tokens for r in sched.running)
+
+
 def run_loop(setup: Setup, *, fast: bool) -> list[RequestState]:
     """Engine loop with step time 1; fast=True uses the decode fast-forward helpers."""
     sched, reqs = build(setup)
@@ -146,6 +155,7 @@ def run_loop(setup: Setup, *, fast: bool) -> list[RequestState]:
             now = pending[0].arrival_s
             continue
         next_arrival = pending[0].arrival_s if pending else float("inf")
+        assert_summary(sched, now)
         k = sched.plan_decode_run(now) if fast else 0
         if k:
             # Arrivals at integer times; a run may not go past the next one.

@@ -23,6 +23,7 @@ from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.speculative.speculator import Speculator
+from tests.properties.test_prop_scheduler_loop import assert_summary
 
 BLOCK_SIZE = 4
 
@@ -131,6 +132,7 @@ def run_loop(setup: Setup, *, fast: bool) -> list[RequestState]:
             now = pending[0].arrival_s
             continue
         horizon = max(1, int((pending[0].arrival_s if pending else 1e9) - now))
+        assert_summary(sched, now)
         if fast and (k := sched.plan_decode_run(now)):
             out = sched.apply_decode_run(min(k, horizon), now + min(k, horizon))
             now += min(k, horizon)
