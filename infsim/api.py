@@ -13,7 +13,9 @@ import pyarrow as pa
 from infsim.cost import coverage
 from infsim.disagg import outputs as disagg_outputs
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
-from infsim.metrics.summary import summarize
+from infsim.metrics.percentiles import describe_weighted
+from infsim.metrics.sink import TableSink, release_memory
+from infsim.metrics.summary import SUMMARY_COLUMNS, summarize
 from infsim.report.fleet import extend_summary
 from infsim.report.write import write_run
 from infsim.scenario.load import load_scenario
@@ -30,18 +32,31 @@ __all__ = ["RunResult", "Scenario", "load_scenario", "prepare", "run"]
 
 @dataclass(frozen=True)
 class RunResult:
+    """A run's summary and output tables. The requests and timeline tables are held in
+    memory, or (a run given a spool directory) in Parquet files there, read on access."""
+
     resolved: ResolvedScenario
-    requests: pa.Table
-    timeline: pa.Table
     summary: dict[str, Any]
+    request_table: TableSink
+    step_table: TableSink
     fleet_timeline: pa.Table | None = None  # replicas per pool per state, queue, cost rate
     disaggregation_timeline: pa.Table | None = None  # KV transfers queued / in flight
+
+    @property
+    def requests(self) -> pa.Table:
+        """One row per request (`requests.parquet`)."""
+        return self.request_table.table()
+
+    @property
+    def timeline(self) -> pa.Table:
+        """One row per engine step or fast-forwarded run (`timeline.parquet`)."""
+        return self.step_table.table()
 
     def write(self, out_dir: Path) -> None:
         write_run(
             out_dir,
-            requests=self.requests,
-            timeline=self.timeline,
+            requests=self.request_table,
+            timeline=self.step_table,
             resolved_scenario=self.resolved.scenario.model_dump(mode="json"),
             summary=self.summary,
             fleet_timeline=self.fleet_timeline,
@@ -85,18 +100,28 @@ def run_resolved(
     trace: Trace,
     *,
     progress: Callable[[float, int], None] | None = None,
+    spool_dir: Path | None = None,
 ) -> RunResult:
+    """Simulate and summarise. With `spool_dir` (an existing, empty directory, kept as long
+    as the result is used) the requests and timeline tables are streamed to Parquet files
+    there during the run and the summary reads back only the columns it needs, so memory
+    does not grow with the run's length; without it they are held in memory."""
     run = resolved_run(resolved)
     with coverage.collecting() as cost_models:  # the cost models the run builds
-        out = simulate(run, trace, progress)
-    requests = out.recorder.requests_table()
+        out = simulate(run, trace, progress, spool_dir)
+    # The samples first, and let go, before the requests' columns are read: the two are
+    # the memory peak of a long run and need not be held at the same time.
+    itl = describe_weighted(*out.recorder.itl_samples())
+    decode_runs = out.recorder.decode_runs_by_width()
+    out.recorder.release_samples()
+    release_memory()
+    columns = list(SUMMARY_COLUMNS)
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
-        requests = disagg_outputs.with_request_columns(
-            requests, out.disaggregation, out.recorder.indices
-        )
+        columns += disagg_outputs.REQUEST_COLUMNS
+    requests = out.recorder.requests_table(columns)
     summary = summarize(
         requests,
-        out.recorder.itl_samples(),
+        itl,
         slo=run.slo,
         num_gpus=run.num_gpus or resolved.num_gpus,
         usd_per_gpu_hour=resolved.usd_per_gpu_hour,
@@ -122,11 +147,11 @@ def run_resolved(
         end_s=out.simulated_s,
         static=not run.explicit_pools and not out.fleet.dynamic,
     )
-    timeline = out.recorder.timeline_table()
+    timeline = out.recorder.timeline_table(["replica_id", "start_s", "end_s"])
     step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()
-    summary["calibration"] = cost_models.section(
-        out.recorder.decode_runs_by_width(), float(step_s.sum())
-    ) | host_section(resolved, [m for _, m in cost_models.models])
+    summary["calibration"] = cost_models.section(decode_runs, float(step_s.sum())) | host_section(
+        resolved, [m for _, m in cost_models.models]
+    )
     spec = resolved.scenario.engine.speculative
     if spec is not None and out.speculative is not None:
         summary["speculative"] = speculative_summary(spec, out.speculative, timeline)
@@ -136,7 +161,14 @@ def run_resolved(
             out.disaggregation, requests, timeline, out.simulated_s
         )
         disagg_timeline = disagg_outputs.timeline_table(out.disaggregation)
-    return RunResult(resolved, requests, timeline, summary, out.fleet.timeline, disagg_timeline)
+    return RunResult(
+        resolved,
+        summary,
+        out.recorder.requests,
+        out.recorder.steps,
+        out.fleet.timeline,
+        disagg_timeline,
+    )
 
 
 def host_section(rs: ResolvedScenario, models: list[Any]) -> dict[str, Any]:

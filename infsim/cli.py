@@ -207,6 +207,7 @@ def run(  # noqa: PLR0913
     """Simulate SCENARIO and write requests/timeline Parquet, summary.json, the resolved
     scenario and report.html to the output directory."""
     from infsim import api
+    from infsim.report.atomic import spool_beside
     from infsim.report.paths import safe_run_dir
     from infsim.report.write import check_run_dir
 
@@ -236,18 +237,23 @@ def run(  # noqa: PLR0913
     out_dir = out_dir or safe_run_dir(spec.name, "runs")
     check_run_dir(out_dir)  # refused before the simulation, not after it
     progress = None if quiet or as_json else _Progress(trace.num_requests, trace.duration_s)
-    try:
-        result = api.run_resolved(resolved, trace, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
-    if options is not None:
-        from infsim.uncertainty.predict import uncertainty_sections
+    # The requests and timeline tables stream to a spool beside the output directory as
+    # the run goes (memory flat in its length), then are published with the rest.
+    with spool_beside(out_dir) as spool:
+        try:
+            result = api.run_resolved(resolved, trace, progress=progress, spool_dir=spool)
+        finally:
+            if progress is not None:
+                progress.close()
+        if options is not None:
+            from infsim.uncertainty.predict import uncertainty_sections
 
-        result.summary.update(uncertainty_sections(spec, resolved, result.summary, options, pool))
-    if vllm is not None:
-        result.summary["from_vllm_args"] = vllm.record(vllm_args)
-    result.write(out_dir)
+            result.summary.update(
+                uncertainty_sections(spec, resolved, result.summary, options, pool)
+            )
+        if vllm is not None:
+            result.summary["from_vllm_args"] = vllm.record(vllm_args)
+        result.write(out_dir)
     if not no_report:
         from infsim.report.html_run import write_run_report
 

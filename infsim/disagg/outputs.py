@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from infsim.metrics.percentiles import describe
+from infsim.metrics.summary import status_is
 
 if TYPE_CHECKING:
     from infsim.disagg.records import DisaggRun, Handoff
@@ -44,7 +45,7 @@ def request_columns(run: DisaggRun, indices: Sequence[int]) -> dict[str, pa.Arra
     def col(fn, kind: pa.DataType) -> pa.Array:
         return pa.array([None if h is None else fn(h) for h in hands], type=kind)
 
-    return {
+    columns = {
         "prefill_mode": col(lambda h: h.mode, pa.string()),
         "prefill_replica_id": col(lambda h: h.prefill_replica_id, pa.int32()),
         "decode_replica_id": col(lambda h: h.decode_replica_id, pa.int32()),
@@ -56,12 +57,16 @@ def request_columns(run: DisaggRun, indices: Sequence[int]) -> dict[str, pa.Arra
         "transfer_s": col(lambda h: _diff(h.transfer_end_s, h.transfer_start_s), pa.float64()),
         "kv_transfer_bytes": col(lambda h: h.kv_bytes, pa.float64()),
     }
+    assert list(columns) == REQUEST_COLUMNS
+    return columns
 
 
-def with_request_columns(table: pa.Table, run: DisaggRun, indices: Sequence[int]) -> pa.Table:
-    for name, array in request_columns(run, indices).items():
-        table = table.append_column(name, array)
-    return table
+REQUEST_COLUMNS = [
+    "prefill_mode", "prefill_replica_id", "decode_replica_id", "prefill_end_s",
+    "decode_wait_s", "transfer_start_s", "transfer_end_s", "transfer_queue_s", "transfer_s",
+    "kv_transfer_bytes",
+]  # fmt: skip
+"""The columns `request_columns` adds, in order."""
 
 
 def timeline_table(run: DisaggRun) -> pa.Table:
@@ -95,7 +100,7 @@ def disaggregation_section(
     run: DisaggRun, table: pa.Table, steps: pa.Table, end_s: float
 ) -> dict[str, Any]:
     modes = table.column("prefill_mode").to_numpy(zero_copy_only=False)
-    done = table.column("status").to_numpy(zero_copy_only=False) == "finished"
+    done = status_is(table, "finished")
     moved = _values(table, "kv_transfer_bytes")
     spec = run.spec
     timeline = run.timeline

@@ -8,6 +8,8 @@ sample: value `itl_s[i]` occurred `itl_count[i]` times.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +18,7 @@ import pyarrow as pa
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.metrics.requests import requests_table
+from infsim.metrics.sink import TableSink
 
 TIMELINE_SCHEMA = pa.schema(
     [
@@ -59,28 +62,41 @@ class StepRow(NamedTuple):
 assert StepRow._fields == tuple(TIMELINE_SCHEMA.names)  # one order for both
 
 
+_NO_FLOATS = np.empty(0, dtype=np.float64)
+_NO_INTS = np.empty(0, dtype=np.int64)
+
 ROWS_PER_BATCH = 65_536
 REQUESTS_PER_CHUNK = 16_384
 ENDED = frozenset({Status.FINISHED, Status.REJECTED, Status.FAILED})
 
 
-class Recorder:
-    """Collects requests, engine steps and ITL samples of one simulation."""
+ExtraColumns = Callable[[list[RequestState]], dict[str, pa.Array]]
+"""Columns a run adds to the requests table, given a chunk's requests (disaggregation's
+prefill/transfer columns: `infsim.disagg.outputs`)."""
 
-    def __init__(self) -> None:
+
+class Recorder:
+    """Collects requests, engine steps and ITL samples of one simulation.
+
+    The requests and timeline tables go to two `TableSink`s: in memory, or, given a spool
+    directory, streamed to `requests.parquet` and `timeline.parquet` there as they are
+    recorded, so memory stays flat in the run's length."""
+
+    def __init__(self, spool_dir: Path | None = None) -> None:
+        self.extra_columns: ExtraColumns | None = None
+        spool = (lambda name: spool_dir / name) if spool_dir is not None else (lambda _: None)
+        self.requests = TableSink(None, spool("requests.parquet"))
+        self.steps = TableSink(TIMELINE_SCHEMA, spool("timeline.parquet"))
         # Requests in arrival order: the leading ones that have ended are turned into
         # requests-table chunks every REQUESTS_PER_CHUNK arrivals and let go, so a long
         # trace does not hold every request object to the end.
         self._live: list[RequestState] = []
-        self._request_chunks: list[pa.Table] = []
-        self._num_flushed = 0
         self._next_flush = REQUESTS_PER_CHUNK
+        self._latest_finish_s = 0.0  # of the flushed requests
         self.indices = array("q")  # every request's trace index, in arrival order
         # Steps: rows in a list, turned into columnar Arrow batches every ROWS_PER_BATCH
         # (a row object costs ~300 bytes, a columnar row ~70: memory per step stays small).
         self._rows: list[StepRow] = []
-        self._batches: list[pa.RecordBatch] = []
-        self._num_batched_rows = 0
         # Samples and run records in typed arrays (8 bytes a value, not a Python object).
         self.itl_s = array("d")
         self.itl_count = array("q")
@@ -102,7 +118,14 @@ class Recorder:
     @property
     def num_requests(self) -> int:
         """Requests that have arrived."""
-        return self._num_flushed + len(self._live)
+        return self.requests.num_rows + len(self._live)
+
+    def _chunk(self, requests: list[RequestState]) -> pa.Table:
+        table = requests_table(requests)
+        if self.extra_columns is not None:
+            for name, column in self.extra_columns(requests).items():
+                table = table.append_column(name, column)
+        return table
 
     def _flush_ended(self) -> None:
         """Turn the leading requests that have ended into a table chunk (arrival order is
@@ -112,34 +135,40 @@ class Recorder:
         while n < len(live) and live[n].status in ENDED:
             n += 1
         if n:
-            self._request_chunks.append(requests_table(live[:n]))
-            self._num_flushed += n
+            ended = live[:n]
+            self._latest_finish_s = max(self._latest_finish_s, _latest_finish_s(ended))
+            self.requests.append(self._chunk(ended))
             del live[:n]
         self._next_flush = len(live) + REQUESTS_PER_CHUNK
 
-    def requests_table(self) -> pa.Table:
-        """Every request that arrived, one row each in arrival order (`REQUESTS_SCHEMA`), in
-        the chunks it was flushed in (not combined: that would copy every column at the
-        run's memory peak; Parquet writes the same bytes either way)."""
-        chunks = [*self._request_chunks, requests_table(self._live)]
-        return pa.concat_tables(chunks)
+    def finish(self) -> None:
+        """The run is over: the requests still held and the last steps go to the tables,
+        which are closed (a streamed file gets its footer)."""
+        if self._live or not self.requests.num_rows:  # an empty run still has a schema
+            self._latest_finish_s = max(self._latest_finish_s, _latest_finish_s(self._live))
+            self.requests.append(self._chunk(self._live))
+            self._live = []
+        if self._rows:
+            self.steps.append(self._batch(self._rows))
+            self._rows = []
+        self.requests.close()
+        self.steps.close()
+
+    def requests_table(self, columns: list[str] | None = None) -> pa.Table:
+        """Every request that arrived, one row each in arrival order (`REQUESTS_SCHEMA` and
+        any extra columns), or only `columns`, after `finish()`."""
+        return self.requests.table(columns)
 
     def latest_finish_s(self) -> float:
         """The last request end time (0 when none ended)."""
-        latest = max((r.finish_s for r in self._live), default=0.0)
-        for chunk in self._request_chunks:
-            values = chunk.column("finish_s").to_numpy(zero_copy_only=False)
-            if values.size and not np.isnan(values).all():
-                latest = max(latest, float(np.nanmax(values)))
-        return latest
+        return max(self._latest_finish_s, _latest_finish_s(self._live))
 
     def on_step(self, row: StepRow) -> None:
         """One engine step (or a fast-forwarded run of identical ones)."""
         self._rows.append(row)
         self.num_steps += row.num_steps
         if len(self._rows) >= ROWS_PER_BATCH:
-            self._batches.append(self._batch(self._rows))
-            self._num_batched_rows += len(self._rows)
+            self.steps.append(self._batch(self._rows))
             self._rows = []
 
     def on_decode_run(
@@ -166,7 +195,7 @@ class Recorder:
 
     @property
     def num_rows(self) -> int:
-        return self._num_batched_rows + len(self._rows)
+        return self.steps.num_rows + len(self._rows)
 
     @staticmethod
     def _batch(rows: list[StepRow]) -> pa.RecordBatch:
@@ -176,9 +205,9 @@ class Recorder:
             schema=TIMELINE_SCHEMA,
         )
 
-    def timeline_table(self) -> pa.Table:
-        batches = [*self._batches, self._batch(self._rows)]
-        return pa.Table.from_batches(batches, schema=TIMELINE_SCHEMA)
+    def timeline_table(self, columns: list[str] | None = None) -> pa.Table:
+        """Every step row (`TIMELINE_SCHEMA`), or only `columns`, after `finish()`."""
+        return self.steps.table(columns)
 
     def decode_runs_by_width(self) -> dict[int, tuple[int, float]]:
         """Fast-forwarded decode runs that ran, per number of sequences: (steps, seconds
@@ -196,16 +225,36 @@ class Recorder:
         s = np.bincount(inverse, weights=seconds)
         return {int(b): (int(k), float(t)) for b, k, t in zip(widths, n, s, strict=True)}
 
+    def release_samples(self) -> None:
+        """The ITL samples and decode runs have been summarised: let their memory go."""
+        for name in ("itl_s", "_run_ends", "_run_starts"):
+            setattr(self, name, array("d"))
+        for name in ("itl_count", "_run_steps", "_run_seqs"):
+            setattr(self, name, array("q"))
+
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """All ITL samples as (gap_s, count) arrays."""
-        ends = np.asarray(self._run_ends, dtype=np.float64)
-        steps = np.asarray(self._run_steps, dtype=np.int64)
-        prev = np.empty_like(ends)
-        prev[1:] = ends[:-1]
-        first = np.cumsum(steps) - steps  # index of each run's first step
-        prev[first] = self._run_starts
-        run_gaps = ends - prev
-        run_counts = np.repeat(np.asarray(self._run_seqs, dtype=np.int64), steps)
-        gaps = np.concatenate([np.asarray(self.itl_s, dtype=np.float64), run_gaps])
-        counts = np.concatenate([np.asarray(self.itl_count, dtype=np.int64), run_counts])
+        """All ITL samples as (gap_s, count) arrays: the per-step samples, then each
+        fast-forwarded run's step gaps (end − previous end; a run's first step from its
+        start), each counted once per sequence of the run. Built in two arrays of the
+        samples' length, no intermediate copies (it runs at the memory peak of a long run)."""
+        num_other = len(self.itl_s)
+        ends = np.frombuffer(self._run_ends, dtype=np.float64) if self._run_ends else _NO_FLOATS
+        steps = np.frombuffer(self._run_steps, dtype=np.int64) if self._run_steps else _NO_INTS
+        gaps = np.empty(num_other + ends.size, dtype=np.float64)
+        counts = np.empty(gaps.size, dtype=np.int64)
+        if num_other:
+            gaps[:num_other] = np.frombuffer(self.itl_s, dtype=np.float64)
+            counts[:num_other] = np.frombuffer(self.itl_count, dtype=np.int64)
+        if ends.size:
+            run_gaps = gaps[num_other:]
+            np.subtract(ends[1:], ends[:-1], out=run_gaps[1:])
+            first = np.cumsum(steps) - steps  # index of each run's first step
+            run_gaps[first] = ends[first] - np.frombuffer(self._run_starts, dtype=np.float64)
+            seqs = np.frombuffer(self._run_seqs, dtype=np.int64)
+            counts[num_other:] = np.repeat(seqs, steps)
         return gaps, counts
+
+
+def _latest_finish_s(requests: list[RequestState]) -> float:
+    """The latest end time among `requests` (0 when none ended; unset times are < 0)."""
+    return max(0.0, max((r.finish_s for r in requests), default=0.0))

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from infsim.metrics.percentiles import describe, describe_weighted
+from infsim.metrics.percentiles import describe
 
 
 class SLOSpec(Protocol):
@@ -29,12 +30,27 @@ class SLOSpec(Protocol):
     def e2e_s(self) -> float | None: ...
 
 
+SUMMARY_COLUMNS = (
+    "status", "ttft_s", "tpot_s", "e2e_s", "num_prompt_tokens", "num_output_tokens",
+    "num_cached_tokens", "num_preemptions",
+)  # fmt: skip
+"""The requests-table columns the summary reads (`summarize`, `slo_met`, and the fleet's
+and failures' sections): a run streamed to disk reads back only these."""
+
+
 def _col(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False)
 
 
+def status_is(table: pa.Table, status: str) -> np.ndarray:
+    """Boolean mask of the rows with this `status` (compared in Arrow: no Python string
+    per row)."""
+    mask = pc.equal(table.column("status"), status)
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def slo_met(table: pa.Table, slo: SLOSpec) -> np.ndarray:
-    ok = _col(table, "status") == "finished"
+    ok = status_is(table, "finished")
     for field, column in (("ttft_s", "ttft_s"), ("tpot_s", "tpot_s"), ("e2e_s", "e2e_s")):
         limit = getattr(slo, field)
         if limit is not None:
@@ -45,7 +61,7 @@ def slo_met(table: pa.Table, slo: SLOSpec) -> np.ndarray:
 
 def summarize(
     requests: pa.Table,
-    itl: tuple[np.ndarray, np.ndarray],
+    itl: dict[str, float | None],
     *,
     slo: SLOSpec,
     num_gpus: int,
@@ -54,9 +70,8 @@ def summarize(
     wall_s: float,
     num_events: int,
 ) -> dict[str, Any]:
-    status = _col(requests, "status")
-    done = status == "finished"
-    n_total = int(status.size)
+    done = status_is(requests, "finished")
+    n_total = requests.num_rows
     n_done = int(done.sum())
     out_tokens = float(_col(requests, "num_output_tokens")[done].sum())
     in_tokens = float(_col(requests, "num_prompt_tokens")[done].sum())
@@ -73,13 +88,13 @@ def summarize(
         "requests": {
             "total": n_total,
             "completed": n_done,
-            "rejected": int((status == "rejected").sum()),
+            "rejected": int(status_is(requests, "rejected").sum()),
             "preemptions": int(_col(requests, "num_preemptions").sum()),
         },
         "latency_s": {
             "ttft": describe(_col(requests, "ttft_s")[done]),
             "tpot": describe(tpot[~np.isnan(tpot)]),
-            "itl": describe_weighted(*itl),
+            "itl": itl,  # describe_weighted of the recorder's samples
             "e2e": describe(_col(requests, "e2e_s")[done]),
         },
         "throughput": {

@@ -34,7 +34,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from infsim.errors import InputError
@@ -183,6 +183,35 @@ def publish_tree(
         _fsync(path.parent)  # the rename itself, durable
     _remove(tmp)  # the earlier run, exchanged into the temporary name
     return path
+
+
+@contextlib.contextmanager
+def spool_beside(target: Path | str, what: str = "run") -> Iterator[Path]:
+    """A fresh temporary sibling of `target` for the files a long job writes as it goes
+    (a run's tables), before `publish_dir` publishes them: beside the target, so on the
+    same file system (they are linked into the published directory, not copied). Removed
+    on leaving the block; if the process is killed, by the next write to the target (it
+    has a temporary sibling's name). A failure to write into it (disk full) becomes one
+    `InputError` saying the target is unchanged."""
+    path = absolute(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{path.parent}: cannot create the output directory: {err.strerror or err}"
+        ) from None
+    remove_stale_siblings(path)
+    tmp = _sibling(path, "tmp")
+    try:
+        tmp.mkdir()
+        yield tmp
+    except OSError as err:
+        if err.filename is not None and not str(err.filename).startswith(str(tmp)):
+            raise  # another file's error: the CLI's error boundary names its path
+        # (Arrow's write errors carry no file name: the spool's writes are the run's only)
+        raise InputError(_failure(target, path, f"write the {what}'s tables", err, what)) from None
+    finally:
+        _remove(tmp)
 
 
 def _failure(target: Path | str, path: Path, step: str, err: OSError, what: str) -> str:

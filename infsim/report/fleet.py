@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
 from infsim.metrics.percentiles import describe
-from infsim.metrics.summary import SLOSpec, slo_met
+from infsim.metrics.summary import SLOSpec, slo_met, status_is
 
 if TYPE_CHECKING:
     from infsim.sim.fleet_records import FleetRecord, Member, PoolRuntime
@@ -113,8 +113,7 @@ def failures_section(
     lost = [e for e in events if e["event"].startswith("lost")]
     failed_ids = {r.index for r in record.failed}
     retried = np.asarray([i in record.num_losses and i not in failed_ids for i in indices], bool)
-    status = table.column("status").to_numpy(zero_copy_only=False)
-    done = status == "finished"
+    done = status_is(table, "finished")
     latency = {}
     for metric in ("ttft_s", "e2e_s"):
         values = table.column(metric).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -164,8 +163,7 @@ def cost_section(
     for entry in by_pool.values():
         entry["share"] = entry["usd_total"] / usd_total if usd_total else None
     out = dict(cost)
-    status = table.column("status").to_numpy(zero_copy_only=False)
-    done = status == "finished"
+    done = status_is(table, "finished")
     n_done = int(done.sum())
     if not static:
         out_tokens = float(table.column("num_output_tokens").to_numpy()[done].sum())
@@ -199,8 +197,7 @@ def extend_summary(
     static: bool,
 ) -> None:
     """Add `fleet` and `failures`, bill `cost` per pool, count failed requests."""
-    status = table.column("status").to_numpy(zero_copy_only=False)
-    summary["requests"]["failed"] = int((status == "failed").sum())
+    summary["requests"]["failed"] = int(status_is(table, "failed").sum())
     summary["cost"] = cost_section(
         summary["cost"], record, table=table, slo=slo, end_s=end_s, static=static
     )

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
+from infsim.metrics.sink import TableSink, write_chunks
 from infsim.report.atomic import check_target, publish_dir
 
 MARKER = "run-complete.json"
@@ -54,7 +54,7 @@ def _clean(obj: Any) -> Any:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table.replace_schema_metadata(None), path, compression="zstd")
+    write_chunks([table], table.schema, path)
 
 
 def check_run_dir(out_dir: Path) -> Path:
@@ -82,8 +82,8 @@ def marker_text(directory: Path, names: list[str]) -> str:
 def write_run(
     out_dir: Path,
     *,
-    requests: pa.Table,
-    timeline: pa.Table,
+    requests: TableSink,
+    timeline: TableSink,
     resolved_scenario: dict[str, Any],
     summary: dict[str, Any],
     fleet_timeline: pa.Table | None = None,
@@ -98,8 +98,8 @@ def write_run(
         return lambda path: _write_new(path, content)
 
     files: list[tuple[str, Callable[[Path], None]]] = [
-        ("requests.parquet", parquet(requests)),
-        ("timeline.parquet", parquet(timeline)),
+        ("requests.parquet", requests.write_to),
+        ("timeline.parquet", timeline.write_to),
     ]
     if fleet_timeline is not None:
         files.append(("fleet_timeline.parquet", parquet(fleet_timeline)))

@@ -33,6 +33,7 @@ from typing import Any
 import simpy
 
 from infsim.core.request import RequestState, Status
+from infsim.disagg.outputs import request_columns
 from infsim.disagg.policies import least_loaded, prefill_locally, transfer_link, transfer_time_s
 from infsim.disagg.records import DisaggRun, Handoff
 from infsim.disagg.schedulers import DecodeScheduler, PrefillScheduler
@@ -63,6 +64,8 @@ class Disaggregation:
         assert run.disaggregation is not None
         self.spec: DisaggregationSpec = run.disaggregation
         self.recorder = recorder
+        # each flushed chunk of the requests table gets its requests' path columns
+        recorder.extra_columns = lambda reqs: request_columns(self.run, [r.index for r in reqs])
         self.router = router
         self.on_client_finished = on_finished
         pools = run.pools

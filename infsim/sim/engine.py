@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import simpy
@@ -122,10 +123,18 @@ class ClosedLoopClient:
             self._slot_freed.succeed()
 
 
-def simulate(run: ResolvedRun, trace: Trace, progress: ProgressFn | None = None) -> SimOutput:
+def simulate(
+    run: ResolvedRun,
+    trace: Trace,
+    progress: ProgressFn | None = None,
+    spool_dir: Path | None = None,
+) -> SimOutput:
+    """Run the simulation. With `spool_dir` (an existing, empty directory) the requests and
+    timeline tables are streamed to `requests.parquet` and `timeline.parquet` there while
+    the run goes, instead of held in memory (`infsim.metrics.sink`)."""
     wall0 = time.perf_counter()
     env = simpy.Environment()
-    recorder = Recorder()
+    recorder = Recorder(spool_dir)
     fast = run.fast_forward
     limit = run.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
@@ -196,6 +205,7 @@ def simulate(run: ResolvedRun, trace: Trace, progress: ProgressFn | None = None)
     if run.failures is not None or run.autoscaling is not None:
         env.process(_watchdog(env, trace.num_requests, recorder))
     env.run()
+    recorder.finish()
     simulated_s = recorder.latest_finish_s()
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
     num_events = recorder.num_requests + recorder.num_rows

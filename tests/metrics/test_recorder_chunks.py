@@ -44,7 +44,7 @@ def test_ended_requests_leave_memory_during_the_run(monkeypatch):
 
     def spy(self):
         real(self)
-        seen.append((self._num_flushed, len(self._live)))
+        seen.append((self.requests.num_rows, len(self._live)))
 
     monkeypatch.setattr(recorder, "REQUESTS_PER_CHUNK", 200)
     monkeypatch.setattr(recorder.Recorder, "_flush_ended", spy)

@@ -13,7 +13,8 @@ import pytest
 
 from infsim import api
 from infsim.errors import InputError
-from infsim.report import atomic, write
+from infsim.metrics.sink import TableSink
+from infsim.report import atomic
 from infsim.report.read import is_run_dir, read_run, verify_run
 from infsim.report.write import MARKER
 
@@ -158,17 +159,17 @@ def test_disk_full_leaves_the_earlier_run_or_nothing(
     if earlier:
         runs[0].write(out)
     before = _files(out) if earlier else None
-    real = write.write_parquet
+    real = TableSink.write_to
     calls = []
 
-    def full(table, path):
+    def full(sink, path):
         calls.append(path.name)
         if len(calls) == 2:  # the second file: one already written into the new directory
-            real(table, path)
+            real(sink, path)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real(table, path)
+        real(sink, path)
 
-    monkeypatch.setattr(write, "write_parquet", full)
+    monkeypatch.setattr(TableSink, "write_to", full)
     with pytest.raises(InputError) as caught:
         runs[1].write(out)
     text = str(caught.value)
@@ -186,10 +187,10 @@ def test_an_interrupt_while_writing_leaves_the_earlier_run(tmp_path: Path, runs,
     runs[0].write(out)
     before = _files(out)
 
-    def interrupted(table, path):
+    def interrupted(sink, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(write, "write_parquet", interrupted)
+    monkeypatch.setattr(TableSink, "write_to", interrupted)
     with pytest.raises(KeyboardInterrupt):
         runs[1].write(out)
     assert _files(out) == before

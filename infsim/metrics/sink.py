@@ -1,0 +1,121 @@
+"""One output table (requests or timeline) as the run records it, chunk by chunk.
+
+A chunk is held in memory, or, given a spool path, written to a Parquet file the moment it
+arrives (one row group per chunk) and let go, so a long run's memory does not grow with
+its output tables (issue 15). Either way the published file is the same bytes: both write
+each chunk as one row group through one writer configuration (`write_chunks`).
+
+After the run, what the summary needs is read back by column (`table(columns)`), a few
+of the table's columns at a time instead of the whole table.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+Chunk = pa.Table | pa.RecordBatch
+
+
+def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """The one writer configuration of every run file: zstd, no schema metadata (no
+    wall-clock or library-version bytes beyond Parquet's own footer)."""
+    return pq.ParquetWriter(path, schema.remove_metadata(), compression="zstd")
+
+
+def write_chunks(chunks: Iterable[Chunk], schema: pa.Schema, path: Path) -> None:
+    """Write `chunks` as one Parquet file, each chunk one row group (an empty table when
+    there are none)."""
+    with parquet_writer(path, schema) as writer:
+        wrote = False
+        for chunk in chunks:
+            if chunk.num_rows:
+                writer.write_table(_as_table(chunk).replace_schema_metadata(None))
+                wrote = True
+        if not wrote:
+            writer.write_table(schema.remove_metadata().empty_table())
+
+
+def release_memory() -> None:
+    """Hand Arrow's freed memory back to the system. Its allocator keeps freed pages for
+    reuse; in a long run they add up to tens of MB that the next chunk does not need."""
+    pa.default_memory_pool().release_unused()
+
+
+def _as_table(chunk: Chunk) -> pa.Table:
+    return chunk if isinstance(chunk, pa.Table) else pa.Table.from_batches([chunk])
+
+
+class TableSink:
+    """The chunks of one output table, in order: in memory, or streamed to `spool_path`."""
+
+    def __init__(self, schema: pa.Schema | None, spool_path: Path | None = None) -> None:
+        self.schema = schema  # None: the first chunk's (the requests' extra columns vary)
+        self.spool_path = spool_path
+        self._chunks: list[pa.Table] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._closed = False
+        self.num_rows = 0
+
+    def append(self, chunk: Chunk) -> None:
+        if self._closed:
+            raise RuntimeError("append to a closed table sink")
+        if self.schema is None:
+            self.schema = chunk.schema
+        if not chunk.num_rows:
+            return
+        table = _as_table(chunk).replace_schema_metadata(None)
+        self.num_rows += table.num_rows
+        if self.spool_path is None:
+            self._chunks.append(table)
+            return
+        if self._writer is None:
+            self._writer = parquet_writer(self.spool_path, self.schema)
+        self._writer.write_table(table)
+        del table, chunk
+        release_memory()
+
+    def close(self) -> None:
+        """No more chunks: a spooled file is finished (its footer written)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.spool_path is None:
+            return
+        if self._writer is None:  # nothing recorded: an empty file with the schema
+            write_chunks([], self._schema(), self.spool_path)
+        else:
+            self._writer.close()
+
+    def _schema(self) -> pa.Schema:
+        if self.schema is None:
+            raise RuntimeError("a table sink without a schema recorded nothing")
+        return self.schema
+
+    def table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole table, or only `columns` (read back from the spool when streamed)."""
+        self.close()
+        if self.spool_path is not None:
+            return pq.read_table(self.spool_path, columns=list(columns) if columns else None)
+        if not self._chunks:
+            table = self._schema().remove_metadata().empty_table()
+        else:
+            table = pa.concat_tables(self._chunks)  # chunks kept: no copy at the peak
+        return table.select(list(columns)) if columns else table
+
+    def write_to(self, path: Path) -> None:
+        """Publish the table as the Parquet file `path` (a fresh name): the held chunks
+        written, or the spooled file linked (copied where the file system cannot link)."""
+        self.close()
+        if self.spool_path is None:
+            write_chunks(self._chunks, self._schema(), path)
+            return
+        try:
+            os.link(self.spool_path, path)
+        except OSError:
+            shutil.copyfile(self.spool_path, path)
