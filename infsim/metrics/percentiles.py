@@ -41,7 +41,8 @@ def _sorted_weighted_percentile(
     lo, frac = int(np.floor(rank)), rank - np.floor(rank)
     v_lo = values[order[int(np.searchsorted(cum, lo + 1))]]
     v_hi = values[order[int(np.searchsorted(cum, min(lo + 2, n)))]]
-    return float(v_lo + frac * (v_hi - v_lo))
+    diff = v_hi - v_lo  # numpy's lerp: from the nearer end, so the result is exact there
+    return float(v_hi - diff * (1 - frac) if frac >= 0.5 else v_lo + diff * frac)
 
 
 _FSUM_CHUNK = 1 << 16

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +35,8 @@ def test_weighted_equals_the_repeated_sample(pairs: list[tuple[float, int]]) -> 
         assert got == want == dict.fromkeys(got)
         return
     for stat in ("p50", "p90", "p95", "p99"):
-        assert got[stat] == pytest.approx(want[stat], rel=1e-12, abs=1e-300), stat
+        assert got[stat] == want[stat], stat  # the same float as numpy's 'linear'
+
     assert got["mean"] == math.fsum(values * counts) / counts.sum()  # exactly rounded
 
 
