@@ -377,7 +377,7 @@ def coverage_lines(path: Path = COVERAGE) -> list[str]:
             "shipped": "the shipped fit (in sample)",
         }[data.get("model_error", "shipped")]
         lines += ["*… + model error* adds the fitted sources `model_error` (a factor on the "
-                  "whole step and one on the API server, σ from out-of-sample validation "
+                  "whole step and one on its prefill part, σ from out-of-sample validation "
                   "residuals) and `drift` (a per-run speed factor, σ from the live repeats): "
                   f"`validation/fit_model_error.py`; {how}.", ""]  # fmt: skip
     for source, sub in table.groupby("source", sort=False):
