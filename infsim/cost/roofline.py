@@ -36,6 +36,10 @@ from infsim.parallel.network import Link, all_gather_s, all_reduce_s, all_to_all
 ACTIVATION_BYTES = 2  # bf16 activations
 
 
+DENSE_CACHE_ENTRIES = 1 << 16
+"""Bound of the dense-cost memo (`_dense_s`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RooflineParams:
     compute_efficiency: float = 0.6
@@ -92,7 +96,10 @@ class RooflineCostModel:
         self._s_per_pair = s.num_layers * 4 * s.num_heads_per_gpu * s.head_dim / attn_flops
         kv_bytes_per_token = 2 * s.num_kv_heads_per_gpu * s.head_dim * s.kv_bytes_per_element
         self._s_per_kv_token = s.num_layers * kv_bytes_per_token / self._bw
-        self._dense_cache: dict[tuple[int, int], float] = {}
+        # (num_tokens, num_sampled) packed in one int → dense seconds; a pure function's
+        # memo, emptied when full (a long fleet run meets ~10⁵ distinct shapes; unbounded
+        # it held ~120 bytes per request of a 1 M-request run)
+        self._dense_cache: dict[int, float] = {}
         alpha = params.collective_latency_s if s.link_latency_s is None else s.link_latency_s
         self.link = Link("tp", alpha, s.link_bandwidth_bytes_per_s)
 
@@ -135,10 +142,12 @@ class RooflineCostModel:
 
     # -- internals ------------------------------------------------------------------
     def _dense_s(self, num_tokens: int, num_sampled: int) -> float:
-        key = (num_tokens, num_sampled)
+        key = (num_tokens << 32) | num_sampled  # num_sampled < 2³² (a batch's rows)
         dense = self._dense_cache.get(key)
         if dense is None:
             dense = sum(self._dense_ops(num_tokens, num_sampled).values())
+            if len(self._dense_cache) >= DENSE_CACHE_ENTRIES:
+                self._dense_cache.clear()
             self._dense_cache[key] = dense
         return dense
 

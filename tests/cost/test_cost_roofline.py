@@ -129,3 +129,18 @@ def test_compute_time_is_the_ops_without_overhead_bitwise(
     cm = MODELS[name]
     batch = mixed_batch(rows)
     assert cm.compute_time_s(batch) == _compute_s(cm, batch)  # exact
+
+
+def test_the_dense_memo_is_bounded_and_changes_no_price(monkeypatch) -> None:
+    from infsim.cost import roofline
+
+    shapes = [[(q, c)] for q in (1, 7, 64, 512, 2048) for c in (0, 100, 4000)]
+    shapes += [[(1, c) for c in range(n)] for n in (2, 9, 33)]
+    unbounded = cost_model()
+    want = [unbounded.step_time_s(mixed_batch(rows)) for rows in shapes * 2]
+    monkeypatch.setattr(roofline, "DENSE_CACHE_ENTRIES", 4)
+    bounded = cost_model()
+    got = [bounded.step_time_s(mixed_batch(rows)) for rows in shapes * 2]
+    assert got == want
+    assert len(bounded._dense_cache) <= 4
+    assert len(unbounded._dense_cache) == 8  # distinct (tokens, sampled) shapes: it was full
