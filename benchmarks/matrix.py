@@ -21,11 +21,13 @@ Cases (workloads fixed; traces from ../shared/data/traces, skipped when absent):
   the Azure conversation trace at 0.3 req/s, first 1,000 / 10,000 requests,
   max_num_seqs 128, chunked prefill with a 512-token budget.
 
-Reported per case: requests, whole-process wall time (start-up, trace load and outputs
-in memory; not the Parquet write), the simulation's own wall time, simulated requests per
-wall-second of the simulation, events per second, peak RSS, and bytes of RSS per request
-above the baseline (a 100-request run of the same process kind). Best and median of the
-repeats. Start-up: `infsim --version` and the 1,000-request peer run, whole process.
+Reported per case: requests, whole-process wall time (start-up, trace load, the
+simulation with its requests and timeline tables streamed to Parquet in a temporary
+directory as `infsim run` does, and the summary; not the final publish), the
+simulation's own wall time, simulated requests per wall-second of the simulation,
+events per second, peak RSS, and bytes of RSS per request above the baseline (a
+100-request run of the same process kind). Best and median of the repeats. Start-up:
+`infsim --version` and the 1,000-request peer run, whole process.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -145,7 +148,8 @@ def child(case: str) -> dict:
 
     scenario = validate_scenario(CASES[case][0](), f"matrix:{case}")
     resolved, trace = api.prepare(scenario, ".")
-    result = api.run_resolved(resolved, trace)
+    with tempfile.TemporaryDirectory() as spool:  # tables streamed, as `infsim run` does
+        result = api.run_resolved(resolved, trace, spool_dir=Path(spool))
     sim = result.summary["simulation"]
     return {
         "case": case,
