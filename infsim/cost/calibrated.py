@@ -62,6 +62,10 @@ class Limits:
     max_num_batched_tokens: int
     max_num_seqs: int
     max_model_len: int
+    cuda_graph_max_tokens: int = 512
+    """Steps above it run eagerly (`ReplicaConfig.cuda_graph_max_tokens`)."""
+    prefill_in_cuda_graph: bool = True
+    """False: every step with a prefill chunk runs eagerly (vLLM V0)."""
 
 
 class CalibratedCostModel:
@@ -91,6 +95,13 @@ class CalibratedCostModel:
         # Per lookup kind (coverage.KINDS) parts of the dense-layer and LM-head grids.
         self._dense_kinds = np.zeros((NUM_KINDS, self._t_grid.size))
         self._head_kinds = np.zeros((NUM_KINDS, self._b_grid.size))
+        # Steps run outside a CUDA graph pay the eager collectives: `_eager_extra` is the
+        # per-layer time they add over the graph-replayed ones, per T (0 with no TP or a
+        # table that does not tell the modes apart); `_eager_kind` its lookup kind.
+        self._graph_max_tokens = limits.cuda_graph_max_tokens
+        self._prefill_in_graph = limits.prefill_in_cuda_graph
+        self._eager_extra = np.zeros_like(self._t_grid)
+        self._eager_kind = ROOFLINE
         self._dense = self._dense_layer_curve(weight_dtype)
         self._head = self._head_curve(weight_dtype)
         self._prefill = lookup.attention_prefill(
@@ -102,6 +113,8 @@ class CalibratedCostModel:
         self._log_frontend()
         self._decode: dict[int, Curve] = {}
         self._dense_s: dict[int, float] = {}  # layers × dense(T), memoised per T
+        self._eager_s: dict[int, float] = {}  # layers × eager extra(T), memoised per T
+        self._eager_count: dict[int, int] = {}  # eager steps (mixed and decode) per T
         self._head_s: dict[int, float] = {}  # LM head + sampler per sampled rows
         self._decode_totals: dict[int, np.ndarray] = {}
         self._limits = limits
@@ -159,6 +172,8 @@ class CalibratedCostModel:
         total = self._decode_totals.get(num_seqs)
         if total is None:
             fixed = self._dense_time(num_seqs) + self._head_time(num_seqs)
+            if num_seqs > self._graph_max_tokens:  # too wide to replay from a graph
+                fixed += self._eager_time(num_seqs)
             overhead = self._overhead_s(num_seqs, 0, 0)
             attn = self._layers * self._decode_curve(num_seqs).t_grid
             total = self._decode_totals[num_seqs] = fixed + overhead + attn
@@ -182,6 +197,9 @@ class CalibratedCostModel:
         kinds, counts = self._kind_s, self._dense_count
         counts[t] = counts.get(t, 0) + 1
         dense = self._dense_time(t)
+        if t > self._graph_max_tokens or (num_prefill and not self._prefill_in_graph):
+            dense += self._eager_time(t)
+            self._eager_count[t] = self._eager_count.get(t, 0) + 1
         if self._prefill_extra and num_prefill_tokens:  # a prefill factor (cost/perturb.py)
             extra = self._prefill_extra * num_prefill_tokens / t
             dense *= 1.0 + extra
@@ -213,6 +231,12 @@ class CalibratedCostModel:
         total = np.array(self._kind_s)
         total += self._layers * _kind_sums(self._dense_count, self._t_grid, self._dense_kinds)
         total += self._layers * _kind_sums(self._prefill_dense, self._t_grid, self._dense_kinds)
+        if self._eager_count:
+            xs = np.fromiter(self._eager_count, dtype=float)
+            n = np.fromiter(self._eager_count.values(), dtype=float)
+            total[self._eager_kind] += (
+                self._layers * np.interp(xs, self._t_grid, self._eager_extra) @ n
+            )
         total += _kind_sums(self._head_count, self._b_grid, self._head_kinds)
         widths: dict[int, list[float]] = {b: list(v) for b, v in self._decode_steps.items()}
         for b, (k, sec) in (decode_runs or {}).items():
@@ -222,6 +246,8 @@ class CalibratedCostModel:
         for b, (k, sec) in widths.items():
             # Every term of a decode step of b requests but its attention is fixed by b.
             fixed = self._layers * _kind_sums({b: 1}, self._t_grid, self._dense_kinds)
+            if b > self._graph_max_tokens:
+                fixed[self._eager_kind] += self._eager_time(b)
             fixed += _kind_sums({b: 1}, self._b_grid, self._head_kinds)
             fixed[OVERHEAD] += self._overhead_s(b, 0, 0)
             total += k * fixed
@@ -245,6 +271,8 @@ class CalibratedCostModel:
         self._head_s.clear()
         self._dense = _scaled(self._dense, m.dense)
         self._dense_kinds *= m.dense
+        self._eager_extra = self._eager_extra * m.dense
+        self._eager_s.clear()
         self._head = _scaled(self._head, m.lm_head)
         self._head_kinds *= m.lm_head
         self._prefill = _scaled(self._prefill, m.attention * m.prefill)
@@ -315,6 +343,15 @@ class CalibratedCostModel:
             t = self._dense_s[num_tokens] = self._layers * float(self._dense(num_tokens))
         return t
 
+    def _eager_time(self, num_tokens: int) -> float:
+        """What a step of `num_tokens` run eagerly adds over the graph-priced dense work
+        (the eager collectives' extra time, all layers)."""
+        t = self._eager_s.get(num_tokens)
+        if t is None:
+            extra = float(np.interp(num_tokens, self._t_grid, self._eager_extra))
+            t = self._eager_s[num_tokens] = self._layers * extra
+        return t
+
     def _head_time(self, num_rows: int) -> float:
         t = self._head_s.get(num_rows)
         if t is None:
@@ -362,12 +399,19 @@ class CalibratedCostModel:
         total += self._per_token(grid)
         if tp > 1:
             nbytes = grid * h * ACTIVATION_BYTES
-            ar = self.lookup.collective(
-                "all_reduce", tp, nbytes, lambda b: np.vectorize(self._roof._all_reduce_s)(b)
-            )
-            log.add("all_reduce", f"tp={tp}", ar, (nbytes[0], nbytes[-1]))
-            total += (1 if s.expert_parallel > 1 else 2) * ar.t_grid
-            kinds[kind_of(ar)] += (1 if s.expert_parallel > 1 else 2) * ar.t_grid
+            roof = lambda b: np.vectorize(self._roof._all_reduce_s)(b)  # noqa: E731
+            ar = self.lookup.collective("all_reduce", tp, nbytes, roof, mode="graph")
+            eager = self.lookup.collective("all_reduce", tp, nbytes, roof, mode="eager")
+            log.add("all_reduce", f"tp={tp} (CUDA graph)", ar, (nbytes[0], nbytes[-1]))
+            if not np.array_equal(eager.t_grid, ar.t_grid):
+                log.add("all_reduce", f"tp={tp} (eager)", eager, (nbytes[0], nbytes[-1]))
+            per_layer = 1 if s.expert_parallel > 1 else 2
+            total += per_layer * ar.t_grid
+            kinds[kind_of(ar)] += per_layer * ar.t_grid
+            # Measured eager rows can dip under the graph ones at a size (another
+            # algorithm timed); a step is never faster for running eagerly.
+            self._eager_extra = per_layer * np.maximum(eager.t_grid - ar.t_grid, 0.0)
+            self._eager_kind = kind_of(eager)
         if s.expert_parallel > 1:
             total += self._expert_parallel_comm(grid)
         return Curve(grid, total, (1, grid[-1]), "sum")

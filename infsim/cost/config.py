@@ -64,6 +64,15 @@ class ReplicaConfig:
     calibration_choice: dict | None = field(default=None, compare=False)
     """`calibration: auto`'s record of how the table was chosen (`AutoChoice.record`), for
     summary.json; None when the scenario named its table."""
+    cuda_graph_max_tokens: int = 512
+    """The largest step (batched tokens) the engine replays from a CUDA graph; larger steps
+    run eagerly and pay the table's eager collective rows (`CalibratedCostModel`). 512:
+    vLLM V1's default largest capture size (`max_cudagraph_capture_size`, ≤ 512); V0
+    (< 0.8) captures decode batches of up to 256 sequences."""
+    prefill_in_cuda_graph: bool = True
+    """Whether steps with a prefill chunk run in a CUDA graph when small enough: vLLM V1's
+    piecewise graphs do; V0 (< 0.8) runs every step with a prompt eagerly (`ModelRunner`
+    captures decode batches only). Resolution should set False for V0."""
 
     @property
     def num_workers(self) -> int:

@@ -114,7 +114,8 @@ def _cost_model(cfg: ReplicaConfig, shape: ReplicaShape, log: LookupLog | None =
     # LM-head rows: one per sampling request, plus one per speculative draft verified.
     drafts = cfg.speculative.num_speculative_tokens if cfg.speculative else 0
     limits = Limits(cfg.max_num_batched_tokens, cfg.max_num_seqs * (1 + drafts),
-                    cfg.max_model_len)  # fmt: skip
+                    cfg.max_model_len, cfg.cuda_graph_max_tokens,
+                    cfg.prefill_in_cuda_graph)  # fmt: skip
     lookup = CalibrationLookup(
         cfg.calibration_rows, log, cfg.tensor_parallel, dtype_substitutes(cfg.gpu)
     )

@@ -248,10 +248,22 @@ class CalibrationLookup:
         return Curve(grid, t, (float(xs.min()), float(xs.max())), "measured", note)
 
     # -- collectives and small ops ------------------------------------------------------
-    def collective(self, op: str, num_devices: int, grid: np.ndarray, roof: RoofFn) -> Curve:
+    def collective(
+        self, op: str, num_devices: int, grid: np.ndarray, roof: RoofFn, mode: str | None = None
+    ) -> Curve:
+        """t(bytes) of a collective: the fastest measured variant per size. `mode` ("graph"
+        or "eager"): where the table has rows of the engine's own call timed in that mode
+        (`variant` ending in `_graph` / `_eager`, e.g. AIConfigurator's `vllm_graph` and
+        `vllm_eager`: vLLM's all-reduce replayed in a CUDA graph and called eagerly), only
+        those price it, since that call is what the engine runs (it picks custom
+        all-reduce or NCCL by size itself); other variants (e.g. raw `nccl`) stand in only
+        where the table has no rows of that mode."""
         rows = self.select(op)
         if rows is not None:
             rows = rows[rows["num_devices"] == num_devices]
+        if rows is not None and mode is not None and not rows.empty:
+            own = rows[rows["variant"].fillna("").astype(str).str.endswith(f"_{mode}")]
+            rows = own if not own.empty else rows
         if rows is None or rows.empty:
             return self._roofline(grid, roof)
         pts = rows.groupby("message_bytes")["time_s"].min()  # fastest algorithm per size
