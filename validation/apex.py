@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,18 +116,7 @@ def simulate(requests: pd.DataFrame, tp: int, sections: dict | None = None) -> a
     (e.g. `cost_model`, `frontend`)."""
     scenario, trace = scenario_and_trace(requests, tp, sections)
     resolved, _ = api.prepare(scenario, ".")
-    return api.run_resolved(v0_graphs(resolved), trace)
-
-
-def v0_graphs(resolved):
-    """vLLM V0's CUDA-graph policy on the replica's cost model: every step with a prompt
-    runs eagerly, decode batches of up to 256 sequences replay a graph (`ModelRunner`
-    captures decode batch sizes 1..256). Resolution does not yet set it from the engine
-    version (issue 18: `ReplicaConfig.prefill_in_cuda_graph`), so this run does."""
-    base = resolved.replica
-    v0 = lambda: replace(base(), prefill_in_cuda_graph=False, cuda_graph_max_tokens=256)  # noqa: E731
-    object.__setattr__(resolved, "replica", v0)
-    return resolved
+    return api.run_resolved(resolved, trace)  # V0's CUDA-graph policy from engine.version
 
 
 def scenario_and_trace(

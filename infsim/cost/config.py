@@ -72,7 +72,8 @@ class ReplicaConfig:
     prefill_in_cuda_graph: bool = True
     """Whether steps with a prefill chunk run in a CUDA graph when small enough: vLLM V1's
     piecewise graphs do; V0 (< 0.8) runs every step with a prompt eagerly (`ModelRunner`
-    captures decode batches only). Resolution should set False for V0."""
+    captures decode batches only). Resolution sets both from the engine version
+    (`infsim.scenario.vllm_defaults.cuda_graph_defaults`)."""
 
     @property
     def num_workers(self) -> int:

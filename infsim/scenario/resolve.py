@@ -31,7 +31,12 @@ from infsim.kvcache.capacity import GPU_RUNTIME_OVERHEAD_BYTES, KVCapacity, kv_c
 from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.host_overhead import TERMS, resolve_step_overhead
 from infsim.scenario.schema import Scenario
-from infsim.scenario.vllm_defaults import NEWEST_VLLM, default_async_scheduling, engine_version
+from infsim.scenario.vllm_defaults import (
+    NEWEST_VLLM,
+    cuda_graph_defaults,
+    default_async_scheduling,
+    engine_version,
+)
 from infsim.speculative.memory import proposer_spec, with_proposer
 
 if TYPE_CHECKING:  # pools.py resolves each pool through resolve() (one package)
@@ -79,6 +84,7 @@ class ResolvedScenario:
         overhead = self.step_overhead
         if overhead is None:  # a hand-built ResolvedScenario: the release's default
             overhead = resolve_step_overhead(cm, None, eng.version or NEWEST_VLLM)
+        graph_max_tokens, prefill_in_graph = cuda_graph_defaults(eng.version or NEWEST_VLLM)
         return ReplicaConfig(
             model=self.model,
             gpu=self.gpu,
@@ -100,6 +106,8 @@ class ResolvedScenario:
             speculative=eng.speculative,
             draft_model=self.draft_model,
             calibration_choice=self.calibration_choice,
+            cuda_graph_max_tokens=graph_max_tokens,
+            prefill_in_cuda_graph=prefill_in_graph,
         )
 
 

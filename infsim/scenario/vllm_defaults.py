@@ -48,3 +48,19 @@ def engine_version(
     if table_engine == "vllm" and table_version:
         return table_version
     return NEWEST_VLLM
+
+
+V1_DEFAULT_SINCE = (0, 8, 0)
+"""vLLM 0.8.0 made the V1 engine the default (V0 was removed in 0.11)."""
+
+
+def cuda_graph_defaults(version: str) -> tuple[int, bool]:
+    """(largest step in tokens replayed from a CUDA graph, whether steps holding a prefill
+    chunk are too) for a vLLM release. V1 (≥ 0.8): piecewise graphs cover mixed steps up
+    to the largest capture size, 512 by default (`max_cudagraph_capture_size`). V0: the
+    model runner captures decode batches of up to 256 sequences and runs every step with a
+    prompt eagerly. What the cost model does with it: `infsim.cost.calibrated` (eager
+    steps pay the table's eager collective rows)."""
+    if version_tuple(version) < V1_DEFAULT_SINCE:
+        return 256, False
+    return 512, True

@@ -49,10 +49,11 @@ def test_a_table_without_modes_prices_both_modes_alike():
     np.testing.assert_array_equal(graph.t_grid, eager.t_grid)
 
 
-def _config(tp: int):
+def _config(tp: int, version: str | None = None):
+    version_item = {"version": version} if version else {}
     raw = {"model": "llama-3.1-70b", "hardware": {"gpu": "h100-sxm"},
            "calibration": "h100-vllm-0.19", "deployment": {"tensor_parallel": tp},
-           "engine": {"max_num_seqs": 256, "max_num_batched_tokens": 8192,
+           "engine": {**version_item, "max_num_seqs": 256, "max_num_batched_tokens": 8192,
                       "max_model_len": 8192, "enable_chunked_prefill": False},
            "workload": {"synthetic": {"num_requests": 1, "arrival": {
                "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
@@ -122,3 +123,13 @@ def test_eager_extra_is_never_negative_and_grows_with_the_prompt(tp8):
         extras.append(sum(v0.op_times_s(step).values()) - sum(graph.op_times_s(step).values()))
     assert min(extras) >= 0
     assert extras[-1] > extras[0]
+
+
+@pytest.mark.parametrize(
+    ("version", "max_tokens", "prefill_in_graph"),
+    [("0.6.0", 256, False), ("0.7.3", 256, False), ("0.8.0", 512, True), (None, 512, True)],
+)
+def test_resolution_sets_the_releases_graph_policy(version, max_tokens, prefill_in_graph):
+    cfg = _config(2, version)
+    assert cfg.cuda_graph_max_tokens == max_tokens
+    assert cfg.prefill_in_cuda_graph is prefill_in_graph
