@@ -154,16 +154,8 @@ def publish_tree(
 ) -> Path:
     """`write_into(fresh_dir, step)` fills a fresh temporary sibling (naming what it does in
     `step[0]`, for the message if it fails), which then replaces `target` as a whole."""
-    replaceable = set(replaceable)
-    path = check_target(target, replaceable, what)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            f"{path.parent}: cannot create the output directory: {err.strerror or err}"
-        ) from None
-    remove_stale_siblings(path)
-    tmp = _sibling(path, "tmp")
+    path = check_target(target, set(replaceable), what)
+    tmp = _fresh_sibling_name(path)
     step = ["create a temporary directory"]
     try:
         tmp.mkdir()
@@ -185,6 +177,19 @@ def publish_tree(
     return path
 
 
+def _fresh_sibling_name(path: Path) -> Path:
+    """A new temporary sibling's name for `path` (not created): the parent made, and the
+    siblings killed writers left removed first."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{path.parent}: cannot create the output directory: {err.strerror or err}"
+        ) from None
+    remove_stale_siblings(path)
+    return _sibling(path, "tmp")
+
+
 @contextlib.contextmanager
 def spool_beside(target: Path | str, what: str = "run") -> Iterator[Path]:
     """A fresh temporary sibling of `target` for the files a long job writes as it goes
@@ -194,14 +199,7 @@ def spool_beside(target: Path | str, what: str = "run") -> Iterator[Path]:
     has a temporary sibling's name). A failure to write into it (disk full) becomes one
     `InputError` saying the target is unchanged."""
     path = absolute(target)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            f"{path.parent}: cannot create the output directory: {err.strerror or err}"
-        ) from None
-    remove_stale_siblings(path)
-    tmp = _sibling(path, "tmp")
+    tmp = _fresh_sibling_name(path)
     try:
         tmp.mkdir()
         yield tmp

@@ -5,35 +5,17 @@ roofline and the calibrated model alike."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from infsim.core.batch import batch_of
 from infsim.cost.factory import build_cost_model
 from infsim.cost.perturb import OpMultipliers, prefill_rows, scaling
 from infsim.cost.roofline import PrefillScaledRoofline, RooflineCostModel
-from infsim.scenario.load import load_scenario, validate_scenario
-from infsim.scenario.resolve import resolve
+from tests.uncertainty.test_uncertainty_cost_hook import calibrated_config, roofline_config
 
-REPO = Path(__file__).resolve().parents[2]
 F = 1.7
 PREFILL = [(300, 0), (120, 500)]  # (new tokens, cached tokens): two prompt chunks
 DECODE = [(1, 300), (1, 900), (1, 40)]
-
-
-def roofline_config():
-    raw = {"model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},
-           "workload": {"synthetic": {"num_requests": 1,
-                        "arrival": {"kind": "poisson", "rate_per_s": 1},
-                        "prompt_tokens": {"kind": "fixed", "value": 10},
-                        "output_tokens": {"kind": "fixed", "value": 10}}}}  # fmt: skip
-    return resolve(validate_scenario(raw, "t"), Path()).replica()
-
-
-def calibrated_config():
-    path = REPO / "scenarios" / "vllm-cpu-tiny-llama.yaml"
-    return resolve(load_scenario(path), path.parent).replica()
 
 
 CONFIGS = [roofline_config, calibrated_config]
