@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,14 @@ from infsim.scenario.resolve import ResolvedScenario, resolve
 from infsim.scenario.run import resolved_run
 from infsim.scenario.schema import Scenario
 from infsim.sim.engine import simulate
+from infsim.sim.split_run import choose_split, jobs_record, simulate_split
 from infsim.speculative.summary import speculative_summary
 from infsim.workload.spec import build_trace
 from infsim.workload.trace import Trace
 
 __all__ = ["RunResult", "Scenario", "load_scenario", "prepare", "run"]
+
+logger = logging.getLogger("infsim.split")  # stderr when logging is not configured
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,27 @@ def run_resolved(
     *,
     progress: Callable[[float, int], None] | None = None,
     spool_dir: Path | None = None,
+    replica_jobs: int | None = None,
 ) -> RunResult:
     """Simulate and summarise. With `spool_dir` (an existing, empty directory, kept as long
     as the result is used) the requests and timeline tables are streamed to Parquet files
     there during the run and the summary reads back only the columns it needs, so memory
-    does not grow with the run's length; without it they are held in memory."""
+    does not grow with the run's length; without it they are held in memory.
+
+    With `replica_jobs` = N ≥ 2 the replicas are simulated in up to N worker processes and
+    merged, when the run allows it (`infsim.sim.split`: a router that ignores replica load,
+    a static fleet, open loop); otherwise it runs serially with a note on stderr. Either way
+    `summary.simulation` records `replica_jobs` (the workers used) and, when serial, why
+    (`replica_jobs_note`). No progress is reported from the workers."""
     run = resolved_run(resolved)
-    with coverage.collecting() as cost_models:  # the cost models the run builds
-        out = simulate(run, trace, progress, spool_dir)
+    plan, split_note = choose_split(run, trace, replica_jobs) if replica_jobs else (None, None)
+    if plan is not None:
+        out, cost_models = simulate_split(run, trace, plan, spool_dir)
+    else:
+        if split_note is not None and replica_jobs > 1:
+            logger.warning("replica_jobs=%d: serial run: %s", replica_jobs, split_note)
+        with coverage.collecting() as cost_models:  # the cost models the run builds
+            out = simulate(run, trace, progress, spool_dir)
     # The samples first, and let go, before the requests' columns are read: the two are
     # the memory peak of a long run and need not be held at the same time.
     itl = describe_weighted(*out.recorder.itl_samples())
@@ -129,6 +146,8 @@ def run_resolved(
         wall_s=out.wall_s,
         num_events=out.num_events,
     )
+    if replica_jobs:
+        summary["simulation"] |= jobs_record(replica_jobs, plan, split_note)
     summary["deployment"] = {
         "model": resolved.model.name,
         "gpu": resolved.gpu.name,

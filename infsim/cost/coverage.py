@@ -25,7 +25,7 @@ stderr when logging is not configured).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -74,26 +74,24 @@ class Collector:
         of the fast-forwarded decode runs that ran (all replicas); `step_time_s`: the
         timeline's total step time, which prices what no calibrated model tallied
         (roofline models next to calibrated ones) as roofline."""
-        calibrated = [m for _, m in self.models if hasattr(m, "coverage_s")]
-        seconds = np.zeros(NUM_KINDS)
-        for model, runs in zip(calibrated, _share_runs(calibrated, decode_runs), strict=True):
-            seconds += model.coverage_s(runs)
-        if len(calibrated) < len(self.models):
-            seconds[ROOFLINE] += max(step_time_s - float(seconds.sum()), 0.0)
-        if not calibrated:
-            shares = dict.fromkeys(KINDS, 0.0) | {"roofline": 1.0}
-            return {"name": self.name, "coverage": shares, "overhead_fraction": None,
-                    "roofline_lookups": []} | self._auto()  # fmt: skip
-        lookups = seconds[:OVERHEAD].sum()
-        total = seconds.sum()
-        shares = {k: (float(seconds[i] / lookups) if lookups > 0 else None)
-                  for i, k in enumerate(KINDS)}  # fmt: skip
-        return {
-            "name": self.name,
-            "coverage": shares,
-            "overhead_fraction": float(seconds[OVERHEAD] / total) if total > 0 else None,
-            "roofline_lookups": self.fallbacks(),
-        } | self._auto()
+        calibrated = self.calibrated()
+        runs = share_runs([[m.priced_run_steps] for m in calibrated], decode_runs)
+        seconds = [[m.coverage_s(r[0])] for m, r in zip(calibrated, runs, strict=True)]
+        return coverage_section(self.name, seconds, len(self.models), step_time_s,
+                                self.fallbacks(), self._auto())  # fmt: skip
+
+    def calibrated(self) -> list[Any]:
+        """The models that tally coverage (calibrated ones), in build order."""
+        return [m for _, m in self.models if hasattr(m, "coverage_s")]
+
+    def tallies(self) -> list[ModelTally]:
+        """What a split run's worker reports of the models it built (`SplitCollector`)."""
+        return [ModelTally.of(name, model) for name, model in self.models]
+
+    def part_seconds(self, shares: list[dict[int, tuple[float, float]]]) -> list[np.ndarray]:
+        """A split run's worker: each calibrated model's seconds per kind, given its
+        share of the whole run's decode runs (`SplitCollector.shares`)."""
+        return [m.coverage_s(r) for m, r in zip(self.calibrated(), shares, strict=True)]
 
     def _auto(self) -> dict[str, Any]:
         """`source: auto` and one entry per GPU that `calibration: auto` chose a table for
@@ -136,7 +134,11 @@ def register(name: str, model: Any, choice: dict[str, Any] | None = None) -> Non
     collector.models.append((name, model))
     if choice is not None and choice not in collector.choices:
         collector.choices.append(dict(choice))
-    for line in fallback_lines(model):
+    _warn(name, fallback_lines(model))
+
+
+def _warn(name: str, lines: Sequence[str]) -> None:
+    for line in lines:
         message = f"calibration {name}: {line} not in the table: priced by the roofline"
         if message not in _warned:
             _warned.add(message)
@@ -150,18 +152,132 @@ def fallback_lines(model: Any) -> list[str]:
     return [f"{e['op']} {e['shape']}" for e in lookup.log.entries if e["method"] == "roofline"]
 
 
-def _share_runs(
-    models: list[Any], decode_runs: dict[int, tuple[float, float]]
-) -> list[dict[int, tuple[float, float]]]:
+Runs = dict[int, tuple[float, float]]
+
+
+def share_runs(priced: list[list[dict[int, int]]], decode_runs: Runs) -> list[list[Runs]]:
     """Split the decode runs that ran among the models that priced runs of each width, in
-    proportion to the steps each priced (exact with one model, the usual case)."""
-    out: list[dict[int, tuple[float, float]]] = [{} for _ in models]
+    proportion to the steps each priced (exact with one model, the usual case).
+    `priced[i][w]`: model i's decode-run steps priced per width, in worker w of a run split
+    by replica (one worker otherwise); the result is indexed the same way."""
+    out: list[list[Runs]] = [[{} for _ in slot] for slot in priced]
     for b, (steps, sec) in decode_runs.items():
-        priced = [m.priced_run_steps.get(b, 0) for m in models]
-        total = sum(priced)
+        counts = [[p.get(b, 0) for p in slot] for slot in priced]
+        total = sum(sum(slot) for slot in counts)
         if not total:
             continue
-        for i, p in enumerate(priced):
-            if p:
-                out[i][b] = (steps * p / total, sec * p / total)
+        for i, slot in enumerate(counts):
+            for w, p in enumerate(slot):
+                if p:
+                    out[i][w][b] = (steps * p / total, sec * p / total)
     return out
+
+
+def coverage_section(
+    name: str,
+    seconds: list[list[np.ndarray]],
+    num_models: int,
+    step_time_s: float,
+    fallbacks: list[str],
+    auto: dict[str, Any],
+) -> dict[str, Any]:
+    """The `calibration` section from the seconds per kind each calibrated model priced
+    (`seconds[i][w]`: model i in worker w; one worker unless split by replica)."""
+    total_s = np.zeros(NUM_KINDS)
+    for slot in seconds:
+        for part in slot:
+            total_s += part
+    if len(seconds) < num_models:
+        total_s[ROOFLINE] += max(step_time_s - float(total_s.sum()), 0.0)
+    if not seconds:
+        shares = dict.fromkeys(KINDS, 0.0) | {"roofline": 1.0}
+        return {"name": name, "coverage": shares, "overhead_fraction": None,
+                "roofline_lookups": []} | auto  # fmt: skip
+    lookups = total_s[:OVERHEAD].sum()
+    total = total_s.sum()
+    shares = {k: (float(total_s[i] / lookups) if lookups > 0 else None)
+              for i, k in enumerate(KINDS)}  # fmt: skip
+    return {
+        "name": name,
+        "coverage": shares,
+        "overhead_fraction": float(total_s[OVERHEAD] / total) if total > 0 else None,
+        "roofline_lookups": fallbacks,
+    } | auto
+
+
+@dataclass(frozen=True)
+class ModelTally:
+    """What a split run's worker reports of one cost model it built: enough for the
+    merged `calibration` and host sections (the model itself, with its table, is tens
+    of MB)."""
+
+    name: str
+    calibrated: bool
+    priced_run_steps: dict[int, int]
+    fallback_lines: tuple[str, ...]
+    overhead_measured: bool = False
+    overhead_fit: Any = None
+
+    @classmethod
+    def of(cls, name: str, model: Any) -> ModelTally:
+        return cls(name, hasattr(model, "coverage_s"),
+                   dict(getattr(model, "priced_run_steps", {})), tuple(fallback_lines(model)),
+                   getattr(model, "overhead_measured", False),
+                   getattr(model, "overhead_fit", None))  # fmt: skip
+
+
+class SplitCollector:
+    """The cost models of a run split by replica: every worker built the same models in
+    the same order (`parts[w][i]`: model i of worker w), each tallying its own replicas'
+    steps. Coverage is the sum over workers, in two phases: `shares` splits the merged
+    decode runs, each worker prices its share (`Collector.part_seconds`), `add_seconds`."""
+
+    def __init__(self, parts: list[list[ModelTally]], choices: list[dict[str, Any]]) -> None:
+        self.parts = parts
+        self.choices = choices
+        self.seconds: list[list[np.ndarray]] = []  # [calibrated model][worker]
+
+    @property
+    def models(self) -> list[tuple[str, ModelTally]]:
+        return [(t.name, t) for t in self.parts[0]]
+
+    @property
+    def name(self) -> str:
+        names = list(dict.fromkeys(t.name for t in self.parts[0]))
+        return ", ".join(names) if names else "roofline"
+
+    def _calibrated(self) -> list[int]:
+        return [i for i, t in enumerate(self.parts[0]) if t.calibrated]
+
+    def shares(self, decode_runs: Runs) -> list[list[Runs]]:
+        """Per worker, each calibrated model's share of the merged decode runs."""
+        slots = self._calibrated()
+        priced = [[part[i].priced_run_steps for part in self.parts] for i in slots]
+        by_slot = share_runs(priced, decode_runs)
+        return [[by_slot[j][w] for j in range(len(slots))] for w in range(len(self.parts))]
+
+    def add_seconds(self, per_worker: list[list[np.ndarray]]) -> None:
+        """The workers' `part_seconds`, in worker order."""
+        num_slots = len(self._calibrated())
+        self.seconds = [[part[j] for part in per_worker] for j in range(num_slots)]
+
+    def fallbacks(self) -> list[str]:
+        out: list[str] = []
+        for i in range(len(self.parts[0])):
+            for part in self.parts:
+                for line in part[i].fallback_lines:
+                    if line not in out:
+                        out.append(line)
+        return out
+
+    def warn(self) -> None:
+        """The fallback warnings, once per process (the workers' were silenced)."""
+        for i in range(len(self.parts[0])):
+            for part in self.parts:
+                _warn(part[i].name, part[i].fallback_lines)
+
+    def section(self, decode_runs: Runs, step_time_s: float) -> dict[str, Any]:
+        """As `Collector.section`; the decode runs were shared out by `shares`."""
+        auto = {"source": "auto", "auto": list(self.choices)} if self.choices else {}
+        return coverage_section(self.name, self.seconds, len(self.parts[0]), step_time_s,
+                                self.fallbacks(), auto)  # fmt: skip

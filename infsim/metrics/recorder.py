@@ -68,11 +68,24 @@ _NO_INTS = np.empty(0, dtype=np.int64)
 ROWS_PER_BATCH = 65_536
 REQUESTS_PER_CHUNK = 16_384
 ENDED = frozenset({Status.FINISHED, Status.REJECTED, Status.FAILED})
+_SAMPLE_ARRAYS = ("itl_s", "itl_count", "_run_ends", "_run_starts", "_run_steps", "_run_seqs")
 
 
 ExtraColumns = Callable[[list[RequestState]], dict[str, pa.Array]]
 """Columns a run adds to the requests table, given a chunk's requests (disaggregation's
 prefill/transfer columns: `infsim.disagg.outputs`)."""
+
+
+class RunSamples(NamedTuple):
+    """A recorder's ITL samples and fast-forwarded decode runs as arrays (`Recorder.samples`),
+    to move them between processes (a run split by replica: `infsim.sim.split_run`)."""
+
+    itl_s: np.ndarray
+    itl_count: np.ndarray
+    run_ends: np.ndarray
+    run_starts: np.ndarray
+    run_steps: np.ndarray
+    run_seqs: np.ndarray
 
 
 class Recorder:
@@ -231,6 +244,18 @@ class Recorder:
             setattr(self, name, array("d"))
         for name in ("itl_count", "_run_steps", "_run_seqs"):
             setattr(self, name, array("q"))
+
+    def samples(self) -> RunSamples:
+        """The ITL samples and decode runs recorded so far, as arrays (copies)."""
+        return RunSamples(*(np.array(getattr(self, name)) for name in _SAMPLE_ARRAYS))
+
+    def add_samples(self, samples: RunSamples) -> None:
+        """Append another recorder's samples and decode runs (a split run's parts, merged):
+        the ITL multiset and each run's gaps are those of the parts."""
+        for name, values in zip(_SAMPLE_ARRAYS, samples, strict=True):
+            target = getattr(self, name)
+            dtype = np.float64 if target.typecode == "d" else np.int64
+            target.frombytes(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """All ITL samples as (gap_s, count) arrays: the per-step samples, then each

@@ -12,10 +12,10 @@ enters model state; the same scenario and seed give identical records.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -44,6 +44,9 @@ from infsim.sim.replica import Replica
 from infsim.speculative.speculator import Speculator
 from infsim.speculative.summary import SpeculativeRun, collect
 from infsim.workload.trace import Trace
+
+if TYPE_CHECKING:
+    from infsim.sim.split_part import SplitPart
 
 ProgressFn = Callable[[float, int], None]
 
@@ -128,20 +131,23 @@ def simulate(
     trace: Trace,
     progress: ProgressFn | None = None,
     spool_dir: Path | None = None,
+    part: SplitPart | None = None,
 ) -> SimOutput:
     """Run the simulation. With `spool_dir` (an existing, empty directory) the requests and
     timeline tables are streamed to `requests.parquet` and `timeline.parquet` there while
-    the run goes, instead of held in memory (`infsim.metrics.sink`)."""
+    the run goes, instead of held in memory (`infsim.metrics.sink`). With `part`, one
+    worker's share of a run split by replica (`infsim.sim.split_run`): its router replays
+    the serial assignment, and only the requests it owns are submitted."""
     wall0 = time.perf_counter()
     env = simpy.Environment()
-    recorder = Recorder(spool_dir)
+    recorder = Recorder(spool_dir) if part is None else part.recorder(env, spool_dir)
     fast = run.fast_forward
     limit = run.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
     has_prefix_ids = trace.hash_block_size_tokens is not None
     cost_models: dict[str, CostModel] = {}  # one per pool, built with its first replica
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
-    router = build_router(run.router, run.seed)
+    router = build_router(run.router, run.seed) if part is None else part.router
 
     def ended(_req: RequestState) -> None:
         """The one place a client request's end is counted: finished, rejected or failed."""
@@ -185,7 +191,7 @@ def simulate(
 
     plan = FleetPlan(
         list(run.pools),
-        num_requests=trace.num_requests,
+        num_requests=trace.num_requests if part is None else part.num_requests,
         seed=run.seed,
         autoscaling=run.autoscaling,
         failures=run.failures,
@@ -198,12 +204,12 @@ def simulate(
         on_rejected=ended,
     )
     fleet = Fleet(env, plan, wiring)
+    if part is not None:
+        part.attach(fleet)
     dispatch = disagg.submit if disagg is not None else fleet.submit
-    env.process(_arrivals(env, run, trace, dispatch, recorder, ended, client))
-    if progress is not None:
-        env.process(_progress(env, trace, recorder, progress))
-    if run.failures is not None or run.autoscaling is not None:
-        env.process(_watchdog(env, trace.num_requests, recorder))
+    owned = None if part is None else part.owned
+    env.process(_arrivals(env, run, trace, dispatch, recorder, ended, client, owned))
+    _observe(env, run, trace, recorder, progress)
     env.run()
     recorder.finish()
     simulated_s = recorder.latest_finish_s()
@@ -221,6 +227,20 @@ def simulate(
     return SimOutput(recorder, wall_s, simulated_s, num_events, record, spec_run, disagg_run)
 
 
+def _observe(
+    env: simpy.Environment,
+    run: ResolvedRun,
+    trace: Trace,
+    recorder: Recorder,
+    progress: ProgressFn | None,
+) -> None:
+    """The processes that only watch the run: progress reports and the stall watchdog."""
+    if progress is not None:
+        env.process(_progress(env, trace, recorder, progress))
+    if run.failures is not None or run.autoscaling is not None:
+        env.process(_watchdog(env, trace.num_requests, recorder))
+
+
 def _arrivals(
     env: simpy.Environment,
     run: ResolvedRun,
@@ -229,11 +249,14 @@ def _arrivals(
     recorder: Recorder,
     ended: Callable[[RequestState], None],
     client: ClosedLoopClient | None,
+    owned: Sequence[bool] | None = None,
 ) -> Generator[simpy.Event, Any, None]:
     """Send the trace's requests: at their arrival times (open loop) or when a client slot
     frees (closed loop); the send time is the zero of TTFT and E2E. The replica's API
     server (sim/replica.py) takes it from there. `dispatch` (the fleet's gateway) returns
-    False for a request rejected for good, which then `ended`."""
+    False for a request rejected for good, which then `ended`. With `owned` (a split run's
+    part) only the rows it marks are sent; the others still pass their arrival time and
+    their prefix keys, so events and key numbering are those of the whole run."""
     keyer = None
     if run.prefix_block_size_tokens is not None and trace.hash_block_size_tokens:
         keyer = BlockKeyer(trace.hash_block_size_tokens, run.prefix_block_size_tokens)
@@ -251,6 +274,8 @@ def _arrivals(
             yield from client.acquire()
             arrival = env.now
         keys = keyer.keys(hash_ids, prompt + output) if keyer and hash_ids else None
+        if owned is not None and not owned[index]:
+            continue
         req = RequestState(
             index=index,
             request_id=rid,
