@@ -189,6 +189,15 @@ class _Progress:
     "--set, which wins); arguments without effect or not modelled are listed.",
 )
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option(
+    "--replica-jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Simulate the replicas in up to N processes and merge (same outputs), where the "
+    "router ignores replica load (round_robin, random) and the fleet is static; else "
+    "serial, with a note (docs/fleet.md). No progress bar when split.",
+)
 def run(  # noqa: PLR0913
     scenario: Path,
     out_dir: Path | None,
@@ -203,6 +212,7 @@ def run(  # noqa: PLR0913
     jobs: int | None,
     vllm_args: str | None,
     no_report: bool,
+    replica_jobs: int | None,
 ) -> None:
     """Simulate SCENARIO and write requests/timeline Parquet, summary.json, the resolved
     scenario and report.html to the output directory."""
@@ -241,7 +251,8 @@ def run(  # noqa: PLR0913
     # the run goes (memory flat in its length), then are published with the rest.
     with spool_beside(out_dir) as spool:
         try:
-            result = api.run_resolved(resolved, trace, progress=progress, spool_dir=spool)
+            result = api.run_resolved(resolved, trace, progress=progress, spool_dir=spool,
+                                      replica_jobs=replica_jobs)  # fmt: skip
         finally:
             if progress is not None:
                 progress.close()
