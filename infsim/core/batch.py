@@ -13,6 +13,15 @@ d drafts is scheduled 1 + d tokens, so its row ends d tokens past `num_tokens`;
 each needs logits, so the LM head prices `num_sampled + num_spec_tokens` rows).
 `draft_k` is the number of drafts the proposer makes per sampling request at the end of
 this step (0: speculation is off, or switched off for this step).
+
+Running sums for the cost models: `attn_pairs` and `attn_kv_tokens` are Σ q·c + q(q+1)/2
+and Σ c + q over the rows that `add` (or the scheduler's inlined adds) counted,
+`attn_rows` of them; `attention_work` (infsim.cost.base) reads them instead of a pass
+over the rows when `attn_rows` covers every row (a batch built from lists counts none).
+`num_decode_rows`: the scheduler's whole-running-set decode block — the first
+`num_decode_rows` rows are running requests each decoding one token (emitted before the
+step, one token left to compute), which `on_batch_done` and the replica apply without
+per-row checks; `decode_limit` is the fewest output tokens any of them had left.
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ class Batch:
     num_preempted: int = 0
     num_spec_tokens: int = 0
     draft_k: int = 0
+    attn_pairs: int = 0
+    attn_kv_tokens: int = 0
+    attn_rows: int = 0
+    num_decode_rows: int = 0
+    decode_limit: int = 0
 
     @property
     def num_seqs(self) -> int:
@@ -41,9 +55,13 @@ class Batch:
     def add(self, req: RequestState, num_new_tokens: int) -> None:
         self.requests.append(req)
         self.num_new_tokens.append(num_new_tokens)
-        self.num_context_tokens.append(req.num_computed_tokens)
+        c = req.num_computed_tokens
+        self.num_context_tokens.append(c)
         self.num_batched_tokens += num_new_tokens
-        end = req.num_computed_tokens + num_new_tokens
+        self.attn_pairs += num_new_tokens * c + num_new_tokens * (num_new_tokens + 1) // 2
+        self.attn_kv_tokens += c + num_new_tokens
+        self.attn_rows += 1
+        end = c + num_new_tokens
         if end >= req.num_tokens:
             self.num_sampled += 1
             self.num_spec_tokens += end - req.num_tokens
@@ -51,11 +69,17 @@ class Batch:
     def remove(self, req: RequestState) -> None:
         i = self.requests.index(req)
         n = self.num_new_tokens[i]
-        end = self.num_context_tokens[i] + n
+        c = self.num_context_tokens[i]
+        end = c + n
         if end >= req.num_tokens:
             self.num_sampled -= 1
             self.num_spec_tokens -= end - req.num_tokens
         self.num_batched_tokens -= n
+        self.attn_pairs -= n * c + n * (n + 1) // 2
+        self.attn_kv_tokens -= c + n
+        self.attn_rows -= 1
+        if i < self.num_decode_rows:
+            self.num_decode_rows = 0  # no longer the whole running set
         del self.requests[i], self.num_new_tokens[i], self.num_context_tokens[i]
 
 

@@ -33,8 +33,11 @@ def attention_work(batch: Batch) -> tuple[int, int]:
     """(query·key pairs under the causal mask, KV tokens read) summed over the batch.
 
     A request computing q new tokens on top of c cached ones has q·c + q(q+1)/2 pairs and
-    reads c + q KV tokens per layer. Decode (q = 1): both are c + 1.
+    reads c + q KV tokens per layer. Decode (q = 1): both are c + 1. The batch's running
+    sums when they cover every row (the scheduler's batches), else a pass over the rows.
     """
+    if batch.attn_rows == len(batch.num_new_tokens):
+        return batch.attn_pairs, batch.attn_kv_tokens
     pairs = kv_tokens = 0
     for q, c in zip(batch.num_new_tokens, batch.num_context_tokens, strict=True):
         pairs += q * c + q * (q + 1) // 2

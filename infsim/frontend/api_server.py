@@ -12,6 +12,7 @@ With `queueing` off, the request path is a fixed delay (no waiting, no stretchin
 from __future__ import annotations
 
 from collections import deque
+from itertools import accumulate, islice, repeat
 
 from infsim.frontend.costs import FrontendCosts
 
@@ -55,11 +56,10 @@ class ApiServers:
         if not self.costs.queueing or not ends_s:
             return
         work = self.costs.stream_work_s(1, num_tokens)
-        stream, total = self._stream, self._stream_total_s
-        for end in ends_s:
-            total += work
-            stream.append((end, total))
-        self._stream_total_s = total
+        # accumulate adds in C, one `total + work` per step: the same floats as a loop
+        totals = list(accumulate(repeat(work, len(ends_s)), initial=self._stream_total_s))
+        self._stream_total_s = totals[-1]
+        self._stream.extend(zip(ends_s, islice(totals, 1, None), strict=True))
         self._trim(ends_s[-1])
 
     def _trim(self, now: float) -> None:

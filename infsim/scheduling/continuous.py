@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from infsim.core.batch import Batch, StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
+from infsim.kvcache.counter import BlockCounter
 from infsim.scheduling.queues import waiting_queues
 
 if TYPE_CHECKING:
@@ -139,22 +140,71 @@ class ContinuousBatchingScheduler:
         if self.speculator is not None:
             batch.draft_k = self.speculator.num_drafts(len(running))
         budget = self.config.max_num_batched_tokens
-        budget = self._schedule_running(batch, budget, running)
+        start = 0
+        if running is self.running and not batch.draft_k and len(running) <= budget:
+            start = self._schedule_decodes(batch, now)
+            budget -= start
+        if start < len(running):
+            budget = self._schedule_running(batch, budget, running, start)
         if not batch.num_preempted:
             self._schedule_waiting(batch, budget, now)
         self.after_schedule(batch, now)
         return batch
 
-    def _schedule_running(self, batch: Batch, budget: int, running: list[RequestState]) -> int:
-        """Schedule `running` (the running requests not excluded, in order) within
-        `budget` tokens, preempting from the back when KV blocks run out."""
+    def _schedule_decodes(self, batch: Batch, now: float) -> int:
+        """The running loop's answer when the summary says every running request is a
+        plain decode at `now` and the budget covers them all: one token each, in order,
+        with blocks allocated exactly where the loop would (a new token reaching the end of
+        the last held block). Returns how many leading requests it scheduled: all of them,
+        or up to the first whose allocation fails (a failed allocation changes nothing, so
+        `_schedule_running` goes on from there and preempts as usual); 0 when the summary
+        does not apply."""
+        running = self.running
+        summary = self._summary
+        if (
+            summary is None
+            or summary[2] != now
+            or summary[0] is not running
+            or summary[1] != len(running)
+            or not summary[3]
+        ):
+            return 0
+        kv = self.kv
+        bs = kv.block_size
+        ctxs = [r.num_computed_tokens for r in running]
+        m = len(running)
+        for i in [i for i, r in enumerate(running) if ctxs[i] + 1 >= r.num_blocks * bs]:
+            if not kv.allocate(running[i], 1, NO_MATCH, 0):
+                m = i
+                break
+        if m < len(running):
+            del ctxs[m:]
+            context = sum(ctxs)
+            batch.requests.extend(running[:m])
+        else:
+            context = summary[4]
+            batch.requests.extend(running)
+            batch.num_decode_rows = m
+            batch.decode_limit = summary[3]
+        batch.num_context_tokens = ctxs
+        batch.num_new_tokens = [1] * m
+        batch.num_batched_tokens = batch.num_sampled = batch.attn_rows = m
+        batch.attn_pairs = batch.attn_kv_tokens = context + m
+        return m
+
+    def _schedule_running(
+        self, batch: Batch, budget: int, running: list[RequestState], start: int = 0
+    ) -> int:
+        """Schedule `running` (the running requests not excluded, in order) from index
+        `start` within `budget` tokens, preempting from the back when KV blocks run out."""
         kv = self.kv
         block_size = kv.block_size
         threshold = self.config.long_prefill_token_threshold
         draft_k = batch.draft_k
         # Batch.add inlined: this loop runs once per running request per step.
         reqs, news, ctxs = batch.requests, batch.num_new_tokens, batch.num_context_tokens
-        i = 0
+        pairs, kv_tokens, rows = batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows
+        i = start
         while i < len(running) and budget > 0:
             req = running[i]
             computed = req.num_computed_tokens
@@ -174,6 +224,9 @@ class ContinuousBatchingScheduler:
                 reqs.append(req)
                 news.append(n)
                 ctxs.append(computed)
+                pairs += n * computed + n * (n + 1) // 2
+                kv_tokens += computed + n
+                rows += 1
                 batch.num_batched_tokens += n
                 if n >= remaining:
                     batch.num_sampled += 1
@@ -185,7 +238,9 @@ class ContinuousBatchingScheduler:
             victim = self.waiting.victim(running)
             if victim in reqs:  # priority policy may pick a scheduled one
                 budget += news[reqs.index(victim)]
+                batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows = pairs, kv_tokens, rows
                 batch.remove(victim)
+                pairs, kv_tokens, rows = batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows
                 i -= 1
             self._preempt(victim)
             if running is not self.running:  # a filtered view: the victim leaves it too
@@ -193,6 +248,7 @@ class ContinuousBatchingScheduler:
             batch.num_preempted += 1
             if victim is req:  # nothing left to preempt for it: stop, as vLLM does
                 break
+        batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows = pairs, kv_tokens, rows
         return budget
 
     def _preempt(self, req: RequestState) -> None:
@@ -261,7 +317,15 @@ class ContinuousBatchingScheduler:
         # that sampled is a plain decode now; a prefill chunk is not (limit 0).
         limit, context = _NO_LIMIT, 0
         num_running = len(self.running)
-        for req, n in zip(batch.requests, batch.num_new_tokens, strict=True):
+        reqs, news = batch.requests, batch.num_new_tokens
+        m = batch.num_decode_rows
+        if m and batch.decode_limit > 1:  # a decode block of which nobody finishes
+            num_step_itl = _apply_decode_rows(reqs if m == len(reqs) else reqs[:m],
+                                              start_s, end_s, itl_other)  # fmt: skip
+            limit = batch.decode_limit - 1
+            context = sum(batch.num_context_tokens[:m]) + m
+            reqs, news = reqs[m:], news[m:]
+        for req, n in zip(reqs, news, strict=True):
             end = req.num_computed_tokens + n
             num_tokens = req.num_prompt_tokens + req.num_output_done
             if end < num_tokens:
@@ -308,8 +372,14 @@ class ContinuousBatchingScheduler:
             req.status = Status.FINISHED
             req.finish_s = end_s
         self.release_finished(finished)
-        done = set(map(id, finished))
-        self.running = [r for r in self.running if id(r) not in done]
+        if len(finished) <= 8:  # a new list (the summary tells lists apart by identity)
+            running = self.running.copy()
+            for req in finished:
+                running.remove(req)  # identity first: requests define no __eq__
+            self.running = running
+        else:
+            done = set(map(id, finished))
+            self.running = [r for r in self.running if id(r) not in done]
 
     # -- hooks for schedulers of other roles (disaggregation: disagg/schedulers.py) ----
     def release_finished(self, finished: list[RequestState]) -> None:
@@ -421,13 +491,31 @@ class ContinuousBatchingScheduler:
         bs = kv.block_size
         if self.speculator is not None:  # a run only happens while drafting is switched off
             self.speculator.count_steps(0, num_steps)
+        running = self.running
+        summary = self._summary
+        if (
+            summary is not None
+            and summary[0] is running
+            and summary[1] == len(running)
+            and summary[3] > num_steps
+        ):  # nobody finishes: the summary after the run follows from the one before it
+            for req in running:
+                computed = req.num_computed_tokens + num_steps
+                if computed >= req.num_blocks * bs:
+                    self._grow(req, num_steps, computed)
+                req.num_computed_tokens = computed
+                req.num_output_done += num_steps
+                req.last_emit_s = end_s
+            self._set_summary(end_s, summary[3] - num_steps, summary[4] + num_steps * len(running))
+            self.after_apply(end_s)
+            return StepOutcome([], 0, [], [], [])
         finished: list[RequestState] = []
         limit, context = _NO_LIMIT, 0  # the summary after the run (all plain decodes)
-        for req in self.running:
+        for req in running:
             # Step 1's blocks were allocated by schedule(); the limit guarantees the rest.
             computed = req.num_computed_tokens + num_steps
-            if computed >= req.num_blocks * bs and not kv.allocate(req, num_steps):
-                raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
+            if computed >= req.num_blocks * bs:
+                self._grow(req, num_steps, computed)
             req.num_computed_tokens = computed
             done = req.num_output_done = req.num_output_done + num_steps
             req.last_emit_s = end_s
@@ -443,3 +531,34 @@ class ContinuousBatchingScheduler:
         self._set_summary(end_s, limit, context)
         self.after_apply(end_s)
         return StepOutcome(finished, 0, [], [], [])
+
+    def _grow(self, req: RequestState, num_steps: int, computed: int) -> None:
+        """Blocks for a decode run's `num_steps` tokens of `req` (`computed` after them);
+        the run's limit guarantees they fit. A block counter's `allocate` inlined."""
+        kv = self.kv
+        if type(kv) is BlockCounter:
+            need = -(-computed // kv.block_size) - req.num_blocks
+            if need <= kv._num_free:
+                if need > 0:
+                    kv._num_free -= need
+                    req.num_blocks += need
+                return
+        elif kv.allocate(req, num_steps):
+            return
+        raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
+
+
+def _apply_decode_rows(
+    rows: list[RequestState], start_s: float, end_s: float, itl_other: list[float]
+) -> int:
+    """`on_batch_done` for rows that each decoded one token and emitted before (none of
+    them finishing): one token each at `end_s`. Returns how many had emitted at `start_s`
+    (the step's ITL samples); the others' gaps go to `itl_other`, in row order."""
+    num_other = len(itl_other)
+    for req in rows:
+        req.num_computed_tokens += 1
+        req.num_output_done += 1
+        if req.last_emit_s != start_s:
+            itl_other.append(end_s - req.last_emit_s)
+        req.last_emit_s = end_s
+    return len(rows) - (len(itl_other) - num_other)

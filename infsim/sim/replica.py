@@ -286,7 +286,9 @@ class Replica:
             return
         delay = self.frontend.costs.egress_s(num_tokens)
         if outcome.num_first_tokens:  # else no row's first token came in this step
-            for req in batch.requests:
+            # (never in the scheduler's decode block: its rows had emitted before)
+            m = batch.num_decode_rows
+            for req in batch.requests[m:] if m else batch.requests:
                 if req.first_token_s == end:
                     req.first_token_s += delay
         for req in outcome.finished:
