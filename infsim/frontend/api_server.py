@@ -11,8 +11,10 @@ With `queueing` off, the request path is a fixed delay (no waiting, no stretchin
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from itertools import accumulate, islice, repeat
+from operator import itemgetter
 
 from infsim.frontend.costs import FrontendCosts
 
@@ -74,10 +76,8 @@ class ApiServers:
         steps that ended in it)."""
         stream = self._stream
         since = now - self.window_s
-        before = self._base_s
-        for t, total in stream:  # the window holds a second of steps: a short scan
-            if t > since:
-                break
-            before = total
+        # the last step ending at or before `since` (ends rise): its cumulative work
+        i = bisect_right(stream, since, key=itemgetter(0))
+        before = stream[i - 1][1] if i else self._base_s
         rho = (self._stream_total_s - before) / (self.window_s * self.costs.api_server_count)
         return min(rho, MAX_LOAD)

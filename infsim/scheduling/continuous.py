@@ -497,8 +497,8 @@ class ContinuousBatchingScheduler:
             summary is not None
             and summary[0] is running
             and summary[1] == len(running)
-            and summary[3] > num_steps
-        ):  # nobody finishes: the summary after the run follows from the one before it
+            and summary[3] >= num_steps
+        ):  # the summary before the run tells whether anybody finishes
             for req in running:
                 computed = req.num_computed_tokens + num_steps
                 if computed >= req.num_blocks * bs:
@@ -506,9 +506,18 @@ class ContinuousBatchingScheduler:
                 req.num_computed_tokens = computed
                 req.num_output_done += num_steps
                 req.last_emit_s = end_s
-            self._set_summary(end_s, summary[3] - num_steps, summary[4] + num_steps * len(running))
+            context = summary[4] + num_steps * len(running)
+            if summary[3] > num_steps:  # nobody: the summary follows from the one before
+                self._set_summary(end_s, summary[3] - num_steps, context)
+                self.after_apply(end_s)
+                return StepOutcome([], 0, [], [], [])
+            finished = [r for r in running if r.num_output_done == r.num_output_tokens]
+            self._finish(finished, end_s)
+            remaining = [r.num_output_tokens - r.num_output_done for r in self.running]
+            context -= sum([r.num_computed_tokens for r in finished])
+            self._set_summary(end_s, min(remaining, default=_NO_LIMIT), context)
             self.after_apply(end_s)
-            return StepOutcome([], 0, [], [], [])
+            return StepOutcome(finished, 0, [], [], [])
         finished: list[RequestState] = []
         limit, context = _NO_LIMIT, 0  # the summary after the run (all plain decodes)
         for req in running:
