@@ -110,11 +110,18 @@ class SplitPart:
     def __init__(self, replica_of: np.ndarray, owner_of_request: np.ndarray, index: int,
                  replicas: range) -> None:  # fmt: skip
         self.router = PrecomputedRouter(replica_of)
-        self.owned = (owner_of_request == index).tolist()  # list: fast per-row reads
-        self.num_requests = sum(self.owned)
+        self._owner_of_request = owner_of_request
+        self._index = index
+        self.num_requests = int(np.count_nonzero(owner_of_request == index))
         self.replicas = replicas
         self.stamped: StampedRecorder | None = None
         self.timeline: ProbedTimeline | None = None
+
+    @property
+    def owned(self) -> list[bool]:
+        """Per trace row, whether this worker submits it (a list: fast per-row reads; built
+        in the worker, not in the parent that forks it)."""
+        return (self._owner_of_request == self._index).tolist()
 
     def recorder(self, env: simpy.Environment, spool_dir: Path | None) -> Recorder:
         self.stamped = StampedRecorder(env, spool_dir)

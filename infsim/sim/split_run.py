@@ -66,7 +66,7 @@ class PartResult:
     simulated_s: float
     num_events: int
     samples: RunSamples
-    stamps: np.ndarray  # simulated time each timeline row was recorded
+    stamps: Path  # .npy: the simulated time each timeline row was recorded
     fleet: FleetRecord  # members without their engines
     replica_ids: list[list[int]]  # per pool, its members' replica ids
     moments: list[Moment]
@@ -75,7 +75,9 @@ class PartResult:
     choices: list[dict[str, Any]]
 
 
-def _phase_one(out: SimOutput, part: SplitPart, collector: coverage.Collector) -> PartResult:
+def _phase_one(
+    out: SimOutput, part: SplitPart, collector: coverage.Collector, folder: Path
+) -> PartResult:
     record = out.fleet
     replica_ids = [[m.replica.replica_id for m in pool.members] for pool in record.pools]
     for pool in record.pools:
@@ -83,9 +85,11 @@ def _phase_one(out: SimOutput, part: SplitPart, collector: coverage.Collector) -
         for member in pool.members:
             member.replica = None  # an engine holds simpy state: not sent
     recorder = part.stamped
-    return PartResult(out.simulated_s, out.num_events, recorder.samples(),
-                      np.array(recorder.stamps), record, replica_ids, part.timeline.moments,
-                      out.speculative, collector.tallies(), collector.choices)  # fmt: skip
+    stamps = folder / "stamps.npy"  # read back memory-mapped by the merge
+    np.save(stamps, np.frombuffer(recorder.stamps, dtype=np.float64))
+    return PartResult(out.simulated_s, out.num_events, recorder.samples(), stamps, record,
+                      replica_ids, part.timeline.moments, out.speculative,
+                      collector.tallies(), collector.choices)  # fmt: skip
 
 
 def _work(conn: Connection, run: ResolvedRun, trace: Trace, part: SplitPart, folder: Path) -> None:
@@ -94,7 +98,7 @@ def _work(conn: Connection, run: ResolvedRun, trace: Trace, part: SplitPart, fol
         logging.getLogger("infsim.calibration").disabled = True  # the parent warns once
         with coverage.collecting() as collector:
             out = simulate(run, trace, None, folder, part=part)
-        conn.send(("ok", _phase_one(out, part, collector)))
+        conn.send(("ok", _phase_one(out, part, collector, folder)))
         del out
         shares = conn.recv()
         conn.send(("ok", collector.part_seconds(shares)))
@@ -176,8 +180,9 @@ def _merge(
     merge_requests([f / "requests.parquet" for f in folders], plan.owner_of_request,
                    recorder.requests)  # fmt: skip
     release_memory()
-    merge_timeline([f / "timeline.parquet" for f in folders], [p.stamps for p in parts],
-                   recorder.steps)  # fmt: skip
+    stamps = [np.load(p.stamps, mmap_mode="r") for p in parts]
+    merge_timeline([f / "timeline.parquet" for f in folders], stamps, recorder.steps)
+    del stamps
     release_memory()
     recorder.indices = array("q")
     recorder.indices.frombytes(np.arange(plan.replica_of.size, dtype=np.int64).tobytes())
