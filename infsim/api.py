@@ -119,8 +119,10 @@ def run_resolved(
     (`replica_jobs_note`). No progress is reported from the workers."""
     run = resolved_run(resolved)
     plan, split_note = choose_split(run, trace, replica_jobs) if replica_jobs else (None, None)
+    jobs = jobs_record(replica_jobs, plan, split_note) if replica_jobs else None
     if plan is not None:
         out, cost_models = simulate_split(run, trace, plan, spool_dir)
+        del plan  # its per-request arrays are not needed by the summary
     else:
         if split_note is not None and replica_jobs > 1:
             logger.warning("replica_jobs=%d: serial run: %s", replica_jobs, split_note)
@@ -146,8 +148,8 @@ def run_resolved(
         wall_s=out.wall_s,
         num_events=out.num_events,
     )
-    if replica_jobs:
-        summary["simulation"] |= jobs_record(replica_jobs, plan, split_note)
+    if jobs is not None:
+        summary["simulation"] |= jobs
     summary["deployment"] = {
         "model": resolved.model.name,
         "gpu": resolved.gpu.name,
