@@ -173,7 +173,18 @@ class ContinuousBatchingScheduler:
         bs = kv.block_size
         ctxs = [r.num_computed_tokens for r in running]
         m = len(running)
-        for i in [i for i, r in enumerate(running) if ctxs[i] + 1 >= r.num_blocks * bs]:
+        if type(kv) is BlockCounter:  # a block for each request whose blocks are full
+            full = [r for c, r in zip(ctxs, running, strict=True) if c >= r.num_blocks * bs]
+            if len(full) <= kv._num_free:  # all of the loop's allocations succeed
+                kv._num_free -= len(full)
+                for r in full:
+                    r.num_blocks += 1
+                full = []
+            else:  # the loop's allocations, to the first that fails
+                full = [i for i, r in enumerate(running) if ctxs[i] >= r.num_blocks * bs]
+        else:  # where the loop calls allocate (a prefix pool may cache a block it fills)
+            full = [i for i, r in enumerate(running) if ctxs[i] + 1 >= r.num_blocks * bs]
+        for i in full:
             if not kv.allocate(running[i], 1, NO_MATCH, 0):
                 m = i
                 break
@@ -499,13 +510,28 @@ class ContinuousBatchingScheduler:
             and summary[1] == len(running)
             and summary[3] >= num_steps
         ):  # the summary before the run tells whether anybody finishes
-            for req in running:
-                computed = req.num_computed_tokens + num_steps
-                if computed >= req.num_blocks * bs:
-                    self._grow(req, num_steps, computed)
-                req.num_computed_tokens = computed
-                req.num_output_done += num_steps
-                req.last_emit_s = end_s
+            if type(kv) is BlockCounter:  # its allocate inlined: blocks for `computed`
+                grown = 0
+                for req in running:
+                    computed = req.num_computed_tokens + num_steps
+                    if computed > req.num_blocks * bs:
+                        need = -(-computed // bs) - req.num_blocks
+                        req.num_blocks += need
+                        grown += need
+                    req.num_computed_tokens = computed
+                    req.num_output_done += num_steps
+                    req.last_emit_s = end_s
+                if grown > kv._num_free:
+                    raise RuntimeError(f"decode run over-allocated {grown} KV blocks")
+                kv._num_free -= grown
+            else:
+                for req in running:
+                    computed = req.num_computed_tokens + num_steps
+                    if computed >= req.num_blocks * bs:
+                        self._grow(req, num_steps, computed)
+                    req.num_computed_tokens = computed
+                    req.num_output_done += num_steps
+                    req.last_emit_s = end_s
             context = summary[4] + num_steps * len(running)
             if summary[3] > num_steps:  # nobody: the summary follows from the one before
                 self._set_summary(end_s, summary[3] - num_steps, context)

@@ -32,7 +32,7 @@ FIELDS = (
     "status", "num_computed_tokens", "num_output_done", "num_blocks", "num_preemptions",
     "num_cached_tokens", "first_scheduled_s", "first_token_s", "last_emit_s", "finish_s",
 )  # fmt: skip
-HITS = {"full": 0, "partial": 0}  # decode blocks seen, whole and cut by an allocation
+HITS: dict[str, int] = {}  # decode blocks seen, whole or cut by an allocation, per KV kind
 
 
 class Spied(ContinuousBatchingScheduler):
@@ -44,7 +44,8 @@ class Spied(ContinuousBatchingScheduler):
                    and summary[1] == len(running) and summary[3] > 0)  # fmt: skip
         m = super()._schedule_decodes(batch, now)
         if applies:
-            HITS["full" if m == len(running) else "partial"] += 1
+            key = ("full " if m == len(running) else "partial ") + type(self.kv).__name__
+            HITS[key] = HITS.get(key, 0) + 1
         return m
 
 
@@ -167,5 +168,6 @@ def test_decode_block_matches_reference(
 def test_decode_block_paths_are_exercised() -> None:
     """The examples above reach whole decode blocks and blocks cut by a failed allocation."""
     test_decode_block_matches_reference()
-    assert HITS["full"] > 100, HITS
-    assert HITS["partial"] > 0, HITS
+    for kind in ("BlockCounter", "PrefixCachingKV"):
+        assert HITS.get(f"full {kind}", 0) > 50, HITS
+        assert HITS.get(f"partial {kind}", 0) > 0, HITS
