@@ -27,8 +27,6 @@ tables replace them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add, mul
 
 from infsim.core.batch import Batch
 from infsim.cost.base import attention_work
@@ -122,13 +120,7 @@ class RooflineCostModel:
         per_kv = max(self._s_per_pair, self._s_per_kv_token)
         m_attn = self.multipliers.attention
         kv0 = sum_context_tokens + num_seqs
-        if num_seqs <= 0:
-            return [fixed + kv0 * per_kv * m_attn + overhead] * num_steps
-        # fixed + (kv0 + num_seqs·j) · per_kv · m_attn + overhead, operation by operation in
-        # Python's order (int × float converts the int first, as the expression does), in C
-        kvs = range(kv0, kv0 + num_seqs * num_steps, num_seqs)
-        attn = map(mul, map(mul, kvs, repeat(per_kv)), repeat(m_attn))
-        return list(map(add, map(add, repeat(fixed), attn), repeat(overhead)))
+        return [fixed + (kv0 + num_seqs * j) * per_kv * m_attn + overhead for j in range(num_steps)]
 
     def compute_time_s(self, batch: Batch) -> float:
         """`step_time_s` without the per-step overhead: bit for bit the sum of
