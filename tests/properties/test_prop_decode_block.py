@@ -20,12 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infsim.core.batch import Batch, StepOutcome
-from infsim.core.request import RequestState, Status
+from infsim.core.request import Status
 from infsim.cost.base import attention_work
-from infsim.kvcache.counter import BlockCounter
-from infsim.kvcache.prefix_cache import PrefixCachingKV
-from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
-from tests.properties.test_prop_scheduler_loop import BLOCK_SIZE, Setup, setup_strategy
+from infsim.scheduling.continuous import ContinuousBatchingScheduler
+from tests.properties.test_prop_scheduler_loop import Setup, build, setup_strategy
 from tests.scheduling.reference_scheduler import ReferenceScheduler
 
 FIELDS = (
@@ -47,33 +45,6 @@ class Spied(ContinuousBatchingScheduler):
             key = ("full " if m == len(running) else "partial ") + type(self.kv).__name__
             HITS[key] = HITS.get(key, 0) + 1
         return m
-
-
-def build(setup: Setup, cls: type, keyed_output: bool) -> tuple[object, list[RequestState]]:
-    config = SchedulerConfig(
-        max_num_seqs=setup.max_seqs,
-        max_num_batched_tokens=setup.budget,
-        enable_chunked_prefill=setup.chunked,
-        long_prefill_token_threshold=setup.threshold,
-        scheduling_policy=setup.policy,
-    )
-    kv_cls = PrefixCachingKV if setup.prefix else BlockCounter
-    sched = cls(config, kv_cls(setup.blocks, BLOCK_SIZE))
-    reqs = []
-    for i, s in enumerate(setup.specs):
-        keyed = s.prompt + s.output if keyed_output else s.prompt  # output-covering keys
-        keys = [s.chain * 1000 + j for j in range(keyed // BLOCK_SIZE)] or None
-        req = RequestState(
-            index=i,
-            request_id=i,
-            arrival_s=float(s.arrival_step),
-            num_prompt_tokens=s.prompt,
-            num_output_tokens=s.output,
-            priority=s.priority,
-            block_keys=keys if setup.prefix else None,
-        )
-        reqs.append(req)
-    return sched, reqs
 
 
 def same_batch(a: Batch, b: Batch) -> None:

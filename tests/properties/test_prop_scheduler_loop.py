@@ -72,7 +72,11 @@ setup_strategy = st.builds(
 )
 
 
-def build(setup: Setup) -> tuple[ContinuousBatchingScheduler, list[RequestState]]:
+def build(
+    setup: Setup, cls: type = ContinuousBatchingScheduler, keyed_output: bool = False
+) -> tuple[ContinuousBatchingScheduler, list[RequestState]]:
+    """A scheduler of class `cls` over the setup's KV pool and its requests; prefix keys
+    cover the prompt, or prompt + output (`keyed_output`: output-covering keys)."""
     config = SchedulerConfig(
         max_num_seqs=setup.max_seqs,
         max_num_batched_tokens=setup.budget,
@@ -81,11 +85,12 @@ def build(setup: Setup) -> tuple[ContinuousBatchingScheduler, list[RequestState]
         scheduling_policy=setup.policy,
     )
     kv_cls = PrefixCachingKV if setup.prefix else BlockCounter
-    sched = ContinuousBatchingScheduler(config, kv_cls(setup.blocks, BLOCK_SIZE))
+    sched = cls(config, kv_cls(setup.blocks, BLOCK_SIZE))
     reqs = []
     for i, s in enumerate(setup.specs):
+        keyed = s.prompt + s.output if keyed_output else s.prompt
         # Keys of chain c: block j -> c * 1000 + j, so equal chains share prefixes.
-        keys = [s.chain * 1000 + j for j in range(s.prompt // BLOCK_SIZE)] or None
+        keys = [s.chain * 1000 + j for j in range(keyed // BLOCK_SIZE)] or None
         reqs.append(
             RequestState(
                 index=i,
