@@ -116,12 +116,12 @@ def run_resolved(
     merged, when the run allows it (`infsim.sim.split`: a router that ignores replica load,
     a static fleet, open loop); otherwise it runs serially with a note on stderr. Either way
     `summary.simulation` records `replica_jobs` (the workers used) and, when serial, why
-    (`replica_jobs_note`). No progress is reported from the workers."""
+    (`replica_jobs_note`). A split run reports progress as its workers post it."""
     run = resolved_run(resolved)
     plan, split_note = choose_split(run, trace, replica_jobs) if replica_jobs else (None, None)
     jobs = jobs_record(replica_jobs, plan, split_note) if replica_jobs else None
     if plan is not None:
-        out, cost_models = simulate_split(run, trace, plan, spool_dir)
+        out, cost_models = simulate_split(run, trace, plan, spool_dir, progress)
         del plan  # its per-request arrays are not needed by the summary
     else:
         if split_note is not None and replica_jobs > 1:

@@ -196,7 +196,7 @@ class _Progress:
     metavar="N",
     help="Simulate the replicas in up to N processes and merge (same outputs), where the "
     "router ignores replica load (round_robin, random) and the fleet is static; else "
-    "serial, with a note (docs/fleet.md). No progress bar when split.",
+    "serial, with a note (docs/fleet.md).",
 )
 def run(  # noqa: PLR0913
     scenario: Path,

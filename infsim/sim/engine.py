@@ -149,11 +149,8 @@ def simulate(
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
     router = build_router(run.router, run.seed) if part is None else part.router
 
-    def ended(_req: RequestState) -> None:
-        """The one place a client request's end is counted: finished, rejected or failed."""
-        recorder.on_request_end()
-        if client is not None:
-            client.release()
+    total = trace.num_requests if part is None else part.num_requests
+    ended = _request_ends(env, recorder, client, progress, trace.duration_s, total)
 
     disagg = None
     if run.disaggregation is not None:  # xPyD: sim/disagg.py
@@ -209,7 +206,8 @@ def simulate(
     dispatch = disagg.submit if disagg is not None else fleet.submit
     owned = None if part is None else part.owned
     env.process(_arrivals(env, run, trace, dispatch, recorder, ended, client, owned))
-    _observe(env, run, trace, recorder, progress)
+    if run.failures is not None or run.autoscaling is not None:  # stall watchdog
+        env.process(_watchdog(env, trace.num_requests, recorder))
     env.run()
     recorder.finish()
     simulated_s = recorder.latest_finish_s()
@@ -225,20 +223,6 @@ def simulate(
     wall_s = time.perf_counter() - wall0
     disagg_run = disagg.run if disagg is not None else None
     return SimOutput(recorder, wall_s, simulated_s, num_events, record, spec_run, disagg_run)
-
-
-def _observe(
-    env: simpy.Environment,
-    run: ResolvedRun,
-    trace: Trace,
-    recorder: Recorder,
-    progress: ProgressFn | None,
-) -> None:
-    """The processes that only watch the run: progress reports and the stall watchdog."""
-    if progress is not None:
-        env.process(_progress(env, trace, recorder, progress))
-    if run.failures is not None or run.autoscaling is not None:
-        env.process(_watchdog(env, trace.num_requests, recorder))
 
 
 def _arrivals(
@@ -342,15 +326,42 @@ def _watchdog(
             )
 
 
-def _progress(
-    env: simpy.Environment, trace: Trace, recorder: Recorder, progress: ProgressFn
-) -> Generator[simpy.Event, Any, None]:
-    """Report (simulated seconds, finished requests) every 1% of the trace span, or of the
-    simulated time so far once past it (a closed loop runs long after its last arrival)."""
-    span = float(trace.duration_s)
-    total = trace.num_requests
-    while True:
-        yield env.timeout(max(span, env.now, 1e-3) / 100)
-        progress(env.now, recorder.num_done)
-        if recorder.num_done >= total:
-            return
+def _request_ends(
+    env: simpy.Environment,
+    recorder: Recorder,
+    client: ClosedLoopClient | None,
+    progress: ProgressFn | None,
+    span_s: float,
+    total: int,
+) -> Callable[[RequestState], None]:
+    """The one place a client request's end is counted (finished, rejected or failed):
+    the recorder's count, the closed-loop client's slot, the progress report."""
+    report = None if progress is None else ProgressReport(progress, span_s, total)
+
+    def ended(_req: RequestState) -> None:
+        recorder.on_request_end()
+        if client is not None:
+            client.release()
+        if report is not None:
+            report(env.now, recorder.num_done)
+
+    return ended
+
+
+class ProgressReport:
+    """Calls `progress(simulated s, requests ended)` as requests end, at most every 1 % of
+    the trace span (or of the simulated time so far, once past it) and at the last one.
+    Driven by the ends themselves, not by a simpy process of its own: a watcher that
+    scheduled events would move the run's end time and so its outputs (the fleet
+    timeline's closing row), and a run must give the same outputs shown or quiet."""
+
+    def __init__(self, progress: ProgressFn, span_s: float, total: int) -> None:
+        self.progress = progress
+        self.span_s = float(span_s)
+        self.total = total
+        self.next_s = 0.0
+
+    def __call__(self, now_s: float, num_done: int) -> None:
+        if now_s >= self.next_s or num_done >= self.total:
+            self.progress(now_s, num_done)
+            self.next_s = now_s + max(self.span_s, now_s, 1e-3) / 100

@@ -118,6 +118,11 @@ class SplitPart:
         self.timeline: ProbedTimeline | None = None
 
     @property
+    def worker(self) -> int:
+        """This worker's index among the run's workers."""
+        return self._index
+
+    @property
     def owned(self) -> list[bool]:
         """Per trace row, whether this worker submits it (a list: fast per-row reads; built
         in the worker, not in the parent that forks it)."""

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,7 +32,7 @@ from infsim.cost import coverage
 from infsim.metrics.recorder import Recorder, RunSamples
 from infsim.metrics.sink import release_memory
 from infsim.scenario.run import ResolvedRun
-from infsim.sim.engine import SimOutput, simulate
+from infsim.sim.engine import ProgressFn, SimOutput, simulate
 from infsim.sim.fleet_records import FleetRecord
 from infsim.sim.split import SplitPlan, plan_split, split_refusal
 from infsim.sim.split_merge import merge_fleet, merge_requests, merge_speculative, merge_timeline
@@ -92,12 +93,22 @@ def _phase_one(
                       collector.tallies(), collector.choices)  # fmt: skip
 
 
-def _work(conn: Connection, run: ResolvedRun, trace: Trace, part: SplitPart, folder: Path) -> None:
-    """A worker process: simulate its part, then price its share of the decode runs."""
+def _work(conn: Connection, run: ResolvedRun, trace: Trace, part: SplitPart, folder: Path,
+          board: Any = None) -> None:  # fmt: skip
+    """A worker process: simulate its part, then price its share of the decode runs. With
+    a progress `board` (shared doubles, two per worker) it posts (simulated s, requests
+    ended) there as it goes."""
+    progress = None
+    if board is not None:
+        slot = 2 * part.worker
+
+        def progress(now_s: float, done: int) -> None:
+            board[slot], board[slot + 1] = now_s, float(done)
+
     try:
         logging.getLogger("infsim.calibration").disabled = True  # the parent warns once
         with coverage.collecting() as collector:
-            out = simulate(run, trace, None, folder, part=part)
+            out = simulate(run, trace, progress, folder, part=part)
         conn.send(("ok", _phase_one(out, part, collector, folder)))
         del out
         shares = conn.recv()
@@ -106,6 +117,20 @@ def _work(conn: Connection, run: ResolvedRun, trace: Trace, part: SplitPart, fol
         conn.send(("error", err))
     finally:
         conn.close()
+
+
+PROGRESS_POLL_S = 0.5
+"""How often the parent reads the workers' progress board while it waits."""
+
+
+def _watcher(board: Any, progress: ProgressFn) -> Callable[[], None]:
+    """Report the board: the slowest worker's simulated time, all workers' ended requests."""
+
+    def watch() -> None:
+        now_s = min(board[0::2]) if len(board) else 0.0
+        progress(now_s, int(sum(board[1::2])))
+
+    return watch
 
 
 def _receive(conn: Connection, process: mp.Process, index: int) -> Any:
@@ -123,13 +148,19 @@ def _receive(conn: Connection, process: mp.Process, index: int) -> Any:
 
 
 def simulate_split(
-    run: ResolvedRun, trace: Trace, plan: SplitPlan, spool_dir: Path | None = None
+    run: ResolvedRun,
+    trace: Trace,
+    plan: SplitPlan,
+    spool_dir: Path | None = None,
+    progress: ProgressFn | None = None,
 ) -> tuple[SimOutput, coverage.SplitCollector]:
     """`simulate` over `len(plan.groups)` forked workers, merged; with the run's cost
-    models' tallies (for the `calibration` section)."""
+    models' tallies (for the `calibration` section). `progress` gets (the slowest worker's
+    simulated seconds, requests ended in all workers) while they run."""
     wall0 = time.perf_counter()
     ctx = mp.get_context("fork")
     owner_of_request = plan.owner_of_request
+    board = None if progress is None else ctx.Array("d", 2 * len(plan.groups), lock=False)
     with tempfile.TemporaryDirectory(prefix="split-", dir=spool_dir) as tmp:
         folders = [Path(tmp) / f"part-{w}" for w in range(len(plan.groups))]
         workers: list[tuple[Connection, mp.Process]] = []
@@ -138,12 +169,14 @@ def simulate_split(
                 folders[w].mkdir()
                 part = SplitPart(plan.replica_of, owner_of_request, w, group)
                 mine, theirs = ctx.Pipe()
-                process = ctx.Process(target=_work, args=(theirs, run, trace, part, folders[w]),
+                process = ctx.Process(target=_work,
+                                      args=(theirs, run, trace, part, folders[w], board),
                                       daemon=True)  # fmt: skip
                 process.start()
                 theirs.close()
                 workers.append((mine, process))
-            out, collector = _merge(workers, run, plan, folders, spool_dir)
+            watch = None if progress is None else _watcher(board, progress)
+            out, collector = _merge(workers, run, plan, folders, spool_dir, watch)
         finally:
             for conn, process in workers:
                 conn.close()
@@ -161,10 +194,13 @@ def _merge(
     plan: SplitPlan,
     folders: list[Path],
     spool_dir: Path | None,
+    watch: Callable[[], None] | None = None,
 ) -> tuple[SimOutput, coverage.SplitCollector]:
     recorder = Recorder(spool_dir)
     parts: list[PartResult] = []
     for w, (conn, process) in enumerate(workers):
+        while watch is not None and not conn.poll(PROGRESS_POLL_S):
+            watch()  # the results are taken in worker order (deterministic merge)
         result = _receive(conn, process, w)
         recorder.add_samples(result.samples)
         result.samples = None  # merged: let go

@@ -189,3 +189,39 @@ def test_partition_balances_requests_in_contiguous_groups() -> None:
     assert partition(np.array([0, 0, 0, 0, 1]), 3, 2) == [range(0, 1), range(1, 3)]
     skewed = np.array([0] * 90 + [1] * 5 + [2] * 5)
     assert partition(skewed, 3, 2) == [range(0, 1), range(1, 3)]
+
+
+def test_a_split_run_reports_progress_from_its_workers(monkeypatch) -> None:
+    from infsim.sim import split_run
+
+    monkeypatch.setattr(split_run, "PROGRESS_POLL_S", 0.001)
+    overrides = ["deployment.replicas=4", "workload.synthetic.num_requests=1500"]
+    resolved, trace = _prepare("quickstart", overrides)
+    serial = api.run_resolved(resolved, trace)
+    seen: list[tuple[float, int]] = []
+    split = api.run_resolved(resolved, trace, replica_jobs=2,
+                             progress=lambda now, done: seen.append((now, done)))  # fmt: skip
+    _assert_same(serial, split)
+    assert seen  # reported while the workers ran
+    done = [d for _, d in seen]
+    assert done == sorted(done)
+    assert 0 <= done[-1] <= trace.num_requests
+    assert all(0.0 <= now <= split.summary["simulation"]["simulated_s"] for now, _ in seen)
+
+
+def test_progress_reports_do_not_change_a_run() -> None:
+    """A shown run and a quiet one give the same outputs: the progress report is driven by
+    request ends, not by events of its own (a watcher process moved the run's end time,
+    and with it the fleet timeline's closing row)."""
+    overrides = ["deployment.replicas=4", "workload.synthetic.num_requests=1500"]
+    resolved, trace = _prepare("quickstart", overrides)
+    quiet = api.run_resolved(resolved, trace)
+    seen: list[tuple[float, int]] = []
+    shown = api.run_resolved(resolved, trace, progress=lambda now, done: seen.append((now, done)))
+    assert shown.requests.equals(quiet.requests)
+    assert shown.timeline.equals(quiet.timeline)
+    assert shown.fleet_timeline.equals(quiet.fleet_timeline)
+    assert _compare(quiet.summary, shown.summary) == []
+    assert 50 <= len(seen) <= 250  # about every 1 % of the span, not per request
+    assert seen[-1][1] == trace.num_requests
+    assert [d for _, d in seen] == sorted(d for _, d in seen)
