@@ -2,86 +2,21 @@
 8db8246's `infsim/scheduling/continuous.py`, docstrings trimmed): one Python pass per
 running request in every `schedule`, `on_batch_done` and `apply_decode_run`, no running
 summary used by them. The oracle of `tests/properties/test_prop_decode_block.py`.
+
+Only the five methods the fast paths changed are the old ones here (`schedule`,
+`_schedule_running`, `on_batch_done`, `_finish`, `apply_decode_run`); the rest is
+inherited unchanged from the current scheduler, where it is the same code.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from infsim.core.batch import Batch, StepOutcome
 from infsim.core.request import RequestState, Status
-from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
-from infsim.scheduling.continuous import SchedulerConfig
-from infsim.scheduling.queues import waiting_queues
-
-if TYPE_CHECKING:
-    from infsim.speculative.speculator import Speculator
+from infsim.kvcache.base import NO_MATCH
+from infsim.scheduling.continuous import _NO_LIMIT, ContinuousBatchingScheduler
 
 
-_NO_LIMIT = 1 << 62  # _decode_limit when nothing finishes
-
-
-class ReferenceScheduler:
-    """Iteration-level scheduler of one replica. Pure: time enters only as arguments."""
-
-    def __init__(
-        self, config: SchedulerConfig, kv: KVCacheManager, speculator: Speculator | None = None
-    ) -> None:
-        self.config = config
-        self.kv = kv
-        self.speculator = speculator
-        self.waiting = waiting_queues.get(config.scheduling_policy)()
-        self.running: list[RequestState] = []
-        self.num_preemptions = 0
-        # What the pass applying the last step or run learnt about the running set, so
-        # the next run is planned and priced without another pass over it: (the list
-        # object, its length, the step end, _decode_limit's answer then, Σ computed).
-        self._summary: tuple[list[RequestState], int, float, int, int] | None = None
-
-    # -- admission ------------------------------------------------------------------
-    def rejection_reason(self, req: RequestState) -> str:
-        """Why `req` can never be served by this replica ('' if it can)."""
-        cfg = self.config
-        total = req.num_prompt_tokens + req.num_output_tokens
-        if total > cfg.max_model_len:
-            return f"prompt+output {total} tokens > max_model_len {cfg.max_model_len}"
-        # The last sampled token's KV is never computed; a last verify step holds k more.
-        slots = total - 1
-        if self.speculator is not None and req.num_output_tokens > 1:
-            slots = min(slots + self.speculator.k, cfg.max_model_len - 1)
-        need_blocks = cdiv(slots, self.kv.block_size)
-        if need_blocks > self.kv.num_total_blocks:
-            return f"needs {need_blocks} KV blocks, replica has {self.kv.num_total_blocks}"
-        if not cfg.enable_chunked_prefill and total - 1 > cfg.max_num_batched_tokens:
-            return (
-                f"prompt+output {total} tokens > max_num_batched_tokens "
-                f"{cfg.max_num_batched_tokens} with chunked prefill off"
-            )
-        return ""
-
-    def add(self, req: RequestState) -> None:
-        req.status = Status.WAITING
-        self.waiting.add(req)
-
-    @property
-    def num_outstanding(self) -> int:
-        return len(self.waiting) + len(self.running)
-
-    def evict_all(self) -> list[RequestState]:
-        """Empty the scheduler (its replica is lost): the running and waiting requests, in
-        that order, with their KV blocks freed; the caller decides what becomes of them."""
-        reqs = [*self.running, *self.waiting]
-        for req in reqs:
-            self.kv.free(req)
-        self.running.clear()
-        while self.waiting:
-            self.waiting.pop()
-        return reqs
-
-    def has_work(self) -> bool:
-        return bool(self.running) or bool(self.waiting)
-
-    # -- one step -------------------------------------------------------------------
+class ReferenceScheduler(ContinuousBatchingScheduler):
     def schedule(self, now: float, exclude: set[int] | None = None) -> Batch:
         """The next step's batch. `exclude`: ids of running requests already in an
         in-flight batch (pipeline parallelism: vLLM advances their computed tokens when it
@@ -152,44 +87,6 @@ class ReferenceScheduler:
             if victim is req:  # nothing left to preempt for it: stop, as vLLM does
                 break
         return budget
-
-    def _preempt(self, req: RequestState) -> None:
-        self.running.remove(req)
-        self.kv.free(req)
-        req.num_computed_tokens = 0
-        req.num_preemptions += 1
-        req.status = Status.WAITING
-        self.num_preemptions += 1
-        self.waiting.prepend(req)
-
-    def _schedule_waiting(self, batch: Batch, budget: int, now: float) -> None:
-        cfg, kv, waiting = self.config, self.kv, self.waiting
-        while waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
-            req = waiting.peek()
-            if req.num_computed_tokens:  # its KV was transferred in (disaggregated prefill)
-                match, num_hit = NO_MATCH, req.num_computed_tokens
-            else:
-                match = kv.match_prefix(req)
-                num_hit = match.num_tokens(kv.block_size)
-            n = req.num_tokens - num_hit
-            threshold = cfg.long_prefill_token_threshold
-            if 0 < threshold < n:
-                n = threshold
-            if not cfg.enable_chunked_prefill and n > budget:
-                break  # the whole (capped) prompt must fit; FCFS: nobody jumps the queue
-            n = min(n, budget)
-            if not kv.allocate(req, n, match):
-                break
-            waiting.pop()
-            if req.first_scheduled_s < 0:
-                req.first_scheduled_s = now
-                req.num_cached_tokens = num_hit
-            req.num_computed_tokens = num_hit
-            req.status = Status.RUNNING
-            self.running.append(req)
-            batch.add(req, n)
-            batch.num_admitted += 1
-            budget -= n
 
     def on_batch_done(self, batch: Batch, start_s: float, end_s: float) -> StepOutcome:
         """Apply a step that ran from start_s to end_s; return what it produced.
@@ -268,105 +165,6 @@ class ReferenceScheduler:
         self.release_finished(finished)
         done = set(map(id, finished))
         self.running = [r for r in self.running if id(r) not in done]
-
-    # -- hooks for schedulers of other roles (disaggregation: disagg/schedulers.py) ----
-    def release_finished(self, finished: list[RequestState]) -> None:
-        """What becomes of finished requests' KV blocks: freed (a prefill-only role keeps
-        them until they are sent)."""
-        for req in finished:
-            self.kv.free(req)
-
-    def after_schedule(self, batch: Batch, now: float) -> None:
-        """Called at the end of `schedule` (nothing by default)."""
-
-    def after_apply(self, end_s: float) -> None:
-        """Called after a step or a decode run is applied (nothing by default)."""
-
-    # -- fast-forward of pure decode steps -------------------------------------------
-    def plan_decode_run(self, now: float) -> int:
-        """Steps of a pure-decode run that `schedule(now)` would start, without building it.
-
-        Nothing waits, every running request is decoding (emitted at `now`, one token
-        left to compute) and the token budget covers them all: the next step schedules
-        exactly one token each, and so do the following ones until a request finishes or
-        KV blocks run out. Returns 0 when that is not certain (then call `schedule`), and
-        whenever the step would propose speculative drafts.
-        """
-        running = self.running
-        if self.waiting or not running or len(running) > self.config.max_num_batched_tokens:
-            return 0
-        if self.speculator is not None and self.speculator.num_drafts(len(running)):
-            return 0
-        limit = self._decode_limit(now)
-        return max_decode_steps(self.kv, running, limit) if limit else 0
-
-    def decode_run_limit(self, batch: Batch, now: float) -> int:
-        """How many identical pure-decode steps, starting with `batch`, are certain.
-
-        0 if `batch` is not pure decode. Otherwise k ≥ 1: the run stops at the first
-        step that finishes a request, and before the first step whose KV blocks would
-        not fit (that step must go through `schedule` to preempt). Requests still waiting
-        stay blocked through the run: the running set, the token budget and the
-        hit-adjusted KV need of the waiting head cannot loosen until a request finishes.
-        """
-        running = self.running
-        if (
-            batch.draft_k
-            or batch.num_admitted
-            or batch.num_preempted
-            or batch.num_batched_tokens != len(running)
-            or batch.num_sampled != len(running)
-        ):
-            return 0
-        limit = self._decode_limit(now)
-        return max(1, max_decode_steps(self.kv, running, limit)) if limit else 0
-
-    def _set_summary(self, end_s: float, limit: int, context: int) -> None:
-        running = self.running
-        self._summary = (running, len(running), end_s, limit, context)
-
-    def _decode_limit(self, now: float) -> int:
-        """Steps until the first running request finishes, or 0 if some request is not a
-        plain decode (first token pending, resuming after preemption, prefill left).
-
-        Answered from the summary that applying the last step or run left when the
-        running set is still that one (same list, same length: admissions, preemptions
-        and finishes all change one or the other) and `now` is that step's end; else by
-        a pass over the running requests."""
-        summary = self._summary
-        if (
-            summary is not None
-            and summary[2] == now
-            and summary[0] is self.running
-            and summary[1] == len(self.running)
-        ):
-            return summary[3]
-        return self._scan_decode_limit(now)
-
-    def _scan_decode_limit(self, now: float) -> int:
-        """`_decode_limit` by a pass over the running requests."""
-        limit = _NO_LIMIT
-        for r in self.running:
-            done = r.num_output_done
-            if (
-                done == 0
-                or r.last_emit_s != now
-                or r.num_computed_tokens != r.num_prompt_tokens + done - 1
-            ):
-                return 0
-            remaining = r.num_output_tokens - done
-            if remaining < limit:
-                limit = remaining
-        return limit
-
-    def decode_run_context_tokens(self) -> int:
-        """The running requests' KV context before a decode run starts (Σ computed
-        tokens), which prices the run (`CostModel.decode_run_times_s`); from the summary
-        of the last step or run when the running set is still that one."""
-        summary = self._summary
-        if summary is not None and summary[0] is self.running and summary[1] == len(self.running):
-            return summary[4]
-        return sum(r.num_computed_tokens for r in self.running)
 
     def apply_decode_run(self, num_steps: int, end_s: float) -> StepOutcome:
         """Apply `num_steps` pure-decode steps, the last ending at `end_s`.
