@@ -17,12 +17,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from infsim.cli import main
 from infsim.report.html_run import write_run_report
+from tests.report.test_run_report import _run
 
-REPO = Path(__file__).resolve().parents[2]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 PROBE = """<script>
@@ -105,14 +103,6 @@ needs_chromium = pytest.mark.skipif(
     reason="no Chromium installed (apt-get install chromium): the browser check of the "
     "run report is skipped; tests/report/test_run_report.py still checks the page's content",
 )
-
-
-def _run(tmp: Path, scenario: str, *extra: str) -> Path:
-    out = tmp / Path(scenario).stem
-    args = ["run", str(REPO / "scenarios" / scenario), "-o", str(out), "--quiet", *extra]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @needs_chromium
