@@ -240,10 +240,8 @@ class Recorder:
 
     def release_samples(self) -> None:
         """The ITL samples and decode runs have been summarised: let their memory go."""
-        for name in ("itl_s", "_run_ends", "_run_starts"):
-            setattr(self, name, array("d"))
-        for name in ("itl_count", "_run_steps", "_run_seqs"):
-            setattr(self, name, array("q"))
+        for name in _SAMPLE_ARRAYS:
+            setattr(self, name, array(getattr(self, name).typecode))
 
     def samples(self) -> RunSamples:
         """The ITL samples and decode runs recorded so far, as arrays (copies)."""
@@ -281,5 +279,6 @@ class Recorder:
 
 
 def _latest_finish_s(requests: list[RequestState]) -> float:
-    """The latest end time among `requests` (0 when none ended; unset times are < 0)."""
-    return max(0.0, max((r.finish_s for r in requests), default=0.0))
+    """The latest end time among `requests` (unset times are < 0: callers take the max
+    with the flushed requests' latest, which starts at 0)."""
+    return max((r.finish_s for r in requests), default=0.0)

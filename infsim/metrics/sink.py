@@ -30,15 +30,11 @@ def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
 
 def write_chunks(chunks: Iterable[Chunk], schema: pa.Schema, path: Path) -> None:
     """Write `chunks` as one Parquet file, each chunk one row group (an empty table when
-    there are none)."""
-    with parquet_writer(path, schema) as writer:
-        wrote = False
-        for chunk in chunks:
-            if chunk.num_rows:
-                writer.write_table(_as_table(chunk).replace_schema_metadata(None))
-                wrote = True
-        if not wrote:
-            writer.write_table(schema.remove_metadata().empty_table())
+    there are none): the very writes of a `TableSink` streamed to `path`."""
+    sink = TableSink(schema, path)
+    for chunk in chunks:
+        sink.append(chunk)
+    sink.close()
 
 
 def release_memory() -> None:
@@ -88,9 +84,9 @@ class TableSink:
         if self.spool_path is None:
             return
         if self._writer is None:  # nothing recorded: an empty file with the schema
-            write_chunks([], self._schema(), self.spool_path)
-        else:
-            self._writer.close()
+            self._writer = parquet_writer(self.spool_path, self._schema())
+            self._writer.write_table(self._schema().remove_metadata().empty_table())
+        self._writer.close()
 
     def _schema(self) -> pa.Schema:
         if self.schema is None:
