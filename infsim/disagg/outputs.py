@@ -11,7 +11,7 @@ kv_transfer_bytes. TTFT = transfer end − arrival for remote requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,35 +38,31 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+_REQUEST_FIELDS: dict[str, tuple[Callable[[Handoff], Any], pa.DataType]] = {
+    "prefill_mode": (lambda h: h.mode, pa.string()),
+    "prefill_replica_id": (lambda h: h.prefill_replica_id, pa.int32()),
+    "decode_replica_id": (lambda h: h.decode_replica_id, pa.int32()),
+    "prefill_end_s": (lambda h: h.prefill_end_s, pa.float64()),
+    "decode_wait_s": (lambda h: _diff(h.reserved_s, h.prefill_end_s), pa.float64()),
+    "transfer_start_s": (lambda h: h.transfer_start_s, pa.float64()),
+    "transfer_end_s": (lambda h: h.transfer_end_s, pa.float64()),
+    "transfer_queue_s": (lambda h: _diff(h.transfer_start_s, h.reserved_s), pa.float64()),
+    "transfer_s": (lambda h: _diff(h.transfer_end_s, h.transfer_start_s), pa.float64()),
+    "kv_transfer_bytes": (lambda h: h.kv_bytes, pa.float64()),
+}
+"""Per added requests-table column: its value from a request's handoff, and its type."""
+
+REQUEST_COLUMNS = list(_REQUEST_FIELDS)
+"""The columns `request_columns` adds, in order."""
+
+
 def request_columns(run: DisaggRun, indices: Sequence[int]) -> dict[str, pa.Array]:
     """Per request (trace `indices` in table order): its path through the deployment."""
     hands: list[Handoff | None] = [run.handoffs.get(i) for i in indices]
-
-    def col(fn, kind: pa.DataType) -> pa.Array:
-        return pa.array([None if h is None else fn(h) for h in hands], type=kind)
-
-    columns = {
-        "prefill_mode": col(lambda h: h.mode, pa.string()),
-        "prefill_replica_id": col(lambda h: h.prefill_replica_id, pa.int32()),
-        "decode_replica_id": col(lambda h: h.decode_replica_id, pa.int32()),
-        "prefill_end_s": col(lambda h: h.prefill_end_s, pa.float64()),
-        "decode_wait_s": col(lambda h: _diff(h.reserved_s, h.prefill_end_s), pa.float64()),
-        "transfer_start_s": col(lambda h: h.transfer_start_s, pa.float64()),
-        "transfer_end_s": col(lambda h: h.transfer_end_s, pa.float64()),
-        "transfer_queue_s": col(lambda h: _diff(h.transfer_start_s, h.reserved_s), pa.float64()),
-        "transfer_s": col(lambda h: _diff(h.transfer_end_s, h.transfer_start_s), pa.float64()),
-        "kv_transfer_bytes": col(lambda h: h.kv_bytes, pa.float64()),
+    return {
+        name: pa.array([None if h is None else fn(h) for h in hands], type=kind)
+        for name, (fn, kind) in _REQUEST_FIELDS.items()
     }
-    assert list(columns) == REQUEST_COLUMNS
-    return columns
-
-
-REQUEST_COLUMNS = [
-    "prefill_mode", "prefill_replica_id", "decode_replica_id", "prefill_end_s",
-    "decode_wait_s", "transfer_start_s", "transfer_end_s", "transfer_queue_s", "transfer_s",
-    "kv_transfer_bytes",
-]  # fmt: skip
-"""The columns `request_columns` adds, in order."""
 
 
 def timeline_table(run: DisaggRun) -> pa.Table:
