@@ -1,7 +1,8 @@
 """Percentiles as the benchmark clients compute them (numpy 'linear'), also for weighted data.
 
-`weighted_percentile(values, counts, q)` equals `np.percentile(np.repeat(values, counts), q)`
-without materialising the repeated array (ITL samples are stored as (gap, count) pairs).
+`describe_weighted(values, counts)`'s percentiles equal
+`np.percentile(np.repeat(values, counts), q)` without materialising the repeated array (ITL
+samples are stored as (gap, count) pairs).
 """
 
 from __future__ import annotations
@@ -24,11 +25,6 @@ def describe(values: np.ndarray) -> dict[str, float | None]:
         "mean": float(values.mean()),
         **{f"p{int(q)}": float(v) for q, v in zip(_QS, pct, strict=True)},
     }
-
-
-def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    order = np.argsort(values, kind="stable")
-    return _sorted_weighted_percentile(values, order, np.cumsum(counts[order]), q)
 
 
 def _sorted_weighted_percentile(
