@@ -242,6 +242,8 @@ class PrefillScaledRoofline(RooflineCostModel):
         if parts is None:
             ops = self._dense_ops(*key)
             head = ops.pop("lm_head")
+            if len(self._parts) >= DENSE_CACHE_ENTRIES:  # bounded like the dense memo
+                self._parts.clear()
             parts = self._parts[key] = (sum(ops.values()), head)
         return parts[0] * k_dense + parts[1] + attn
 
