@@ -16,13 +16,18 @@ trace sums include it and its engine sums count it, so it was served: its engine
 the engine sums minus the logged requests'.
 
 Measured means, as APEX+'s client read them from the server's Prometheus counters at the end
-of each run (server-side, so no HTTP time): TTFT = Σ TTFT / count; TPOT = Σ time per output
-token (the inter-token times) / generation_tokens_total, i.e. Σᵢ(e2eᵢ − ttftᵢ) / Σᵢ nᵢ, a
-token-weighted mean over *all* nᵢ output tokens (the first included). infsim's per-request
-`tpot_s` is (e2e − ttft)/(n − 1) averaged over requests, which weighs short requests more
-and divides by n − 1: neither matches, so the prediction uses the same Σ(e2e − ttft) / Σ n
-on infsim's per-request table. E2E = latency_sum_s / requests served (the whole share; the
-summary's e2e_mean_s_derived divides by the logged requests, one fewer).
+of each run. They are engine-side: vLLM 0.6.0's OpenAI server parses, templates and
+tokenises in its front-end process and hands the request over ZMQ to the engine process
+(`AsyncEngineRPCServer`), where `AsyncLLMEngine.add_request` stamps the arrival; the first
+token is stamped when the engine processes the step's outputs. So the predictions run
+without infsim's API server (`ENGINE_SIDE`: no request path, no egress), and with V0's async
+output processing (on by the version rule). Means: TTFT = Σ TTFT / count; TPOT = Σ time per
+output token (the inter-token times) / generation_tokens_total, i.e. Σᵢ(e2eᵢ − ttftᵢ) / Σᵢ
+nᵢ, a token-weighted mean over *all* nᵢ output tokens (the first included). infsim's per-
+request `tpot_s` is (e2e − ttft)/(n − 1) averaged over requests, which weighs short requests
+more and divides by n − 1: neither matches, so the prediction uses the same Σ(e2e − ttft) /
+Σ n on infsim's per-request table. E2E = latency_sum_s / requests served (the whole share;
+the summary's e2e_mean_s_derived divides by the logged requests, one fewer).
 
 Engine settings of vLLM 0.6.0's V0 defaults as launched: chunked prefill off, no prefix
 caching, --gpu-memory-utilization 0.97, max_num_seqs 256, and (V0, chunked prefill off)
@@ -64,6 +69,9 @@ MODEL, GPU, CALIBRATION = "llama-3.1-70b", "h100-sxm", "h100-vllm-0.19"
 PLANS = {"8TP": (8, 1), "2DP4TP": (4, 2), "4DP2TP": (2, 4), "4TP": (4, 1), "2TP": (2, 1)}
 """parallel plan → (tensor parallel, replicas)"""
 MAX_MODEL_LEN = {2: 24272}  # else the model's maximum
+ENGINE_SIDE = {"request_s": 0.0, "request_per_prompt_token_s": 0.0,
+               "output_per_step_s": 0.0, "output_per_token_s": 0.0}  # fmt: skip
+"""frontend costs of the predictions: none (the counters are engine-side, see above)"""
 ENGINE = {
     "version": "0.6.0",
     "enable_chunked_prefill": False,
@@ -134,7 +142,7 @@ def scenario_and_trace(
     if max_model_len:
         engine["max_model_len"] = max_model_len
     raw = {"model": MODEL, "hardware": {"gpu": GPU}, "calibration": CALIBRATION,
-           "deployment": {"tensor_parallel": tp}, "engine": engine,
+           "deployment": {"tensor_parallel": tp}, "engine": engine, "frontend": ENGINE_SIDE,
            "workload": {"synthetic": {"num_requests": 1, "arrival": {
                "kind": "poisson", "rate_per_s": 1}, "prompt_tokens": {
                "kind": "fixed", "value": 1}, "output_tokens": {

@@ -32,12 +32,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apex import DATA, PLANS, rank_requests, simulate
+from apex import DATA, ENGINE_SIDE, PLANS, rank_requests, simulate
 
 from infsim.calibration.replay_fit import decode_exposure
 
-ZERO_FRONTEND = {"request_s": 0.0, "request_per_prompt_token_s": 0.0,
-                 "output_per_step_s": 0.0, "output_per_token_s": 0.0}  # fmt: skip
 TERMS = ("fixed_s", "per_seq_s", "per_worker_s")
 
 
@@ -63,7 +61,7 @@ def replay(run: dict, theta: dict[str, float]) -> dict[str, float]:
     sections = {"cost_model": {"step_overhead_s": theta["fixed_s"],
                                "per_seq_overhead_s": theta["per_seq_s"],
                                "per_worker_overhead_s": theta["per_worker_s"]},
-                "frontend": ZERO_FRONTEND}  # fmt: skip
+                "frontend": ENGINE_SIDE}  # fmt: skip
     result = simulate(run["requests"], run["tp"], sections)
     requests = result.requests.to_pandas()
     done = requests[requests["status"] == "finished"].reset_index(drop=True)

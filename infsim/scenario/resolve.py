@@ -32,10 +32,14 @@ from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.host_overhead import TERMS, resolve_step_overhead
 from infsim.scenario.schema import Scenario
 from infsim.scenario.vllm_defaults import (
+    ASYNC_OUTPUT_SINCE,
     NEWEST_VLLM,
+    V1_DEFAULT_SINCE,
     cuda_graph_defaults,
+    default_async_output_processing,
     default_async_scheduling,
     engine_version,
+    version_tuple,
 )
 from infsim.speculative.memory import proposer_spec, with_proposer
 
@@ -195,8 +199,11 @@ def resolve(scenario: Scenario, base_dir: Path, source: str = "scenario") -> Res
     cal_dir, cal_rows, cal_meta, choice = _calibration(scenario, base_dir, gpu, source)
     version = engine_version(eng.version, cal_meta and cal_meta.engine,
                              cal_meta and cal_meta.engine_version)  # fmt: skip
-    async_on = _async_scheduling(scenario, version, source, cpu=gpu.vendor.lower() == "cpu")
-    engine = engine.model_copy(update={"version": version, "async_scheduling": async_on})
+    cpu = gpu.vendor.lower() == "cpu"
+    async_on = _async_scheduling(scenario, version, source, cpu=cpu)
+    output_on = _async_output(scenario, version, source, cpu=cpu)
+    engine = engine.model_copy(update={"version": version, "async_scheduling": async_on,
+                                       "async_output_processing": output_on})  # fmt: skip
     table_name = choice.table if choice is not None else scenario.calibration
     front = resolve_costs(scenario.frontend, cal_rows, table_name)
     frontend = scenario.frontend.model_copy(
@@ -265,6 +272,36 @@ def _async_scheduling(scenario: Scenario, version: str, source: str, cpu: bool) 
             "set it to false or leave it null"
         )
     return eng.async_scheduling
+
+
+def _async_output(scenario: Scenario, version: str, source: str, cpu: bool) -> bool:
+    """`engine.async_output_processing` resolved: vLLM V0's default for the release
+    (`default_async_output_processing`); asking for it where vLLM has no such mode (V1,
+    before 0.6.0) or turns it off (pipeline parallelism, speculative decoding, CPU) is an
+    error rather than a silent no."""
+    dep, eng = scenario.deployment, scenario.engine
+    speculative = eng.speculative is not None
+    if eng.async_output_processing is None:
+        return not cpu and default_async_output_processing(
+            version, dep.pipeline_parallel, speculative
+        )
+    if not eng.async_output_processing:
+        return False
+    why = ""
+    if not ASYNC_OUTPUT_SINCE <= version_tuple(version) < V1_DEFAULT_SINCE:
+        why = f"vLLM {version} has no async output processing (V0 from 0.6.0 to 0.7.x only)"
+    elif cpu:
+        why = "vLLM's CPU platform does not support async output processing"
+    elif dep.pipeline_parallel > 1:
+        why = "vLLM turns async output processing off with pipeline parallelism"
+    elif speculative:
+        why = "vLLM turns async output processing off with speculative decoding"
+    if why:
+        raise InputError(
+            f"{source}: engine.async_output_processing: true, but {why}. Set it to false or "
+            "leave it null"
+        )
+    return True
 
 
 def _pools(scenario: Scenario, base_dir: Path, source: str) -> tuple:

@@ -183,6 +183,14 @@ class EngineSpec(_Frozen):
         "next (docs/engine.md). null = vLLM's default for `version`: on from 0.14.0, off "
         "before, and off with pipeline parallelism or draft_model/ngram speculation.",
     )
+    async_output_processing: bool | None = Field(
+        None,
+        description="vLLM V0's async output processing (--disable-async-output-proc turns "
+        "it off): each step's outputs are processed while the next step runs, after its "
+        "host work, so every token reaches the client one host step later (docs/engine.md). "
+        "null = vLLM's default for `version`: on from 0.6.0 until V1 (0.8), off with "
+        "pipeline parallelism, speculative decoding or on CPU; V1 has no such mode.",
+    )
     version: str | None = Field(
         None,
         pattern=r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$",

@@ -64,3 +64,20 @@ def cuda_graph_defaults(version: str) -> tuple[int, bool]:
     if version_tuple(version) < V1_DEFAULT_SINCE:
         return 256, False
     return 512, True
+
+
+ASYNC_OUTPUT_SINCE = (0, 6, 0)
+"""vLLM 0.6.0 added V0's async output processing, on by default (release notes, Sept 2024)."""
+
+
+def default_async_output_processing(
+    version: str, pipeline_parallel: int = 1, speculative: bool = False
+) -> bool:
+    """vLLM V0's `use_async_output_proc` as resolved when the user leaves it on: from 0.6.0
+    until V1, except with pipeline parallelism or speculative decoding, where
+    `ModelConfig.verify_async_output_proc` turns it off (and on CPU, handled by the
+    caller). V1 (≥ 0.8) processes outputs in its front end instead (`infsim.frontend`)."""
+    v = version_tuple(version)
+    if not ASYNC_OUTPUT_SINCE <= v < V1_DEFAULT_SINCE:
+        return False
+    return pipeline_parallel == 1 and not speculative

@@ -40,7 +40,7 @@ from infsim.sim.events import urgent_event
 from infsim.sim.fleet import Fleet, FleetPlan, FleetWiring
 from infsim.sim.fleet_records import FleetRecord
 from infsim.sim.pipelined import PipelinedReplica
-from infsim.sim.replica import Replica
+from infsim.sim.replica import OutputLag, Replica
 from infsim.speculative.speculator import Speculator
 from infsim.speculative.summary import SpeculativeRun, collect
 from infsim.workload.trace import Trace
@@ -182,9 +182,12 @@ def simulate(
                                replica_id)  # fmt: skip
         # Disaggregated pools run synchronously (resolve() says so in the resolved scenario).
         async_on = bool(pool.engine.async_scheduling) and disagg is None
+        lag = None
+        if pool.engine.async_output_processing:  # vLLM V0 (resolve() says when)
+            lag = OutputLag(pool.replica.step_overhead, pool.replica.num_workers)
         return Replica(env, replica_id, sched, model, recorder, fast, on_finished=on_finished,
                        noise=noise, async_scheduling=async_on, frontend=api_servers(pool),
-                       egress=disagg is None)  # fmt: skip
+                       egress=disagg is None, output_lag=lag)  # fmt: skip
 
     plan = FleetPlan(
         list(run.pools),

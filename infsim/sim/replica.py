@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
@@ -40,6 +41,7 @@ import simpy
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.cost.base import CostModel
+from infsim.cost.config import HostOverhead
 from infsim.cost.noise import SpeedNoise
 from infsim.frontend.api_server import ApiServers
 from infsim.metrics.recorder import Recorder, StepRow
@@ -47,6 +49,23 @@ from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.sim.events import urgent_event
 
 STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLag:
+    """vLLM V0's async output processing (on by default from 0.6.0 until V0's removal;
+    `ModelConfig.verify_async_output_proc`): a step's outputs are processed, the first
+    token stamped and finished requests returned, in a callback that the *next* step's
+    model runner calls once that step is scheduled, its inputs prepared and handed to the
+    workers and its forward launched (`ModelRunner.execute_model`: `async_callback()`
+    before sampling). So every output reaches the client one host step after its step
+    ended: `host.step_s(width, num_workers)`, the same per-step host work the cost model
+    adds to each step. When nothing follows (the engine goes idle), vLLM processes the
+    outputs at once after an empty schedule; that case is priced the same (it moves only a
+    lone request's last token)."""
+
+    host: HostOverhead
+    num_workers: int
 
 
 class Replica:
@@ -63,6 +82,7 @@ class Replica:
         async_scheduling: bool = False,
         frontend: ApiServers | None = None,
         egress: bool = True,
+        output_lag: OutputLag | None = None,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -79,6 +99,7 @@ class Replica:
         self._run_ends: list[float] = []  # the fast-forwarded run in flight, if any
         self.frontend = frontend  # the API servers in front of the engine (None = none)
         self.egress = frontend is not None and egress  # delay token delivery to the client
+        self.output_lag = output_lag  # V0 async output processing (None: outputs at step end)
         self.in_frontend: list[RequestState] = []  # on the request path, not yet in the engine
         self._run_seqs = 0  # width of the run in flight
         self._run_streamed = 0  # its steps already streamed out (front end)
@@ -217,7 +238,7 @@ class Replica:
                 yield env.timeout(end - env.now)
                 self.clock_s = end
                 outcome = sched.on_batch_done(batch, start, end)
-                if self.frontend is not None:
+                if self.frontend is not None or self.output_lag is not None:
                     self._stream_out(batch, end, outcome)
                 self._record(start, end, 1, batch.num_batched_tokens, batch.num_preempted, outcome,
                              batch.num_seqs)  # fmt: skip
@@ -259,8 +280,8 @@ class Replica:
         outcome = sched.apply_decode_run(k, ends[k - 1])
         self._stream_run(k)
         self._run_ends = []
-        if self.egress and outcome.finished:
-            delay = self.frontend.costs.egress_s(num_seqs)
+        if outcome.finished and (self.egress or self.output_lag is not None):
+            delay = self._output_delay_s(num_seqs, num_seqs)
             for req in outcome.finished:
                 req.finish_s += delay
         self.recorder.on_decode_run(start, ends, k, num_seqs)
@@ -278,13 +299,15 @@ class Replica:
 
     def _stream_out(self, batch, end: float, outcome: StepOutcome) -> None:
         """The API servers stream the step's tokens; the client sees each of them about
-        `egress_s` after the step ends (applied to the first and the last token: TTFT and
-        E2E; the gaps between tokens keep the engine's cadence)."""
+        `egress_s` after the step ends, and under V0's async output processing one host
+        step later still (`OutputLag`). Applied to the first and the last token: TTFT and
+        E2E; the gaps between tokens keep the engine's cadence."""
         num_tokens = batch.num_sampled + outcome.num_accepted_tokens
-        self.frontend.on_stream(end, 1, num_tokens)
-        if not self.egress or not num_tokens:
+        if self.frontend is not None:
+            self.frontend.on_stream(end, 1, num_tokens)
+        if not num_tokens or not (self.egress or self.output_lag is not None):
             return
-        delay = self.frontend.costs.egress_s(num_tokens)
+        delay = self._output_delay_s(num_tokens, batch.num_seqs)
         if outcome.num_first_tokens:  # else no row's first token came in this step
             # (never in the scheduler's decode block: its rows had emitted before)
             m = batch.num_decode_rows
@@ -294,6 +317,15 @@ class Replica:
         for req in outcome.finished:
             if req.finish_s == end:
                 req.finish_s += delay
+
+    def _output_delay_s(self, num_tokens: int, num_seqs: int) -> float:
+        """From a step's end to the client seeing its tokens: the API servers' egress plus,
+        under V0's async output processing, the next step's host work."""
+        lag = self.output_lag
+        if lag is None:
+            return self.frontend.costs.egress_s(num_tokens)
+        lag_s = lag.host.step_s(num_seqs, lag.num_workers)
+        return self.frontend.costs.egress_s(num_tokens) + lag_s if self.egress else lag_s
 
     def _record(
         self,
