@@ -53,14 +53,15 @@ VLLM_V1 = HostOverhead(
     ),
 )
 VLLM_V0 = HostOverhead(
-    fixed_s=6.24e-3,
+    fixed_s=6.08e-3,
     per_seq_s=0.0,
-    per_worker_s=3.9e-6,
+    per_worker_s=10.6e-6,
     source=(
         "vLLM V0 (< 0.8): fitted by validation/apex_overhead.py (--terms fixed_s,"
         "per_worker_s) to APEX+'s 29 vLLM 0.6.0 runs of Llama-3.1-70B on 8xH100 (TP2/TP4/"
-        "TP8): measured decode time minus the h100-vllm-0.19 kernels of the same replay. "
-        "Leave-one-workload-out TPOT error 2.3 % median (worst -14.8 %). The per-sequence "
+        "TP8): measured decode time minus the h100-vllm-0.19 kernels of the same replay "
+        "(V0's prefill-only steps, engine-side counters). "
+        "Leave-one-workload-out TPOT error 2.2 % median (worst -14.5 %). The per-sequence "
         "term is not identified by these runs (batch widths 1-9): fitted too, it reached "
         "0.3 ms per sequence and put the held-out creation runs +116 % off, so it is 0"
     ),

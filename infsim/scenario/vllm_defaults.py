@@ -54,6 +54,11 @@ V1_DEFAULT_SINCE = (0, 8, 0)
 """vLLM 0.8.0 made the V1 engine the default (V0 was removed in 0.11)."""
 
 
+def is_v0(version: str) -> bool:
+    """Whether a vLLM release runs the V0 engine by default (before 0.8)."""
+    return version_tuple(version) < V1_DEFAULT_SINCE
+
+
 def cuda_graph_defaults(version: str) -> tuple[int, bool]:
     """(largest step in tokens replayed from a CUDA graph, whether steps holding a prefill
     chunk are too) for a vLLM release. V1 (≥ 0.8): piecewise graphs cover mixed steps up

@@ -12,7 +12,9 @@ One call to `schedule(now)` builds one engine step, following vLLM V1's `Schedul
 2. If nothing was preempted, waiting requests are admitted in queue order while
    `max_num_seqs`, the token budget and free KV blocks allow; a prefix-cache hit starts
    the request at the cached length. With chunked prefill off, a prompt larger than the
-   remaining budget waits (and so does everybody behind it).
+   remaining budget waits (and so does everybody behind it). vLLM V0 without chunked
+   prefill (`SchedulerConfig.prefill_first`) admits waiting prompts *before* the running
+   requests, with the whole budget, and runs a step that admitted any without decodes.
 
 `on_batch_done` applies the step at its end time (one path, speculative rows included): a
 request whose computed tokens reach num_tokens samples one token (the first is its TTFT
@@ -62,6 +64,11 @@ class SchedulerConfig:
     long_prefill_token_threshold: int = 0
     scheduling_policy: str = "fcfs"
     max_model_len: int = 1 << 62
+    prefill_first: bool = False
+    """vLLM V0 with chunked prefill off (`Scheduler._schedule_default`): waiting prompts are
+    scheduled first, with the whole token budget, and a step that admits any runs no
+    decodes (they wait for the next step). V1, and V0 with chunked prefill on, schedule the
+    running requests first and mix prompts into the same step."""
 
 
 class ContinuousBatchingScheduler:
@@ -137,16 +144,21 @@ class ContinuousBatchingScheduler:
         if exclude:
             running = [r for r in running if id(r) not in exclude]
         batch = Batch()
+        budget = self.config.max_num_batched_tokens
+        if self.config.prefill_first and self.waiting and not exclude:
+            self._schedule_waiting(batch, budget, now)
+            if batch.num_admitted:  # a prefill-only step
+                self.after_schedule(batch, now)
+                return batch
         if self.speculator is not None:
             batch.draft_k = self.speculator.num_drafts(len(running))
-        budget = self.config.max_num_batched_tokens
         start = 0
         if running is self.running and not batch.draft_k and len(running) <= budget:
             start = self._schedule_decodes(batch, now)
             budget -= start
         if start < len(running):
             budget = self._schedule_running(batch, budget, running, start)
-        if not batch.num_preempted:
+        if not batch.num_preempted and not self.config.prefill_first:
             self._schedule_waiting(batch, budget, now)
         self.after_schedule(batch, now)
         return batch

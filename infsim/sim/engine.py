@@ -34,6 +34,7 @@ from infsim.routing import policies as _policies  # noqa: F401  (registers route
 from infsim.routing.load_aware import build_router
 from infsim.scenario.pools import ResolvedPool
 from infsim.scenario.run import ResolvedRun
+from infsim.scenario.vllm_defaults import NEWEST_VLLM, is_v0
 from infsim.scheduling.continuous import ContinuousBatchingScheduler, SchedulerConfig
 from infsim.sim.disagg import Disaggregation, DisaggRun
 from infsim.sim.events import urgent_event
@@ -94,6 +95,7 @@ def _scheduler(
         long_prefill_token_threshold=e.long_prefill_token_threshold,
         scheduling_policy=e.scheduling_policy,
         max_model_len=e.max_model_len,
+        prefill_first=not e.enable_chunked_prefill and is_v0(e.version or NEWEST_VLLM),
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
     kv = kv_cls(pool.kv.num_usable_blocks, e.block_size)

@@ -109,8 +109,25 @@ def test_different_seed_differs() -> None:
         {"num_gpu_blocks_override": 120, "scheduling_policy": "priority"},
         {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096},
         {"long_prefill_token_threshold": 64},
+        # vLLM V0 without chunked prefill: prompts first, prefill-only steps; async output
+        # processing on (the version rule)
+        {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096, "version": "0.6.0"},
+        {
+            "enable_chunked_prefill": False,
+            "max_num_batched_tokens": 4096,
+            "version": "0.6.0",
+            "num_gpu_blocks_override": 120,
+        },
     ],
-    ids=["plain", "kv_pressure", "priority_pressure", "no_chunking", "threshold"],
+    ids=[
+        "plain",
+        "kv_pressure",
+        "priority_pressure",
+        "no_chunking",
+        "threshold",
+        "v0",
+        "v0_kv_pressure",
+    ],
 )
 def test_fast_forward_same_request_times(engine: dict[str, Any]) -> None:
     fast = api.run(scenario(fast_forward=True, **engine))

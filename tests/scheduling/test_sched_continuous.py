@@ -47,6 +47,7 @@ def make_sched(
     policy: str = "fcfs",
     max_model_len: int = 1 << 62,
     prefix: bool = False,
+    prefill_first: bool = False,
 ) -> ContinuousBatchingScheduler:
     config = SchedulerConfig(
         max_num_seqs=max_seqs,
@@ -55,6 +56,7 @@ def make_sched(
         long_prefill_token_threshold=threshold,
         scheduling_policy=policy,
         max_model_len=max_model_len,
+        prefill_first=prefill_first,
     )
     kv_cls = PrefixCachingKV if prefix else BlockCounter
     return ContinuousBatchingScheduler(config, kv_cls(blocks, block_size))
@@ -158,6 +160,41 @@ def test_chunked_prefill_on_same_workload_fills_budget() -> None:
     st = Stepper(sched)
     assert st.step() == [(0, 8), (1, 2)]
     assert st.step() == [(0, 1), (1, 4), (2, 2)]
+
+
+def test_v0_prefill_first_runs_prompts_without_decodes() -> None:
+    # vLLM V0, chunked prefill off: B arrives while A decodes. V1 mixes B's prompt into A's
+    # next decode step; V0 runs B's prompt alone (A skips that step), then both decode.
+    for prefill_first, expected in ((False, [[(0, 1), (1, 4)], [(0, 1), (1, 1)]]),
+                                    (True, [[(1, 4)], [(0, 1), (1, 1)]])):  # fmt: skip
+        sched = make_sched(chunked=False, prefill_first=prefill_first)
+        a, b = make_req(0, 4, 4), make_req(1, 4, 3)
+        sched.add(a)
+        st = Stepper(sched)
+        assert st.step() == [(0, 4)]
+        sched.add(b)
+        assert [st.step(), st.step()] == expected
+    assert a.num_output_done == 2  # A lost a step to B's prompt
+
+
+def test_v0_prefill_first_takes_the_whole_budget_and_decodes_when_blocked() -> None:
+    # Budget 5: with A running, the mixed step leaves 4 for B's 5-token prompt (it waits,
+    # chunked prefill off); V0 schedules prompts first, with all 5.
+    mixed = make_sched(budget=5, chunked=False)
+    first = make_sched(budget=5, chunked=False, prefill_first=True)
+    for sched, step2 in ((mixed, [(0, 1)]), (first, [(1, 5)])):
+        sched.add(make_req(0, 4, 4))
+        st = Stepper(sched)
+        st.step()
+        sched.add(make_req(1, 5, 2))
+        assert st.step() == step2
+    # A waiting prompt that cannot be admitted (max_num_seqs) lets the decodes run.
+    capped = make_sched(chunked=False, prefill_first=True, max_seqs=1)
+    capped.add(make_req(0, 4, 3))
+    st = Stepper(capped)
+    st.step()
+    capped.add(make_req(1, 4, 2))
+    assert [st.step(), st.step(), st.step()] == [[(0, 1)], [(0, 1)], [(1, 4)]]
 
 
 def test_long_prefill_token_threshold_caps_each_prefill() -> None:
