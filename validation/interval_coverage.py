@@ -4,6 +4,7 @@ runs (issue 18): the live vLLM (CPU) matrix and the GPU runs of ../shared/data/v
     python validation/interval_coverage.py [--shared ../shared/data] [--replications 10] [--jobs 2]
                                   [--out validation/interval_coverage.json]
                                   [--model-error leave-out|shipped] [--configs NAMES]
+                                  [--only live|gpu|all] [--merge]
 
 For every measured case the interval is computed as `infsim run --intervals N` would (the
 replications of `infsim.uncertainty` on a process pool), on the very requests the benchmark
@@ -348,6 +349,17 @@ def compact_json(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged(frame: pd.DataFrame, previous: dict[str, Any], only: tuple[str, ...]) -> pd.DataFrame:
+    """`frame` plus the previous file's cases of the sources `frame` does not have (same
+    source sets required: a coverage table mixes no two runs' configs)."""
+    if set(previous["configs"]) != set(only):
+        raise SystemExit(f"--merge: the existing file has source sets {list(previous['configs'])}"
+                         f", this run {list(only)}; run the same --configs")  # fmt: skip
+    kept = pd.DataFrame(previous["cases"])
+    kept = kept[~kept["source"].isin(set(frame["source"]))]
+    return pd.concat([kept, frame], ignore_index=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
@@ -362,6 +374,9 @@ def main() -> None:
                     help="comma-separated source sets to compute (default: all of "
                     f"{', '.join(CONFIGS)}); validation/fit_model_error.py needs "
                     "'as measured' alone")  # fmt: skip
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the --out file's cases of the sources not recomputed (e.g. "
+                    "the live ones under --only gpu) and write the union")  # fmt: skip
     args = ap.parse_args()
     only = tuple(c.strip() for c in args.configs.split(",") if c.strip())
     if not only or set(only) - set(CONFIGS):
@@ -377,6 +392,8 @@ def main() -> None:
             rows += gpu_cases(args.shared, predict)
             rows += apex_cases(args.shared, predict)
     frame = pd.DataFrame(rows)
+    if args.merge and args.out.exists():
+        frame = merged(frame, json.loads(args.out.read_text()), only)
     table = coverage_table(frame)
     result = {
         "level": LEVEL,
