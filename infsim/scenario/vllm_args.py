@@ -45,6 +45,10 @@ BOOLEAN: dict[str, str] = {
     "enable-chunked-prefill": "engine.enable_chunked_prefill",
     "async-scheduling": "engine.async_scheduling",
 }
+DISABLING: dict[str, str] = {
+    "disable-async-output-proc": "engine.async_output_processing",  # vLLM V0 (0.6-0.7)
+}
+"""flags that turn a setting off (`--disable-…`, no value)"""
 NO_EFFECT_VALUED = frozenset({
     "host", "port", "served-model-name", "api-key", "uvicorn-log-level", "download-dir",
     "load-format", "tokenizer", "tokenizer-mode", "chat-template", "max-log-len",
@@ -58,7 +62,8 @@ NO_EFFECT_FLAGS = frozenset({
 })  # fmt: skip
 NOT_MODELLED_VALUED = frozenset({"compilation-config", "cuda-graph-sizes", "swap-space",
                                  "cpu-offload-gb", "max-seq-len-to-capture"})  # fmt: skip
-NOT_MODELLED_FLAGS = frozenset({"enforce-eager", "enable-expert-parallel"})
+NOT_MODELLED_FLAGS = frozenset({"enforce-eager", "enable-expert-parallel",
+                                "disable-custom-all-reduce"})  # fmt: skip
 SPECIAL = {
     "model": "the scenario's `model` (a catalog name) stands; the served model is not taken "
     "from the arguments",
@@ -194,12 +199,16 @@ def _apply(out: VllmArgs, name: str, value: str | None, token: str) -> None:
         out.given[name.removeprefix("no-")] = (
             f"{BOOLEAN[name.removeprefix('no-')]}={str(on).lower()}"
         )
+    elif name in DISABLING:
+        if value is not None:
+            raise _fail(token, "a flag takes no value")
+        out.given[name] = f"{DISABLING[name]}=false"
     elif name in NO_EFFECT_VALUED or name in NO_EFFECT_FLAGS:
         out.no_effect.append(f"--{name}" + (f" {value}" if value is not None else ""))
     elif name in NOT_MODELLED_VALUED or name in NOT_MODELLED_FLAGS:
         out.not_modelled.append(f"--{name}" + (f" {value}" if value is not None else ""))
     else:
-        known = sorted([*VALUED, *BOOLEAN, *NO_EFFECT_VALUED, *NO_EFFECT_FLAGS,
+        known = sorted([*VALUED, *BOOLEAN, *DISABLING, *NO_EFFECT_VALUED, *NO_EFFECT_FLAGS,
                         *NOT_MODELLED_VALUED, *NOT_MODELLED_FLAGS, *SPECIAL])  # fmt: skip
         raise _fail(
             f"--{name}",

@@ -49,6 +49,14 @@ def test_nothing_is_dropped_silently() -> None:
     assert "--dtype bfloat16 (--quantization sets the weights)" in notes
 
 
+def test_v0_flags() -> None:
+    args = parse_vllm_args("m --disable-async-output-proc --disable-custom-all-reduce")
+    assert args.overrides == ["engine.async_output_processing=false"]
+    assert "not modelled (ignored): --disable-custom-all-reduce" in " | ".join(args.notes())
+    with pytest.raises(InputError, match="a flag takes no value"):
+        parse_vllm_args("--disable-async-output-proc=1")
+
+
 def test_a_later_argument_wins_as_in_argparse() -> None:
     args = parse_vllm_args("--max-num-seqs 8 --max-num-seqs 16 --enable-prefix-caching "
                            "--no-enable-prefix-caching")  # fmt: skip
