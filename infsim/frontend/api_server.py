@@ -11,11 +11,14 @@ With `queueing` off, the request path is a fixed delay (no waiting, no stretchin
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, repeat
 
 from infsim.frontend.costs import FrontendCosts
 
 MAX_LOAD = 0.95
+SHORT_RUN = 48  # a run streams this many steps or more by `accumulate` (faster from here)
+TRIM_EVERY = 32  # let go of the steps that left the window after this many more (+ 1/4)
 
 
 class ApiServers:
@@ -23,9 +26,18 @@ class ApiServers:
         self.costs = costs
         self.window_s = window_s
         self._free_at_s = [0.0] * costs.api_server_count
-        self._stream: deque[tuple[float, float]] = deque()  # (time, cumulative work)
+        # The streamed steps, oldest first (their ends rise), as two parallel lists: end
+        # time, cumulative work. The window is trimmed lazily: each stream call only moves
+        # `_trim_s` (the steps ending before `_trim_s - window_s` have left the window);
+        # `load` reads as if they were gone, and `_trim` lets them go every `TRIM_EVERY`
+        # (+ a quarter of the window's) steps streamed, so the lists stay about a window
+        # long (a short bisection in `load`: its steps' floats are mostly out of cache).
+        self._times: list[float] = []
+        self._totals: list[float] = []
+        self._trim_s = float("-inf")
+        self._trim_len = TRIM_EVERY
         self._stream_total_s = 0.0
-        self._base_s = 0.0  # cumulative work of the steps dropped from the window
+        self._base_s = 0.0  # cumulative work of the steps dropped from the lists
 
     def admit(self, now: float, num_prompt_tokens: int) -> float:
         """When a request submitted at `now` reaches the engine."""
@@ -33,19 +45,24 @@ class ApiServers:
         if not self.costs.queueing:
             return now + work
         free = self._free_at_s
-        i = min(range(len(free)), key=free.__getitem__)
+        i = free.index(min(free))  # the first server free soonest
         start = max(now, free[i])
         done = start + work / (1.0 - self.load(start))
         free[i] = done
         return done
 
     def on_stream(self, now: float, num_steps: int, num_tokens: int) -> None:
-        """Steps ending at `now` streamed `num_tokens` tokens out."""
+        """Steps ending at `now` streamed `num_tokens` tokens out; the steps that ended
+        before the window ending at `now` leave it."""
         if not self.costs.queueing:
             return
         self._stream_total_s += self.costs.stream_work_s(num_steps, num_tokens)
-        self._stream.append((now, self._stream_total_s))
-        self._trim(now)
+        times = self._times
+        times.append(now)
+        self._totals.append(self._stream_total_s)
+        self._trim_s = now
+        if len(times) >= self._trim_len:
+            self._trim()
 
     def on_stream_steps(self, ends_s: list[float], num_tokens: int) -> None:
         """`on_stream(end, 1, num_tokens)` for each of a run's step ends, in order: the same
@@ -55,29 +72,49 @@ class ApiServers:
         if not self.costs.queueing or not ends_s:
             return
         work = self.costs.stream_work_s(1, num_tokens)
-        stream, total = self._stream, self._stream_total_s
-        for end in ends_s:
-            total += work
-            stream.append((end, total))
+        total, totals = self._stream_total_s, self._totals
+        if len(ends_s) < SHORT_RUN:
+            for _ in ends_s:
+                total += work
+                totals.append(total)
+        else:  # total + work, + work, ...: the same float additions, in C
+            sums = accumulate(repeat(work, len(ends_s)), initial=total)
+            next(sums)  # the initial total itself
+            totals += sums
+            total = totals[-1]
         self._stream_total_s = total
-        self._trim(ends_s[-1])
+        times = self._times
+        times += ends_s
+        self._trim_s = ends_s[-1]
+        if len(times) >= self._trim_len:
+            self._trim()
 
-    def _trim(self, now: float) -> None:
-        """Let go of the steps that ended before the window ending at `now` (their work
+    def _trim(self) -> None:
+        """Let go of the steps that ended before the window ending at `_trim_s` (their work
         moves into the base)."""
-        stream, since = self._stream, now - self.window_s
-        while stream[0][0] < since:
-            self._base_s = stream.popleft()[1]
+        times, totals = self._times, self._totals
+        i = bisect_left(times, self._trim_s - self.window_s)  # the first step still in it
+        if i:
+            self._base_s = totals[i - 1]
+            del times[:i], totals[:i]
+        self._trim_len = len(times) + len(times) // 4 + TRIM_EVERY  # amortised O(1)
 
     def load(self, now: float) -> float:
         """Streaming work per server per second over the window before `now` (the work of
         steps that ended in it)."""
-        stream = self._stream
-        since = now - self.window_s
-        before = self._base_s
-        for t, total in stream:  # the window holds a second of steps: a short scan
-            if t > since:
-                break
-            before = total
-        rho = (self._stream_total_s - before) / (self.window_s * self.costs.api_server_count)
+        # Before the window: the steps ending at or before `now - window_s`, and those the
+        # trims have let go (ending before `_trim_s - window_s`).
+        window_s = self.window_s
+        since = now - window_s
+        i = bisect_right(self._times, since)
+        if self._trim_s - window_s > since:  # a window read before the last stream's
+            i = max(i, bisect_left(self._times, self._trim_s - window_s))
+        before = self._totals[i - 1] if i else self._base_s
+        rho = (self._stream_total_s - before) / (window_s * self.costs.api_server_count)
         return min(rho, MAX_LOAD)
+
+    def window(self) -> tuple[list[tuple[float, float]], float]:
+        """The (end time, cumulative work) of the streamed steps in the window, and the
+        cumulative work of those that left it (for tests)."""
+        self._trim()
+        return list(zip(self._times, self._totals, strict=True)), self._base_s

@@ -291,11 +291,11 @@ class Replica:
         """Stream out the first `num_steps` steps of the run in flight (those not streamed
         yet), each at its own end, as stepping would: the API servers' load at a request's
         arrival then sees the same steps either way."""
-        if self.frontend is None:
+        done = self._run_streamed
+        if self.frontend is None or num_steps <= done:
             return
-        self.frontend.on_stream_steps(self._run_ends[self._run_streamed : num_steps],
-                                      self._run_seqs)  # fmt: skip
-        self._run_streamed = max(self._run_streamed, num_steps)
+        self.frontend.on_stream_steps(self._run_ends[done:num_steps], self._run_seqs)
+        self._run_streamed = num_steps
 
     def _stream_out(self, batch, end: float, outcome: StepOutcome) -> None:
         """The API servers stream the step's tokens; the client sees each of them about
