@@ -13,24 +13,23 @@ as validation/report.py does) and the GPU runs of ../shared/data/validation that
 calibration table (LLMServingSim's vLLM 0.19 runs with their GPU's table; APEX+'s vLLM 0.6
 runs with h100-vllm-0.19). The drift uses `validation/live/runs.csv` (every repeat).
 
-Fits, per device kind (`cpu`: live; `gpu`), each a zero-centred normal on log ratios
-(`infsim.uncertainty.model_error.fit_sigma`: scipy.stats.norm.fit, floc=0):
+Fits, per device kind (`cpu`: live; `gpu`):
 
-    step   log(measured / predicted) of TPOT (p50 live, p50 LLMServingSim, mean APEX+):
-           the step cost, which TPOT is. Live: against the mean of a case's n repeats, so
-           the variance of that mean (repeat variance / n, per case) is taken out; and
-           the variance the `speed_noise` and `cost_model` sources already draw for the
-           case (its `as measured` interval's log-σ) is taken out too, so that the
-           sources together, not `model_error` alone, match the residuals.
-    prefill  the TTFT-only residual r (log ratio of TTFT (p50 / mean) minus that of TPOT,
-           per case: the error the step factor does not explain) over how much the prefill
-           factor of the cost hook moves it, e = e_TTFT − e_TPOT (each the point's
-           `prefill_elasticity`, which interval_coverage.py measures per case): the
-           implied log prefill factor r / e, its noise (live: the repeat noise of r)
-           divided by e². Cases where |e| < `MIN_ELASTICITY` are left out (a factor that
-           barely moves TTFT apart from TPOT cannot explain its residual: r / e would be
-           huge); the fit records how many. The step's σ² then loses what the prefill
-           factor draws on TPOT too (e_TPOT² σ_prefill² per case).
+    step, prefill  together (`infsim.uncertainty.model_error.fit_step_prefill`), on the
+           second moments of two residuals per case: log(measured mean / predicted) of
+           TPOT (p50 live and LLMServingSim, mean APEX+), which the step factor moves 1:1
+           and the prefill factor by e_TPOT, and of TTFT (same statistics), moved 1:1 and
+           by e_TTFT (each the point's `prefill_elasticity`, which interval_coverage.py
+           measures per case). Each residual's square is first reduced by what is
+           accounted for elsewhere: the variance of the mean of the case's n repeats
+           (live) and the variance the `speed_noise` and `cost_model` sources already draw
+           for it (its `as measured` interval's log-σ), so that the sources together,
+           not `model_error` alone, match the residuals. The two σ² ≥ 0 are the
+           non-negative least-squares solution over all cases' equations. (Before
+           2026-12-07 the prefill factor was sized on the TTFT-only residual, TTFT's log
+           ratio minus TPOT's, over e_TTFT − e_TPOT: that counts TPOT's own point error a
+           second time whenever the two errors are not one error, and made the CPU
+           intervals over-cover; it is kept in the fit file as `sigma_ttft_only`.)
     drift  live only: log(repeat / mean of its (session, run)) of TPOT p50, each scaled by
            √(n / (n − 1)) (the deviation from a sample mean understates σ), over every run
            with ≥ 2 repeats. GPU: 0 (no repeats; its single-run residuals hold it already).
@@ -55,7 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from infsim.uncertainty.model_error import FIT_FILE, fit_sigma
+from infsim.uncertainty.model_error import FIT_FILE, fit_sigma, fit_step_prefill
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "validation" / "interval_coverage.json"
@@ -100,19 +99,24 @@ def residuals(cases: pd.DataFrame, replications: int = 0, level: float = 0.9) ->
         m_ttft = np.log(np.asarray(ttft["measured"], dtype=float))
         step = np.log(np.mean(np.exp(m_tpot)) / tpot["point"])
         ttft_only = np.log(np.mean(np.exp(m_ttft)) / ttft["point"]) - step
+        ttft_log = np.log(np.mean(np.exp(m_ttft)) / ttft["point"])
         n = m_tpot.size
-        noise_step = noise_ttft_only = 0.0
+        noise_step = noise_ttft_only = noise_ttft = 0.0
         if n > 1 and m_ttft.size == n:
             noise_step = float(np.var(m_tpot, ddof=1) / n)
             noise_ttft_only = float(np.var(m_ttft - m_tpot, ddof=1) / n)
+            noise_ttft = float(np.var(m_ttft, ddof=1) / n)
         if replications >= 2 and tpot["lo"] and tpot["hi"]:
             noise_step += drawn_sigma(tpot["lo"], tpot["hi"], replications, level) ** 2
+        if replications >= 2 and ttft["lo"] and ttft["hi"]:
+            noise_ttft += drawn_sigma(ttft["lo"], ttft["hi"], replications, level) ** 2
         group = (
             session if source == "live" else f"{source}:{case if source != 'gpu-apex' else session}"
         )
         rows.append({"kind": "cpu" if source == "live" else "gpu", "group": group,
                      "step": step, "ttft_only": ttft_only, "noise_step": noise_step,
-                     "noise_ttft_only": noise_ttft_only,
+                     "noise_ttft_only": noise_ttft_only, "ttft": ttft_log,
+                     "noise_ttft": noise_ttft,
                      "e_ttft": float(ttft["prefill_elasticity"]),
                      "e_tpot": float(tpot["prefill_elasticity"])})  # fmt: skip
     return pd.DataFrame(rows)
@@ -132,19 +136,27 @@ def drift_deviations(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_kind(res: pd.DataFrame, drift: pd.DataFrame | None) -> dict[str, Any]:
-    """The three fits of one device kind (`res`: its residual rows; `drift`: its repeat
-    deviations, None where there are none)."""
+    """The fits of one device kind (`res`: its residual rows; `drift`: its repeat
+    deviations, None where there are none): step and prefill together on the second
+    moments of TPOT's and TTFT's residuals (`fit_step_prefill`), each less its repeat
+    noise and what the other sources draw; drift on the repeats. The earlier sizing of the
+    prefill factor on the TTFT-only residual (TTFT's minus TPOT's) is kept for the record
+    (`prefill.sigma_ttft_only`)."""
+    joint = fit_step_prefill(res["step"], res["noise_step"], res["e_tpot"],
+                             res["ttft"], res["noise_ttft"], res["e_ttft"])  # fmt: skip
     e = res["e_ttft"] - res["e_tpot"]
     sized = res[e.abs() >= MIN_ELASTICITY]
     e = e[sized.index]
-    prefill = fit_sigma(sized["ttft_only"] / e, float((sized["noise_ttft_only"] / e**2).mean()))
-    prefill |= {"left_out": int(len(res) - len(sized)),
-                "median_elasticity": float(e.median())}  # fmt: skip
-    drawn = res["e_tpot"] ** 2 * prefill["sigma"] ** 2  # what the prefill factor does to TPOT
+    only = fit_sigma(sized["ttft_only"] / e, float((sized["noise_ttft_only"] / e**2).mean()))
     out = {
-        "step": fit_sigma(res["step"], float((res["noise_step"] + drawn).mean())),
-        "prefill": prefill,
-    }
+        "step": {"sigma": joint["step"], "rms": _rms(res["step"]),
+                 "mean": float(res["step"].mean()), "n": joint["n"]},
+        "prefill": {"sigma": joint["prefill"], "rms_ttft": _rms(res["ttft"]),
+                    "mean_ttft": float(res["ttft"].mean()),
+                    "median_elasticity_ttft": float(res["e_ttft"].median()),
+                    "median_elasticity_tpot": float(res["e_tpot"].median()),
+                    "sigma_ttft_only": only["sigma"], "n": joint["n"]},
+    }  # fmt: skip
     if drift is None or drift.empty:
         out["drift"] = {"sigma": 0.0, "note": "no repeats: the single-run residuals hold it"}
     else:
@@ -152,6 +164,10 @@ def fit_kind(res: pd.DataFrame, drift: pd.DataFrame | None) -> dict[str, Any]:
     out["cases"] = len(res)
     out["groups"] = sorted(res["group"].unique().tolist())
     return out
+
+
+def _rms(x: pd.Series) -> float:
+    return float(np.sqrt(np.mean(np.square(x.to_numpy(dtype=float)))))
 
 
 def _round(node: Any) -> Any:
@@ -191,12 +207,13 @@ def fit(cases_path: Path, runs_path: Path) -> tuple[dict[str, Any], dict[str, An
         "about": "σ of the model_error (step, prefill) and drift sources of infsim's prediction "
         "intervals; written by validation/fit_model_error.py (see its docstring and "
         "docs/uncertainty.md)",
-        "method": "zero-centred normal on log(measured / predicted), scipy.stats.norm.fit "
-        "floc=0, minus the variance the measurement's repeat noise adds (and, for step, "
-        "what the speed_noise, cost_model and prefill factors draw); prefill: on the "
-        "TTFT-only residual (TTFT's log ratio minus TPOT's) over its prefill elasticity "
-        f"e_TTFT - e_TPOT, cases with |e| < {MIN_ELASTICITY} left out; t_df: a t fit's "
-        "degrees of freedom, for the record",
+        "method": "step and prefill: zero-centred second moments of log(measured mean / "
+        "predicted) of TPOT and TTFT per case, less the mean's repeat noise and what the "
+        "speed_noise and cost_model sources draw (the 'as measured' interval), solved "
+        "together with each factor's elasticity (step 1; prefill e_TPOT, e_TTFT) by "
+        "non-negative least squares (infsim.uncertainty.model_error.fit_step_prefill); "
+        "drift: scipy.stats.norm.fit floc=0 on the repeats' log deviations; t_df: a t "
+        "fit's degrees of freedom, for the record",
         "data": {
             "cases": _name(cases_path),
             "runs": _name(runs_path),

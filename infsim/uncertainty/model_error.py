@@ -5,8 +5,8 @@
                  work and their attention, `infsim.cost.perturb`) per replication,
                  log-normal with median 1 and σ fitted to the out-of-sample residuals of
                  infsim's predictions against measured runs (`validation/fit_model_error.py`:
-                 the step factor to TPOT's, the prefill factor to the TTFT-only residual,
-                 TTFT's minus TPOT's, over how much the factor moves them)
+                 both together to the second moments of TPOT's and TTFT's residuals, each
+                 weighted by how much the factor moves it, `fit_step_prefill`)
     drift        one speed factor per replication on the step and the API server alike,
                  log-normal with median 1 and σ from the repeat-to-repeat spread of the same
                  live run (the machine's slow drift over minutes, which the sub-second
@@ -88,6 +88,39 @@ def fit_sigma(log_ratios: Any, noise_var: float = 0.0) -> dict[str, float]:
     sigma = math.sqrt(max(raw**2 - max(noise_var, 0.0), 0.0))
     return {"sigma": sigma, "sigma_raw": float(raw), "mean": float(x.mean()),
             "t_df": float(df), "n": int(x.size)}  # fmt: skip
+
+
+def fit_step_prefill(
+    step: Any, step_noise: Any, e_step: Any, ttft: Any, ttft_noise: Any, e_ttft: Any
+) -> dict[str, float]:
+    """σ of the step and prefill factors fitted together to two residuals per case, by
+    their second moments: for each case i, the point's log ratio to the measured mean of
+    TPOT (`step`, elasticity 1 to the step factor and `e_step` to the prefill factor) and
+    of TTFT (`ttft`: 1 and `e_ttft`), each less the variance accounted for elsewhere
+    (`*_noise`: the mean's repeat noise and what the other sources already draw):
+
+        step_i² − step_noise_i = σ_step² + e_step_i² σ_prefill²
+        ttft_i² − ttft_noise_i = σ_step² + e_ttft_i² σ_prefill²
+
+    solved for (σ_step², σ_prefill²) ≥ 0 by non-negative least squares over all 2n
+    equations (scipy.optimize.nnls). Zero-centred, like `fit_sigma`: a bias counts as
+    spread around the point. Unlike sizing the prefill factor on TTFT's residual minus
+    TPOT's, this does not count TPOT's own point error twice when the two errors are not
+    the same error. {step, prefill, n}."""
+    from scipy.optimize import nnls
+
+    cols = [np.asarray(c, dtype=float) for c in (step, step_noise, e_step, ttft, ttft_noise,
+                                                  e_ttft)]  # fmt: skip
+    ok = np.logical_and.reduce([np.isfinite(c) for c in cols])
+    step, step_noise, e_step, ttft, ttft_noise, e_ttft = (c[ok] for c in cols)
+    n = int(step.size)
+    if n < 2:
+        raise InputError(f"model error fit: {n} usable case(s); at least 2 are needed")
+    a = np.vstack([np.column_stack([np.ones(n), e_step**2]),
+                   np.column_stack([np.ones(n), e_ttft**2])])  # fmt: skip
+    b = np.concatenate([step**2 - step_noise, ttft**2 - ttft_noise])
+    (var_step, var_prefill), _ = nnls(a, b)
+    return {"step": math.sqrt(var_step), "prefill": math.sqrt(var_prefill), "n": n}
 
 
 @cache

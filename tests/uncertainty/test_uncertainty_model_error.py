@@ -17,7 +17,13 @@ from infsim import api
 from infsim.errors import InputError
 from infsim.scenario.load import load_scenario
 from infsim.uncertainty import model_error as me
-from infsim.uncertainty.model_error import ModelError, draw_drift, draw_model_error, fit_sigma
+from infsim.uncertainty.model_error import (
+    ModelError,
+    draw_drift,
+    draw_model_error,
+    fit_sigma,
+    fit_step_prefill,
+)
 from infsim.uncertainty.predict import IntervalOptions, uncertainty_sections
 from infsim.uncertainty.replicate import ReplicationTask, simulate_task
 from infsim.uncertainty.sources import SOURCES, class_sigmas, parse_sources
@@ -69,31 +75,50 @@ def _cases(step, ttft_only, e_ttft, e_tpot, session_of=lambda i: f"s{i % 3}"):
     return cases  # fmt: skip
 
 
-def test_fit_script_recovers_known_residuals(tmp_path: Path) -> None:
-    """The TTFT-only residual over its prefill elasticity sizes the prefill factor; cases
-    where the factor barely moves TTFT apart from TPOT are left out of that fit; the step
-    loses what the prefill factor draws on TPOT."""
+def test_joint_fit_recovers_known_step_and_prefill_sigmas() -> None:
+    # Per case a step factor s and a prefill factor p; TPOT moves by s + e_tpot p, TTFT by
+    # s + e_ttft p (log). The moment fit recovers both σ, and takes out the noise given.
+    rng = np.random.default_rng(11)
+    n = 4000
+    s, p = rng.normal(0, 0.05, n), rng.normal(0, 0.2, n)
+    e_tpot, e_ttft = rng.uniform(0, 0.4, n), rng.uniform(0.6, 1.2, n)
+    noise = rng.normal(0, 0.03, (2, n))
+    fit = fit_step_prefill(s + e_tpot * p + noise[0], np.full(n, 0.03**2), e_tpot,
+                           s + e_ttft * p + noise[1], np.full(n, 0.03**2), e_ttft)  # fmt: skip
+    assert fit["step"] == pytest.approx(0.05, rel=0.15)
+    assert fit["prefill"] == pytest.approx(0.2, rel=0.05)
+    assert fit["n"] == n
+    # Residuals the other sources already explain leave nothing: σ never negative.
+    quiet = fit_step_prefill(s * 0.1, np.full(n, 0.01), e_tpot, s * 0.1, np.full(n, 0.01),
+                             e_ttft)  # fmt: skip
+    assert quiet["step"] == quiet["prefill"] == 0.0
+    with pytest.raises(InputError, match="at least 2"):
+        fit_step_prefill([0.1], [0.0], [0.2], [0.1], [0.0], [1.0])
+
+
+def test_fit_script_fits_step_and_prefill_together(tmp_path: Path) -> None:
+    """The script's residuals (log ratios of TPOT and TTFT, elasticities) go into the joint
+    fit unchanged; TPOT's own error is not counted a second time in the prefill factor, as
+    sizing it on TTFT's residual minus TPOT's did (kept as `sigma_ttft_only`)."""
     import fit_model_error
 
     rng = np.random.default_rng(9)
-    step, prefill = rng.normal(0, 0.1, 66), rng.normal(0, 0.2, 66)
-    e_ttft = np.r_[np.full(60, 1.5), np.full(6, 0.3)]  # the last 6: e = 0.05, left out
-    e_tpot = np.full(66, 0.25)
-    ttft_only = (e_ttft - e_tpot) * prefill
-    ttft_only[60:] += 0.9  # huge over e = 0.05: would dominate σ if not left out
-    cases = _cases(step, ttft_only, e_ttft, e_tpot)
+    step, prefill = rng.normal(0, 0.1, 600), rng.normal(0, 0.2, 600)
+    e_ttft, e_tpot = np.full(600, 1.0), np.full(600, 0.25)
+    tpot = step + e_tpot * prefill
+    ttft = rng.normal(0, 0.1, 600) + e_ttft * prefill  # a step error of its own
+    cases = _cases(tpot, ttft - tpot, e_ttft, e_tpot)
     runs = tmp_path / "runs.csv"
     pd.DataFrame({"session": ["s0"] * 4, "run": ["r"] * 4, "server": ["b"] * 4,
                   "p50_tpot_ms": [10.0, 11.0, 9.5, 10.2]}).to_csv(runs, index=False)  # fmt: skip
     res = fit_model_error.residuals(pd.DataFrame(cases))
     fit = fit_model_error.fit_kind(res, fit_model_error.drift_deviations(pd.read_csv(runs)))
-    sigma_p = np.sqrt(np.mean(prefill[:60] ** 2))
-    assert fit["prefill"]["sigma"] == pytest.approx(sigma_p, rel=1e-9)
-    assert fit["prefill"]["left_out"] == 6
-    expected_step = np.sqrt(np.mean(step**2) - 0.25**2 * sigma_p**2)
-    assert fit["step"]["sigma"] == pytest.approx(expected_step, rel=1e-9)
+    direct = fit_step_prefill(tpot, np.zeros(600), e_tpot, ttft, np.zeros(600), e_ttft)
+    assert fit["step"]["sigma"] == pytest.approx(direct["step"], rel=1e-9)
+    assert fit["prefill"]["sigma"] == pytest.approx(direct["prefill"], rel=1e-9)
+    assert fit["prefill"]["sigma"] == pytest.approx(0.2, rel=0.1)
+    assert fit["prefill"]["sigma_ttft_only"] > 0.25  # the difference's σ: TPOT's error twice
     assert fit["drift"]["sigma"] > 0
-    assert "host" not in fit
     no_elasticity = pd.DataFrame(cases).drop(columns="prefill_elasticity")
     with pytest.raises(SystemExit, match="prefill_elasticity"):
         fit_model_error.residuals(no_elasticity)
@@ -105,8 +130,9 @@ def test_leave_one_group_out_fits_leave_the_group_out(tmp_path: Path) -> None:
     rng = np.random.default_rng(10)
     step, prefill = rng.normal(0, 0.05, 30), rng.normal(0, 0.1, 30)
     prefill[:10] *= 5  # session s0's prefill error is far larger
-    e = np.ones(30)
-    cases = _cases(step, prefill, 1 + e, e, session_of=lambda i: f"s{i // 10}")
+    e_tpot, e_ttft = np.full(30, 0.2), np.full(30, 1.0)
+    tpot, ttft = step + e_tpot * prefill, step + e_ttft * prefill
+    cases = _cases(tpot, ttft - tpot, e_ttft, e_tpot, session_of=lambda i: f"s{i // 10}")
     cov = tmp_path / "cov.json"
     cov.write_text(json.dumps({"cases": cases, "replications": 0, "level": 0.9}))
     runs = tmp_path / "runs.csv"
@@ -114,9 +140,9 @@ def test_leave_one_group_out_fits_leave_the_group_out(tmp_path: Path) -> None:
                   "p50_tpot_ms": [10.0, 11.0, 9.5, 10.2]}).to_csv(runs, index=False)  # fmt: skip
     shipped_fit, leave_out = fit_model_error.fit(cov, runs)
     cpu = leave_out["groups"]["cpu"]
-    assert cpu["s0"]["prefill"]["sigma"] == pytest.approx(
-        np.sqrt(np.mean(prefill[10:] ** 2)), rel=1e-3
-    )
+    rest = fit_step_prefill(tpot[10:], np.zeros(20), e_tpot[10:], ttft[10:], np.zeros(20),
+                            e_ttft[10:])  # fmt: skip
+    assert cpu["s0"]["prefill"]["sigma"] == pytest.approx(rest["prefill"], rel=1e-3)
     assert cpu["s0"]["prefill"]["sigma"] < shipped_fit["groups"]["cpu"]["prefill"]["sigma"]
     assert ModelError.from_dict(cpu["s1"], "t").prefill > cpu["s0"]["prefill"]["sigma"]
 
@@ -127,7 +153,7 @@ def test_shipped_fit_is_read_per_device_kind_with_a_fallback() -> None:
     cpu = me.shipped("cpu")
     assert cpu.step == data["groups"]["cpu"]["step"]["sigma"] >= 0
     assert cpu.drift > 0
-    assert cpu.prefill == data["groups"]["cpu"]["prefill"]["sigma"] > 0
+    assert cpu.prefill == data["groups"]["cpu"]["prefill"]["sigma"] >= 0
     assert me.shipped("gpu").prefill == data["groups"]["gpu"]["prefill"]["sigma"] > 0
     assert me.shipped("gpu").drift == 0.0  # single-run residuals: no separate drift
     other = me.shipped("tpu")
