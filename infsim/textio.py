@@ -59,11 +59,27 @@ def check_depth(text: str, where: str) -> None:
         )
 
 
+_LIBYAML = getattr(yaml, "CSafeLoader", None)
+
+
+def safe_load(text: str) -> Any:
+    """`yaml.safe_load`, parsed by libyaml when PyYAML was built with it (the same
+    constructors, so the same objects, ~4× faster: the built-in catalog is 25 files read by
+    every run). A document libyaml refuses is parsed again by PyYAML's own parser, so what
+    is accepted, and every error message, is PyYAML's either way."""
+    if _LIBYAML is not None:
+        try:
+            return yaml.load(text, Loader=_LIBYAML)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def load_yaml(text: str, where: str) -> Any:
     """`yaml.safe_load` of `text`, every parser failure an `InputError` naming `where`."""
     check_depth(text, where)
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from infsim.errors import InputError, did_you_mean
+from infsim.textio import safe_load
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read file ({exc.strerror})") from exc
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
     if not isinstance(data, dict):
