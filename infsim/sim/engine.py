@@ -86,8 +86,11 @@ def _scheduler(
 
     Prefix caching without any prefix identity in the trace can never hit, so block ids
     could not change any outcome: the cheap `BlockCounter` gives identical results.
+    vLLM V0's prompts-first order (chunked prefill off) applies to plain engines; the
+    disaggregated roles (V1 only in vLLM) keep V1's order.
     """
     e = pool.engine
+    v0_order = cls is ContinuousBatchingScheduler and is_v0(e.version or NEWEST_VLLM)
     config = SchedulerConfig(
         max_num_seqs=e.max_num_seqs,
         max_num_batched_tokens=e.max_num_batched_tokens,
@@ -95,7 +98,7 @@ def _scheduler(
         long_prefill_token_threshold=e.long_prefill_token_threshold,
         scheduling_policy=e.scheduling_policy,
         max_model_len=e.max_model_len,
-        prefill_first=not e.enable_chunked_prefill and is_v0(e.version or NEWEST_VLLM),
+        prefill_first=v0_order and not e.enable_chunked_prefill,
     )
     kv_cls = PrefixCachingKV if e.enable_prefix_caching and has_prefix_ids else BlockCounter
     kv = kv_cls(pool.kv.num_usable_blocks, e.block_size)
