@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,8 @@ from hypothesis import strategies as st
 
 from infsim.core.batch import Batch
 from infsim.core.request import RequestState
+from infsim.cost import roofline
+from infsim.cost.perturb import OpMultipliers
 from infsim.cost.roofline import RooflineCostModel
 from infsim.scenario.load import validate_scenario
 from infsim.scenario.resolve import resolve
@@ -84,6 +87,32 @@ def test_decode_run_times_equal_step_times_bitwise(
         batch = decode_batch([c + j for c in contexts])
         assert batch.num_sampled == batch.num_seqs == len(contexts)
         assert run[j] == cm.step_time_s(batch)  # exact, not approximate
+
+
+PERTURBED = RooflineCostModel(MODELS["dense"].shape, MODELS["dense"].params,
+                              OpMultipliers(dense=1.1, attention=1.37, overhead=0.9))  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from([*sorted(MODELS), "perturbed"]),
+    contexts=st.lists(st.integers(0, 200_000), min_size=1, max_size=256),
+    num_steps=st.integers(1, 400),
+    probes=st.lists(st.integers(0, 399), max_size=4),
+)
+def test_long_decode_runs_numpy_equals_python_and_steps(
+    name: str, contexts: list[int], num_steps: int, probes: list[int]
+) -> None:
+    """Runs long enough for numpy (`NUMPY_RUN`) price each step to the float the list
+    comprehension gives and `step_time_s` gives (probed steps), attention factor ≠ 1 too."""
+    cm = PERTURBED if name == "perturbed" else MODELS[name]
+    run = cm.decode_run_times_s(len(contexts), sum(contexts), num_steps)
+    with patch.object(roofline, "NUMPY_RUN", 1 << 30):
+        python = cm.decode_run_times_s(len(contexts), sum(contexts), num_steps)
+    assert run == python
+    assert all(type(t) is float for t in run)
+    for j in [p % num_steps for p in probes] + [num_steps - 1]:
+        assert run[j] == cm.step_time_s(decode_batch([c + j for c in contexts]))
 
 
 @settings(max_examples=100, deadline=None)
