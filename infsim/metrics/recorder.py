@@ -1,8 +1,9 @@
 """Append-only run records; analysis happens afterwards (metrics/summary.py).
 
-Per-step rows are plain tuples (one append per step), turned into columns once at the
-end; a fast-forwarded run of k decode steps is one row with num_steps = k. ITLs are a weighted
-sample: value `itl_s[i]` occurred `itl_count[i]` times.
+Per-step rows are values appended to one flat list (a step's 13 at a time), turned into
+columnar batches every `ROWS_PER_BATCH` rows; a fast-forwarded run of k decode steps is one
+row with num_steps = k. ITLs are a weighted sample: value `itl_s[i]` occurred `itl_count[i]`
+times.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class StepRow(NamedTuple):
 
 
 assert StepRow._fields == tuple(TIMELINE_SCHEMA.names)  # one order for both
+NUM_STEP_COLUMNS = len(StepRow._fields)
 
 
 _NO_FLOATS = np.empty(0, dtype=np.float64)
@@ -107,9 +109,10 @@ class Recorder:
         self._next_flush = REQUESTS_PER_CHUNK
         self._latest_finish_s = 0.0  # of the flushed requests
         self.indices = array("q")  # every request's trace index, in arrival order
-        # Steps: rows in a list, turned into columnar Arrow batches every ROWS_PER_BATCH
-        # (a row object costs ~300 bytes, a columnar row ~70: memory per step stays small).
-        self._rows: list[StepRow] = []
+        # Steps: each row's values appended to one flat list (no object per row), turned
+        # into a columnar Arrow batch every ROWS_PER_BATCH rows (~70 bytes a row then).
+        self._row_values: list[float] = []
+        self._batch_values = ROWS_PER_BATCH * NUM_STEP_COLUMNS
         # Samples and run records in typed arrays (8 bytes a value, not a Python object).
         self.itl_s = array("d")
         self.itl_count = array("q")
@@ -161,9 +164,9 @@ class Recorder:
             self._latest_finish_s = max(self._latest_finish_s, _latest_finish_s(self._live))
             self.requests.append(self._chunk(self._live))
             self._live = []
-        if self._rows:
-            self.steps.append(self._batch(self._rows))
-            self._rows = []
+        if self._row_values:
+            self.steps.append(self._batch(self._row_values))
+            self._row_values = []
         self.requests.close()
         self.steps.close()
 
@@ -176,13 +179,15 @@ class Recorder:
         """The last request end time (0 when none ended)."""
         return max(self._latest_finish_s, _latest_finish_s(self._live))
 
-    def on_step(self, row: StepRow) -> None:
-        """One engine step (or a fast-forwarded run of identical ones)."""
-        self._rows.append(row)
-        self.num_steps += row.num_steps
-        if len(self._rows) >= ROWS_PER_BATCH:
-            self.steps.append(self._batch(self._rows))
-            self._rows = []
+    def on_step(self, row: StepRow | tuple) -> None:
+        """One engine step (or a fast-forwarded run of identical ones): a `StepRow`, or a
+        plain tuple of its fields in order (cheaper to build)."""
+        values = self._row_values
+        values += row
+        self.num_steps += row[3]  # num_steps
+        if len(values) >= self._batch_values:
+            self.steps.append(self._batch(values))
+            self._row_values = []
 
     def on_decode_run(
         self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
@@ -208,15 +213,20 @@ class Recorder:
 
     @property
     def num_rows(self) -> int:
-        return self.steps.num_rows + len(self._rows)
+        return self.steps.num_rows + len(self._row_values) // NUM_STEP_COLUMNS
 
     @staticmethod
-    def _batch(rows: list[StepRow]) -> pa.RecordBatch:
-        columns = list(zip(*rows, strict=True)) or [[] for _ in TIMELINE_SCHEMA.names]
-        return pa.RecordBatch.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(columns, TIMELINE_SCHEMA, strict=True)],
-            schema=TIMELINE_SCHEMA,
-        )
+    def _batch(values: list[float]) -> pa.RecordBatch:
+        """Flat row values → a columnar batch. Every value passes through float64, exact
+        for the integer columns (counts far below 2⁵³); they are then cast to their type
+        with Arrow's checked cast (an out-of-range or fractional count raises)."""
+        rows = np.fromiter(values, dtype=np.float64, count=len(values))
+        rows = rows.reshape(-1, NUM_STEP_COLUMNS)
+        columns = []
+        for j, field in enumerate(TIMELINE_SCHEMA):
+            column = pa.array(rows[:, j])
+            columns.append(column if field.type == pa.float64() else column.cast(field.type))
+        return pa.RecordBatch.from_arrays(columns, schema=TIMELINE_SCHEMA)
 
     def timeline_table(self, columns: list[str] | None = None) -> pa.Table:
         """Every step row (`TIMELINE_SCHEMA`), or only `columns`, after `finish()`."""
