@@ -107,6 +107,11 @@ class RooflineCostModel:
         # memo, emptied when full (a long fleet run meets ~10⁵ distinct shapes; unbounded
         # it held ~120 bytes per request of a 1 M-request run)
         self._dense_cache: dict[int, float] = {}
+        # A miss there is priced from the ops that depend on the tokens alone (memoised per
+        # token count: a fleet run meets ~10× fewer token counts than shapes) and the LM
+        # head of the sampled rows (per row count).
+        self._token_ops: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+        self._lm_head_ops: dict[int, float] = {}
         alpha = params.collective_latency_s if s.link_latency_s is None else s.link_latency_s
         self.link = Link("tp", alpha, s.link_bandwidth_bytes_per_s)
 
@@ -163,11 +168,33 @@ class RooflineCostModel:
         key = (num_tokens << 32) | num_sampled  # num_sampled < 2³² (a batch's rows)
         dense = self._dense_cache.get(key)
         if dense is None:
-            dense = sum(self._dense_ops(num_tokens, num_sampled).values())
+            dense = self._dense_sum(num_tokens, num_sampled)
             if len(self._dense_cache) >= DENSE_CACHE_ENTRIES:
                 self._dense_cache.clear()
             self._dense_cache[key] = dense
         return dense
+
+    def _dense_sum(self, num_tokens: int, num_sampled: int) -> float:
+        """`sum(self._dense_ops(num_tokens, num_sampled).values())` bit for bit: the same
+        values in the same order summed by the same `sum`, the ops of the tokens (those
+        before and after the LM head in `_dense_ops`'s order) and the LM head's memoised
+        apart (each op is priced on its own: the tokens' ops do not read `num_sampled`)."""
+        parts = self._token_ops.get(num_tokens)
+        if parts is None:
+            ops = self._dense_ops(num_tokens, 0)
+            values = tuple(ops.values())
+            i = list(ops).index("lm_head")
+            parts = (values[:i], values[i + 1 :])
+            if len(self._token_ops) >= DENSE_CACHE_ENTRIES:
+                self._token_ops.clear()
+            self._token_ops[num_tokens] = parts
+        head = self._lm_head_ops.get(num_sampled)
+        if head is None:
+            head = self._lm_head_s(num_sampled) * self.multipliers.of_op("lm_head")
+            if len(self._lm_head_ops) >= DENSE_CACHE_ENTRIES:
+                self._lm_head_ops.clear()
+            self._lm_head_ops[num_sampled] = head
+        return sum((*parts[0], head, *parts[1]))
 
     def _overhead_s(self, num_seqs: int) -> float:
         overhead = self.params.step_overhead_s + self.params.per_seq_overhead_s * num_seqs
@@ -190,7 +217,7 @@ class RooflineCostModel:
             "o_proj": layers * self._gemm_s(t, h, q_out),
             "mlp": layers * self._mlp_s(t),
             "elementwise": layers * t * (8 * h) * ACTIVATION_BYTES / self._bw,
-            "lm_head": self._gemm_s(num_sampled, s.vocab_size / s.tensor_parallel, h),
+            "lm_head": self._lm_head_s(num_sampled),
         }
         if s.expert_parallel > 1:
             ops |= self._expert_parallel_comm_s(t)
@@ -198,6 +225,10 @@ class RooflineCostModel:
             ops["all_reduce"] = 2 * layers * self._all_reduce_s(t * h * ACTIVATION_BYTES)
         m = self.multipliers
         return {op: v * m.of_op(op) for op, v in ops.items()}
+
+    def _lm_head_s(self, num_sampled: int) -> float:
+        s = self.shape
+        return self._gemm_s(num_sampled, s.vocab_size / s.tensor_parallel, s.hidden_size)
 
     def _expert_parallel_comm_s(self, num_tokens: int) -> dict[str, float]:
         """Per step, all layers: attention all-reduce over TP; MoE dispatch + combine

@@ -19,11 +19,13 @@ from infsim.scenario.resolve import resolve
 from infsim.sim.engine import build_cost_model
 
 
-def cost_model(model: str = "llama-3.1-8b", tp: int = 1, **roofline: float) -> RooflineCostModel:
+def cost_model(
+    model: str = "llama-3.1-8b", tp: int = 1, ep: int = 1, **roofline: float
+) -> RooflineCostModel:
     raw = {
         "model": model,
         "hardware": {"gpu": "h100-sxm"},
-        "deployment": {"tensor_parallel": tp},
+        "deployment": {"tensor_parallel": tp, "expert_parallel": ep},
         "workload": {
             "synthetic": {
                 "num_requests": 1,
@@ -89,8 +91,11 @@ def test_decode_run_times_equal_step_times_bitwise(
         assert run[j] == cm.step_time_s(batch)  # exact, not approximate
 
 
-PERTURBED = RooflineCostModel(MODELS["dense"].shape, MODELS["dense"].params,
-                              OpMultipliers(dense=1.1, attention=1.37, overhead=0.9))  # fmt: skip
+PERTURBED = RooflineCostModel(
+    MODELS["dense"].shape,
+    MODELS["dense"].params,
+    OpMultipliers(dense=1.1, attention=1.37, lm_head=1.21, overhead=0.9),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -173,3 +178,33 @@ def test_the_dense_memo_is_bounded_and_changes_no_price(monkeypatch) -> None:
     assert got == want
     assert len(bounded._dense_cache) <= 4
     assert len(unbounded._dense_cache) == 8  # distinct (tokens, sampled) shapes: it was full
+
+
+FRESH = {
+    "dense": cost_model,
+    "dense_tp2": lambda: cost_model("llama-3.1-70b", tp=4),
+    "moe": lambda: cost_model("mixtral-8x7b", tp=2),
+    "moe_ep": lambda: cost_model("mixtral-8x7b", tp=4, ep=2),
+    "perturbed": lambda: RooflineCostModel(
+        PERTURBED.shape, PERTURBED.params, PERTURBED.multipliers
+    ),
+}
+TOKENS = st.integers(0, 9000) | st.integers(0, 12)  # some neighbours, so memos are shared
+ROWS = st.integers(0, 300) | st.integers(0, 6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(sorted(FRESH)),
+    shapes=st.lists(st.tuples(TOKENS, ROWS), max_size=30),
+    entries=st.sampled_from([1, 3, 1 << 16]),
+)
+def test_the_dense_memo_split_by_tokens_and_rows_is_the_plain_sum_bitwise(
+    name: str, shapes: list[tuple[int, int]], entries: int
+) -> None:
+    """A dense-memo miss priced from the tokens' ops and the LM head memoised apart (in
+    any order of shapes, memos full or not) is `sum` of `_dense_ops` exactly."""
+    with patch.object(roofline, "DENSE_CACHE_ENTRIES", entries):  # fresh memos
+        cm = FRESH[name]()
+        for t, n in shapes * 2:
+            assert cm._dense_s(t, n) == sum(cm._dense_ops(t, n).values())
