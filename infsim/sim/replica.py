@@ -37,6 +37,7 @@ from itertools import accumulate
 from typing import Any
 
 import simpy
+from simpy.events import PENDING
 
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
@@ -188,9 +189,19 @@ class Replica:
         progress so the next step sees it (also used by disaggregation's KV hand-offs)."""
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
-        elif self._in_run:
-            self._in_run = False
-            self.process.interrupt()
+        elif self._in_run:  # resume the loop now (before a step ending now), as
+            self._in_run = False  # `process.interrupt()` would, without an exception
+            urgent_event(self.env, 0.0).callbacks.append(self._end_run_wait)
+
+    def _end_run_wait(self, event: simpy.Event) -> None:
+        """`simpy.Interruption._interrupt` for `wake`'s event: the loop, still waiting on
+        its run's timeout (unless it ended meanwhile: lost), resumes from it now; `_in_run`
+        False tells it why. Same events in the same order as an interrupt, ~4 µs less."""
+        process = self.process
+        if process._value is not PENDING:
+            return
+        process._target.callbacks.remove(process._resume)
+        process._resume(event)
 
     # -- the loop -------------------------------------------------------------------
     def stop(self) -> None:
@@ -261,11 +272,10 @@ class Replica:
                 ends.append(end)
         self._in_run = True
         self._run_ends, self._run_seqs, self._run_streamed = ends, num_seqs, 0
-        try:
-            yield env.timeout(ends[-1] - env.now)
-        except simpy.Interrupt:  # a request arrived: finish the step in progress, then stop
-            if self.stopped:  # (or the replica is lost: see `stop`)
-                raise
+        yield env.timeout(ends[-1] - env.now)  # (`stop` interrupts it: lost)
+        if not self._in_run:  # a request arrived (`wake`): finish the step in progress, stop
+            if self.stopped:  # lost meanwhile: end the loop as its interrupt would
+                raise simpy.Interrupt(STOP)
             # Steps ending strictly before now are done; the one ending at or after now
             # is in progress. An arrival exactly at a step end is seen by the next step,
             # as when stepping (its arrival event was scheduled before that step's end).
