@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from infsim.cost.config import HostOverhead
 from infsim.cost.table import CalibrationMeta, StepOverheadMeta
 from infsim.scenario.schema import RooflineSpec
-from infsim.scenario.vllm_defaults import version_tuple
+from infsim.scenario.vllm_defaults import V1_DEFAULT_SINCE, version_tuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +37,6 @@ class _Entry:
     until: tuple[int, int, int] | None  # first release no longer covered (exclusive)
     overhead: HostOverhead
 
-
-V1_SINCE = (0, 8, 0)
-"""vLLM 0.8.0 made the V1 engine the default (release notes, March 2025); V0 went in 0.11."""
 
 VLLM_V1 = HostOverhead(
     fixed_s=0.5e-3,
@@ -68,8 +65,8 @@ VLLM_V0 = HostOverhead(
 )
 
 DEFAULTS: tuple[_Entry, ...] = (
-    _Entry("vllm", (0, 0, 0), V1_SINCE, VLLM_V0),
-    _Entry("vllm", V1_SINCE, None, VLLM_V1),
+    _Entry("vllm", (0, 0, 0), V1_DEFAULT_SINCE, VLLM_V0),
+    _Entry("vllm", V1_DEFAULT_SINCE, None, VLLM_V1),
 )
 
 

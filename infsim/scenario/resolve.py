@@ -32,14 +32,12 @@ from infsim.parallel.fit import check_fit, check_layout, check_links
 from infsim.scenario.host_overhead import TERMS, resolve_step_overhead
 from infsim.scenario.schema import Scenario
 from infsim.scenario.vllm_defaults import (
-    ASYNC_OUTPUT_SINCE,
     NEWEST_VLLM,
-    V1_DEFAULT_SINCE,
     cuda_graph_defaults,
     default_async_output_processing,
     default_async_scheduling,
     engine_version,
-    version_tuple,
+    has_async_output_processing,
 )
 from infsim.speculative.memory import proposer_spec, with_proposer
 
@@ -288,7 +286,7 @@ def _async_output(scenario: Scenario, version: str, source: str, cpu: bool) -> b
     if not eng.async_output_processing:
         return False
     why = ""
-    if not ASYNC_OUTPUT_SINCE <= version_tuple(version) < V1_DEFAULT_SINCE:
+    if not has_async_output_processing(version):
         why = f"vLLM {version} has no async output processing (V0 from 0.6.0 to 0.7.x only)"
     elif cpu:
         why = "vLLM's CPU platform does not support async output processing"

@@ -51,7 +51,7 @@ def engine_version(
 
 
 V1_DEFAULT_SINCE = (0, 8, 0)
-"""vLLM 0.8.0 made the V1 engine the default (V0 was removed in 0.11)."""
+"""vLLM 0.8.0 made the V1 engine the default (release notes, March 2025); V0 was removed in 0.11."""
 
 
 def is_v0(version: str) -> bool:
@@ -66,13 +66,18 @@ def cuda_graph_defaults(version: str) -> tuple[int, bool]:
     model runner captures decode batches of up to 256 sequences and runs every step with a
     prompt eagerly. What the cost model does with it: `infsim.cost.calibrated` (eager
     steps pay the table's eager collective rows)."""
-    if version_tuple(version) < V1_DEFAULT_SINCE:
+    if is_v0(version):
         return 256, False
     return 512, True
 
 
 ASYNC_OUTPUT_SINCE = (0, 6, 0)
 """vLLM 0.6.0 added V0's async output processing, on by default (release notes, Sept 2024)."""
+
+
+def has_async_output_processing(version: str) -> bool:
+    """Whether a vLLM release has V0's async output processing at all (0.6.0 until V1)."""
+    return ASYNC_OUTPUT_SINCE <= version_tuple(version) < V1_DEFAULT_SINCE
 
 
 def default_async_output_processing(
@@ -82,7 +87,4 @@ def default_async_output_processing(
     until V1, except with pipeline parallelism or speculative decoding, where
     `ModelConfig.verify_async_output_proc` turns it off (and on CPU, handled by the
     caller). V1 (≥ 0.8) processes outputs in its front end instead (`infsim.frontend`)."""
-    v = version_tuple(version)
-    if not ASYNC_OUTPUT_SINCE <= v < V1_DEFAULT_SINCE:
-        return False
-    return pipeline_parallel == 1 and not speculative
+    return has_async_output_processing(version) and pipeline_parallel == 1 and not speculative
