@@ -145,7 +145,7 @@ class ContinuousBatchingScheduler:
             running = [r for r in running if id(r) not in exclude]
         batch = Batch()
         budget = self.config.max_num_batched_tokens
-        if self.config.prefill_first and self.waiting and not exclude:
+        if self.config.prefill_first and self.waiting:  # excluded rows keep their seats
             self._schedule_waiting(batch, budget, now)
             if batch.num_admitted:  # a prefill-only step
                 self.after_schedule(batch, now)

@@ -197,6 +197,18 @@ def test_v0_prefill_first_takes_the_whole_budget_and_decodes_when_blocked() -> N
     assert [st.step(), st.step(), st.step()] == [[(0, 1)], [(0, 1)], [(1, 4)]]
 
 
+def test_v0_prefill_first_with_a_batch_in_flight() -> None:
+    # Pipeline parallelism: A's batch is in flight (excluded). B's prompt is scheduled
+    # first all the same, A keeping its seat: with max_num_seqs 2 a third prompt waits.
+    sched = make_sched(chunked=False, prefill_first=True, max_seqs=2)
+    a, b, c = make_req(0, 4, 4), make_req(1, 4, 3), make_req(2, 4, 3)
+    sched.add(a)
+    assert assignment(sched.schedule(0.0)) == [(0, 4)]
+    sched.add(b)
+    sched.add(c)
+    assert assignment(sched.schedule(0.0, exclude={id(a)})) == [(1, 4)]
+
+
 def test_long_prefill_token_threshold_caps_each_prefill() -> None:
     # threshold 3: prompts are fed 3 tokens at a time per request; the budget (10) is not
     # the limit. A: 3, 3, 1 (first token at end of step 3); B: 3, 1.
