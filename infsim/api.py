@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.cost import coverage
 from infsim.disagg import outputs as disagg_outputs
 from infsim.frontend.costs import HOST_DEFAULTS, frontend_costs
@@ -169,7 +170,7 @@ def run_resolved(
         static=not run.explicit_pools and not out.fleet.dynamic,
     )
     timeline = out.recorder.timeline_table(["replica_id", "start_s", "end_s"])
-    step_s = timeline.column("end_s").to_numpy() - timeline.column("start_s").to_numpy()
+    step_s = arrays.to_numpy(timeline.column("end_s")) - arrays.to_numpy(timeline.column("start_s"))
     summary["calibration"] = cost_models.section(decode_runs, float(step_s.sum())) | host_section(
         resolved, [m for _, m in cost_models.models]
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "infsim"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "registry", "core", "package_data", "limits", "textio"),
+    ("errors", "registry", "core", "package_data", "limits", "textio", "arrays"),
     ("catalog",),
     ("kvcache", "parallel", "speculative", "workload", "frontend"),
     ("scheduling", "routing", "metrics"),

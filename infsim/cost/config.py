@@ -7,12 +7,14 @@ Resolution (`infsim.scenario.resolve.ResolvedScenario.replica`) fills it; the co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from infsim.catalog.hardware import GPUSpec
 from infsim.catalog.model_spec import ModelSpec
 from infsim.speculative.spec import SpeculativeSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from infsim.cost.curves import Curve, bracket, log_blend, loglog_curve
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RoofFn = Callable[..., np.ndarray]
 

@@ -12,15 +12,17 @@ import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import ValidationError
 
 from infsim.cost.table import CalibrationMeta, read
 from infsim.errors import InputError, did_you_mean
 from infsim.package_data import data_root
 from infsim.textio import load_yaml, read_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AUTO = "auto"
 """`calibration: auto`: pick the built-in table measured on the scenario's GPU."""

@@ -46,10 +46,9 @@ under (shapes are already per rank); `variant` the kernel/backend or source op n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
@@ -57,6 +56,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infsim.errors import InputError
 from infsim.textio import load_yaml, read_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHAPE_COLUMNS = (
     "m", "n", "k",
@@ -142,6 +144,8 @@ class CalibrationMeta(BaseModel):
 
 def to_table(frame: pd.DataFrame, source: str) -> pa.Table:
     """Normalise an importer's frame to `OPS_SCHEMA` and validate it (InputError)."""
+    import pandas as pd  # calibration tables only (~0.2 s to import)
+
     missing = [c for c in ("op", "time_s") if c not in frame.columns]
     if missing:
         raise InputError(f"{source}: calibration rows lack column(s) {', '.join(missing)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.metrics.percentiles import describe
 from infsim.metrics.summary import status_is
 
@@ -60,26 +61,26 @@ def request_columns(run: DisaggRun, indices: Sequence[int]) -> dict[str, pa.Arra
     """Per request (trace `indices` in table order): its path through the deployment."""
     hands: list[Handoff | None] = [run.handoffs.get(i) for i in indices]
     return {
-        name: pa.array([None if h is None else fn(h) for h in hands], type=kind)
+        name: (arrays.strings if kind == pa.string() else arrays.nullable)(
+            [None if h is None else fn(h) for h in hands], kind
+        )
         for name, (fn, kind) in _REQUEST_FIELDS.items()
     }
 
 
 def timeline_table(run: DisaggRun) -> pa.Table:
-    columns = list(zip(*run.timeline, strict=True))
-    return pa.table(dict(zip(TIMELINE_SCHEMA.names, columns, strict=True)), schema=TIMELINE_SCHEMA)
+    return arrays.from_rows(run.timeline, TIMELINE_SCHEMA)
 
 
 def _values(table: pa.Table, name: str) -> np.ndarray:
-    values = table.column(name).to_numpy(zero_copy_only=False)
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(arrays.to_numpy(table.column(name)), dtype=np.float64)
     return values[~np.isnan(values)]
 
 
 def pool_utilisation(run: DisaggRun, steps: pa.Table, end_s: float) -> dict[str, dict]:
     """Per pool: replicas, role and busy fraction (engine-step time / replica time)."""
-    ids = steps.column("replica_id").to_numpy()
-    busy = steps.column("end_s").to_numpy() - steps.column("start_s").to_numpy()
+    ids = arrays.to_numpy(steps.column("replica_id"))
+    busy = arrays.to_numpy(steps.column("end_s")) - arrays.to_numpy(steps.column("start_s"))
     per_replica = np.bincount(ids, weights=busy, minlength=max(run.roles, default=0) + 1)
     out: dict[str, dict] = {}
     for rid, pool in sorted(run.pool_of.items()):
@@ -95,7 +96,7 @@ def pool_utilisation(run: DisaggRun, steps: pa.Table, end_s: float) -> dict[str,
 def disaggregation_section(
     run: DisaggRun, table: pa.Table, steps: pa.Table, end_s: float
 ) -> dict[str, Any]:
-    modes = table.column("prefill_mode").to_numpy(zero_copy_only=False)
+    modes = arrays.to_numpy(table.column("prefill_mode"))
     done = status_is(table, "finished")
     moved = _values(table, "kv_transfer_bytes")
     spec = run.spec

@@ -22,10 +22,12 @@ on, so they apply to GPU deployments too unless a table or the scenario says oth
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from infsim.core.fit import line_fit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HOST_DEFAULTS = {
     "request_s": 1.90e-3,

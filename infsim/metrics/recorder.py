@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.metrics.requests import requests_table
@@ -224,8 +225,7 @@ class Recorder:
         rows = rows.reshape(-1, NUM_STEP_COLUMNS)
         columns = []
         for j, field in enumerate(TIMELINE_SCHEMA):
-            column = pa.array(rows[:, j])
-            columns.append(column if field.type == pa.float64() else column.cast(field.type))
+            columns.append(arrays.array(rows[:, j], field.type))
         return pa.RecordBatch.from_arrays(columns, schema=TIMELINE_SCHEMA)
 
     def timeline_table(self, columns: list[str] | None = None) -> pa.Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.core.request import RequestState, Status
 
 REQUESTS_SCHEMA = pa.schema(
@@ -61,8 +62,10 @@ def requests_table(requests: list[RequestState]) -> pa.Table:
         "num_preemptions": [r.num_preemptions for r in requests],
         "reject_reason": [r.reject_reason or None for r in requests],
     }
-    arrays = {
-        k: pa.array(v, type=REQUESTS_SCHEMA.field(k).type, from_pandas=True)
-        for k, v in cols.items()
-    }
-    return pa.table(arrays, schema=REQUESTS_SCHEMA)
+    columns = [
+        arrays.strings(v)
+        if field.type == pa.string()
+        else arrays.array(v, field.type, nan_is_null=True)
+        for field, v in zip(REQUESTS_SCHEMA, cols.values(), strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=REQUESTS_SCHEMA)

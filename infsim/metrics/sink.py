@@ -19,6 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from infsim import arrays
+
 Chunk = pa.Table | pa.RecordBatch
 
 
@@ -85,7 +87,7 @@ class TableSink:
             return
         if self._writer is None:  # nothing recorded: an empty file with the schema
             self._writer = parquet_writer(self.spool_path, self._schema())
-            self._writer.write_table(self._schema().remove_metadata().empty_table())
+            self._writer.write_table(arrays.empty_table(self._schema().remove_metadata()))
         self._writer.close()
 
     def _schema(self) -> pa.Schema:
@@ -97,9 +99,9 @@ class TableSink:
         """The whole table, or only `columns` (read back from the spool when streamed)."""
         self.close()
         if self.spool_path is not None:
-            return pq.read_table(self.spool_path, columns=list(columns) if columns else None)
+            return arrays.read_parquet(self.spool_path, columns or None)
         if not self._chunks:
-            table = self._schema().remove_metadata().empty_table()
+            table = arrays.empty_table(self._schema().remove_metadata())
         else:
             table = pa.concat_tables(self._chunks)  # chunks kept: no copy at the peak
         return table.select(list(columns)) if columns else table

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from infsim import arrays
 from infsim.metrics.percentiles import describe
 
 
@@ -39,14 +40,14 @@ and failures' sections): a run streamed to disk reads back only these."""
 
 
 def _col(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy(zero_copy_only=False)
+    return arrays.to_numpy(table.column(name))
 
 
 def status_is(table: pa.Table, status: str) -> np.ndarray:
     """Boolean mask of the rows with this `status` (compared in Arrow: no Python string
     per row)."""
-    mask = pc.equal(table.column("status"), status)
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+    mask = pc.equal(table.column("status"), arrays.scalar(status, pa.string()))
+    return np.asarray(arrays.to_numpy(mask), dtype=bool)
 
 
 def slo_met(table: pa.Table, slo: SLOSpec) -> np.ndarray:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from infsim import arrays
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
 from infsim.metrics.percentiles import describe
 from infsim.metrics.summary import SLOSpec, slo_met, status_is
@@ -51,9 +53,9 @@ def state_seconds(pool: PoolRuntime, end_s: float) -> dict[str, float]:
 
 
 def _peak_live(pool_name: str, timeline: pa.Table) -> int:
-    rows = timeline.filter(pa.compute.equal(timeline.column("pool"), pool_name))
+    rows = timeline.filter(pc.equal(timeline.column("pool"), arrays.scalar(pool_name, pa.string())))
     live = sum(
-        np.asarray(rows.column(f"num_{s}").to_numpy(), dtype=np.int64)
+        np.asarray(arrays.to_numpy(rows.column(f"num_{s}")), dtype=np.int64)
         for s in ("provisioning", "loading", "starting", "serving")
     )
     return int(live.max()) if len(rows) else 0
@@ -116,7 +118,7 @@ def failures_section(
     done = status_is(table, "finished")
     latency = {}
     for metric in ("ttft_s", "e2e_s"):
-        values = table.column(metric).to_numpy(zero_copy_only=False).astype(np.float64)
+        values = arrays.to_numpy(table.column(metric)).astype(np.float64)
         latency[metric.removesuffix("_s") + "_p99"] = {
             "all": _p99(values[done]),
             "unaffected": _p99(values[done & ~retried]),
@@ -166,8 +168,8 @@ def cost_section(
     done = status_is(table, "finished")
     n_done = int(done.sum())
     if not static:
-        out_tokens = float(table.column("num_output_tokens").to_numpy()[done].sum())
-        in_tokens = float(table.column("num_prompt_tokens").to_numpy()[done].sum())
+        out_tokens = float(arrays.to_numpy(table.column("num_output_tokens"))[done].sum())
+        in_tokens = float(arrays.to_numpy(table.column("num_prompt_tokens"))[done].sum())
 
         def per_million(tokens: float) -> float | None:
             return usd_total / (tokens / 1e6) if tokens > 0 else None

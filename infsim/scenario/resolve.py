@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from infsim.catalog import precision as prec
 from infsim.catalog.hardware import GPUSpec, load_gpu
 from infsim.catalog.model import load_model
@@ -42,6 +40,8 @@ from infsim.scenario.vllm_defaults import (
 from infsim.speculative.memory import proposer_spec, with_proposer
 
 if TYPE_CHECKING:  # pools.py resolves each pool through resolve() (one package)
+    import pandas as pd
+
     from infsim.scenario.pools import ResolvedPool
 
 GIB = 1 << 30

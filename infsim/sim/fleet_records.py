@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.core.request import RequestState
 from infsim.fleet.autoscaler import Autoscaler
 from infsim.fleet.cold_start import ColdStart, ColdStartModel
@@ -126,11 +127,7 @@ class FleetTimeline:
         `num_pools` rows recorded are one per pool, in pool order)."""
         rows = [r for r in self._rows if r[0] <= end_s]
         rows.extend((end_s, *last[1:]) for last in self._rows[-num_pools:])
-        columns = list(zip(*rows, strict=True))
-        return pa.table(
-            dict(zip(FLEET_TIMELINE_SCHEMA.names, columns, strict=True)),
-            schema=FLEET_TIMELINE_SCHEMA,
-        )
+        return arrays.from_rows(rows, FLEET_TIMELINE_SCHEMA)
 
 
 def kv_usage(replica: Replica) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from infsim import errors
+from infsim import arrays, errors
 from infsim.errors import SHOW_CHARS, InputError
 from infsim.limits import HASH_IDS, MAX_ARRIVAL_S, REQUEST_TOKENS, TRACE_ROWS, Limit
 
@@ -100,9 +100,9 @@ def _numbers(values: Any, column: str, source: str, rows: RowLocator) -> np.ndar
                 + (" (seconds)" if column == "arrival_s" else "")
             )
         if values.null_count:
-            index = _first(pc.is_null(values).to_numpy(zero_copy_only=False))
+            index = _first(arrays.to_numpy(pc.is_null(values)))
             raise _fail(source, rows, index or 0, column, "is missing (null)")
-        values = values.to_numpy(zero_copy_only=False)
+        values = arrays.to_numpy(values)
     try:
         array = np.asarray(values)
     except (ValueError, TypeError, OverflowError):  # ragged nesting
@@ -206,7 +206,7 @@ def _hash_ids_array(values: Any, source: str, rows: RowLocator) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         if values.num_chunks > 1:
             HASH_IDS.check(_num_values(values), "the number of prefix hash ids", source)
-        values = values.combine_chunks() if values.num_chunks else pa.array([], HASH_IDS_TYPE)
+        values = values.combine_chunks() if values.num_chunks else pa.nulls(0, HASH_IDS_TYPE)
     if not isinstance(values, pa.Array):
         try:
             values = pa.array(values, type=HASH_IDS_TYPE, from_pandas=True)
@@ -229,17 +229,20 @@ def _hash_ids_array(values: Any, source: str, rows: RowLocator) -> pa.Array:
     HASH_IDS.check(_num_values(values), "the number of prefix hash ids", source)
     flat = pc.list_flatten(values)
     if pa.types.is_unsigned_integer(flat.type) and len(flat):
-        over = pc.greater(flat, pa.scalar(2**63 - 1, flat.type)).to_numpy(zero_copy_only=False)
+        over = arrays.to_numpy(pc.greater(flat, arrays.scalar(2**63 - 1, flat.type)))
         if over.any():
             index = int(np.flatnonzero(over)[0])
             row = int(pc.list_parent_indices(values)[index].as_py())
             raise _fail(source, rows, row, "prefix_hash_ids",
                         f"holds {flat[index].as_py()}; ids {_INT64}")  # fmt: skip
-    array = values.cast(HASH_IDS_TYPE)
-    empty = pc.fill_null(pc.equal(pc.list_value_length(array), 0), False)
+    lists = values.cast(HASH_IDS_TYPE)
+    lengths = pc.list_value_length(lists)
+    empty = pc.fill_null(
+        pc.equal(lengths, arrays.scalar(0, lengths.type)), arrays.scalar(False, pa.bool_())
+    )
     if pc.any(empty).as_py():  # an empty list carries no identity: store it as null
-        array = pc.if_else(empty, pa.scalar(None, HASH_IDS_TYPE), array)
-    return array
+        lists = pc.if_else(empty, arrays.scalar(None, HASH_IDS_TYPE), lists)
+    return lists
 
 
 def _num_values(values: pa.Array | pa.ChunkedArray) -> int:
@@ -280,17 +283,18 @@ def _check_hash_ids(
     if hash_ids.null_count == len(hash_ids):
         return
     if block_size_tokens is None:
-        index = _first(~np.asarray(hash_ids.is_null()))
+        index = _first(~arrays.to_numpy(hash_ids.is_null()))
         raise _fail(
             source, rows, index or 0, "prefix_hash_ids",
             "is set but the trace has no hash_block_size_tokens; give the block size",
         )  # fmt: skip
     flat = pc.list_flatten(hash_ids)
     if flat.null_count:
-        index = _first(pc.is_null(flat).to_numpy(zero_copy_only=False)) or 0
+        index = _first(arrays.to_numpy(pc.is_null(flat))) or 0
         row = int(pc.list_parent_indices(hash_ids)[index].as_py())
         raise _fail(source, rows, row, "prefix_hash_ids", "holds a null id inside its list")
-    lengths = pc.fill_null(pc.list_value_length(hash_ids), 0).to_numpy()
+    lengths = pc.list_value_length(hash_ids)
+    lengths = arrays.to_numpy(pc.fill_null(lengths, arrays.scalar(0, lengths.type)))
     max_blocks = -(-total_tokens // block_size_tokens)
     bad = _first(lengths > max_blocks)
     if bad is not None:
@@ -314,7 +318,7 @@ def hash_ids_from_runs(
     run_offsets = np.cumsum(lengths) - lengths
     values = np.arange(total, dtype=np.int64) + np.repeat(starts - run_offsets, lengths)
     offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))
+    return pa.ListArray.from_arrays(arrays.array(offsets), arrays.array(values, pa.int64()))
 
 
 def check_block_size(value: Any, source: str) -> int | None:
@@ -395,23 +399,25 @@ def build_table(
 
 
 def _arrow(values: Any) -> pa.Array:
-    return values if isinstance(values, pa.Array) else pa.array(values)
+    return values if isinstance(values, pa.Array) else arrays.array(values)
 
 
 def _nullable_int64(values: Any, source: str, rows: RowLocator) -> pa.Array:
     """session_id: integers (int64-sized) or null."""
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.int64())
-    if not isinstance(values, pa.Array):
+        values = values.combine_chunks() if values.num_chunks else pa.nulls(0, pa.int64())
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "biuf":
+        values = arrays.array(values, nan_is_null=True)
+    elif not isinstance(values, pa.Array):
         try:
             values = pa.array(values, from_pandas=True)
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             values = pa.array([None if v is None else shown(v) for v in values], pa.string())
     if pa.types.is_null(values.type):
         return pa.nulls(len(values), pa.int64())
-    present = pc.is_valid(values).to_numpy(zero_copy_only=False)
-    dense = _as_int64(values.filter(pa.array(present)), "session_id", source, rows.take(
+    present = arrays.to_numpy(pc.is_valid(values))
+    dense = _as_int64(values.filter(arrays.array(present)), "session_id", source, rows.take(
         np.flatnonzero(present)))  # fmt: skip
     parsed = np.zeros(len(values), np.int64)
     parsed[present] = dense
-    return pa.array(parsed, mask=~present)
+    return arrays.array(parsed, mask=~present)

@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from infsim import arrays
 from infsim.errors import InputError
 from infsim.limits import HASH_IDS, TRACE_ROWS
 from infsim.textio import load_json
@@ -84,10 +84,35 @@ _UTC_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2}
 """A timestamp whose time of day ends in a UTC offset: Z, +01, +0100 or +01:00."""
 
 
+_PLAIN_STAMP = r"^(?:19|20|21)\d\d-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d{1,9})?$"
+"""A timestamp as the Azure traces write it ('2023-11-16 18:17:03.9799600'), years 1900 to
+2199, no UTC offset: Arrow parses these to the same nanoseconds as pandas."""
+
+
+def _plain_stamps_ns(stamps: pa.ChunkedArray) -> np.ndarray | None:
+    """Nanoseconds since the epoch of a column of `_PLAIN_STAMP` timestamps, parsed by
+    Arrow (without importing pandas); None if any cell is not one, or not a valid date and
+    time (Arrow refuses Feb 30 or 24:00 as pandas does), for pandas to parse or refuse."""
+    if stamps.null_count or not len(stamps):
+        return None
+    if not pc.all(pc.match_substring_regex(stamps, _PLAIN_STAMP)).as_py():
+        return None
+    try:
+        parsed = pc.cast(stamps, pa.timestamp("ns"))
+    except pa.ArrowException:
+        return None
+    return arrays.to_numpy(parsed.cast(pa.int64()))
+
+
 def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> np.ndarray:
+    ns = _plain_stamps_ns(stamps)
+    if ns is not None:
+        return (ns - ns[0]) / 1e9
+    import pandas as pd  # other timestamp forms (~0.2 s to import)
+
     series = pd.Series(stamps.to_pylist(), dtype=object)
     offsets = pc.match_substring_regex(stamps, _UTC_OFFSET)
-    with_offset = pc.fill_null(offsets, False).to_numpy(zero_copy_only=False)
+    with_offset = arrays.to_numpy(pc.fill_null(offsets, arrays.scalar(False, pa.bool_())))
     if with_offset.any() and not with_offset.all():
         index = int(np.flatnonzero(with_offset != with_offset[0])[0])
         has, lacks = ("has", "lacks") if with_offset[index] else ("lacks", "has")
@@ -118,6 +143,8 @@ def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> 
 
 
 def _unreadable_stamp(text: object) -> bool:
+    import pandas as pd
+
     try:
         stamp = pd.Timestamp(text)
         stamp.as_unit("ns")
@@ -155,6 +182,8 @@ def _session_ids(values: pa.ChunkedArray) -> np.ndarray | None:
     """Integer session ids as given, else codes in order of first appearance; None = null.
 
     Numbers are kept only when exact in float64 (|id| < 2^53); other ids are numbered."""
+    import pandas as pd  # (~0.2 s to import)
+
     series = pd.Series(values.to_pylist(), dtype=object)
     try:
         numeric = pd.to_numeric(series, errors="coerce")
@@ -283,7 +312,8 @@ _HASH_ID = re.compile(r"-?\d{1,19}")
 
 def _parse_hash_ids(values: pa.ChunkedArray, path: Path, rows: RowLocator) -> pa.Array:
     strings = pc.utf8_trim_whitespace(values.combine_chunks())
-    strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+    empty = pc.equal(strings, arrays.scalar("", pa.string()))
+    strings = pc.if_else(empty, arrays.scalar(None, pa.string()), strings)
     parts = pc.split_pattern_regex(strings, r"\s+")
     HASH_IDS.check(_count_values(parts), "the number of prefix hash ids", str(path))
     try:
@@ -307,14 +337,14 @@ def _count_values(lists: pa.Array) -> int:
 
 def _nullable_ints(values: pa.ChunkedArray, column: str, path: Path, rows: RowLocator) -> pa.Array:
     """Numbers or nulls (empty fields); `columns.build_table` checks they are integers."""
-    present = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    present = arrays.to_numpy(pc.is_valid(values))
     if not present.any():
         return pa.nulls(len(values), pa.int64())
-    dense = values.filter(pa.array(present))
+    dense = values.filter(arrays.array(present))
     numbers = parse_numbers(dense, column, path, rows.take(np.flatnonzero(present)), integer=True)
     full = np.zeros(len(values), numbers.dtype)
     full[present] = numbers
-    return pa.array(full, mask=~present)
+    return arrays.array(full, mask=~present)
 
 
 _INTEGER_COLUMNS = ("num_prompt_tokens", "num_output_tokens", "request_id", "priority")

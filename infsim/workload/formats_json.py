@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from infsim import arrays
 from infsim.errors import InputError
 from infsim.limits import TRACE_ROWS
 from infsim.textio import load_json, read_text
@@ -193,7 +194,7 @@ def read_jsonl(path: Path, fields: dict[str, pa.DataType]) -> tuple[pa.Table, Ro
 
 
 def _numpy(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy()
+    return arrays.to_numpy(table.column(name))
 
 
 # -- Mooncake ----------------------------------------------------------------------------

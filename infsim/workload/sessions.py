@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from infsim import arrays
 from infsim.errors import InputError
 from infsim.limits import HASH_IDS
 from infsim.workload.columns import hash_ids_from_runs
@@ -35,7 +36,7 @@ def derive_session_prefixes(trace: Trace, block_tokens: int) -> Trace:
     column = trace.table.column("session_id")
     if trace.hash_block_size_tokens is not None or column.null_count == len(column):
         return trace
-    present = column.is_valid().to_numpy(zero_copy_only=False)
+    present = arrays.to_numpy(column.is_valid())
     totals = trace.num_prompt_tokens + trace.num_output_tokens
     num_blocks = np.where(present, totals // block_tokens, 0)
     total = int(num_blocks.sum())
@@ -45,7 +46,7 @@ def derive_session_prefixes(trace: Trace, block_tokens: int) -> Trace:
             f"block gives {HASH_IDS.message('the number of ids', total)}; or give a larger "
             "session_block_tokens, or null for no prefix identity from sessions"
         )
-    sessions = column.fill_null(0).to_numpy().tolist()
+    sessions = column.fill_null(arrays.scalar(0, column.type)).to_pylist()
     history: dict[int, tuple[int, int]] = {}  # session -> (epoch, stream length so far)
     chains: dict[tuple[int, int], list[list[int]]] = {}  # -> runs [first id, count]
     next_id = 0

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from infsim import arrays
 from infsim.errors import InputError
 from infsim.workload.columns import TRACE_SCHEMA, RowLocator, build_table
 from infsim.workload.output import write_atomically
@@ -84,7 +85,7 @@ class Trace:
         return self.table.num_rows
 
     def _numpy(self, name: str) -> np.ndarray:
-        return self.table.column(name).to_numpy()
+        return arrays.to_numpy(self.table.column(name))
 
     @property
     def request_id(self) -> np.ndarray:
@@ -142,7 +143,9 @@ class Trace:
             hi = min(hi, lo + max_requests)
         table = self.table.slice(lo, max(hi - lo, 0))
         if start_s:
-            shifted = pc.subtract(table.column("arrival_s"), pa.scalar(float(start_s)))
+            shifted = pc.subtract(
+                table.column("arrival_s"), arrays.scalar(float(start_s), pa.float64())
+            )
             table = table.set_column(1, TRACE_SCHEMA.field("arrival_s"), shifted)
         return self._with_table(table)
 
@@ -150,7 +153,9 @@ class Trace:
         """Multiply every arrival time (hence every inter-arrival gap) by `factor` > 0."""
         if not (factor > 0 and np.isfinite(factor)):
             raise InputError(f"time scale factor is {factor}; must be a finite number > 0")
-        scaled = pc.multiply(self.table.column("arrival_s"), pa.scalar(float(factor)))
+        scaled = pc.multiply(
+            self.table.column("arrival_s"), arrays.scalar(float(factor), pa.float64())
+        )
         return self._with_table(self.table.set_column(1, TRACE_SCHEMA.field("arrival_s"), scaled))
 
     def scale_rate(self, factor: float) -> Trace:
@@ -185,7 +190,7 @@ class Trace:
             None if ids is None else " ".join(map(str, ids)) for ids in self.prefix_hash_ids_list()
         ]
         index = TRACE_SCHEMA.get_field_index("prefix_hash_ids")
-        table = self.table.set_column(index, "prefix_hash_ids", pa.array(hash_ids, pa.string()))
+        table = self.table.set_column(index, "prefix_hash_ids", arrays.strings(hash_ids))
         write_atomically(path, lambda tmp: pacsv.write_csv(table, str(tmp)))
 
     def summary(self) -> dict[str, Any]:

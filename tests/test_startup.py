@@ -1,0 +1,93 @@
+"""Start-up stays small: a roofline run does not import pandas, `infsim --version` not even
+numpy (docs/performance.md, "Start-up without pandas"). Each check runs in a fresh
+process and reads its `sys.modules`: pyarrow imports pandas on its first Python-to-Arrow
+or Arrow-to-numpy conversion, so one `pa.array` or `.to_numpy()` added on the run path
+brings pandas' ~0.2 s back (`infsim.arrays` has the pandas-free forms)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level modules imported by running `code` in a fresh interpreter."""
+    script = (
+        code
+        + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_version_imports_neither_numpy_nor_pandas() -> None:
+    modules = _modules_after(
+        "import runpy, sys\n"
+        "sys.argv = ['infsim', '--version']\n"
+        "try:\n    runpy.run_module('infsim', run_name='__main__')\n"
+        "except SystemExit:\n    pass"
+    )
+    assert "infsim" in modules
+    assert not modules & {"numpy", "pandas", "pyarrow"}
+
+
+SCENARIO = {
+    "name": "startup",
+    "seed": 1,
+    "model": "llama-3.1-8b",
+    "hardware": {"gpu": "h100-sxm"},
+    "deployment": {"replicas": 2},
+    "workload": {
+        "synthetic": {
+            "num_requests": 200,
+            "arrival": {"kind": "poisson", "rate_per_s": 20},
+            "prompt_tokens": {
+                "kind": "lognormal",
+                "mean": 500,
+                "sigma": 0.5,
+                "min": 8,
+                "max": 4000,
+            },
+            "output_tokens": {"kind": "lognormal", "mean": 100, "sigma": 0.5, "min": 4, "max": 800},
+        }
+    },
+}
+
+
+def test_a_roofline_run_does_not_import_pandas(tmp_path) -> None:
+    """The library path on a small synthetic workload over two replicas, its tables
+    streamed to Parquet and published, and `infsim run` on a shipped scenario."""
+    out = tmp_path / "api"
+    modules = _modules_after(
+        "import json, tempfile\n"
+        "from pathlib import Path\n"
+        "from infsim import api\n"
+        "from infsim.scenario.load import validate_scenario\n"
+        f"scenario = validate_scenario(json.loads({json.dumps(SCENARIO)!r}), 'test')\n"
+        "resolved, trace = api.prepare(scenario, '.')\n"
+        "with tempfile.TemporaryDirectory() as spool:\n"
+        "    result = api.run_resolved(resolved, trace, spool_dir=Path(spool))\n"
+        f"    result.write(Path({str(out)!r}))\n"
+        "assert result.summary['requests']['completed'] == 200"
+    )
+    assert "pyarrow" in modules
+    assert "pandas" not in modules
+    assert (out / "requests.parquet").exists()
+
+    cli_out = tmp_path / "cli"
+    modules = _modules_after(
+        "import runpy, sys\n"
+        f"sys.argv = ['infsim', 'run', 'scenarios/quickstart.yaml', '--quiet', '--no-report',"
+        f" '-o', {str(cli_out)!r}]\n"
+        "try:\n    runpy.run_module('infsim', run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code"
+    )
+    assert (cli_out / "summary.json").exists()
+    assert "pandas" not in modules
