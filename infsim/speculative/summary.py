@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infsim import arrays
 from infsim.speculative.acceptance import expected_accepted_tokens
 from infsim.speculative.spec import SpeculativeSpec
 from infsim.speculative.speculator import SpecDecodingStats, Speculator
@@ -51,8 +52,8 @@ def speculative_summary(
     spec: SpeculativeSpec, run: SpeculativeRun, timeline: pa.Table
 ) -> dict[str, Any]:
     s = run.stats
-    start = timeline.column("start_s").to_numpy(zero_copy_only=False)
-    end = timeline.column("end_s").to_numpy(zero_copy_only=False)
+    start = arrays.to_numpy(timeline.column("start_s"))
+    end = arrays.to_numpy(timeline.column("end_s"))
     busy_s = float(np.sum(end - start))
     drafted = s.drafts_per_position
     accepted = s.accepted_per_position
