@@ -55,6 +55,9 @@ class ProposerCost:
         # same floats, without building the per-op dict) does so; others sum their ops.
         fast = getattr(proposer, "compute_time_s", None)
         self._compute_s = fast if fast is not None else partial(_compute_s, proposer)
+        # Passes 1..k−1 (one token per row) priced from their sums alone where the model
+        # can (the roofline); others get the batch.
+        self._decode_pass_s = getattr(proposer, "decode_pass_time_s", None)
 
     def draft_time_s(self, batch: Batch) -> float:
         first = Batch(
@@ -64,6 +67,9 @@ class ProposerCost:
             num_batched_tokens=batch.num_batched_tokens,
             num_sampled=batch.num_sampled,
             draft_k=batch.draft_k,  # verify rows keep decode-like attention
+            attn_pairs=batch.attn_pairs,  # the same rows: the step's running sums
+            attn_kv_tokens=batch.attn_kv_tokens,
+            attn_rows=batch.attn_rows,
         )
         total = self.overhead_s + self._compute_s(first)
         if batch.draft_k < 2 or not batch.num_sampled:
@@ -74,16 +80,29 @@ class ProposerCost:
             for req, q, c in zip(
                 batch.requests, batch.num_new_tokens, batch.num_context_tokens, strict=True
             )
-            if c + q >= req.num_tokens
+            if c + q >= req.num_prompt_tokens + req.num_output_done  # req.num_tokens
         ]
-        ones = [1] * len(ends)
+        n = len(ends)
+        sum_ends = sum(ends)
+        # Pass j + 1 computes one token on top of e + j per row: q·c + q(q+1)/2 = c + 1
+        # pairs and as many KV tokens, so both sums are Σe + n·(j + 1) (attention_work's).
+        decode_pass_s = self._decode_pass_s
+        if decode_pass_s is not None:
+            for j in range(batch.draft_k - 1):
+                total += decode_pass_s(n, sum_ends + n * (j + 1))
+            return total
+        ones = [1] * n
         for j in range(batch.draft_k - 1):
+            work = sum_ends + n * (j + 1)
             step = Batch(
                 requests=batch.requests,  # not read by the cost models
                 num_new_tokens=ones,
                 num_context_tokens=[e + j for e in ends],
-                num_batched_tokens=len(ends),
-                num_sampled=len(ends),
+                num_batched_tokens=n,
+                num_sampled=n,
+                attn_pairs=work,
+                attn_kv_tokens=work,
+                attn_rows=n,
             )
             total += self._compute_s(step)
         return total

@@ -154,6 +154,15 @@ class RooflineCostModel:
         attn = max(pairs * self._s_per_pair, kv_tokens * self._s_per_kv_token)
         return dense + attn * self.multipliers.attention
 
+    def decode_pass_time_s(self, num_seqs: int, attention_work: int) -> float:
+        """`compute_time_s` of `num_seqs` one-token rows whose query·key pairs and KV
+        tokens both sum to `attention_work` (a proposer's decode pass, `infsim.cost.draft`),
+        bit for bit, without building the batch. Rows of one token are never prefill rows,
+        so `PrefillScaledRoofline` prices them as this plain model does."""
+        dense = self._dense_s(num_seqs, num_seqs)
+        attn = max(attention_work * self._s_per_pair, attention_work * self._s_per_kv_token)
+        return dense + attn * self.multipliers.attention
+
     def op_times_s(self, batch: Batch) -> dict[str, float]:
         """Per-op breakdown of `step_time_s` (for reports and tests; not the hot path)."""
         pairs, kv_tokens = attention_work(batch)

@@ -14,11 +14,11 @@ steps in which speculation was switched off.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from infsim.speculative.acceptance import draw_accepted
 from infsim.speculative.spec import SpeculativeSpec
 
 SEED_TAG = 0x5EC0DE
@@ -67,9 +67,28 @@ class Speculator:
             raise ValueError("one marginal per draft position is needed")
         self.k = num_speculative_tokens
         self.marginals = np.asarray(marginals, dtype=np.float64)
+        # -m_i, non-decreasing: bisect_left counts the m_i above u as searchsorted does.
+        self._neg_marginals = (-self.marginals).tolist()
         self.rng = rng
         self.disable_by_batch_size = disable_by_batch_size
-        self.stats = SpecDecodingStats(num_speculative_tokens)
+        self._stats = SpecDecodingStats(num_speculative_tokens)
+        # Verifies per number of drafts and per number accepted (0..k), folded into the
+        # stats' per-position counters when they are read.
+        self._num_by_drafts = [0] * (num_speculative_tokens + 1)
+        self._num_by_accepted = [0] * (num_speculative_tokens + 1)
+
+    @property
+    def stats(self) -> SpecDecodingStats:
+        """The counters so far (the per-position ones brought up to date)."""
+        s = self._stats
+        for counts, per_position in (
+            (self._num_by_drafts, s.drafts_per_position),
+            (self._num_by_accepted, s.accepted_per_position),
+        ):
+            if any(counts):  # position i: the verifies with more than i drafts (accepted)
+                per_position += _num_above(np.asarray(counts, dtype=np.int64))
+                counts[:] = [0] * len(counts)
+        return s
 
     @classmethod
     def from_spec(cls, spec: SpeculativeSpec, seed: int, replica_id: int) -> Speculator:
@@ -86,25 +105,30 @@ class Speculator:
     def count_steps(self, draft_k: int, num_steps: int) -> None:
         """Record `num_steps` applied steps that did (draft_k > 0) or did not speculate."""
         if draft_k:
-            self.stats.num_steps_speculating += num_steps
+            self._stats.num_steps_speculating += num_steps
         else:
-            self.stats.num_steps_disabled += num_steps
+            self._stats.num_steps_disabled += num_steps
 
     def accept(self, num_drafts: list[int]) -> list[int]:
-        """Accepted drafts for each verifying request of a step (batch order)."""
-        drafts = np.asarray(num_drafts, dtype=np.int64)
-        accepted = draw_accepted(self.rng.random(drafts.size), self.marginals, drafts)
-        s = self.stats
-        s.num_verifies += drafts.size
-        s.num_draft_tokens += int(drafts.sum())
-        s.num_accepted_tokens += int(accepted.sum())
-        # Position i was drafted by requests with d > i and accepted by those with a > i.
-        s.drafts_per_position += _num_above(drafts, self.k)
-        s.accepted_per_position += _num_above(accepted, self.k)
-        return accepted.tolist()
+        """Accepted drafts for each verifying request of a step (batch order): one uniform
+        u each from the replica's stream, and a = min(#{m_i > u}, d), `draw_accepted`
+        row by row (a step verifies tens of rows: numpy's per-call cost would dominate)."""
+        neg = self._neg_marginals
+        u = self.rng.random(len(num_drafts)).tolist()
+        accepted = [min(bisect_left(neg, -x), d) for x, d in zip(u, num_drafts, strict=True)]
+        s = self._stats
+        s.num_verifies += len(num_drafts)
+        s.num_draft_tokens += sum(num_drafts)
+        s.num_accepted_tokens += sum(accepted)
+        by_drafts, by_accepted = self._num_by_drafts, self._num_by_accepted
+        for d, a in zip(num_drafts, accepted, strict=True):
+            by_drafts[d] += 1
+            by_accepted[a] += 1
+        return accepted
 
 
-def _num_above(values: np.ndarray, k: int) -> np.ndarray:
-    """#{values > i} for i = 0..k−1 (values in 0..k): a reversed cumulative histogram."""
-    at_least = np.cumsum(np.bincount(values, minlength=k + 1)[::-1])[::-1]
+def _num_above(counts: np.ndarray) -> np.ndarray:
+    """#{values > i} for i = 0..k−1 from the counts of each value 0..k: a reversed
+    cumulative histogram."""
+    at_least = np.cumsum(counts[::-1])[::-1]
     return at_least[1:]
