@@ -186,7 +186,7 @@ class ContinuousBatchingScheduler:
         ctxs = [r.num_computed_tokens for r in running]
         m = len(running)
         if type(kv) is BlockCounter:  # a block for each request whose blocks are full
-            full = [r for c, r in zip(ctxs, running, strict=True) if c >= r.num_blocks * bs]
+            full = [r for r in running if r.num_computed_tokens >= r.num_blocks * bs]
             if len(full) <= kv._num_free:  # all of the loop's allocations succeed
                 kv._num_free -= len(full)
                 for r in full:
