@@ -23,6 +23,8 @@ from infsim.speculative.spec import SpeculativeSpec
 
 SEED_TAG = 0x5EC0DE
 """Mixed into the acceptance stream's seed so it never coincides with another purpose's."""
+UNIFORM_BLOCK = 4096
+"""Uniforms drawn from the acceptance stream at a time (`Speculator.accept`)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +72,11 @@ class Speculator:
         # -m_i, non-decreasing: bisect_left counts the m_i above u as searchsorted does.
         self._neg_marginals = (-self.marginals).tolist()
         self.rng = rng
+        # The stream's uniforms, drawn UNIFORM_BLOCK at a time and handed out in order:
+        # the same values in the same order as one `rng.random(n)` per step (each double
+        # takes the generator's next output), at a fraction of numpy's per-call cost.
+        self._uniforms: list[float] = []
+        self._next_uniform = 0
         self.disable_by_batch_size = disable_by_batch_size
         self._stats = SpecDecodingStats(num_speculative_tokens)
         # Verifies per number of drafts and per number accepted (0..k), folded into the
@@ -114,7 +121,14 @@ class Speculator:
         u each from the replica's stream, and a = min(#{m_i > u}, d), `draw_accepted`
         row by row (a step verifies tens of rows: numpy's per-call cost would dominate)."""
         neg = self._neg_marginals
-        u = self.rng.random(len(num_drafts)).tolist()
+        n = len(num_drafts)
+        start, stop = self._next_uniform, self._next_uniform + n
+        if stop > len(self._uniforms):  # the rest of the block, then a new one
+            fresh = self.rng.random(max(UNIFORM_BLOCK, n)).tolist()
+            self._uniforms = self._uniforms[start:] + fresh
+            start, stop = 0, n
+        self._next_uniform = stop
+        u = self._uniforms[start:stop]
         accepted = [min(bisect_left(neg, -x), d) for x, d in zip(u, num_drafts, strict=True)]
         s = self._stats
         s.num_verifies += len(num_drafts)

@@ -1,9 +1,12 @@
 """The speculative hot paths against their straightforward forms, bit for bit: the
-speculator's row-by-row acceptance and its folded per-position counters against the
-numpy inversion (`draw_accepted`) and a per-step histogram, and the roofline's
-proposer decode pass priced from its sums against the batch it stands for."""
+speculator's row-by-row acceptance from buffered uniforms and its folded per-position
+counters against one `rng.random(n)` and numpy inversion (`draw_accepted`) per step and
+per-step counters, and the roofline's proposer decode pass priced from its sums against
+the batch it stands for."""
 
 from __future__ import annotations
+
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given, settings
@@ -13,6 +16,7 @@ from infsim.core.batch import Batch, batch_of
 from infsim.cost.draft import ProposerCost
 from infsim.cost.factory import build_cost_model
 from infsim.cost.perturb import OpMultipliers, scaling
+from infsim.speculative import speculator
 from infsim.speculative.acceptance import draw_accepted
 from infsim.speculative.speculator import Speculator
 from tests.uncertainty.test_uncertainty_cost_hook import roofline_config
@@ -46,19 +50,22 @@ def speculation(draw):
     marginals = np.minimum.accumulate(np.asarray(raw))  # non-increasing, as every law's
     steps = draw(st.lists(st.lists(st.integers(1, k), max_size=40), max_size=12))
     reads = draw(st.lists(st.booleans(), min_size=len(steps), max_size=len(steps)))
-    return marginals, steps, reads, draw(st.integers(0, 2**32 - 1))
+    block = draw(st.integers(1, 64))  # uniforms drawn at a time: steps straddle blocks
+    return marginals, steps, reads, block, draw(st.integers(0, 2**32 - 1))
 
 
 @settings(max_examples=200, deadline=None)
 @given(speculation())
 def test_acceptance_and_counters_equal_the_numpy_form(case) -> None:
-    marginals, steps, reads, seed = case
+    marginals, steps, reads, block, seed = case
     fast = Speculator(len(marginals), marginals, np.random.default_rng(seed))
     ref = ReferenceSpeculator(marginals, seed)
-    for drafts, read in zip(steps, reads, strict=True):
-        assert fast.accept(drafts) == ref.accept(drafts)
-        if read:  # reading the counters mid-run folds what is pending, exactly once
-            assert fast.stats.drafts_per_position.tolist() == ref.drafts_per_position.tolist()
+    with patch.object(speculator, "UNIFORM_BLOCK", block):
+        for drafts, read in zip(steps, reads, strict=True):
+            assert fast.accept(drafts) == ref.accept(drafts)
+            if read:  # reading the counters mid-run folds what is pending, exactly once
+                got = fast.stats.drafts_per_position.tolist()
+                assert got == ref.drafts_per_position.tolist()
     stats = fast.stats
     assert stats.drafts_per_position.tolist() == ref.drafts_per_position.tolist()
     assert stats.accepted_per_position.tolist() == ref.accepted_per_position.tolist()
