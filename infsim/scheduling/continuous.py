@@ -223,17 +223,20 @@ class ContinuousBatchingScheduler:
         kv = self.kv
         block_size = kv.block_size
         threshold = self.config.long_prefill_token_threshold
+        max_model_len = self.config.max_model_len
         draft_k = batch.draft_k
-        # Batch.add inlined: this loop runs once per running request per step.
+        # Batch.add inlined: this loop runs once per running request per step, with the
+        # batch's running sums in locals (`_store`) until the loop ends or a row leaves.
         reqs, news, ctxs = batch.requests, batch.num_new_tokens, batch.num_context_tokens
         pairs, kv_tokens, rows = batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows
+        tokens, sampled, spec = batch.num_batched_tokens, batch.num_sampled, batch.num_spec_tokens
         i = start
         while i < len(running) and budget > 0:
             req = running[i]
             computed = req.num_computed_tokens
             remaining = n = req.num_prompt_tokens + req.num_output_done - computed
             if draft_k and n == 1 and req.num_output_done:  # decoding: verify k drafts
-                n = min(1 + draft_k, self.config.max_model_len - 1 - computed)
+                n = min(1 + draft_k, max_model_len - 1 - computed)
             if 0 < threshold < n:
                 n = threshold
             if n > budget:
@@ -250,20 +253,22 @@ class ContinuousBatchingScheduler:
                 pairs += n * computed + n * (n + 1) // 2
                 kv_tokens += computed + n
                 rows += 1
-                batch.num_batched_tokens += n
+                tokens += n
                 if n >= remaining:
-                    batch.num_sampled += 1
+                    sampled += 1
                     if n > remaining:
-                        batch.num_spec_tokens += n - remaining
+                        spec += n - remaining
                 budget -= n
                 i += 1
                 continue
             victim = self.waiting.victim(running)
             if victim in reqs:  # priority policy may pick a scheduled one
                 budget += news[reqs.index(victim)]
-                batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows = pairs, kv_tokens, rows
+                _store(batch, pairs, kv_tokens, rows, tokens, sampled, spec)
                 batch.remove(victim)
                 pairs, kv_tokens, rows = batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows
+                tokens, sampled = batch.num_batched_tokens, batch.num_sampled
+                spec = batch.num_spec_tokens
                 i -= 1
             self._preempt(victim)
             if running is not self.running:  # a filtered view: the victim leaves it too
@@ -271,7 +276,7 @@ class ContinuousBatchingScheduler:
             batch.num_preempted += 1
             if victim is req:  # nothing left to preempt for it: stop, as vLLM does
                 break
-        batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows = pairs, kv_tokens, rows
+        _store(batch, pairs, kv_tokens, rows, tokens, sampled, spec)
         return budget
 
     def _preempt(self, req: RequestState) -> None:
@@ -593,6 +598,14 @@ class ContinuousBatchingScheduler:
         elif kv.allocate(req, num_steps):
             return
         raise RuntimeError(f"decode run over-allocated KV blocks for {req!r}")
+
+
+def _store(
+    batch: Batch, pairs: int, kv_tokens: int, rows: int, tokens: int, sampled: int, spec: int
+) -> None:
+    """Write `_schedule_running`'s running sums back to the batch."""
+    batch.attn_pairs, batch.attn_kv_tokens, batch.attn_rows = pairs, kv_tokens, rows
+    batch.num_batched_tokens, batch.num_sampled, batch.num_spec_tokens = tokens, sampled, spec
 
 
 def _apply_decode_rows(
