@@ -19,6 +19,7 @@ The process pool keeps at most one point per worker in flight.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import threading
 import time
@@ -183,6 +184,12 @@ def make_executor(name: str, jobs: int | None = None, address: str | None = None
     if name == "serial":
         return SerialExecutor()
     if name == "process":
+        if multiprocessing.current_process().daemon:
+            raise InputError(
+                "--executor process: this process is a daemonic worker (e.g. of a "
+                "multiprocessing.Pool), which cannot start worker processes; use "
+                "--executor serial here (or ray)"
+            )
         return ProcessExecutor(max_workers=jobs)
     if name == "ray":
         return RayExecutor(address=address, num_cpus=jobs)

@@ -3,6 +3,7 @@ the path, anything else → a short internal error naming a report file, exit 1.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -20,10 +21,12 @@ def test_an_unexpected_exception_is_an_internal_error_with_a_report(monkeypatch,
 
     monkeypatch.setattr(api, "run", boom)
     monkeypatch.setattr(api, "run_resolved", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the report lands here
     result = CliRunner().invoke(main, ["run", SCENARIO, "-o", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "internal error (RuntimeError: kaboom)" in result.output
     report = result.output.split("The traceback is in ")[1].strip()
+    assert Path(report).parent == tmp_path
     assert "kaboom" in Path(report).read_text()
     assert "Traceback (most recent call last)" not in result.output
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 from pathlib import Path
 
 import pandas as pd
@@ -115,3 +116,23 @@ def test_a_killed_pool_worker_is_retried_once_then_recorded_as_failed(
         assert victim["error"].startswith("WorkerDiedError: the worker process running this")
         assert "retried alone" in victim["error"]
         assert outcome.num_failed == 1
+
+
+def _process_executor_in_a_daemon() -> str:
+    from infsim.errors import InputError
+    from infsim.sweep.executors import make_executor
+
+    try:
+        make_executor("process", 2)
+    except InputError as err:
+        return str(err)
+    return "no error"
+
+
+def test_a_process_pool_inside_a_daemonic_worker_is_an_input_error() -> None:
+    # A pool worker cannot start processes (multiprocessing's assertion, an internal
+    # error before); the executor says so and what to use instead.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        message = pool.apply(_process_executor_in_a_daemon)
+    assert "daemonic worker" in message
+    assert "--executor serial" in message
