@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 _POSITION_BITS = 24
+_ID_BITS = 40  # a (parent chain, hash id) pair is interned as one int when the id fits
 
 
 class BlockKeys(Sequence[int]):
@@ -30,10 +31,18 @@ class BlockKeys(Sequence[int]):
     converting Python ints, and a long prompt's keys take 8 bytes each rather than a list
     of Python ints (~40 bytes each)."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "chains", "layout", "per_chain")
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(
+        self, array: np.ndarray, chains: list[int] | None = None, per_chain: int = 0
+    ) -> None:
         self.array = array
+        self.layout = None  # the prefix-caching pool's view of the keys, made on first use
+        # From the keyer, when a trace block is a whole number of engine blocks: the chain
+        # of each trace block, and how many engine blocks (consecutive positions) each
+        # has, so the pool can lay out the keys without reading the array.
+        self.chains = chains
+        self.per_chain = per_chain
 
     def __len__(self) -> int:
         return len(self.array)
@@ -63,22 +72,44 @@ class BlockKeyer:
     def __init__(self, hash_block_size_tokens: int, block_size: int) -> None:
         self.hash_block_size_tokens = hash_block_size_tokens
         self.block_size = block_size
-        self._chains: dict[tuple[int, int], int] = {}
+        # (parent, hash id) -> chain; the pair as one int (parent << 40 | id) when
+        # 0 <= id < 2**40 (cheaper to hash than a tuple), else as a tuple.
+        self._chains: dict[int | tuple[int, int], int] = {}
+        # Engine block j's trace block t(j) and its position j, for the first blocks
+        # (grown on demand): a request's keys are then one gather (or repeat) and one or.
+        self._last = np.empty(0, dtype=np.intp)
+        self._positions = np.empty(0, dtype=np.int64)
+        per_trace_block, rest = divmod(hash_block_size_tokens, block_size)
+        self._per_trace_block = per_trace_block if not rest else 0  # t(j) = j // this
 
     def keys(self, hash_ids: list[int], num_tokens: int) -> BlockKeys | None:
         """Keys of the engine blocks fully described by `hash_ids` within `num_tokens`."""
         if not hash_ids:
             return None
         chains = self._chains
-        chain_ids = np.empty(len(hash_ids), dtype=np.int64)
+        chain_ids = []
         parent = -1
-        for t, hid in enumerate(hash_ids):
-            parent = chains.setdefault((parent, hid), len(chains))
-            chain_ids[t] = parent
+        if min(hash_ids) >= 0 and max(hash_ids) >> _ID_BITS == 0:
+            for hid in hash_ids:  # every id is interned, also past num_tokens
+                parent = chains.setdefault(parent << _ID_BITS | hid, len(chains))
+                chain_ids.append(parent)
+        else:
+            for hid in hash_ids:
+                pair = parent << _ID_BITS | hid if 0 <= hid < 1 << _ID_BITS else (parent, hid)
+                parent = chains.setdefault(pair, len(chains))
+                chain_ids.append(parent)
         covered = min(len(hash_ids) * self.hash_block_size_tokens, num_tokens)
         num_blocks = covered // self.block_size
         if num_blocks == 0:
             return None
-        j = np.arange(num_blocks, dtype=np.int64)
-        last = ((j + 1) * self.block_size - 1) // self.hash_block_size_tokens
-        return BlockKeys((chain_ids[last] << _POSITION_BITS) | j)
+        if len(self._positions) < num_blocks:
+            size = max(num_blocks, 2 * len(self._positions), 1024)
+            self._positions = j = np.arange(size, dtype=np.int64)
+            self._last = ((j + 1) * self.block_size - 1) // self.hash_block_size_tokens
+        chain = np.array(chain_ids, dtype=np.int64) << _POSITION_BITS
+        per = self._per_trace_block
+        if per:  # t(j) = j // blocks per trace block
+            chain = chain.repeat(per)[:num_blocks]
+            return BlockKeys(chain | self._positions[:num_blocks], chain_ids, per)
+        chain = chain[self._last[:num_blocks]]
+        return BlockKeys(chain | self._positions[:num_blocks])

@@ -38,7 +38,9 @@ request_specs = st.lists(
         st.integers(0, NUM_DOCS - 1),  # document of the keys before the branch
         st.integers(0, 12),  # branch block
         st.sampled_from(["prompt", "all", "all", "none"]),  # which blocks have keys
-        st.sampled_from([1, 37]),  # key stride: 37 puts every key in a page of its own
+        # key stride: 37 puts every key in a page of its own; 0: keys alternate between
+        # two pages (a page comes back after another, and positions do not increase)
+        st.sampled_from([1, 37, 0]),
     ),
     min_size=2,
     max_size=7,
@@ -68,6 +70,8 @@ def keys_of(spec: tuple) -> list[int] | None:
     if which == "none":
         return None
     num = (prompt if which == "prompt" else prompt + output) // BLOCK_SIZE
+    if stride == 0:
+        return [(root if j < branch else doc) * 1000 + j + 64 * (j % 2) for j in range(num)]
     return [(root if j < branch else doc) * 1000 + j * stride for j in range(num)]
 
 
@@ -101,10 +105,27 @@ def assert_same(fast: PrefixCachingKV, ref: ReferencePrefixCachingKV, pairs: lis
         assert (a.num_blocks, a.num_cached_blocks) == (b.num_blocks, b.num_cached_blocks)
 
 
-def drive(num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]) -> int:
-    """Run `ops` on both pools, checking them after each; returns the evictions."""
+def fast_pool(
+    num_blocks: int, min_compact_holes: int, one_by_one: tuple[int, int] | None
+) -> PrefixCachingKV:
+    """The pool under test; `one_by_one`: its (keys, blocks) thresholds of per-key
+    registration and per-block pops (0: always the array path; None: its defaults)."""
     fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
     fast.min_compact_holes = min_compact_holes
+    if one_by_one is not None:
+        fast.max_keys_one_by_one, fast.max_blocks_one_by_one = one_by_one
+    return fast
+
+
+def drive(
+    num_blocks: int,
+    min_compact_holes: int,
+    specs: list[tuple],
+    ops: list[tuple],
+    one_by_one: tuple[int, int] | None = None,
+) -> int:
+    """Run `ops` on both pools, checking them after each; returns the evictions."""
+    fast = fast_pool(num_blocks, min_compact_holes, one_by_one)
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
     # The fast pool's requests alternate list keys and array keys; the oracle's are lists.
     pairs = [(make(i, s, as_array=i % 2 == 1), make(i, s)) for i, s in enumerate(specs)]
@@ -157,17 +178,28 @@ def drive(num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list
     return ref.num_evictions
 
 
+# The fast pool's per-key / per-block thresholds: its defaults, always arrays, or arrays
+# from two keys or blocks on (the test's requests hold a few blocks, so with the defaults
+# most registrations and pops would take the per-key and per-block paths).
+THRESHOLDS = st.sampled_from([None, (0, 0), (1, 1)])
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     num_blocks=st.integers(1, 20),
     min_compact_holes=st.sampled_from([0, 2, 1024]),
     specs=request_specs,
     ops=operations,
+    one_by_one=THRESHOLDS,
 )
 def test_vectorised_pool_matches_per_block_pool(
-    num_blocks: int, min_compact_holes: int, specs: list[tuple], ops: list[tuple]
+    num_blocks: int,
+    min_compact_holes: int,
+    specs: list[tuple],
+    ops: list[tuple],
+    one_by_one: tuple[int, int] | None,
 ) -> None:
-    drive(num_blocks, min_compact_holes, specs, ops)
+    drive(num_blocks, min_compact_holes, specs, ops, one_by_one)
 
 
 @settings(max_examples=60, deadline=None)
@@ -184,7 +216,7 @@ def test_long_churning_workloads_match(seed: int) -> None:
             rng.randrange(NUM_DOCS),
             rng.randint(0, 15),
             rng.choice(["prompt", "all", "all", "none"]),
-            rng.choice([1, 1, 37]),
+            rng.choice([1, 1, 37, 0]),
         )
         for _ in range(rng.randint(4, 24))
     ]
@@ -200,4 +232,5 @@ def test_long_churning_workloads_match(seed: int) -> None:
             ops.append((kind, rng.randint(1, 40)))
         else:
             ops.append((kind, i))
-    drive(rng.randint(4, 40), rng.choice([0, 8, 1024]), specs, ops)
+    one_by_one = rng.choice([None, (0, 0), (1, 1)])
+    drive(rng.randint(4, 40), rng.choice([0, 8, 1024]), specs, ops, one_by_one)
