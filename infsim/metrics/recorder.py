@@ -194,7 +194,8 @@ class Recorder:
         self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
     ) -> None:
         """A run of `num_steps` decode steps of `num_seqs` requests (one token each)."""
-        self._run_ends.extend(ends_s[:num_steps])
+        # array.fromlist: half of extend's time per float (a run's ends are a list)
+        self._run_ends.fromlist(ends_s if num_steps == len(ends_s) else ends_s[:num_steps])
         self._run_starts.append(start_s)
         self._run_steps.append(num_steps)
         self._run_seqs.append(num_seqs)
