@@ -60,9 +60,11 @@ Per call, not per block. With ~750 blocks a request, the cost left is numpy's pe
 overhead (~0.5–1 µs a call) and the Python around it, so: a request's `KeyLayout` (its
 keys' page runs and offsets) is made once, from the keyer's chains when it has them, and
 a range of keys costs a bisect, one dict get per page and a repeat for its map slots;
-pages that are all new get their rows in one dict update; registrations of a few keys
-and pops of a few blocks go key by key / block by block (cheaper than the array calls
-below ~6 and ~4).
+pages that are all new get their rows in one dict update, and when the keys fill whole
+pages (the keyer's trace block = 32 engine blocks, or a multiple) and the next free rows
+are consecutive, their slots are one slice of the map (no per-key slots at all);
+registrations of a few keys and pops of a few blocks go key by key / block by block
+(cheaper than the array calls below ~6 and ~4).
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ class KeyLayout:
     call per run it covers and a repeat for its map slots, instead of recomputing pages
     and runs on every call."""
 
-    __slots__ = ("array", "bounds", "distinct", "distinct_pages", "lengths", "offsets",
-                 "pages", "size")  # fmt: skip
+    __slots__ = ("array", "bounds", "distinct", "distinct_pages", "lengths", "linear",
+                 "offsets", "pages", "size")  # fmt: skip
 
     def __init__(self, array: np.ndarray) -> None:
         size = len(array)
@@ -117,6 +119,7 @@ class KeyLayout:
             self.lengths = [size]
             self.distinct = True
         self.distinct_pages = len(set(self.pages)) == len(self.pages)
+        self.linear = False
 
 
 def _chain_layout(keys: BlockKeys) -> KeyLayout | None:
@@ -136,9 +139,16 @@ def _chain_layout(keys: BlockKeys) -> KeyLayout | None:
     layout.offsets = _OFFSETS[:size]
     starts = range(0, size, step)
     layout.bounds = [*starts, size]
-    layout.pages = [chains[b // per] << _CHAIN_SHIFT | b >> _PAGE_BITS for b in starts]
+    if per == 1 << _PAGE_BITS:  # a trace block per page (Mooncake: 512 / 16 tokens)
+        pages = [c << _CHAIN_SHIFT | t for t, c in enumerate(chains[: len(starts)])]
+    else:
+        pages = [chains[b // per] << _CHAIN_SHIFT | b >> _PAGE_BITS for b in starts]
+    layout.pages = pages
     layout.lengths = [step] * (len(starts) - 1) + [size - starts[-1]]
     layout.distinct = layout.distinct_pages = True  # positions increase; chains differ
+    # Runs are whole pages from offset 0 (the first may start, the last end, inside one):
+    # on consecutive rows, keys[a:b] fill consecutive slots.
+    layout.linear = step == 1 << _PAGE_BITS
     return layout
 
 
@@ -187,7 +197,8 @@ class PrefixCachingKV:
         # push never adds more than n - live, so one compaction always makes room (and
         # comes once per ~3n blocks freed).
         self._queue = np.empty(4 * n + 64, dtype=np.intp)
-        self._queue[:n] = np.arange(n)
+        self._index = np.arange(len(self._queue), dtype=np.intp)  # queue positions
+        self._queue[:n] = self._index[:n]
         self._pos = np.arange(n, dtype=np.intp)
         self._head = 0
         self._tail = n
@@ -264,7 +275,7 @@ class PrefixCachingKV:
         pending: list[tuple[KeyLayout, int, int]] = []
         for r in running:
             keys = r.block_keys
-            if keys:
+            if keys is not None:
                 layout, start = _layout(keys), r.num_cached_blocks
                 if layout.size > start:
                     pending.append((layout, start, min(start + span, layout.size)))
@@ -280,12 +291,11 @@ class PrefixCachingKV:
             keys = np.sort(np.concatenate([lay.array[a:b] for lay, a, b in pending]))
             if np.any(keys[1:] == keys[:-1]):
                 return 0
-        found = [self._find_range(*p) for p in pending]
-        found = [f for f in found if f is not None]
-        if not found:
+        held = [self._held_range(*p) for p in pending]
+        held = [h for h in held if h is not None]
+        if not held:
             return self._num_free
-        held = found[0] if len(found) == 1 else np.concatenate(found)
-        held = held[held >= 0]
+        held = held[0] if len(held) == 1 else np.concatenate(held)
         evictable = held[self._ref[held] == 0]
         if not len(evictable):
             return self._num_free
@@ -388,7 +398,7 @@ class PrefixCachingKV:
         req.num_blocks = total
         if not req.num_cached_blocks:
             req.num_cached_blocks = num_hits
-        if req.block_keys:
+        if req.block_keys is not None:  # (an empty list registers nothing)
             self._cache_full_blocks(req, num_computed + num_new_tokens)
         return True
 
@@ -430,7 +440,7 @@ class PrefixCachingKV:
             while True:  # the window doubles until it holds num live entries
                 stop = min(tail, head + width)
                 window = queue[head:stop]
-                live = (pos[window] == np.arange(head, stop)).nonzero()[0]
+                live = (pos[window] == self._index[head:stop]).nonzero()[0]
                 if len(live) >= num:
                     break
                 width *= 2
@@ -458,7 +468,7 @@ class PrefixCachingKV:
             self._compact()
         tail = self._tail
         self._queue[tail : tail + m] = blocks
-        self._pos[blocks] = np.arange(tail, tail + m)
+        self._pos[blocks] = self._index[tail : tail + m]
         self._tail = tail + m
         self._num_free += m
 
@@ -466,10 +476,10 @@ class PrefixCachingKV:
         """Move the live queue entries to the front of the array (order kept)."""
         head, tail = self._head, self._tail
         window = self._queue[head:tail]
-        live = window[self._pos[window] == np.arange(head, tail)]
+        live = window[self._pos[window] == self._index[head:tail]]
         n = len(live)
         self._queue[:n] = live
-        self._pos[live] = np.arange(n)
+        self._pos[live] = self._index[:n]
         self._head, self._tail, self._num_holes = 0, n, 0
         self._holes, self._first_hole = [], _NO_HOLE
 
@@ -478,7 +488,7 @@ class PrefixCachingKV:
         if self._first_hole >= stop:
             return stop - start
         window = self._queue[start:stop]
-        return int(np.count_nonzero(self._pos[window] == np.arange(start, stop)))
+        return int(np.count_nonzero(self._pos[window] == self._index[start:stop]))
 
     def _cache_full_blocks(self, req: RequestState, num_tokens_after: int) -> None:
         """Register the request's newly full blocks whose keys are not cached yet (a key
@@ -499,7 +509,8 @@ class PrefixCachingKV:
             return
         i0, rows = self._run_rows(layout, start, num_full)
         blocks = table[start:num_full]
-        if any(rows):  # some pages are in use: are some keys cached already?
+        missing = rows.count(0)
+        if missing < len(rows):  # some pages are in use: are some keys cached already?
             slots = self._range_slots(layout, i0, rows, start, num_full)
             found = self._slot[self._pages[slots]] == slots
             if found.any():  # yes: register the others only
@@ -507,9 +518,22 @@ class PrefixCachingKV:
                 if len(new):
                     self._insert(layout.array[start:num_full][new], blocks[new])
                 return
-        if 0 in rows:  # pages without a row yet
+        if missing:  # pages without a row yet
             pages = layout.pages[i0 : i0 + len(rows)]
-            if layout.distinct_pages and rows.count(0) <= len(self._free_rows):
+            free = self._free_rows
+            num = len(rows)
+            if layout.linear and missing == num <= len(free) and free[-num] == free[-1] + num - 1:
+                # all new, the next free rows consecutive: one slice of the map
+                row = free[-1]
+                del free[-num:]
+                self._page_row.update(zip(pages, range(row, row + num), strict=True))
+                self._row_page[row : row + num] = pages
+                base = (row << _PAGE_BITS) + start - layout.bounds[i0]
+                self._pages[base : base + len(blocks)] = blocks
+                self._slot[blocks] = np.arange(base, base + len(blocks), dtype=np.intp)
+                self._num_registered += len(blocks)
+                return
+            if layout.distinct_pages and missing <= len(free):
                 rows = self._new_rows(rows, pages)
             else:
                 rows = self._assign_rows(rows, pages)
@@ -537,6 +561,16 @@ class PrefixCachingKV:
         lengths[-1] = stop - layout.bounds[i0 + len(rows) - 1]
         rows = np.array(rows, dtype=np.intp).repeat(lengths)
         return (rows << _PAGE_BITS) | layout.offsets[start:stop]
+
+    def _held_range(self, layout: KeyLayout, start: int, stop: int) -> np.ndarray | None:
+        """The blocks holding any of keys[start:stop] (None when none of their pages has
+        a row)."""
+        i0, rows = self._run_rows(layout, start, stop)
+        if not any(rows):
+            return None
+        slots = self._range_slots(layout, i0, rows, start, stop)
+        found = self._pages[slots]
+        return found[self._slot[found] == slots]
 
     def _find_range(self, layout: KeyLayout, start: int, stop: int) -> np.ndarray | None:
         """Block of each of keys[start:stop], -1 where not cached; None when none of

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH
-from infsim.kvcache.hashing import BlockKeys
+from infsim.kvcache.hashing import BlockKeyer, BlockKeys
 from infsim.kvcache.prefix_cache import PrefixCachingKV
 from tests.kvcache.reference_pool import ReferencePrefixCachingKV
 
@@ -75,12 +75,13 @@ def keys_of(spec: tuple) -> list[int] | None:
     return [(root if j < branch else doc) * 1000 + j * stride for j in range(num)]
 
 
-def make(i: int, spec: tuple, as_array: bool = False) -> RequestState:
+def make(i: int, spec: tuple, as_array: bool = False, keys: object = ()) -> RequestState:
     """A request of `spec`; `as_array`: its keys as `BlockKeys` (an int64 array, as the
-    trace's keyer makes them) instead of a list."""
-    keys = keys_of(spec)
-    if as_array and keys is not None:
-        keys = BlockKeys(np.array(keys, dtype=np.int64))
+    trace's keyer makes them) instead of a list; `keys`: these keys instead."""
+    if keys == ():
+        keys = keys_of(spec)
+        if as_array and keys is not None:
+            keys = BlockKeys(np.array(keys, dtype=np.int64))
     return RequestState(
         index=i,
         request_id=i,
@@ -117,18 +118,36 @@ def fast_pool(
     return fast
 
 
+def make_pairs(specs: list[tuple], keyer: BlockKeyer | None) -> list[tuple]:
+    """(fast pool's, oracle's) request of each spec. Without a keyer the fast pool's
+    requests alternate list keys and array keys; with one, its keys are the keyer's
+    (`BlockKeys` with the trace blocks' chains) for trace ids that follow the spec's
+    documents. The oracle's keys are lists."""
+    if keyer is None:
+        return [(make(i, s, as_array=i % 2 == 1), make(i, s)) for i, s in enumerate(specs)]
+    pairs = []
+    for i, spec in enumerate(specs):
+        prompt, output, doc, root, branch, which, _ = spec
+        tokens = prompt if which == "prompt" else prompt + output
+        num_ids = -(-tokens // keyer.hash_block_size_tokens)
+        ids = [(root if t < branch else doc) * 1000 + t for t in range(num_ids)]
+        keys = keyer.keys(ids, tokens) if which != "none" else None
+        pairs.append((make(i, spec, keys=keys), make(i, spec, keys=keys and list(keys))))
+    return pairs
+
+
 def drive(
     num_blocks: int,
     min_compact_holes: int,
     specs: list[tuple],
     ops: list[tuple],
     one_by_one: tuple[int, int] | None = None,
+    keyer: BlockKeyer | None = None,
 ) -> int:
     """Run `ops` on both pools, checking them after each; returns the evictions."""
     fast = fast_pool(num_blocks, min_compact_holes, one_by_one)
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
-    # The fast pool's requests alternate list keys and array keys; the oracle's are lists.
-    pairs = [(make(i, s, as_array=i % 2 == 1), make(i, s)) for i, s in enumerate(specs)]
+    pairs = make_pairs(specs, keyer)
     active = [False] * len(pairs)
     for op in ops:
         kind, *args = op
@@ -234,3 +253,40 @@ def test_long_churning_workloads_match(seed: int) -> None:
             ops.append((kind, i))
     one_by_one = rng.choice([None, (0, 0), (1, 1)])
     drive(rng.randint(4, 40), rng.choice([0, 8, 1024]), specs, ops, one_by_one)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_keyer_requests_match(seed: int) -> None:
+    """Requests keyed by the trace keyer (its layouts from the chains, whole-page runs
+    registered into consecutive free rows as one slice of the map) over several pages
+    each, in pools short of blocks."""
+    rng = random.Random(seed)
+    per = rng.choice([32, 32, 32, 64, 2, 24])  # engine blocks per trace block
+    keyer = BlockKeyer(per * BLOCK_SIZE, BLOCK_SIZE)
+    specs = [
+        (
+            rng.randint(4, 600),
+            rng.randint(1, 60),
+            rng.randrange(NUM_DOCS),
+            rng.randrange(NUM_DOCS),
+            rng.randint(0, 6),
+            rng.choice(["prompt", "all", "all", "none"]),
+            1,
+        )
+        for _ in range(rng.randint(2, 10))
+    ]
+    ops: list[tuple] = []
+    for _ in range(300):
+        kind = rng.choice(["admit", "admit", "step", "step", "step", "free", "run", "probe"])
+        i = rng.randrange(len(specs))
+        if kind == "admit":
+            ops.append((kind, i, rng.choice([rng.randint(1, 600), 600])))
+        elif kind == "step":
+            ops.append((kind, i, rng.randint(1, 300), rng.choice([0, 0, 3])))
+        elif kind == "run":
+            ops.append((kind, rng.randint(1, 300)))
+        else:
+            ops.append((kind, i))
+    one_by_one = rng.choice([None, (0, 0)])
+    drive(rng.randint(16, 400), rng.choice([0, 8, 1024]), specs, ops, one_by_one, keyer)
