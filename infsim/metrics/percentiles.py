@@ -61,7 +61,9 @@ def describe_weighted(values: np.ndarray, counts: np.ndarray) -> dict[str, float
         for i in range(0, values.size, _FSUM_CHUNK)
     )
     mean = math.fsum(itertools.chain.from_iterable(products)) / int(counts.sum())
-    order = np.argsort(values, kind="stable")
+    # Any sorting order will do: equal values are the same value whichever of them a
+    # rank lands on (numpy's default argsort is ~3x faster than a stable one here).
+    order = np.argsort(values)
     cum = counts[order].astype(np.int64, copy=False)
     np.cumsum(cum, out=cum)
     return {

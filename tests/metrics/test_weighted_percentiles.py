@@ -21,6 +21,19 @@ samples = st.lists(
 )
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 12))
+def test_weighted_equals_the_repeated_sample_with_many_ties(seed: int, num_values: int) -> None:
+    # Thousands of rows over a few distinct gaps (as a fleet's decode runs give): the sort
+    # is not stable, and equal values land in any order; the percentiles do not move.
+    rng = np.random.default_rng(seed)
+    values = rng.choice(rng.random(num_values), size=5_000)
+    counts = rng.integers(0, 40, size=5_000)
+    got, want = describe_weighted(values, counts), describe(np.repeat(values, counts))
+    for stat in ("p50", "p90", "p95", "p99"):
+        assert got[stat] == want[stat], stat
+
+
 @settings(max_examples=200, deadline=None)
 @given(samples)
 def test_weighted_equals_the_repeated_sample(pairs: list[tuple[float, int]]) -> None:
