@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "infsim"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "registry", "core", "package_data", "limits", "textio", "arrays"),
+    ("errors", "registry", "core", "package_data", "limits", "textio", "arrays", "compiled"),
     ("catalog",),
     ("kvcache", "parallel", "speculative", "workload", "frontend"),
     ("scheduling", "routing", "metrics"),

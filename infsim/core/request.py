@@ -19,6 +19,7 @@ tokens already generated are kept and recomputed as part of the prompt, exactly 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class RequestState:
         num_prompt_tokens: int,
         num_output_tokens: int,
         priority: int = 0,
-        block_keys: list[int] | None = None,
+        block_keys: Sequence[int] | None = None,  # a list, or the keyer's BlockKeys
     ) -> None:
         self.index = index  # position in the trace; orders ties deterministically
         self.request_id = request_id

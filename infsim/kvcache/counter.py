@@ -7,6 +7,8 @@ allocation O(1) instead of O(blocks) and is the reason long traces simulate in s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch, cdiv
 
@@ -37,7 +39,7 @@ class BlockCounter:
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 
-    def num_cached_prefix_blocks(self, block_keys: list[int]) -> int:
+    def num_cached_prefix_blocks(self, block_keys: Sequence[int]) -> int:
         return 0
 
     def match_prefix(self, req: RequestState) -> PrefixMatch:

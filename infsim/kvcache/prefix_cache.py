@@ -70,6 +70,7 @@ registrations of a few keys and pops of a few blocks go key by key / block by bl
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -306,7 +307,7 @@ class PrefixCachingKV:
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
 
-    def num_cached_prefix_blocks(self, block_keys: list[int]) -> int:
+    def num_cached_prefix_blocks(self, block_keys: Sequence[int]) -> int:
         """How many leading `block_keys` are cached now (read-only; for routers)."""
         if not block_keys:
             return 0

@@ -6,6 +6,7 @@ mutates replicas; the wiring layer submits the request to the chosen replica.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from infsim.core.request import RequestState
@@ -33,7 +34,7 @@ class ClusterView(Protocol):
         """Outstanding tokens / KV capacity in tokens (blocks × block size)."""
         ...
 
-    def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:
+    def cached_prefix_blocks(self, replica: int, block_keys: Sequence[int]) -> int:
         """Leading blocks of `block_keys` the replica's prefix cache holds now."""
         ...
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from infsim.compiled import mypyc_attr
 from infsim.core.batch import Batch, StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.kvcache.base import NO_MATCH, KVCacheManager, cdiv, max_decode_steps
@@ -71,6 +72,7 @@ class SchedulerConfig:
     running requests first and mix prompts into the same step."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # disaggregation's roles subclass it
 class ContinuousBatchingScheduler:
     """Iteration-level scheduler of one replica. Pure: time enters only as arguments."""
 
@@ -186,12 +188,12 @@ class ContinuousBatchingScheduler:
         ctxs = [r.num_computed_tokens for r in running]
         m = len(running)
         if type(kv) is BlockCounter:  # a block for each request whose blocks are full
-            full = [r for r in running if r.num_computed_tokens >= r.num_blocks * bs]
-            if len(full) <= kv._num_free:  # all of the loop's allocations succeed
-                kv._num_free -= len(full)
-                for r in full:
+            full_reqs = [r for r in running if r.num_computed_tokens >= r.num_blocks * bs]
+            if len(full_reqs) <= kv._num_free:  # all of the loop's allocations succeed
+                kv._num_free -= len(full_reqs)
+                for r in full_reqs:
                     r.num_blocks += 1
-                full = []
+                full: list[int] = []
             else:  # the loop's allocations, to the first that fails
                 full = [i for i, r in enumerate(running) if ctxs[i] >= r.num_blocks * bs]
         else:  # where the loop calls allocate (a prefix pool may cache a block it fills)
@@ -554,13 +556,13 @@ class ContinuousBatchingScheduler:
                 self._set_summary(end_s, summary[3] - num_steps, context)
                 self.after_apply(end_s)
                 return StepOutcome([], 0, [], [], [])
-            finished = [r for r in running if r.num_output_done == r.num_output_tokens]
-            self._finish(finished, end_s)
-            remaining = [r.num_output_tokens - r.num_output_done for r in self.running]
-            context -= sum([r.num_computed_tokens for r in finished])
-            self._set_summary(end_s, min(remaining, default=_NO_LIMIT), context)
+            ended = [r for r in running if r.num_output_done == r.num_output_tokens]
+            self._finish(ended, end_s)
+            left = [r.num_output_tokens - r.num_output_done for r in self.running]
+            context -= sum([r.num_computed_tokens for r in ended])
+            self._set_summary(end_s, min(left, default=_NO_LIMIT), context)
             self.after_apply(end_s)
-            return StepOutcome(finished, 0, [], [], [])
+            return StepOutcome(ended, 0, [], [], [])
         finished: list[RequestState] = []
         limit, context = _NO_LIMIT, 0  # the summary after the run (all plain decodes)
         for req in running:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from infsim.sim.replica import Replica
 
 
@@ -34,5 +36,5 @@ class ReplicaSetView:
         kv = self._replicas[replica].scheduler.kv
         return 1.0 - kv.num_free_blocks / kv.num_total_blocks
 
-    def cached_prefix_blocks(self, replica: int, block_keys: list[int]) -> int:
+    def cached_prefix_blocks(self, replica: int, block_keys: Sequence[int]) -> int:
         return self._replicas[replica].scheduler.kv.num_cached_prefix_blocks(block_keys)

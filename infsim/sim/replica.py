@@ -39,6 +39,7 @@ from typing import Any
 import simpy
 from simpy.events import PENDING
 
+from infsim.compiled import mypyc_attr
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.cost.base import CostModel
@@ -69,6 +70,7 @@ class OutputLag:
     num_workers: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # PipelinedReplica subclasses it
 class Replica:
     def __init__(  # noqa: PLR0913
         self,
@@ -331,11 +333,12 @@ class Replica:
     def _output_delay_s(self, num_tokens: int, num_seqs: int) -> float:
         """From a step's end to the client seeing its tokens: the API servers' egress plus,
         under V0's async output processing, the next step's host work."""
-        lag = self.output_lag
-        if lag is None:
-            return self.frontend.costs.egress_s(num_tokens)
-        lag_s = lag.host.step_s(num_seqs, lag.num_workers)
-        return self.frontend.costs.egress_s(num_tokens) + lag_s if self.egress else lag_s
+        lag, frontend = self.output_lag, self.frontend
+        lag_s = 0.0 if lag is None else lag.host.step_s(num_seqs, lag.num_workers)
+        if frontend is None or not self.egress:
+            return lag_s  # (never called with neither: nothing to delay)
+        egress_s = frontend.costs.egress_s(num_tokens)
+        return egress_s if lag is None else egress_s + lag_s
 
     def _record(
         self,

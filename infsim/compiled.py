@@ -1,0 +1,30 @@
+"""What the optional compiled build needs from the pure-Python source (`benchmarks/compiled.py`).
+
+The hot modules (`COMPILED_MODULES`) compile with mypyc into C extensions that run the same
+code about twice as fast; the pure-Python package stays the default and the reference (the
+tests run on both). A compiled class cannot be subclassed by interpreted code unless it says
+so: `mypyc_attr(allow_interpreted_subclasses=True)` on the classes that are (the replica,
+the scheduler). Without mypy_extensions installed it is a no-op.
+"""
+
+from __future__ import annotations
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # the pure-Python package needs none of it
+
+    def mypyc_attr(*_attrs: str, **_kwattrs: object):  # type: ignore[no-redef]
+        return lambda cls: cls
+
+
+COMPILED_MODULES = (
+    "infsim/core/request.py",
+    "infsim/core/batch.py",
+    "infsim/kvcache/base.py",
+    "infsim/kvcache/counter.py",
+    "infsim/scheduling/continuous.py",
+    "infsim/frontend/api_server.py",
+    "infsim/cost/roofline.py",
+    "infsim/sim/replica.py",
+)
+"""The modules the compiled build compiles: the per-request and per-step paths of a run."""
