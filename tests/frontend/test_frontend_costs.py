@@ -34,10 +34,11 @@ def test_fifo_over_servers_exact() -> None:
 
 
 def test_streaming_load_stretches_request_work() -> None:
-    servers = ApiServers(costs(request_per_prompt_token_s=0.0), window_s=1.0)
-    # 0.25 s of streaming work per second: 10 steps of 0.02 + 12.5 tokens' worth.
+    c = costs(request_per_prompt_token_s=0.0, output_per_token_s=0.001)
+    servers = ApiServers(c, window_s=1.0)
+    # 0.25 s of streaming work per second: 10 steps of 0.02 + 5 tokens × 0.001 s.
     for i in range(10):
-        servers.on_stream(0.1 * (i + 1), 1, 1.25)
+        servers.on_stream(0.1 * (i + 1), 1, 5)
     assert servers.load(1.0) == pytest.approx(0.25)
     assert servers.admit(1.0, 0) == pytest.approx(1.0 + 0.1 / 0.75)
     assert servers.load(5.0) == 0.0  # the window has moved past the streaming
