@@ -182,7 +182,7 @@ def _check_arrivals(arrival_s: np.ndarray, source: str, rows: RowLocator) -> Non
         bad = _first(arrival_s > MAX_ARRIVAL_S)
         raise _fail(
             source, rows, bad or 0, "arrival_s",
-            f"is {float(arrival_s[bad or 0]):.6g} s; at most {MAX_ARRIVAL_S:.0e} s (about 317 "
+            f"is {float(arrival_s[bad or 0])!r} s; at most {MAX_ARRIVAL_S:.0e} s (about 317 "
             "years) after the trace start are accepted",
         )  # fmt: skip
 

@@ -565,3 +565,16 @@ def test_text_trace_size_is_checked_before_reading(tmp_path, monkeypatch):
     path = write(tmp_path, "az.csv", AZURE + "2023-11-16 18:15:46.68,1,1\n")
     monkeypatch.setenv("INFSIM_MAX_TRACE_BYTES", "20")
     assert "the file's size is 67; at most 20 bytes" in refused(path)
+
+
+def test_arrival_just_past_the_bound_shows_its_exact_value():
+    # A value a hair over 1e10 s printed with 6 digits read "is 1e+10 s; at most 1e+10 s".
+    from infsim.workload.columns import MAX_ARRIVAL_S, RowLocator, build_table
+
+    just_over = float(np.nextafter(MAX_ARRIVAL_S, np.inf))
+    columns = {"arrival_s": [0.0, just_over], "num_prompt_tokens": [1, 1],
+               "num_output_tokens": [1, 1]}  # fmt: skip
+    with pytest.raises(InputError) as err:
+        build_table(columns, hash_block_size_tokens=None, source="t.csv", rows=RowLocator())
+    assert f"is {just_over!r} s; at most 1e+10 s" in str(err.value)
+    assert "row 1" in str(err.value)
