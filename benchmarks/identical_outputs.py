@@ -7,7 +7,8 @@
 For each `scenarios/*.yaml` it runs `infsim run` (fixed seed) in a fresh process and prints
 the SHA-256 of `requests.parquet`, `timeline.parquet`, `fleet_timeline.parquet` and
 `summary.json` with its one wall-clock field (`simulation.wall_s`) removed; sweep scenarios
-are run as plain runs (their base point).
+are run as plain runs (their base point). A scenario that fails prints its exit status and
+the end of its error, and the script then exits 1 (CI runs every shipped scenario so).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def fingerprint(out: Path) -> dict[str, str]:
 
 def main() -> None:
     scenarios = sorted((REPO / "scenarios").glob("*.yaml"))
+    failed = 0
     for scenario in scenarios:
         with tempfile.TemporaryDirectory() as tmp:
             done = subprocess.run(
@@ -46,9 +48,12 @@ def main() -> None:
             )  # fmt: skip
             if done.returncode != 0:
                 print(f"{scenario.name}: exit {done.returncode}: {done.stderr.strip()[-200:]}")
+                failed += 1
                 continue
             prints = fingerprint(Path(tmp))
         print(scenario.name, " ".join(f"{k}={v}" for k, v in prints.items()))
+    if failed:
+        sys.exit(f"{failed} of {len(scenarios)} scenarios failed")
 
 
 if __name__ == "__main__":

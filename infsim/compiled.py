@@ -1,10 +1,10 @@
 """What the optional compiled build needs from the pure-Python source (`benchmarks/compiled.py`).
 
 The hot modules (`COMPILED_MODULES`) compile with mypyc into C extensions that run the same
-code about twice as fast; the pure-Python package stays the default and the reference (the
-tests run on both). A compiled class cannot be subclassed by interpreted code unless it says
-so: `mypyc_attr(allow_interpreted_subclasses=True)` on the classes that are (the replica,
-the scheduler). Without mypy_extensions installed it is a no-op.
+code about twice as fast; the pure-Python package stays the default and the reference (CI
+runs the simulation's tests and every shipped scenario on both). A compiled class cannot be
+subclassed by interpreted code unless it says so, which the replica and the scheduler do
+(`mypyc_attr` with `allow_interpreted_subclasses=True`: a no-op without mypy_extensions).
 """
 
 from __future__ import annotations
