@@ -87,13 +87,12 @@ class ProposerCost:
         # Pass j + 1 computes one token on top of e + j per row: q·c + q(q+1)/2 = c + 1
         # pairs and as many KV tokens, so both sums are Σe + n·(j + 1) (attention_work's).
         decode_pass_s = self._decode_pass_s
-        if decode_pass_s is not None:
-            for j in range(batch.draft_k - 1):
-                total += decode_pass_s(n, sum_ends + n * (j + 1))
-            return total
         ones = [1] * n
         for j in range(batch.draft_k - 1):
             work = sum_ends + n * (j + 1)
+            if decode_pass_s is not None:  # priced from the sums alone
+                total += decode_pass_s(n, work)
+                continue
             step = Batch(
                 requests=batch.requests,  # not read by the cost models
                 num_new_tokens=ones,
