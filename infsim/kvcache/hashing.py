@@ -31,18 +31,10 @@ class BlockKeys(Sequence[int]):
     converting Python ints, and a long prompt's keys take 8 bytes each rather than a list
     of Python ints (~40 bytes each)."""
 
-    __slots__ = ("array", "chains", "layout", "per_chain")
+    __slots__ = ("array",)
 
-    def __init__(
-        self, array: np.ndarray, chains: list[int] | None = None, per_chain: int = 0
-    ) -> None:
+    def __init__(self, array: np.ndarray) -> None:
         self.array = array
-        self.layout = None  # the prefix-caching pool's view of the keys, made on first use
-        # From the keyer, when a trace block is a whole number of engine blocks: the chain
-        # of each trace block, and how many engine blocks (consecutive positions) each
-        # has, so the pool can lay out the keys without reading the array.
-        self.chains = chains
-        self.per_chain = per_chain
 
     def __len__(self) -> int:
         return len(self.array)
@@ -110,6 +102,6 @@ class BlockKeyer:
         per = self._per_trace_block
         if per:  # t(j) = j // blocks per trace block
             chain = chain.repeat(per)[:num_blocks]
-            return BlockKeys(chain | self._positions[:num_blocks], chain_ids, per)
+            return BlockKeys(chain | self._positions[:num_blocks])
         chain = chain[self._last[:num_blocks]]
         return BlockKeys(chain | self._positions[:num_blocks])

@@ -1,16 +1,16 @@
-"""The vectorised prefix-caching pool is the per-block pool, operation for operation.
+"""The compiled prefix-caching pool is the per-block pool, operation for operation.
 
-`PrefixCachingKV` (numpy ref counts and keys, an array free queue with holes, bulk dict
-calls) and the per-block oracle `ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py,
-the pool as it was) are driven with the same random sequences of admissions (prefix match +
+`PrefixCachingKV` (numba kernels over arrays: a linked-list free queue, an open-addressing
+key table) and the per-block oracle `ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py,
+a plain `OrderedDict` pool) are driven with the same random sequences of admissions (prefix match +
 allocate), growth (chunks, decode tokens, lookahead slots), frees, run-limit queries and
 router probes (half the requests give the fast pool their keys as `BlockKeys` arrays).
 After every operation both must agree on every return value, every
 request's block ids and cached-block count, the free queue in order, ref counts, block
 keys, the cached map and the eviction count. Small pools with shared,
 branching key chains make evictions, touches of free cached blocks, duplicate
-registrations, queue compactions, stale entries of the paged key map (eviction is lazy) and
-reclaims of its rows frequent.
+registrations and deletions from the key table (backward shifts in its probe runs)
+frequent.
 """
 
 from __future__ import annotations
@@ -106,22 +106,10 @@ def assert_same(fast: PrefixCachingKV, ref: ReferencePrefixCachingKV, pairs: lis
         assert (a.num_blocks, a.num_cached_blocks) == (b.num_blocks, b.num_cached_blocks)
 
 
-def fast_pool(
-    num_blocks: int, min_compact_holes: int, one_by_one: tuple[int, int] | None
-) -> PrefixCachingKV:
-    """The pool under test; `one_by_one`: its (keys, blocks) thresholds of per-key
-    registration and per-block pops (0: always the array path; None: its defaults)."""
-    fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
-    fast.min_compact_holes = min_compact_holes
-    if one_by_one is not None:
-        fast.max_keys_one_by_one, fast.max_blocks_one_by_one = one_by_one
-    return fast
-
-
 def make_pairs(specs: list[tuple], keyer: BlockKeyer | None) -> list[tuple]:
     """(fast pool's, oracle's) request of each spec. Without a keyer the fast pool's
     requests alternate list keys and array keys; with one, its keys are the keyer's
-    (`BlockKeys` with the trace blocks' chains) for trace ids that follow the spec's
+    (`BlockKeys`) for trace ids that follow the spec's
     documents. The oracle's keys are lists."""
     if keyer is None:
         return [(make(i, s, as_array=i % 2 == 1), make(i, s)) for i, s in enumerate(specs)]
@@ -137,15 +125,10 @@ def make_pairs(specs: list[tuple], keyer: BlockKeyer | None) -> list[tuple]:
 
 
 def drive(
-    num_blocks: int,
-    min_compact_holes: int,
-    specs: list[tuple],
-    ops: list[tuple],
-    one_by_one: tuple[int, int] | None = None,
-    keyer: BlockKeyer | None = None,
+    num_blocks: int, specs: list[tuple], ops: list[tuple], keyer: BlockKeyer | None = None
 ) -> int:
     """Run `ops` on both pools, checking them after each; returns the evictions."""
-    fast = fast_pool(num_blocks, min_compact_holes, one_by_one)
+    fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
     pairs = make_pairs(specs, keyer)
     active = [False] * len(pairs)
@@ -197,28 +180,12 @@ def drive(
     return ref.num_evictions
 
 
-# The fast pool's per-key / per-block thresholds: its defaults, always arrays, or arrays
-# from two keys or blocks on (the test's requests hold a few blocks, so with the defaults
-# most registrations and pops would take the per-key and per-block paths).
-THRESHOLDS = st.sampled_from([None, (0, 0), (1, 1)])
-
-
 @settings(max_examples=400, deadline=None)
-@given(
-    num_blocks=st.integers(1, 20),
-    min_compact_holes=st.sampled_from([0, 2, 1024]),
-    specs=request_specs,
-    ops=operations,
-    one_by_one=THRESHOLDS,
-)
-def test_vectorised_pool_matches_per_block_pool(
-    num_blocks: int,
-    min_compact_holes: int,
-    specs: list[tuple],
-    ops: list[tuple],
-    one_by_one: tuple[int, int] | None,
+@given(num_blocks=st.integers(1, 20), specs=request_specs, ops=operations)
+def test_compiled_pool_matches_per_block_pool(
+    num_blocks: int, specs: list[tuple], ops: list[tuple]
 ) -> None:
-    drive(num_blocks, min_compact_holes, specs, ops, one_by_one)
+    drive(num_blocks, specs, ops)
 
 
 @settings(max_examples=60, deadline=None)
@@ -251,16 +218,14 @@ def test_long_churning_workloads_match(seed: int) -> None:
             ops.append((kind, rng.randint(1, 40)))
         else:
             ops.append((kind, i))
-    one_by_one = rng.choice([None, (0, 0), (1, 1)])
-    drive(rng.randint(4, 40), rng.choice([0, 8, 1024]), specs, ops, one_by_one)
+    drive(rng.randint(4, 40), specs, ops)
 
 
 @settings(max_examples=100, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_keyer_requests_match(seed: int) -> None:
-    """Requests keyed by the trace keyer (its layouts from the chains, whole-page runs
-    registered into consecutive free rows as one slice of the map) over several pages
-    each, in pools short of blocks."""
+    """Requests keyed by the trace keyer (hundreds of consecutive keys per request), in
+    pools short of blocks."""
     rng = random.Random(seed)
     per = rng.choice([32, 32, 32, 64, 2, 24])  # engine blocks per trace block
     keyer = BlockKeyer(per * BLOCK_SIZE, BLOCK_SIZE)
@@ -288,5 +253,4 @@ def test_keyer_requests_match(seed: int) -> None:
             ops.append((kind, rng.randint(1, 300)))
         else:
             ops.append((kind, i))
-    one_by_one = rng.choice([None, (0, 0)])
-    drive(rng.randint(16, 400), rng.choice([0, 8, 1024]), specs, ops, one_by_one, keyer)
+    drive(rng.randint(16, 400), specs, ops, keyer)

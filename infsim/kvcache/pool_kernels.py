@@ -1,0 +1,287 @@
+"""The prefix-caching pool's per-block loops, compiled by numba (`PrefixCachingKV`'s state).
+
+The pool is vLLM V1's `BlockPool` block by block (tests/kvcache/reference_pool.py is the
+same semantics in plain Python and the property tests' oracle); what makes it fast is
+that each operation is one call of a compiled loop over its blocks, so a 750-block
+prompt costs microseconds, not one interpreter step per block. State, all numpy arrays
+owned by the pool (n blocks; sentinel S = n):
+
+    ref[b]       reference count of block b
+    links        the free queue as a circular doubly linked list through S:
+                 links[2b] is b's next, links[2b + 1] its previous (-1: b is not
+                 queued); S's next is the head (evicted first), its previous the tail
+    the cached map key -> block, paged: a key's page is key >> 5 (32 consecutive keys,
+    so a request's keys fill pages in order and each page costs one hash probe, its
+    keys then one array read or write each, in consecutive memory):
+    pages        open-addressing table page -> row (linear probing, deletion by
+                 backward shift, no tombstones; EMPTY = -1): pages[2i] slot i's page,
+                 pages[2i + 1] its row; capacity a power of two >= 2 * rows, so the
+                 load stays <= 1/2
+    rows         rows[row << 5 | key & 31] = the block caching key, -1 for none
+    rowmeta      per row r: [3r] its page (-1: free), [3r + 1] its number of keys, and
+                 [3r + 2] the free-row stack (its first meta[NUM_FREE_ROWS] entries)
+    slot_of[b]   where block b's key is in rows, -1 when b caches none
+    meta         [free blocks, evictions, cached keys, free rows]
+
+A row is freed (and its page leaves the table) when its last key is evicted. The pool
+grows rows and pages before a call that could run out of rows (`PrefixCachingKV`).
+Keys are non-negative integers below 2**63. Without numba (or with NUMBA_DISABLE_JIT=1)
+the same functions run as plain Python: identical results, much slower; the pool says
+so once (`infsim.kvcache.prefix_cache`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba
+
+    _jit = numba.njit(cache=True, nogil=True)
+    JIT = not numba.config.DISABLE_JIT  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - numba is a dependency; exotic platforms only
+
+    def _jit(f):
+        return f
+
+    JIT = False
+
+EMPTY = -1
+NUM_FREE, NUM_EVICTIONS, NUM_CACHED, NUM_FREE_ROWS = 0, 1, 2, 3
+PAGE_BITS = 5
+OFFSET = (1 << PAGE_BITS) - 1
+
+
+@_jit
+def _home(page: int, mask: int) -> int:
+    """Table slot a page is probed from (its 62 low bits mixed, no product past 2**63)."""
+    h = (page & 0x7FFFFFFF) * 0x5BD1E995 + ((page >> 31) & 0x7FFFFFFF) * 0x1B873593
+    return (h ^ (h >> 29)) & mask
+
+
+@_jit
+def _row_of(pages: np.ndarray, page: int) -> int:
+    """The row of `page`, -1 when it has none."""
+    mask = (len(pages) >> 1) - 1
+    i = _home(page, mask)
+    while True:
+        p = pages[2 * i]
+        if p == page:
+            return pages[2 * i + 1]
+        if p == EMPTY:
+            return -1
+        i = (i + 1) & mask
+
+
+@_jit
+def _page_insert(pages: np.ndarray, page: int, row: int) -> None:
+    """Add a page that is not in the table."""
+    mask = (len(pages) >> 1) - 1
+    i = _home(page, mask)
+    while pages[2 * i] != EMPTY:
+        i = (i + 1) & mask
+    pages[2 * i] = page
+    pages[2 * i + 1] = row
+
+
+@_jit
+def _page_delete(pages: np.ndarray, page: int) -> None:
+    """Remove a page that is in the table, shifting later entries of its probe run back
+    into the hole (an entry moves when its home slot is not cyclically in (hole, j])."""
+    mask = (len(pages) >> 1) - 1
+    i = _home(page, mask)
+    while pages[2 * i] != page:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        p = pages[2 * j]
+        if p == EMPTY:
+            break
+        h = _home(p, mask)
+        if (i < j and (h <= i or h > j)) or (j < i and h <= i and h > j):
+            pages[2 * i] = p
+            pages[2 * i + 1] = pages[2 * j + 1]
+            i = j
+    pages[2 * i] = EMPTY
+
+
+@_jit
+def _unlink(links: np.ndarray, b: int) -> None:
+    p = links[2 * b + 1]
+    q = links[2 * b]
+    links[2 * p] = q
+    links[2 * q + 1] = p
+    links[2 * b + 1] = -1
+
+
+@_jit
+def match(pages: np.ndarray, rows: np.ndarray, keys: np.ndarray, limit: int,
+          out: np.ndarray) -> int:  # fmt: skip
+    """Blocks of the leading cached keys among keys[:limit] into `out`; their number."""
+    last_page = -1
+    row = -1
+    for i in range(limit):
+        key = keys[i]
+        page = key >> PAGE_BITS
+        if page != last_page:
+            row = _row_of(pages, page)
+            last_page = page
+        if row < 0:
+            return i
+        b = rows[(row << PAGE_BITS) | (key & OFFSET)]
+        if b < 0:
+            return i
+        out[i] = b
+    return limit
+
+
+@_jit
+def allocate(  # noqa: PLR0913 - one compiled call per allocation: the state and the request
+             ref: np.ndarray, slot_of: np.ndarray, links: np.ndarray, pages: np.ndarray,
+             rows: np.ndarray, rowmeta: np.ndarray, meta: np.ndarray, table: np.ndarray,
+             num_held: int, hits: np.ndarray, num_hits: int, need: int, keys: np.ndarray,
+             reg_start: int, reg_stop: int) -> bool:  # fmt: skip
+    """Take the hit blocks (touch: out of the free queue, ref + 1) into table[num_held:],
+    then `need` blocks from the head of the free queue (evicting their keys), then cache
+    keys[reg_start:reg_stop] on table[reg_start:reg_stop] where not cached yet (a key
+    cached by another block keeps it). False, changing nothing, when the free blocks
+    minus the idle hit blocks are fewer than `need`. The caller makes sure at least
+    reg_stop - reg_start rows are free."""
+    idle = 0
+    for i in range(num_hits):
+        if ref[hits[i]] == 0:
+            idle += 1
+    if need > meta[NUM_FREE] - idle:
+        return False
+    for i in range(num_hits):
+        b = hits[i]
+        if ref[b] == 0:
+            _unlink(links, b)
+        ref[b] += 1
+        table[num_held + i] = b
+    meta[NUM_FREE] -= idle
+    sentinel = len(ref)
+    at = num_held + num_hits
+    for _ in range(need):
+        b = links[2 * sentinel]
+        _unlink(links, b)
+        s = slot_of[b]
+        if s >= 0:  # evict its key
+            rows[s] = -1
+            slot_of[b] = -1
+            r = s >> PAGE_BITS
+            rowmeta[3 * r + 1] -= 1
+            if rowmeta[3 * r + 1] == 0:  # the row's last key: free the row
+                _page_delete(pages, rowmeta[3 * r])
+                rowmeta[3 * r] = -1
+                rowmeta[3 * meta[NUM_FREE_ROWS] + 2] = r
+                meta[NUM_FREE_ROWS] += 1
+            meta[NUM_EVICTIONS] += 1
+            meta[NUM_CACHED] -= 1
+        ref[b] = 1
+        table[at] = b
+        at += 1
+    if need > 0:
+        meta[NUM_FREE] -= need
+    last_page = -1
+    row = -1
+    for i in range(reg_start, reg_stop):
+        key = keys[i]
+        page = key >> PAGE_BITS
+        if page != last_page:
+            row = _row_of(pages, page)
+            last_page = page
+        if row < 0:  # a new page: a row from the free stack
+            meta[NUM_FREE_ROWS] -= 1
+            row = rowmeta[3 * meta[NUM_FREE_ROWS] + 2]
+            rowmeta[3 * row] = page
+            rowmeta[3 * row + 1] = 0
+            _page_insert(pages, page, row)
+        s = (row << PAGE_BITS) | (key & OFFSET)
+        if rows[s] < 0:
+            b = table[i]
+            rows[s] = b
+            slot_of[b] = s
+            rowmeta[3 * row + 1] += 1
+            meta[NUM_CACHED] += 1
+    return True
+
+
+@_jit
+def free(ref: np.ndarray, links: np.ndarray, meta: np.ndarray, table: np.ndarray,
+         num: int) -> None:  # fmt: skip
+    """Release table[:num] in reverse order: a block whose count reaches 0 joins the tail
+    of the free queue (a request's tail blocks are evicted before its head blocks)."""
+    sentinel = len(ref)
+    freed = 0
+    for i in range(num - 1, -1, -1):
+        b = table[i]
+        ref[b] -= 1
+        if ref[b] == 0:
+            tail = links[2 * sentinel + 1]
+            links[2 * tail] = b
+            links[2 * b + 1] = tail
+            links[2 * b] = sentinel
+            links[2 * sentinel + 1] = b
+            freed += 1
+    meta[NUM_FREE] += freed
+
+
+@_jit
+def free_for_run(ref: np.ndarray, links: np.ndarray, pages: np.ndarray, rows: np.ndarray,
+                 meta: np.ndarray, mark: np.ndarray, pending: np.ndarray,
+                 max_need: int) -> int:  # fmt: skip
+    """`PrefixCachingKV.num_free_blocks_for_run` given the keys the run may register:
+    0 when a key is pending twice; else the free blocks queued before the first free
+    block caching a pending key (at most max_need), or all free blocks when none does.
+    `mark` is scratch (all 0 on entry and on return)."""
+    m = len(pending)
+    if m > 1:
+        ordered = np.sort(pending)
+        for i in range(1, m):
+            if ordered[i] == ordered[i - 1]:
+                return 0
+    marked = np.empty(m, dtype=np.int64)
+    num_marked = 0
+    for i in range(m):
+        key = pending[i]
+        row = _row_of(pages, key >> PAGE_BITS)
+        if row >= 0:
+            b = rows[(row << PAGE_BITS) | (key & OFFSET)]
+            if b >= 0 and ref[b] == 0:
+                mark[b] = 1
+                marked[num_marked] = b
+                num_marked += 1
+    if num_marked == 0:
+        return meta[NUM_FREE]
+    sentinel = len(ref)
+    before = 0
+    b = links[2 * sentinel]
+    while before < max_need and mark[b] == 0:
+        before += 1
+        b = links[2 * b]
+    for i in range(num_marked):
+        mark[marked[i]] = 0
+    return before
+
+
+@_jit
+def queue_order(links: np.ndarray, out: np.ndarray) -> None:
+    """The free queue, head to tail, into `out` (sized to the number of free blocks)."""
+    sentinel = (len(links) >> 1) - 1
+    b = links[2 * sentinel]
+    i = 0
+    while b != sentinel:
+        out[i] = b
+        i += 1
+        b = links[2 * b]
+
+
+@_jit
+def rehash(rowmeta: np.ndarray, pages: np.ndarray) -> None:
+    """Insert every live row's page into an empty `pages` table (after the rows grew)."""
+    for r in range(len(rowmeta) // 3):
+        page = rowmeta[3 * r]
+        if page >= 0:
+            _page_insert(pages, page, r)

@@ -1,0 +1,110 @@
+"""The pool's compiled kernels: the page table against a dict (collisions, wrap-around,
+backward-shift deletion), and the plain-Python fallback against the per-block oracle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infsim.kvcache import pool_kernels as k
+
+REPO = Path(__file__).resolve().parents[2]
+
+page_ops = st.lists(
+    st.tuples(st.sampled_from(["insert", "delete", "find"]), st.integers(0, 40)),
+    min_size=1,
+    max_size=200,
+)
+
+
+def _table_matches_dict(ops: list[tuple[str, int]], capacity: int, compiled: bool) -> None:
+    functions = (k._row_of, k._page_insert, k._page_delete)
+    if not compiled:  # the plain-Python source of each (numba keeps it as py_func)
+        functions = tuple(getattr(f, "py_func", f) for f in functions)
+    find, insert, delete = functions
+    pages = np.full(2 * capacity, k.EMPTY, dtype=np.int64)
+    expected: dict[int, int] = {}
+    for step, (op, page) in enumerate(ops):
+        if op == "insert" and page not in expected and len(expected) < capacity // 2:
+            insert(pages, page, step)
+            expected[page] = step
+        elif op == "delete" and page in expected:
+            delete(pages, page)
+            del expected[page]
+        assert find(pages, page) == expected.get(page, -1)
+        live = pages[0::2] >= 0
+        table = dict(zip(pages[0::2][live].tolist(), pages[1::2][live].tolist(), strict=True))
+        assert table == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=page_ops, capacity=st.sampled_from([4, 8, 16]), compiled=st.booleans())
+def test_page_table_is_a_dict(ops: list[tuple[str, int]], capacity: int, compiled: bool) -> None:
+    """41 pages in 4-16 slots: long probe runs that wrap around the end, and deletions
+    that must shift later entries back (or leave them) for lookups to stay right."""
+    _table_matches_dict(ops, capacity, compiled)
+
+
+def test_page_table_deletion_shifts_a_wrapped_run() -> None:
+    """Pages whose home is the last slot wrap to the first ones; deleting the first of
+    them must pull the wrapped ones back across the end of the table."""
+    mask = 7
+    same_home = [p for p in range(2000) if k._home(p, mask) == mask][:3]
+    pages = np.full(16, k.EMPTY, dtype=np.int64)
+    for row, page in enumerate(same_home):
+        k._page_insert(pages, page, row)
+    assert pages[2 * mask] == same_home[0]
+    assert pages[0] == same_home[1]
+    k._page_delete(pages, same_home[0])
+    assert [k._row_of(pages, p) for p in same_home] == [-1, 1, 2]
+    assert pages[2 * mask] == same_home[1]
+
+
+def test_kernels_are_compiled() -> None:
+    """With numba installed (a dependency) the pool does not run its loops in Python."""
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        pytest.skip("NUMBA_DISABLE_JIT=1: the plain-Python path is under test")
+    assert k.JIT
+
+
+FALLBACK = """
+import logging, random
+logging.basicConfig()
+from infsim.kvcache import pool_kernels
+assert not pool_kernels.JIT
+from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive
+from infsim.kvcache.hashing import BlockKeyer
+for seed in range(6):
+    rng = random.Random(seed)
+    specs = [(rng.randint(4, 200), rng.randint(1, 16), rng.randrange(NUM_DOCS),
+              rng.randrange(NUM_DOCS), rng.randint(0, 6),
+              rng.choice(["prompt", "all", "none"]), 1) for _ in range(6)]
+    ops = []
+    for _ in range(150):
+        kind = rng.choice(["admit", "step", "step", "free", "run", "probe"])
+        i = rng.randrange(len(specs))
+        ops.append((kind, i, rng.randint(1, 200)) if kind == "admit" else
+                   (kind, i, rng.randint(1, 60), 0) if kind == "step" else
+                   (kind, rng.randint(1, 100)) if kind == "run" else (kind, i))
+    keyer = BlockKeyer(32 * 4, 4) if seed % 2 else None
+    drive(rng.randint(8, 120), specs, ops, keyer)
+print("fallback ok")
+"""
+
+
+def test_plain_python_fallback_matches_the_oracle() -> None:
+    """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (what a platform without
+    numba gets): the pool still matches the per-block oracle, and says it is slow."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", FALLBACK], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fallback ok" in done.stdout
+    assert "runs its per-block loops in plain Python" in done.stderr
