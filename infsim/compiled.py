@@ -22,6 +22,7 @@ COMPILED_MODULES = (
     "infsim/core/batch.py",
     "infsim/kvcache/base.py",
     "infsim/kvcache/counter.py",
+    "infsim/kvcache/prefix_cache.py",
     "infsim/scheduling/continuous.py",
     "infsim/frontend/api_server.py",
     "infsim/cost/roofline.py",

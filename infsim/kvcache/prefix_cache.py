@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -42,10 +43,10 @@ from infsim.kvcache.hashing import BlockKeys
 
 logger = logging.getLogger("infsim.kvcache")
 _NO_KEYS = np.empty(0, dtype=np.int64)
-_kernels = None  # infsim.kvcache.pool_kernels, imported with the first pool (numba: ~0.2 s)
+_kernels: ModuleType | None = None  # pool_kernels, imported with the first pool (numba: ~0.2 s)
 
 
-def _load_kernels():
+def _load_kernels() -> ModuleType:
     global _kernels
     if _kernels is None:
         from infsim.kvcache import pool_kernels
