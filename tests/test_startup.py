@@ -91,3 +91,20 @@ def test_a_roofline_run_does_not_import_pandas(tmp_path) -> None:
     )
     assert (cli_out / "summary.json").exists()
     assert "pandas" not in modules
+
+
+def test_a_small_prefix_caching_run_does_not_load_numba(tmp_path) -> None:
+    """The shipped chat-sessions scenario (prefix caching on a trace with prefix ids,
+    ~90,000 block operations) runs on the plain-Python pool kernels: numba's ~0.55 s
+    and ~100 MiB are for runs long enough to repay them (`PROMOTE_AFTER_BLOCK_OPS`)."""
+    modules = _modules_after(
+        "import runpy, sys\n"
+        "sys.argv = ['infsim', 'run', 'scenarios/chat-sessions-prefix-cache.yaml', '--quiet',"
+        f" '--no-report', '-o', {str(tmp_path / 'out')!r}]\n"
+        "try:\n    runpy.run_module('infsim', run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "from infsim.kvcache import prefix_cache\n"
+        "assert prefix_cache._active is not None and not prefix_cache._settled"
+    )
+    assert "numba" not in modules
+    assert "llvmlite" not in modules

@@ -25,9 +25,10 @@ owned by the pool (n blocks; sentinel S = n):
 
 A row is freed (and its page leaves the table) when its last key is evicted. The pool
 grows rows and pages before a call that could run out of rows (`PrefixCachingKV`).
-Keys are non-negative integers below 2**63. Without numba (or with NUMBA_DISABLE_JIT=1)
-the same functions run as plain Python: identical results, much slower; the pool says
-so once (`infsim.kvcache.prefix_cache`).
+Keys are non-negative integers below 2**63. The same functions also run as plain Python:
+the pool loads this file a second time as `pool_kernels_plain` (no numba import) for the
+first block operations of a process, and without numba (or with NUMBA_DISABLE_JIT=1) it
+has only those, and says so once (`infsim.kvcache.prefix_cache`). Identical results.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ from __future__ import annotations
 import numpy as np
 
 try:
+    if __name__.endswith("_plain"):  # the plain-Python copy (prefix_cache._load_plain)
+        raise ImportError
     import numba
 
     _jit = numba.njit(cache=True, nogil=True)
     JIT = not numba.config.DISABLE_JIT  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - numba is a dependency; exotic platforms only
+except ImportError:  # the plain copy; or no numba (a dependency; exotic platforms only)
 
     def _jit(f):
         return f

@@ -31,8 +31,10 @@ trace's keys come as an int64 array (`BlockKeys.array`), so nothing is converted
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -43,22 +45,68 @@ from infsim.kvcache.hashing import BlockKeys
 
 logger = logging.getLogger("infsim.kvcache")
 _NO_KEYS = np.empty(0, dtype=np.int64)
-_kernels: ModuleType | None = None  # pool_kernels, imported with the first pool (numba: ~0.2 s)
+
+PROMOTE_AFTER_BLOCK_OPS = 200_000
+"""Block operations (blocks taken, registered, looked up or freed) a process runs on the
+plain-Python kernels before it switches to numba's. Loading numba costs ~0.55 s once per
+process (its import, its runtime, the cached machine code); the plain kernels cost
+~1.5-2.5 µs a block operation. So a small run (a short trace, a test) never pays for numba,
+one that turns out long pays at most ~0.4 s extra, and `prepare_kernels` starts a run known
+to be long on numba's. Both run the same functions on the same arrays: results are
+identical whichever runs when."""
+
+_active: ModuleType | None = None  # the kernels every pool of this process calls now
+_settled = False  # whether those are the ones it keeps (numba's, or plain without numba)
+_block_ops = 0  # block operations run on the plain kernels so far
 
 
-def _load_kernels() -> ModuleType:
-    global _kernels
-    if _kernels is None:
-        from infsim.kvcache import pool_kernels
+def _kernels() -> ModuleType:
+    """The kernels to call: the plain-Python ones until the process is promoted."""
+    global _active
+    if _active is None:
+        _active = _load_plain()
+    return _active
 
-        if not pool_kernels.JIT:
-            logger.warning(
-                "numba is not available (or NUMBA_DISABLE_JIT is set): the prefix-caching "
-                "KV pool runs its per-block loops in plain Python, with the same results "
-                "but much slower (install numba)"
-            )
-        _kernels = pool_kernels
-    return _kernels
+
+def _load_plain() -> ModuleType:
+    """pool_kernels' source loaded as a second, plain-Python module (it skips numba when
+    its name says plain), so the first pools of a process do not import numba."""
+    source = Path(__file__).with_name("pool_kernels.py")
+    spec = importlib.util.spec_from_file_location("infsim.kvcache.pool_kernels_plain", source)
+    if spec is None or spec.loader is None:  # (a file location always has a loader)
+        raise ImportError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _promote() -> None:
+    """Switch every pool of the process to numba's kernels (once)."""
+    global _active, _settled
+    from infsim.kvcache import pool_kernels
+
+    _settled = True
+    if not pool_kernels.JIT:
+        logger.warning(
+            "numba is not available (or NUMBA_DISABLE_JIT is set): the prefix-caching "
+            "KV pool runs its per-block loops in plain Python, with the same results "
+            "but much slower on long traces (install numba)"
+        )
+    _active = pool_kernels
+
+
+def _count(num_block_ops: int) -> None:
+    global _block_ops
+    _block_ops += num_block_ops
+    if _block_ops >= PROMOTE_AFTER_BLOCK_OPS:
+        _promote()
+
+
+def prepare_kernels(expected_block_ops: int) -> None:
+    """Start on numba's kernels when a run is expected to reach the promotion point
+    anyway (the engine's estimate from the trace's tokens), instead of after it."""
+    if not _settled and _block_ops + expected_block_ops >= PROMOTE_AFTER_BLOCK_OPS:
+        _promote()
 
 
 def _key_array(keys: Sequence[int]) -> np.ndarray:
@@ -72,7 +120,7 @@ class PrefixCachingKV:
     """KV block pool with hash-chained prefix caching and LRU eviction."""
 
     def __init__(self, num_total_blocks: int, block_size: int) -> None:
-        k = _load_kernels()
+        k = _kernels()
         n = num_total_blocks
         self.num_total_blocks = n
         self.block_size = block_size
@@ -94,15 +142,11 @@ class PrefixCachingKV:
         self._grow_rows(max(8, n // 16))
         self._mark = np.zeros(n + 1, dtype=np.int8)  # free_for_run's scratch
         self._out = np.empty(64, dtype=np.intp)  # match's scratch (grown on demand)
-        self._match = k.match
-        self._allocate = k.allocate
-        self._free = k.free
-        self._free_for_run = k.free_for_run
 
     def _grow_rows(self, num_new: int) -> None:
         """Add `num_new` free rows to the key map (and re-make its page table, sized to
         twice the rows): at the start, and when a registration could run out."""
-        k = _load_kernels()
+        k = _kernels()
         old = len(self._rowmeta) // 3
         total = old + num_new
         self._rows = np.concatenate((self._rows, np.full(num_new << k.PAGE_BITS, -1, np.int32)))
@@ -153,7 +197,7 @@ class PrefixCachingKV:
     def free_queue(self) -> list[int]:
         """Free block ids, head (evicted first) to tail."""
         out = np.empty(self.num_free_blocks, dtype=np.int64)
-        _load_kernels().queue_order(self._links, out)
+        _kernels().queue_order(self._links, out)
         return out.tolist()
 
     @property
@@ -194,8 +238,10 @@ class PrefixCachingKV:
             return int(self._meta[0])
         run_keys = pending[0] if len(pending) == 1 else np.concatenate(pending)
         max_need = len(running) * (span - 1)  # what the run could take at most
-        return int(self._free_for_run(self._ref, self._links, self._pages, self._rows,
-                                      self._meta, self._mark, run_keys, max_need))  # fmt: skip
+        if not _settled:
+            _count(len(run_keys) + max_need)
+        return int(_kernels().free_for_run(self._ref, self._links, self._pages, self._rows,
+                                           self._meta, self._mark, run_keys, max_need))  # fmt: skip
 
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
@@ -206,7 +252,9 @@ class PrefixCachingKV:
             return 0
         keys = _key_array(block_keys)
         out = self._scratch(len(keys))
-        return int(self._match(self._pages, self._rows, keys, len(keys), out))
+        if not _settled:
+            _count(len(keys))
+        return int(_kernels().match(self._pages, self._rows, keys, len(keys), out))
 
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
@@ -218,7 +266,9 @@ class PrefixCachingKV:
         if limit <= 0:
             return NO_MATCH
         out = self._scratch(limit)
-        num = self._match(self._pages, self._rows, array, limit, out)
+        if not _settled:
+            _count(limit)
+        num = _kernels().match(self._pages, self._rows, array, limit, out)
         if not num:
             return NO_MATCH
         hits = out[:num].copy()
@@ -271,9 +321,11 @@ class PrefixCachingKV:
             stop = max(start, min((num_computed + num_new_tokens) // bs, len(array)))
             if stop - start > self._meta[3]:  # a row per new page at most
                 self._grow_rows(max(stop - start, len(self._rowmeta) // 3))
-        if not self._allocate(self._ref, self._slot_of, self._links, self._pages, self._rows,
-                              self._rowmeta, self._meta, table, num_held, hits, num_hits,
-                              need, array, start, stop):  # fmt: skip
+        if not _settled:
+            _count(num_hits + max(need, 0) + stop - start)
+        if not _kernels().allocate(self._ref, self._slot_of, self._links, self._pages,
+                                   self._rows, self._rowmeta, self._meta, table, num_held,
+                                   hits, num_hits, need, array, start, stop):  # fmt: skip
             return False
         req.num_blocks = total
         req.num_cached_blocks = stop
@@ -282,7 +334,9 @@ class PrefixCachingKV:
     def free(self, req: RequestState) -> None:
         num = req.num_blocks
         if num:
-            self._free(self._ref, self._links, self._meta, req.block_table, num)
+            if not _settled:
+                _count(num)
+            _kernels().free(self._ref, self._links, self._meta, req.block_table, num)
         req.block_table = NO_BLOCKS
         req.num_blocks = 0
         req.num_cached_blocks = 0

@@ -28,7 +28,7 @@ from infsim.errors import InputError
 from infsim.frontend.api_server import ApiServers
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
-from infsim.kvcache.prefix_cache import PrefixCachingKV
+from infsim.kvcache.prefix_cache import PrefixCachingKV, prepare_kernels
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
 from infsim.routing.load_aware import build_router
@@ -105,6 +105,20 @@ def _scheduler(
     return cls(config, kv, speculator)
 
 
+def _has_prefix_ids(run: ResolvedRun, trace: Trace) -> bool:
+    """Whether the trace identifies prefixes (without, prefix caching never hits and the
+    pools only count blocks). When it does and a pool caches prefixes, the prefix pool's
+    kernels are readied for the trace's size: about three block operations (taken,
+    registered, freed) per block of its tokens (`prefix_cache.prepare_kernels`)."""
+    if trace.hash_block_size_tokens is None:
+        return False
+    caching = [p.engine.block_size for p in run.pools if p.engine.enable_prefix_caching]
+    if caching and trace.num_requests:
+        tokens = int(trace.num_prompt_tokens.sum()) + int(trace.num_output_tokens.sum())
+        prepare_kernels(3 * tokens // min(caching))
+    return True
+
+
 class ClosedLoopClient:
     """A benchmark client with at most `max_concurrency` requests in flight
     (`vllm bench serve --max-concurrency`, GuideLLM/AIPerf concurrency modes): a request is
@@ -149,7 +163,7 @@ def simulate(
     fast = run.fast_forward
     limit = run.workload.max_concurrency
     client = ClosedLoopClient(env, limit) if limit is not None else None
-    has_prefix_ids = trace.hash_block_size_tokens is not None
+    has_prefix_ids = _has_prefix_ids(run, trace)
     cost_models: dict[str, CostModel] = {}  # one per pool, built with its first replica
     speculators: list[Speculator] = []  # acceptance draws: one stream per replica
     router = build_router(run.router, run.seed) if part is None else part.router

@@ -77,8 +77,9 @@ def test_kernels_are_compiled() -> None:
 FALLBACK = """
 import logging, random
 logging.basicConfig()
-from infsim.kvcache import pool_kernels
+from infsim.kvcache import pool_kernels, prefix_cache
 assert not pool_kernels.JIT
+prefix_cache.PROMOTE_AFTER_BLOCK_OPS = 300  # promoted (to the same plain code) mid-run
 from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive
 from infsim.kvcache.hashing import BlockKeyer
 for seed in range(6):
@@ -95,16 +96,66 @@ for seed in range(6):
                    (kind, rng.randint(1, 100)) if kind == "run" else (kind, i))
     keyer = BlockKeyer(32 * 4, 4) if seed % 2 else None
     drive(rng.randint(8, 120), specs, ops, keyer)
+assert prefix_cache._active is pool_kernels
 print("fallback ok")
 """
 
 
 def test_plain_python_fallback_matches_the_oracle() -> None:
     """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (what a platform without
-    numba gets): the pool still matches the per-block oracle, and says it is slow."""
+    numba gets): the pool still matches the per-block oracle, and says it is slow when
+    a run is long enough to want numba's."""
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", FALLBACK], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fallback ok" in done.stdout
     assert "runs its per-block loops in plain Python" in done.stderr
+
+
+def test_promotion_mid_run_keeps_the_pool_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process runs the plain kernels, then switches to numba's after
+    PROMOTE_AFTER_BLOCK_OPS block operations, in the middle of a workload: the pool
+    matches the oracle across the switch, and every pool of the process switches."""
+    import random
+
+    from infsim.kvcache import prefix_cache as pc
+    from infsim.kvcache.hashing import BlockKeyer
+    from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive
+
+    monkeypatch.setattr(pc, "_active", None)
+    monkeypatch.setattr(pc, "_settled", False)
+    monkeypatch.setattr(pc, "_block_ops", 0)
+    monkeypatch.setattr(pc, "PROMOTE_AFTER_BLOCK_OPS", 2_000)
+    rng = random.Random(7)
+    specs = [(rng.randint(40, 400), rng.randint(1, 16), rng.randrange(NUM_DOCS),
+              rng.randrange(NUM_DOCS), rng.randint(0, 6), "all", 1) for _ in range(8)]  # fmt: skip
+    ops: list[tuple] = []
+    for _ in range(300):
+        kind = rng.choice(["admit", "step", "step", "free", "run", "probe"])
+        i = rng.randrange(len(specs))
+        ops.append(
+            (kind, i, rng.randint(1, 400)) if kind == "admit"
+            else (kind, i, rng.randint(1, 60), 0) if kind == "step"
+            else (kind, rng.randint(1, 100)) if kind == "run"
+            else (kind, i)
+        )  # fmt: skip
+    drive(300, specs[:4], ops[:20], BlockKeyer(32 * 4, 4))  # a small run: plain kernels
+    assert pc._active is not None
+    assert pc._active is not k
+    assert not pc._settled
+    drive(300, specs, ops, BlockKeyer(32 * 4, 4))  # crosses the threshold
+    assert pc._settled
+    assert pc._active is k
+
+
+def test_a_run_known_to_be_long_starts_on_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infsim.kvcache import prefix_cache as pc
+
+    monkeypatch.setattr(pc, "_active", None)
+    monkeypatch.setattr(pc, "_settled", False)
+    monkeypatch.setattr(pc, "_block_ops", 0)
+    pc.prepare_kernels(pc.PROMOTE_AFTER_BLOCK_OPS // 2)
+    assert not pc._settled
+    pc.prepare_kernels(pc.PROMOTE_AFTER_BLOCK_OPS)
+    assert pc._active is k

@@ -1,15 +1,15 @@
-"""The compiled prefix-caching pool is the per-block pool, operation for operation.
+"""The kernel prefix-caching pool is the per-block pool, operation for operation.
 
-`PrefixCachingKV` (numba kernels over arrays: a linked-list free queue, an open-addressing
-key table) and the per-block oracle `ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py,
-a plain `OrderedDict` pool) are driven with the same random sequences of admissions (prefix match +
-allocate), growth (chunks, decode tokens, lookahead slots), frees, run-limit queries and
-router probes (half the requests give the fast pool their keys as `BlockKeys` arrays).
-After every operation both must agree on every return value, every
-request's block ids and cached-block count, the free queue in order, ref counts, block
-keys, the cached map and the eviction count. Small pools with shared,
-branching key chains make evictions, touches of free cached blocks, duplicate
-registrations and deletions from the key table (backward shifts in its probe runs)
+`PrefixCachingKV` (its kernels, numba's or their plain-Python copy, over arrays: a
+linked-list free queue, a paged key map) and the per-block oracle
+`ReferencePrefixCachingKV` (tests/kvcache/reference_pool.py, a plain `OrderedDict` pool)
+are driven with the same random sequences of admissions (prefix match + allocate), growth
+(chunks, decode tokens, lookahead slots), frees, run-limit queries and router probes (half
+the requests give the fast pool their keys as `BlockKeys` arrays). After every operation
+both must agree on every return value, every request's block ids and cached-block count,
+the free queue in order, ref counts, block keys, the cached map and the eviction count.
+Small pools with shared, branching key chains make evictions, touches of free cached
+blocks, duplicate registrations, new rows of the key map and deletions from its page table
 frequent.
 """
 
@@ -25,6 +25,7 @@ from infsim.core.request import RequestState
 from infsim.kvcache.base import NO_MATCH
 from infsim.kvcache.hashing import BlockKeyer, BlockKeys
 from infsim.kvcache.prefix_cache import PrefixCachingKV
+from tests.kvcache.kernel_tiers import kernel_tier
 from tests.kvcache.reference_pool import ReferencePrefixCachingKV
 
 BLOCK_SIZE = 4
@@ -125,9 +126,22 @@ def make_pairs(specs: list[tuple], keyer: BlockKeyer | None) -> list[tuple]:
 
 
 def drive(
-    num_blocks: int, specs: list[tuple], ops: list[tuple], keyer: BlockKeyer | None = None
+    num_blocks: int,
+    specs: list[tuple],
+    ops: list[tuple],
+    keyer: BlockKeyer | None = None,
+    compiled: bool | None = None,
 ) -> int:
-    """Run `ops` on both pools, checking them after each; returns the evictions."""
+    """Run `ops` on both pools, checking them after each; returns the evictions. The
+    pool runs numba's kernels (`compiled`), the plain-Python ones, or (None) those the
+    process has now."""
+    if compiled is None:
+        return _drive(num_blocks, specs, ops, keyer)
+    with kernel_tier(compiled):
+        return _drive(num_blocks, specs, ops, keyer)
+
+
+def _drive(num_blocks: int, specs: list[tuple], ops: list[tuple], keyer: BlockKeyer | None) -> int:
     fast = PrefixCachingKV(num_blocks, BLOCK_SIZE)
     ref = ReferencePrefixCachingKV(num_blocks, BLOCK_SIZE)
     pairs = make_pairs(specs, keyer)
@@ -181,11 +195,12 @@ def drive(
 
 
 @settings(max_examples=400, deadline=None)
-@given(num_blocks=st.integers(1, 20), specs=request_specs, ops=operations)
-def test_compiled_pool_matches_per_block_pool(
-    num_blocks: int, specs: list[tuple], ops: list[tuple]
+@given(num_blocks=st.integers(1, 20), specs=request_specs, ops=operations, compiled=st.booleans())
+def test_kernel_pool_matches_per_block_pool(
+    num_blocks: int, specs: list[tuple], ops: list[tuple], compiled: bool
 ) -> None:
-    drive(num_blocks, specs, ops)
+    """Both kernel tiers (numba's and the plain-Python copy) against the oracle."""
+    drive(num_blocks, specs, ops, compiled=compiled)
 
 
 @settings(max_examples=60, deadline=None)
@@ -218,7 +233,7 @@ def test_long_churning_workloads_match(seed: int) -> None:
             ops.append((kind, rng.randint(1, 40)))
         else:
             ops.append((kind, i))
-    drive(rng.randint(4, 40), specs, ops)
+    drive(rng.randint(4, 40), specs, ops, compiled=seed % 2 == 0)
 
 
 @settings(max_examples=100, deadline=None)
@@ -253,4 +268,4 @@ def test_keyer_requests_match(seed: int) -> None:
             ops.append((kind, rng.randint(1, 300)))
         else:
             ops.append((kind, i))
-    drive(rng.randint(16, 400), specs, ops, keyer)
+    drive(rng.randint(16, 400), specs, ops, keyer, compiled=seed % 2 == 0)
