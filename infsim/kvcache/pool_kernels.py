@@ -35,6 +35,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from infsim.kvcache.pool_layout import (
+    EMPTY,
+    NUM_CACHED,
+    NUM_EVICTIONS,
+    NUM_FREE,
+    NUM_FREE_ROWS,
+    OFFSET,
+    PAGE_BITS,
+)
+
 try:
     if __name__.endswith("_plain"):  # the plain-Python copy (prefix_cache._load_plain)
         raise ImportError
@@ -48,11 +58,6 @@ except ImportError:  # the plain copy; or no numba (a dependency; exotic platfor
         return f
 
     JIT = False
-
-EMPTY = -1
-NUM_FREE, NUM_EVICTIONS, NUM_CACHED, NUM_FREE_ROWS = 0, 1, 2, 3
-PAGE_BITS = 5
-OFFSET = (1 << PAGE_BITS) - 1
 
 
 @_jit
@@ -288,3 +293,17 @@ def rehash(rowmeta: np.ndarray, pages: np.ndarray) -> None:
         page = rowmeta[3 * r]
         if page >= 0:
             _page_insert(pages, page, r)
+
+
+AOT_SIGNATURES = {
+    "match": "i8(i8[:], i4[:], i8[:], i8, i8[:])",
+    "allocate": "b1(i4[:], i8[:], i8[:], i8[:], i4[:], i8[:], i8[:], i8[:], i8, i8[:], i8, i8,"
+    " i8[:], i8, i8)",
+    "free": "void(i4[:], i8[:], i8[:], i8[:], i8)",
+    "free_for_run": "i8(i4[:], i8[:], i8[:], i4[:], i8[:], i1[:], i8[:], i8)",
+    "queue_order": "void(i8[:], i8[:])",
+    "rehash": "void(i8[:], i8[:])",
+}
+"""The kernels' types as the pool calls them (ref and rows int32, mark int8, all else
+int64; block tables are intp, int64 on the 64-bit platforms the compiled build targets),
+for numba's ahead-of-time build of this module (`benchmarks/compiled.py`)."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +43,7 @@ import numpy as np
 from infsim.core.request import NO_BLOCKS, RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch
 from infsim.kvcache.hashing import BlockKeys
+from infsim.kvcache.pool_layout import EMPTY, NUM_CACHED, NUM_EVICTIONS, NUM_FREE, NUM_FREE_ROWS
 
 logger = logging.getLogger("infsim.kvcache")
 _NO_KEYS = np.empty(0, dtype=np.int64)
@@ -81,18 +83,35 @@ def _load_plain() -> ModuleType:
 
 
 def _promote() -> None:
-    """Switch every pool of the process to numba's kernels (once)."""
+    """Switch every pool of the process to compiled kernels (once): the ahead-of-time
+    ones when the compiled build made them (`benchmarks/compiled.py`: no numba import,
+    nothing to load), else numba's; without numba the plain ones stay, with a warning."""
     global _active, _settled
-    from infsim.kvcache import pool_kernels
-
     _settled = True
-    if not pool_kernels.JIT:
+    compiled = compiled_kernels()
+    if compiled is None:
         logger.warning(
             "numba is not available (or NUMBA_DISABLE_JIT is set): the prefix-caching "
             "KV pool runs its per-block loops in plain Python, with the same results "
             "but much slower on long traces (install numba)"
         )
-    _active = pool_kernels
+        return
+    _active = compiled
+
+
+def compiled_kernels() -> ModuleType | None:
+    """The compiled kernels: `_pool_kernels_aot` (numba's ahead-of-time build of
+    pool_kernels, made by the compiled build) when present, else pool_kernels under
+    numba's JIT; None when numba is missing or disabled (NUMBA_DISABLE_JIT, which
+    this reads as numba does, so the ahead-of-time build does not bypass it)."""
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0"):
+        try:
+            return importlib.import_module("infsim.kvcache._pool_kernels_aot")
+        except ImportError:
+            pass
+    from infsim.kvcache import pool_kernels
+
+    return pool_kernels if pool_kernels.JIT else None
 
 
 def _count(num_block_ops: int) -> None:
@@ -120,7 +139,6 @@ class PrefixCachingKV:
     """KV block pool with hash-chained prefix caching and LRU eviction."""
 
     def __init__(self, num_total_blocks: int, block_size: int) -> None:
-        k = _kernels()
         n = num_total_blocks
         self.num_total_blocks = n
         self.block_size = block_size
@@ -136,7 +154,7 @@ class PrefixCachingKV:
             links[0] = 0
         self._links = links
         self._meta = np.zeros(4, dtype=np.int64)
-        self._meta[k.NUM_FREE] = n
+        self._meta[NUM_FREE] = n
         self._rows = np.empty(0, dtype=np.int32)
         self._rowmeta = np.empty(0, dtype=np.int64)
         self._grow_rows(max(8, n // 16))
@@ -146,41 +164,40 @@ class PrefixCachingKV:
     def _grow_rows(self, num_new: int) -> None:
         """Add `num_new` free rows to the key map (and re-make its page table, sized to
         twice the rows): at the start, and when a registration could run out."""
-        k = _kernels()
         old = len(self._rowmeta) // 3
         total = old + num_new
-        self._rows = np.concatenate((self._rows, np.full(num_new << k.PAGE_BITS, -1, np.int32)))
+        self._rows = np.concatenate((self._rows, np.full(num_new << 5, -1, np.int32)))
         rowmeta = np.zeros(3 * total, dtype=np.int64)
         rowmeta[: 3 * old] = self._rowmeta
         rowmeta[3 * old :: 3] = -1  # new rows: no page
-        num_free = int(self._meta[k.NUM_FREE_ROWS])
+        num_free = int(self._meta[NUM_FREE_ROWS])
         # the free stack: the old free rows, then the new ones (lowest on top)
         stack = [*self._rowmeta[2 : 3 * num_free : 3].tolist(), *range(total - 1, old - 1, -1)]
         rowmeta[2 : 3 * len(stack) : 3] = stack
         self._rowmeta = rowmeta
-        self._meta[k.NUM_FREE_ROWS] = len(stack)
+        self._meta[NUM_FREE_ROWS] = len(stack)
         capacity = 16
         while capacity < 2 * total:
             capacity *= 2
-        self._pages = np.full(2 * capacity, k.EMPTY, dtype=np.int64)
-        k.rehash(rowmeta, self._pages)
+        self._pages = np.full(2 * capacity, EMPTY, dtype=np.int64)
+        _kernels().rehash(rowmeta, self._pages)
 
     # -- read-only views (tests, reports) ---------------------------------------------
     @property
     def num_free_blocks(self) -> int:
-        return int(self._meta[0])
+        return int(self._meta[NUM_FREE])
 
     @property
     def num_used_blocks(self) -> int:
-        return self.num_total_blocks - int(self._meta[0])
+        return self.num_total_blocks - int(self._meta[NUM_FREE])
 
     @property
     def num_cached_blocks(self) -> int:
-        return int(self._meta[2])
+        return int(self._meta[NUM_CACHED])
 
     @property
     def num_evictions(self) -> int:
-        return int(self._meta[1])
+        return int(self._meta[NUM_EVICTIONS])
 
     def _keys_of(self, blocks: np.ndarray) -> np.ndarray:
         """Key of each cached block in `blocks`."""
@@ -235,7 +252,7 @@ class PrefixCachingKV:
                 if len(keys) > start:
                     pending.append(_key_array(keys)[start : start + span])
         if not pending:
-            return int(self._meta[0])
+            return int(self._meta[NUM_FREE])
         run_keys = pending[0] if len(pending) == 1 else np.concatenate(pending)
         max_need = len(running) * (span - 1)  # what the run could take at most
         if not _settled:
@@ -319,7 +336,7 @@ class PrefixCachingKV:
         if keys:  # (an empty list registers nothing)
             array = _key_array(keys)
             stop = max(start, min((num_computed + num_new_tokens) // bs, len(array)))
-            if stop - start > self._meta[3]:  # a row per new page at most
+            if stop - start > self._meta[NUM_FREE_ROWS]:  # a row per new page at most
                 self._grow_rows(max(stop - start, len(self._rowmeta) // 3))
         if not _settled:
             _count(num_hits + max(need, 0) + stop - start)

@@ -96,7 +96,7 @@ for seed in range(6):
                    (kind, rng.randint(1, 100)) if kind == "run" else (kind, i))
     keyer = BlockKeyer(32 * 4, 4) if seed % 2 else None
     drive(rng.randint(8, 120), specs, ops, keyer)
-assert prefix_cache._active is pool_kernels
+assert prefix_cache._settled and prefix_cache.compiled_kernels() is None
 print("fallback ok")
 """
 
@@ -142,11 +142,11 @@ def test_promotion_mid_run_keeps_the_pool_exact(monkeypatch: pytest.MonkeyPatch)
         )  # fmt: skip
     drive(300, specs[:4], ops[:20], BlockKeyer(32 * 4, 4))  # a small run: plain kernels
     assert pc._active is not None
-    assert pc._active is not k
+    assert pc._active is not pc.compiled_kernels()
     assert not pc._settled
     drive(300, specs, ops, BlockKeyer(32 * 4, 4))  # crosses the threshold
     assert pc._settled
-    assert pc._active is k
+    assert pc._active is pc.compiled_kernels()
 
 
 def test_a_run_known_to_be_long_starts_on_numba(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,4 +158,4 @@ def test_a_run_known_to_be_long_starts_on_numba(monkeypatch: pytest.MonkeyPatch)
     pc.prepare_kernels(pc.PROMOTE_AFTER_BLOCK_OPS // 2)
     assert not pc._settled
     pc.prepare_kernels(pc.PROMOTE_AFTER_BLOCK_OPS)
-    assert pc._active is k
+    assert pc._active is pc.compiled_kernels()
