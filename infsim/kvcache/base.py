@@ -14,7 +14,8 @@ block ids are kept, which is what makes long traces cheap) and `PrefixCachingKV`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -26,12 +27,17 @@ from infsim.core.request import RequestState
 class PrefixMatch:
     """Result of a prefix-cache lookup: leading cached blocks and the tokens they hold."""
 
-    block_ids: list[int] = field(default_factory=list)
-    blocks: np.ndarray | None = field(default=None, compare=False, repr=False)
-    """The same ids as an array, when the pool has them so (saves converting them back)."""
+    blocks: np.ndarray | Sequence[int] = ()
+    """The hit blocks' ids: an int array from the prefix pool (its hundreds of ids are
+    never turned into Python ints on the run path), a list from other managers."""
+
+    @property
+    def block_ids(self) -> list[int]:
+        blocks = self.blocks
+        return blocks.tolist() if isinstance(blocks, np.ndarray) else list(blocks)
 
     def num_tokens(self, block_size: int) -> int:
-        return len(self.block_ids) * block_size
+        return len(self.blocks) * block_size
 
 
 NO_MATCH = PrefixMatch()

@@ -289,7 +289,7 @@ class PrefixCachingKV:
         if not num:
             return NO_MATCH
         hits = out[:num].copy()
-        return PrefixMatch(hits.tolist(), hits)
+        return PrefixMatch(hits)
 
     def _scratch(self, size: int) -> np.ndarray:
         if len(self._out) < size:
@@ -312,7 +312,7 @@ class PrefixCachingKV:
         are too few. Lookahead slots (speculative drafts, which may be rejected) get
         blocks but are not cached, as vLLM caches up to `request.num_tokens` only.
         """
-        num_hits = len(match.block_ids)
+        num_hits = len(match.blocks)
         bs = self.block_size
         num_held = req.num_blocks
         num_computed = req.num_computed_tokens + num_hits * bs
@@ -328,7 +328,7 @@ class PrefixCachingKV:
         hits: np.ndarray = NO_BLOCKS
         if num_hits:
             given = match.blocks
-            hits = np.array(match.block_ids, dtype=np.intp) if given is None else given
+            hits = given if isinstance(given, np.ndarray) else np.array(given, dtype=np.intp)
         keys = req.block_keys
         start = req.num_cached_blocks or num_hits
         stop = start
