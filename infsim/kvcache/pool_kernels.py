@@ -50,7 +50,15 @@ try:
         raise ImportError
     import numba
 
-    _jit = numba.njit(cache=True, nogil=True)
+    def _jit(f):
+        """numba's, its machine code cached on disk (next to this file, else in the
+        user's cache folder); where neither is writable (a read-only install and home),
+        compiled afresh in each process (~1.3 s) rather than not at all."""
+        try:
+            return numba.njit(cache=True, nogil=True)(f)
+        except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True)(f)
+
     JIT = not numba.config.DISABLE_JIT  # type: ignore[attr-defined]
 except ImportError:  # the plain copy; or no numba (a dependency; exotic platforms only)
 

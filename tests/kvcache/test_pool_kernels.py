@@ -159,3 +159,28 @@ def test_a_run_known_to_be_long_starts_on_numba(monkeypatch: pytest.MonkeyPatch)
     assert not pc._settled
     pc.prepare_kernels(pc.PROMOTE_AFTER_BLOCK_OPS)
     assert pc._active is pc.compiled_kernels()
+
+
+NO_CACHE_LOCATION = """
+from numba.core import caching
+caching.CacheImpl._locator_classes = []  # as if no folder were writable (numba internals)
+from infsim.kvcache import pool_kernels, prefix_cache
+assert pool_kernels.JIT
+prefix_cache._active, prefix_cache._settled = pool_kernels, True  # the JIT kernels
+from tests.properties.test_prop_prefix_pool import drive
+drive(8, [(20, 4, 0, 1, 2, "all", 1), (24, 4, 0, 0, 2, "all", 1)],
+      [("admit", 0, 20), ("admit", 1, 24), ("step", 0, 4, 0), ("free", 0), ("probe", 1)])
+print("uncached ok")
+"""
+
+
+def test_kernels_compile_where_no_cache_folder_is_writable() -> None:
+    """A read-only install with a read-only home: numba cannot cache, and refuses
+    `cache=True` outright; the kernels are then compiled in the process instead."""
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        pytest.skip("NUMBA_DISABLE_JIT=1: nothing is compiled")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", NO_CACHE_LOCATION], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "uncached ok" in done.stdout
