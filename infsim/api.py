@@ -130,11 +130,14 @@ def run_resolved(
         with coverage.collecting() as cost_models:  # the cost models the run builds
             out = simulate(run, trace, progress, spool_dir)
     # The samples first, and let go, before the requests' columns are read: the two are
-    # the memory peak of a long run and need not be held at the same time.
-    itl = describe_weighted(*out.recorder.itl_samples())
+    # the memory peak of a long run and need not be held at the same time. The recorder's
+    # buffers go before the percentiles are sorted (the samples are copies of them).
+    samples = out.recorder.itl_samples()
     decode_runs = out.recorder.decode_runs_by_width()
     out.recorder.release_samples()
     release_memory()
+    itl = describe_weighted(*samples)
+    del samples
     columns = list(SUMMARY_COLUMNS)
     if out.disaggregation is not None:  # per-request prefill/transfer/decode columns
         columns += disagg_outputs.REQUEST_COLUMNS
