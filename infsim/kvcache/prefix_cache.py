@@ -43,7 +43,15 @@ import numpy as np
 from infsim.core.request import NO_BLOCKS, RequestState
 from infsim.kvcache.base import NO_MATCH, PrefixMatch
 from infsim.kvcache.hashing import BlockKeys
-from infsim.kvcache.pool_layout import EMPTY, NUM_CACHED, NUM_EVICTIONS, NUM_FREE, NUM_FREE_ROWS
+from infsim.kvcache.pool_layout import (
+    EMPTY,
+    NUM_CACHED,
+    NUM_EVICTIONS,
+    NUM_FREE,
+    NUM_FREE_ROWS,
+    OFFSET,
+    PAGE_BITS,
+)
 
 logger = logging.getLogger("infsim.kvcache")
 _NO_KEYS = np.empty(0, dtype=np.int64)
@@ -63,9 +71,15 @@ _settled = False  # whether those are the ones it keeps (numba's, or plain witho
 _block_ops = 0  # block operations run on the plain kernels so far
 
 
-def _kernels() -> ModuleType:
-    """The kernels to call: the plain-Python ones until the process is promoted."""
-    global _active
+def _kernels(num_block_ops: int = 0) -> ModuleType:
+    """The kernels to call for an operation on `num_block_ops` blocks: the plain-Python
+    ones until the process has run PROMOTE_AFTER_BLOCK_OPS on them, then the compiled
+    ones (counted only until then)."""
+    global _active, _block_ops
+    if not _settled:
+        _block_ops += num_block_ops
+        if _block_ops >= PROMOTE_AFTER_BLOCK_OPS:
+            _promote()
     if _active is None:
         _active = _load_plain()
     return _active
@@ -115,13 +129,6 @@ def compiled_kernels() -> ModuleType | None:
     return pool_kernels if pool_kernels.JIT else None
 
 
-def _count(num_block_ops: int) -> None:
-    global _block_ops
-    _block_ops += num_block_ops
-    if _block_ops >= PROMOTE_AFTER_BLOCK_OPS:
-        _promote()
-
-
 def prepare_kernels(expected_block_ops: int) -> None:
     """Start on numba's kernels when a run is expected to reach the promotion point
     anyway (the engine's estimate from the trace's tokens), instead of after it."""
@@ -147,12 +154,11 @@ class PrefixCachingKV:
         self._slot_of = np.full(n, -1, dtype=np.int64)
         # The free queue, all blocks in id order: a circular list through sentinel n.
         links = np.empty(2 * (n + 1), dtype=np.int64)
-        links[0::2] = np.arange(1, n + 2)
-        links[1::2] = np.arange(-1, n)
-        links[2 * n], links[1] = 0, n  # S -> head 0; 0 <- S
-        links[2 * n + 1] = n - 1 if n else n
-        if not n:
-            links[0] = 0
+        links[0::2] = np.arange(1, n + 2)  # b's next: b + 1 (the last block's: S)
+        links[1::2] = np.arange(-1, n)  # b's previous: b - 1
+        links[2 * n] = 0  # S's next, the head: block 0 (S itself when n = 0)
+        links[2 * n + 1] = n - 1  # S's previous, the tail
+        links[1] = n  # block 0's previous: S (when n = 0, S's own previous: S)
         self._links = links
         self._meta = np.zeros(4, dtype=np.int64)
         self._meta[NUM_FREE] = n
@@ -167,7 +173,7 @@ class PrefixCachingKV:
         twice the rows): at the start, and when a registration could run out."""
         old = len(self._rowmeta) // 3
         total = old + num_new
-        self._rows = np.concatenate((self._rows, np.full(num_new << 5, -1, np.int32)))
+        self._rows = np.concatenate((self._rows, np.full(num_new << PAGE_BITS, -1, np.int32)))
         rowmeta = np.zeros(3 * total, dtype=np.int64)
         rowmeta[: 3 * old] = self._rowmeta
         rowmeta[3 * old :: 3] = -1  # new rows: no page
@@ -203,7 +209,7 @@ class PrefixCachingKV:
     def _keys_of(self, blocks: np.ndarray) -> np.ndarray:
         """Key of each cached block in `blocks`."""
         slots = self._slot_of[blocks]
-        return (self._rowmeta[3 * (slots >> 5)] << 5) | (slots & 31)
+        return (self._rowmeta[3 * (slots >> PAGE_BITS)] << PAGE_BITS) | (slots & OFFSET)
 
     @property
     def cached(self) -> dict[int, int]:
@@ -256,10 +262,9 @@ class PrefixCachingKV:
             return int(self._meta[NUM_FREE])
         run_keys = pending[0] if len(pending) == 1 else np.concatenate(pending)
         max_need = len(running) * (span - 1)  # what the run could take at most
-        if not _settled:
-            _count(len(run_keys) + max_need)
-        return int(_kernels().free_for_run(self._ref, self._links, self._pages, self._rows,
-                                           self._meta, self._mark, run_keys, max_need))  # fmt: skip
+        kernels = _kernels(len(run_keys) + max_need)
+        return int(kernels.free_for_run(self._ref, self._links, self._pages, self._rows,
+                                        self._meta, self._mark, run_keys, max_need))  # fmt: skip
 
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
@@ -270,9 +275,7 @@ class PrefixCachingKV:
             return 0
         keys = _key_array(block_keys)
         out = self._scratch(len(keys))
-        if not _settled:
-            _count(len(keys))
-        return int(_kernels().match(self._pages, self._rows, keys, len(keys), out))
+        return int(_kernels(len(keys)).match(self._pages, self._rows, keys, len(keys), out))
 
     def match_prefix(self, req: RequestState) -> PrefixMatch:
         """Longest run of leading blocks whose keys are cached (at most num_tokens - 1)."""
@@ -284,9 +287,7 @@ class PrefixCachingKV:
         if limit <= 0:
             return NO_MATCH
         out = self._scratch(limit)
-        if not _settled:
-            _count(limit)
-        num = _kernels().match(self._pages, self._rows, array, limit, out)
+        num = _kernels(limit).match(self._pages, self._rows, array, limit, out)
         if not num:
             return NO_MATCH
         hits = out[:num].copy()
@@ -339,11 +340,10 @@ class PrefixCachingKV:
             stop = max(start, min((num_computed + num_new_tokens) // bs, len(array)))
             if stop - start > self._meta[NUM_FREE_ROWS]:  # a row per new page at most
                 self._grow_rows(max(stop - start, len(self._rowmeta) // 3))
-        if not _settled:
-            _count(num_hits + max(need, 0) + stop - start)
-        if not _kernels().allocate(self._ref, self._slot_of, self._links, self._pages,
-                                   self._rows, self._rowmeta, self._meta, table, num_held,
-                                   hits, num_hits, need, array, start, stop):  # fmt: skip
+        kernels = _kernels(num_hits + max(need, 0) + stop - start)
+        if not kernels.allocate(self._ref, self._slot_of, self._links, self._pages, self._rows,
+                                self._rowmeta, self._meta, table, num_held, hits, num_hits,
+                                need, array, start, stop):  # fmt: skip
             return False
         req.num_blocks = total
         req.num_cached_blocks = stop
@@ -352,9 +352,7 @@ class PrefixCachingKV:
     def free(self, req: RequestState) -> None:
         num = req.num_blocks
         if num:
-            if not _settled:
-                _count(num)
-            _kernels().free(self._ref, self._links, self._meta, req.block_table, num)
+            _kernels(num).free(self._ref, self._links, self._meta, req.block_table, num)
         req.block_table = NO_BLOCKS
         req.num_blocks = 0
         req.num_cached_blocks = 0
