@@ -80,20 +80,14 @@ logging.basicConfig()
 from infsim.kvcache import pool_kernels, prefix_cache
 assert not pool_kernels.JIT
 prefix_cache.PROMOTE_AFTER_BLOCK_OPS = 300  # promoted (to the same plain code) mid-run
-from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive
+from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive, random_ops
 from infsim.kvcache.hashing import BlockKeyer
 for seed in range(6):
     rng = random.Random(seed)
     specs = [(rng.randint(4, 200), rng.randint(1, 16), rng.randrange(NUM_DOCS),
               rng.randrange(NUM_DOCS), rng.randint(0, 6),
               rng.choice(["prompt", "all", "none"]), 1) for _ in range(6)]
-    ops = []
-    for _ in range(150):
-        kind = rng.choice(["admit", "step", "step", "free", "run", "probe"])
-        i = rng.randrange(len(specs))
-        ops.append((kind, i, rng.randint(1, 200)) if kind == "admit" else
-                   (kind, i, rng.randint(1, 60), 0) if kind == "step" else
-                   (kind, rng.randint(1, 100)) if kind == "run" else (kind, i))
+    ops = random_ops(rng, len(specs), 150, admit=200, step=60, run=100)
     keyer = BlockKeyer(32 * 4, 4) if seed % 2 else None
     drive(rng.randint(8, 120), specs, ops, keyer)
 assert prefix_cache._settled and prefix_cache.compiled_kernels() is None
@@ -121,7 +115,7 @@ def test_promotion_mid_run_keeps_the_pool_exact(monkeypatch: pytest.MonkeyPatch)
 
     from infsim.kvcache import prefix_cache as pc
     from infsim.kvcache.hashing import BlockKeyer
-    from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive
+    from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive, random_ops
 
     monkeypatch.setattr(pc, "_active", None)
     monkeypatch.setattr(pc, "_settled", False)
@@ -130,16 +124,7 @@ def test_promotion_mid_run_keeps_the_pool_exact(monkeypatch: pytest.MonkeyPatch)
     rng = random.Random(7)
     specs = [(rng.randint(40, 400), rng.randint(1, 16), rng.randrange(NUM_DOCS),
               rng.randrange(NUM_DOCS), rng.randint(0, 6), "all", 1) for _ in range(8)]  # fmt: skip
-    ops: list[tuple] = []
-    for _ in range(300):
-        kind = rng.choice(["admit", "step", "step", "free", "run", "probe"])
-        i = rng.randrange(len(specs))
-        ops.append(
-            (kind, i, rng.randint(1, 400)) if kind == "admit"
-            else (kind, i, rng.randint(1, 60), 0) if kind == "step"
-            else (kind, rng.randint(1, 100)) if kind == "run"
-            else (kind, i)
-        )  # fmt: skip
+    ops = random_ops(rng, len(specs), 300, admit=400, step=60, run=100)
     drive(300, specs[:4], ops[:20], BlockKeyer(32 * 4, 4))  # a small run: plain kernels
     assert pc._active is not None
     assert pc._active is not pc.compiled_kernels()

@@ -194,6 +194,37 @@ def _drive(num_blocks: int, specs: list[tuple], ops: list[tuple], keyer: BlockKe
     return ref.num_evictions
 
 
+def random_ops(
+    rng: random.Random,
+    num_specs: int,
+    num_ops: int,
+    *,
+    admit: int,
+    step: int,
+    run: int,
+    lookahead: tuple[int, ...] = (0,),
+    whole_prompts: bool = False,
+) -> list[tuple]:
+    """`num_ops` operations for `drive` on requests 0..num_specs-1 (admissions and steps
+    twice as likely as frees, run limits and probes): admissions of 1..`admit` tokens
+    (`whole_prompts`: half of them all `admit`), steps of 1..`step` tokens with lookahead
+    slots from `lookahead`, run limits of 1..`run` steps."""
+    ops: list[tuple] = []
+    for _ in range(num_ops):
+        kind = rng.choice(["admit", "admit", "step", "step", "step", "free", "run", "probe"])
+        i = rng.randrange(num_specs)
+        if kind == "admit":
+            tokens = rng.randint(1, admit)
+            ops.append((kind, i, rng.choice([tokens, admit]) if whole_prompts else tokens))
+        elif kind == "step":
+            ops.append((kind, i, rng.randint(1, step), rng.choice(lookahead)))
+        elif kind == "run":
+            ops.append((kind, rng.randint(1, run)))
+        else:
+            ops.append((kind, i))
+    return ops
+
+
 @settings(max_examples=400, deadline=None)
 @given(num_blocks=st.integers(1, 20), specs=request_specs, ops=operations, compiled=st.booleans())
 def test_kernel_pool_matches_per_block_pool(
@@ -221,18 +252,7 @@ def test_long_churning_workloads_match(seed: int) -> None:
         )
         for _ in range(rng.randint(4, 24))
     ]
-    ops: list[tuple] = []
-    for _ in range(400):
-        kind = rng.choice(["admit", "admit", "step", "step", "step", "free", "run", "probe"])
-        i = rng.randrange(len(specs))
-        if kind == "admit":
-            ops.append((kind, i, rng.randint(1, 64)))
-        elif kind == "step":
-            ops.append((kind, i, rng.randint(1, 24), rng.choice([0, 0, 0, 3])))
-        elif kind == "run":
-            ops.append((kind, rng.randint(1, 40)))
-        else:
-            ops.append((kind, i))
+    ops = random_ops(rng, len(specs), 400, admit=64, step=24, run=40, lookahead=(0, 0, 0, 3))
     drive(rng.randint(4, 40), specs, ops, compiled=seed % 2 == 0)
 
 
@@ -256,16 +276,6 @@ def test_keyer_requests_match(seed: int) -> None:
         )
         for _ in range(rng.randint(2, 10))
     ]
-    ops: list[tuple] = []
-    for _ in range(300):
-        kind = rng.choice(["admit", "admit", "step", "step", "step", "free", "run", "probe"])
-        i = rng.randrange(len(specs))
-        if kind == "admit":
-            ops.append((kind, i, rng.choice([rng.randint(1, 600), 600])))
-        elif kind == "step":
-            ops.append((kind, i, rng.randint(1, 300), rng.choice([0, 0, 3])))
-        elif kind == "run":
-            ops.append((kind, rng.randint(1, 300)))
-        else:
-            ops.append((kind, i))
+    ops = random_ops(rng, len(specs), 300, admit=600, step=300, run=300, lookahead=(0, 0, 3),
+                     whole_prompts=True)  # fmt: skip
     drive(rng.randint(16, 400), specs, ops, keyer, compiled=seed % 2 == 0)
