@@ -18,6 +18,7 @@ counters), so keys are deterministic.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -59,9 +60,17 @@ class BlockKeys(Sequence[int]):
 
 
 class BlockKeyer:
-    """Turns per-request trace hash ids into engine-block keys, sharing one intern table."""
+    """Turns per-request trace hash ids into engine-block keys, sharing one intern table.
 
-    def __init__(self, hash_block_size_tokens: int, block_size: int) -> None:
+    Two ways, the same keys: a dict interns the ids in Python (the default), or, given
+    compiled `kernels` (`prefix_cache.keying_kernels()`: a run long enough for the prefix
+    pool to be on numba's kernels), one compiled call per request interns them in an
+    array table and writes its keys (`pool_kernels.chain_keys`, ~1 µs rather than ~10 for
+    a Mooncake request's 24 ids). Both number chains in order of first sight."""
+
+    def __init__(
+        self, hash_block_size_tokens: int, block_size: int, kernels: ModuleType | None = None
+    ) -> None:
         self.hash_block_size_tokens = hash_block_size_tokens
         self.block_size = block_size
         # (parent, hash id) -> chain; the pair as one int (parent << 40 | id) when
@@ -73,11 +82,25 @@ class BlockKeyer:
         self._positions = np.empty(0, dtype=np.int64)
         per_trace_block, rest = divmod(hash_block_size_tokens, block_size)
         self._per_trace_block = per_trace_block if not rest else 0  # t(j) = j // this
+        self._kernels = kernels
+        self._table = np.full(3 * 1024, -1, dtype=np.int64)  # the kernels' intern table
+        self._num_chains = np.zeros(1, dtype=np.int64)
+        self._room = 512  # chains it takes before its load passes 1/2 (a lower bound)
 
-    def keys(self, hash_ids: list[int], num_tokens: int) -> BlockKeys | None:
-        """Keys of the engine blocks fully described by `hash_ids` within `num_tokens`."""
-        if not hash_ids:
+    @property
+    def num_chains(self) -> int:
+        """Chains interned so far."""
+        return int(self._num_chains[0]) if self._kernels is not None else len(self._chains)
+
+    def keys(self, hash_ids: Sequence[int] | np.ndarray, num_tokens: int) -> BlockKeys | None:
+        """Keys of the engine blocks fully described by `hash_ids` (ints, or an int64
+        array) within `num_tokens`."""
+        if not len(hash_ids):
             return None
+        if self._kernels is not None:
+            return self._compiled_keys(hash_ids, num_tokens)
+        if isinstance(hash_ids, np.ndarray):
+            hash_ids = hash_ids.tolist()
         chains = self._chains
         chain_ids = []
         parent = -1
@@ -105,3 +128,31 @@ class BlockKeyer:
             return BlockKeys(chain | self._positions[:num_blocks])
         chain = chain[self._last[:num_blocks]]
         return BlockKeys(chain | self._positions[:num_blocks])
+
+    def _compiled_keys(
+        self, hash_ids: Sequence[int] | np.ndarray, num_tokens: int
+    ) -> BlockKeys | None:
+        ids = hash_ids if type(hash_ids) is np.ndarray else np.array(hash_ids, np.int64)
+        num_ids = len(ids)
+        self._room -= num_ids  # new chains this call adds at most
+        if self._room < 0:
+            self._grow(num_ids)
+        num_blocks = min(num_ids * self.hash_block_size_tokens, num_tokens) // self.block_size
+        out = np.empty(num_blocks, dtype=np.int64)
+        self._kernels.chain_keys(self._table, self._num_chains, ids, num_blocks,
+                                 self.block_size, self.hash_block_size_tokens,
+                                 _POSITION_BITS, out)  # fmt: skip
+        return BlockKeys(out) if num_blocks else None
+
+    def _grow(self, num_ids: int) -> None:
+        """Room for `num_ids` more chains at a load of at most 1/2 (a larger table, the
+        chains so far rehashed into it when they would not fit)."""
+        old = self._table
+        needed = 2 * (int(self._num_chains[0]) + num_ids)
+        capacity = len(old) // 3
+        if needed > capacity:
+            while capacity < needed:
+                capacity *= 2
+            self._table = np.full(3 * capacity, -1, dtype=np.int64)
+            self._kernels.rehash_chains(old, self._table)
+        self._room = capacity // 2 - int(self._num_chains[0]) - num_ids

@@ -303,6 +303,71 @@ def rehash(rowmeta: np.ndarray, pages: np.ndarray) -> None:
             _page_insert(pages, page, r)
 
 
+# -- block keys from a trace's hash ids (`hashing.BlockKeyer`) ------------------------------
+# The keyer's intern table (parent chain, hash id) -> chain, open addressing (linear
+# probing, never deleted): chains[3i] slot i's parent, [3i + 1] its hash id, [3i + 2] its
+# chain (-1: empty); capacity a power of two, kept >= 2 * (count + a request's ids) by
+# the keyer. num_chains[0] counts the chains: new ones are numbered in order of first
+# sight, as the keyer's dict numbers them.
+
+
+@_jit
+def _chain_home(parent: int, hash_id: int, mask: int) -> int:
+    """Table slot a (parent, hash id) pair is probed from (no product past 2**63)."""
+    h = (parent & 0x7FFFFFFF) * 0x5BD1E995 + (hash_id & 0x7FFFFFFF) * 0x1B873593
+    h ^= (((hash_id ^ parent) >> 31) & 0x7FFFFFFF) * 0x2545F491
+    return (h ^ (h >> 29)) & mask
+
+
+@_jit
+def _chain_slot(chains: np.ndarray, parent: int, hash_id: int) -> int:
+    """The slot holding (parent, hash id), or the empty slot where it goes."""
+    mask = len(chains) // 3 - 1
+    i = _chain_home(parent, hash_id, mask)
+    while chains[3 * i + 2] >= 0 and (chains[3 * i] != parent or chains[3 * i + 1] != hash_id):
+        i = (i + 1) & mask
+    return i
+
+
+@_jit
+def chain_keys(chains: np.ndarray, num_chains: np.ndarray, hash_ids: np.ndarray,
+               num_blocks: int, block_size: int, hash_block_size: int,
+               position_bits: int, out: np.ndarray) -> None:  # fmt: skip
+    """Intern every hash id's chain (also past the blocks keyed) and write the first
+    `num_blocks` engine blocks' keys into `out`: block j's is the chain of its last trace
+    block t(j) = ((j + 1) * block_size - 1) // hash_block_size, shifted, or j."""
+    parent = -1
+    j = 0
+    for t in range(len(hash_ids)):
+        hash_id = hash_ids[t]
+        i = _chain_slot(chains, parent, hash_id)
+        chain = chains[3 * i + 2]
+        if chain < 0:
+            chain = num_chains[0]
+            num_chains[0] = chain + 1
+            chains[3 * i] = parent
+            chains[3 * i + 1] = hash_id
+            chains[3 * i + 2] = chain
+        parent = chain
+        # t(j) == t for the blocks up to (t + 1) * hash_block_size tokens
+        stop = min(num_blocks, (t + 1) * hash_block_size // block_size)
+        high = chain << position_bits
+        while j < stop:
+            out[j] = high | j
+            j += 1
+
+
+@_jit
+def rehash_chains(old: np.ndarray, chains: np.ndarray) -> None:
+    """Insert every pair of `old` into the empty, larger table `chains`."""
+    for i in range(len(old) // 3):
+        if old[3 * i + 2] >= 0:
+            k = _chain_slot(chains, old[3 * i], old[3 * i + 1])
+            chains[3 * k] = old[3 * i]
+            chains[3 * k + 1] = old[3 * i + 1]
+            chains[3 * k + 2] = old[3 * i + 2]
+
+
 AOT_SIGNATURES = {
     "match": "i8(i8[:], i4[:], i8[:], i8, i8[:])",
     "allocate": "b1(i4[:], i8[:], i8[:], i8[:], i4[:], i8[:], i8[:], i8[:], i8, i8[:], i8, i8,"
@@ -311,6 +376,8 @@ AOT_SIGNATURES = {
     "free_for_run": "i8(i4[:], i8[:], i8[:], i4[:], i8[:], i1[:], i8[:], i8)",
     "queue_order": "void(i8[:], i8[:])",
     "rehash": "void(i8[:], i8[:])",
+    "chain_keys": "void(i8[:], i8[:], i8[:], i8, i8, i8, i8, i8[:])",
+    "rehash_chains": "void(i8[:], i8[:])",
 }
 """The kernels' types as the pool calls them (ref and rows int32, mark int8, all else
 int64; block tables are intp, int64 on the 64-bit platforms the compiled build targets),

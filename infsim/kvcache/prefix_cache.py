@@ -129,6 +129,16 @@ def compiled_kernels() -> ModuleType | None:
     return pool_kernels if pool_kernels.JIT else None
 
 
+def keying_kernels() -> ModuleType | None:
+    """The compiled kernels when the process has switched to them (for the keyer of a
+    run that `prepare_kernels` started on them), else None: the keyer's dict is then
+    the faster way (`hashing.BlockKeyer`)."""
+    active = _active
+    if _settled and active is not None and not active.__name__.endswith("_plain"):
+        return active
+    return None
+
+
 def prepare_kernels(expected_block_ops: int) -> None:
     """Start on numba's kernels when a run is expected to reach the promotion point
     anyway (the engine's estimate from the trace's tokens), instead of after it."""

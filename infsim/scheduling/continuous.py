@@ -401,6 +401,7 @@ class ContinuousBatchingScheduler:
         for req in finished:
             req.status = Status.FINISHED
             req.finish_s = end_s
+            req.block_keys = None  # registered: only admission and allocation read them
         self.release_finished(finished)
         if len(finished) <= 8:  # a new list (the summary tells lists apart by identity)
             running = self.running.copy()

@@ -12,13 +12,16 @@ enters model state; the same scenario and seed give identical records.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import simpy
 
+from infsim import arrays
 from infsim.core.request import RequestState
 from infsim.cost.base import CostModel
 from infsim.cost.draft import SpeculativeCostModel, speculative_cost_model
@@ -28,7 +31,7 @@ from infsim.errors import InputError
 from infsim.frontend.api_server import ApiServers
 from infsim.kvcache.counter import BlockCounter
 from infsim.kvcache.hashing import BlockKeyer
-from infsim.kvcache.prefix_cache import PrefixCachingKV, prepare_kernels
+from infsim.kvcache.prefix_cache import PrefixCachingKV, keying_kernels, prepare_kernels
 from infsim.metrics.recorder import Recorder
 from infsim.routing import policies as _policies  # noqa: F401  (registers routers)
 from infsim.routing.load_aware import build_router
@@ -265,7 +268,8 @@ def _arrivals(
     their prefix keys, so events and key numbering are those of the whole run."""
     keyer = None
     if run.prefix_block_size_tokens is not None and trace.hash_block_size_tokens:
-        keyer = BlockKeyer(trace.hash_block_size_tokens, run.prefix_block_size_tokens)
+        keyer = BlockKeyer(trace.hash_block_size_tokens, run.prefix_block_size_tokens,
+                           keying_kernels())  # fmt: skip
     rows = _trace_rows(trace, with_hash_ids=keyer is not None)
 
     def submit(req: RequestState) -> None:
@@ -279,7 +283,9 @@ def _arrivals(
         if not open_loop:
             yield from client.acquire()
             arrival = env.now
-        keys = keyer.keys(hash_ids, prompt + output) if keyer and hash_ids else None
+        keys = None
+        if keyer is not None and hash_ids is not None and len(hash_ids):
+            keys = keyer.keys(hash_ids, prompt + output)
         if owned is not None and not owned[index]:
             continue
         req = RequestState(
@@ -302,17 +308,23 @@ the trace length (a million rows as Python tuples would hold ~300 MB)."""
 
 def _trace_rows(trace: Trace, with_hash_ids: bool) -> Iterator[tuple]:
     """(index, request id, arrival, prompt, output, priority, hash ids or None) per row, in
-    trace order, converted chunk by chunk."""
+    trace order, converted chunk by chunk; a row's hash ids are an int64 array (a view of
+    the chunk's ids: no Python int per id), None for a null."""
     total = trace.num_requests
     columns = (trace.request_id, trace.arrival_s, trace.num_prompt_tokens,
                trace.num_output_tokens, trace.priority)  # fmt: skip
     hash_ids = trace.table.column("prefix_hash_ids")
     for start in range(0, total, ARRIVAL_CHUNK):
         stop = min(start + ARRIVAL_CHUNK, total)
+        hashes: Iterable[np.ndarray | None] = repeat(None, stop - start)
         if with_hash_ids:
-            hashes = hash_ids.slice(start, stop - start).to_pylist()
-        else:
-            hashes = [None] * (stop - start)
+            chunk = hash_ids.slice(start, stop - start).combine_chunks()
+            ids = arrays.to_numpy(chunk.values)  # int64 (no null ids: Trace checks)
+            bounds = pairwise(arrays.to_numpy(chunk.offsets).tolist())  # rows', into `ids`
+            hashes = [ids[a:b] for a, b in bounds]
+            if chunk.null_count:  # (a null's offsets may still span values)
+                for i in np.flatnonzero(arrays.to_numpy(chunk.is_null())).tolist():
+                    hashes[i] = None
         yield from zip(
             range(start, stop), *(c[start:stop].tolist() for c in columns), hashes, strict=True
         )
