@@ -7,14 +7,17 @@ op, for reports and calibration residuals) and `decode_run_times_s`, which price
 of pure-decode steps in one vectorised call: step j (0-based) has `num_seqs` requests
 each decoding one token with `sum_context_tokens + j * num_seqs` KV tokens in total; it
 must equal calling `step_time_s` on each of those steps (bit for bit: the fast-forward is
-exact), which the tests check. It returns a list, not an array: runs are short (~10
-steps) and the replica walks them in Python, where numpy's per-call overhead would
-dominate.
+exact), which the tests check. It returns a list for a short run (there numpy's per-call
+overhead would dominate) or a float64 array for a long one (`roofline.NUMPY_RUN` steps
+or more: the replica sums, streams and records it as an array, no Python float per step;
+it may modify the array).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+import numpy as np
 
 from infsim.core.batch import Batch
 
@@ -24,7 +27,7 @@ class CostModel(Protocol):
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> list[float]: ...
+    ) -> list[float] | np.ndarray: ...
 
     def op_times_s(self, batch: Batch) -> dict[str, float]: ...
 

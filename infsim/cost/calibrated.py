@@ -47,7 +47,13 @@ from infsim.cost.curves import Curve, geometric_grid
 from infsim.cost.lookup import CalibrationLookup
 from infsim.cost.overhead import OverheadFit, fit_overhead
 from infsim.cost.perturb import OpMultipliers
-from infsim.cost.roofline import ACTIVATION_BYTES, ReplicaShape, RooflineCostModel, RooflineParams
+from infsim.cost.roofline import (
+    ACTIVATION_BYTES,
+    NUMPY_RUN,
+    ReplicaShape,
+    RooflineCostModel,
+    RooflineParams,
+)
 from infsim.frontend.costs import fitted_request_path
 from infsim.parallel.network import all_gather_s, all_reduce_s, all_to_all_s
 
@@ -140,7 +146,7 @@ class CalibratedCostModel:
         n = batch.num_seqs
         if batch.num_batched_tokens == n == batch.num_sampled:  # pure decode: shared path
             context = sum(batch.num_context_tokens)
-            t = self._decode_times_s(n, context, 1)[0]
+            t = float(self._decode_times_s(n, context, 1)[0])
             tally = self._decode_steps.get(n)
             if tally is None:
                 self._decode_steps[n] = [1, t]
@@ -152,20 +158,19 @@ class CalibratedCostModel:
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> list[float]:
+    ) -> list[float] | np.ndarray:
+        """The run's step times: a float64 array from `NUMPY_RUN` steps on (`CostModel`),
+        else a list."""
         runs = self.priced_run_steps
         runs[num_seqs] = runs.get(num_seqs, 0) + num_steps
-        return self._decode_times_s(num_seqs, sum_context_tokens, num_steps)
+        times = self._decode_times_s(num_seqs, sum_context_tokens, num_steps)
+        return times if num_steps >= NUMPY_RUN else times.tolist()
 
-    def _decode_times_s(
-        self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> list[float]:
+    def _decode_times_s(self, num_seqs: int, sum_context_tokens: int, num_steps: int) -> np.ndarray:
         # Mean KV length of step j: (Σ context + b·(j+1)) / b, exact integers over b, so a
         # step priced alone or inside a run gets the same float.
         numerators = sum_context_tokens + num_seqs * np.arange(1, num_steps + 1)
-        return np.interp(
-            numerators / num_seqs, self._kv_grid, self._decode_total(num_seqs)
-        ).tolist()
+        return np.interp(numerators / num_seqs, self._kv_grid, self._decode_total(num_seqs))
 
     def _decode_total(self, num_seqs: int) -> np.ndarray:
         """Whole decode-step time of `num_seqs` requests vs mean KV length, on the KV grid."""

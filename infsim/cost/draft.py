@@ -29,12 +29,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infsim.core.batch import Batch
 from infsim.cost.base import CostModel
 from infsim.cost.config import ReplicaConfig
 from infsim.cost.factory import build_cost_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _compute_s(cost_model: CostModel, batch: Batch) -> float:
@@ -135,7 +138,7 @@ class SpeculativeCostModel:
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> list[float]:
+    ) -> list[float] | np.ndarray:
         # Runs are only fast-forwarded while no drafts are proposed: the target alone.
         return self.target.decode_run_times_s(num_seqs, sum_context_tokens, num_steps)
 

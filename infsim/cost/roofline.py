@@ -42,7 +42,8 @@ DENSE_CACHE_ENTRIES = 1 << 16
 """Bound of the dense-cost memo (`_dense_s`)."""
 
 NUMPY_RUN = 64
-"""`decode_run_times_s` prices a run of this many steps or more with numpy: a list
+"""`decode_run_times_s` prices a run of this many steps or more with numpy, and returns
+the float64 array (the replica sums and streams it as an array, `CostModel`): a list
 comprehension costs ~60–150 ns a step, numpy ~2–3 µs a call when called often (even at
 ~40 steps) but ~20 µs when rare (its code out of the caches: ~150 steps)."""
 
@@ -124,7 +125,7 @@ class RooflineCostModel:
 
     def decode_run_times_s(
         self, num_seqs: int, sum_context_tokens: int, num_steps: int
-    ) -> list[float]:
+    ) -> list[float] | np.ndarray:
         # Decode: pairs == KV tokens, and max(kv·a, kv·b) == kv·max(a, b) exactly in IEEE
         # arithmetic (rounding is monotone), so this equals step_time_s bit for bit.
         fixed = self._dense_s(num_seqs, num_seqs)
@@ -143,7 +144,7 @@ class RooflineCostModel:
             times *= m_attn
         times += fixed
         times += overhead
-        return times.tolist()
+        return times
 
     def compute_time_s(self, batch: Batch) -> float:
         """`step_time_s` without the per-step overhead: bit for bit the sum of

@@ -191,11 +191,15 @@ class Recorder:
             self._row_values = []
 
     def on_decode_run(
-        self, start_s: float, ends_s: list[float], num_steps: int, num_seqs: int
+        self, start_s: float, ends_s: list[float] | np.ndarray, num_steps: int, num_seqs: int
     ) -> None:
-        """A run of `num_steps` decode steps of `num_seqs` requests (one token each)."""
-        # array.fromlist: half of extend's time per float (a run's ends are a list)
-        self._run_ends.fromlist(ends_s if num_steps == len(ends_s) else ends_s[:num_steps])
+        """A run of `num_steps` decode steps of `num_seqs` requests (one token each); its
+        step ends a list, or a float64 array (a long run: copied as bytes)."""
+        ends = ends_s if num_steps == len(ends_s) else ends_s[:num_steps]
+        if type(ends) is list:  # array.fromlist: half of extend's time per float
+            self._run_ends.fromlist(ends)
+        else:
+            self._run_ends.frombytes(np.ascontiguousarray(ends, dtype=np.float64).tobytes())
         self._run_starts.append(start_s)
         self._run_steps.append(num_steps)
         self._run_seqs.append(num_seqs)

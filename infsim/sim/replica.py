@@ -51,6 +51,7 @@ from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.sim.events import urgent_event
 
 STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
+NO_RUN: list[float] = []  # `_run_ends` when no run is in flight (never appended to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class Replica:
         self.inbox: list[RequestState] = []  # submitted during the step in flight (async)
         self._inbox_seen: list[int] = []  # steps started when each was submitted
         self._num_started = 0  # steps started so far (run steps counted as applied)
-        self._run_ends: list[float] = []  # the fast-forwarded run in flight, if any
+        self._run_ends: Any = NO_RUN  # the fast-forwarded run's step ends, if one is in flight
         self.frontend = frontend  # the API servers in front of the engine (None = none)
         self.egress = frontend is not None and egress  # delay token delivery to the client
         self.output_lag = output_lag  # V0 async output processing (None: outputs at step end)
@@ -144,7 +145,7 @@ class Replica:
     def _enter_engine(self, req: RequestState) -> None:
         if self.async_scheduling and self._wake is None:  # a step is in flight
             started = self._num_started
-            if self._run_ends:  # run steps start at the previous one's end (URGENT ties first)
+            if len(self._run_ends):  # run steps start at the previous one's end (URGENT ties first)
                 started += 1 + bisect_left(self._run_ends, self.env.now)
             self.inbox.append(req)
             self._inbox_seen.append(started)
@@ -262,19 +263,24 @@ class Replica:
     def _decode_run(self, num_seqs: int, start: float, k: int) -> Generator[simpy.Event, Any, None]:
         env, sched = self.env, self.scheduler
         context = sched.decode_run_context_tokens()
-        durations = self.cost_model.decode_run_times_s(num_seqs, context, k)
-        # Sequential sums (not start + cumsum) land on the same floats as single steps.
-        if self.noise is None:
-            ends = list(accumulate(durations, initial=start))
-            del ends[0]
-        else:  # each step at its own start's speed, as when stepping
+        durations: Any = self.cost_model.decode_run_times_s(num_seqs, context, k)
+        # Sequential sums (start + d0, + d1, ...; not start + sum of the durations before)
+        # land on the same floats as single steps.
+        ends: Any  # a list, or for a run priced by numpy a float64 array (no float per step)
+        if self.noise is not None:  # each step at its own start's speed, as when stepping
             ends, end = [], start
-            for duration in durations:
+            for duration in durations if type(durations) is list else durations.tolist():
                 end = end + duration * self.noise.factor(end)
                 ends.append(end)
+        elif type(durations) is list:
+            ends = list(accumulate(durations, initial=start))
+            del ends[0]
+        else:  # start + d0, + d1, ...: numpy's cumulative sum adds left to right
+            durations[0] += start
+            ends = durations.cumsum(out=durations)
         self._in_run = True
         self._run_ends, self._run_seqs, self._run_streamed = ends, num_seqs, 0
-        yield env.timeout(ends[-1] - env.now)  # (`stop` interrupts it: lost)
+        yield env.timeout(float(ends[-1]) - env.now)  # (`stop` interrupts it: lost)
         if not self._in_run:  # a request arrived (`wake`): finish the step in progress, stop
             if self.stopped:  # lost meanwhile: end the loop as its interrupt would
                 raise simpy.Interrupt(STOP)
@@ -285,19 +291,20 @@ class Replica:
             ahead = 2 if self.async_scheduling else 1
             k = min(bisect_left(ends, env.now) + ahead, k)
             if ends[k - 1] > env.now:
-                yield env.timeout(ends[k - 1] - env.now)
+                yield env.timeout(float(ends[k - 1]) - env.now)
         self._in_run = False
-        self.clock_s = ends[k - 1]
+        last = float(ends[k - 1])
+        self.clock_s = last
         self._num_started += k
-        outcome = sched.apply_decode_run(k, ends[k - 1])
+        outcome = sched.apply_decode_run(k, last)
         self._stream_run(k)
-        self._run_ends = []
+        self._run_ends = NO_RUN
         if outcome.finished and (self.egress or self.output_lag is not None):
             delay = self._output_delay_s(num_seqs, num_seqs)
             for req in outcome.finished:
                 req.finish_s += delay
         self.recorder.on_decode_run(start, ends, k, num_seqs)
-        self._record(start, ends[k - 1], k, num_seqs, 0, outcome, num_seqs)
+        self._record(start, last, k, num_seqs, 0, outcome, num_seqs)
 
     def _stream_run(self, num_steps: int) -> None:
         """Stream out the first `num_steps` steps of the run in flight (those not streamed
