@@ -198,8 +198,8 @@ class Recorder:
         ends = ends_s if num_steps == len(ends_s) else ends_s[:num_steps]
         if type(ends) is list:  # array.fromlist: half of extend's time per float
             self._run_ends.fromlist(ends)
-        else:
-            self._run_ends.frombytes(np.ascontiguousarray(ends, dtype=np.float64).tobytes())
+        else:  # (an array method: no numpy function dispatch)
+            self._run_ends.frombytes(ends.astype(np.float64, copy=False).tobytes())
         self._run_starts.append(start_s)
         self._run_steps.append(num_steps)
         self._run_seqs.append(num_seqs)

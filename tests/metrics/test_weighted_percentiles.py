@@ -59,9 +59,10 @@ def test_the_samples_of_runs_are_their_step_gaps() -> None:
     rec.itl_count.extend([2, 0])
     rec.on_decode_run(10.0, [10.1, 10.3, 10.6], 3, 4)
     rec.on_decode_run(20.0, [21.0, 99.0], 1, 2)  # only the run's own steps are kept
+    rec.on_decode_run(30.0, np.array([30.5, 31.0, 31.25]), 2, 3)  # a long run's array
     gaps, counts = rec.itl_samples()
-    assert np.allclose(gaps, [0.5, 0.25, 0.1, 0.2, 0.3, 1.0])
-    assert counts.tolist() == [2, 0, 4, 4, 4, 2]
+    assert np.allclose(gaps, [0.5, 0.25, 0.1, 0.2, 0.3, 1.0, 0.5, 0.5])
+    assert counts.tolist() == [2, 0, 4, 4, 4, 2, 3, 3]
     stats = describe_weighted(gaps, counts)
     assert stats == describe_weighted(gaps.copy(), counts.copy())
     rec.release_samples()
