@@ -1,5 +1,5 @@
 """The API servers' streaming load (infsim/frontend/api_server.py): a fast-forwarded run
-streamed at once equals streaming its steps one by one, and the window (two buffers,
+streamed at once equals streaming its steps one by one, and the window (parallel lists,
 trimmed lazily) reads exactly as a straightforward one trimmed at every stream."""
 
 from __future__ import annotations
@@ -107,10 +107,11 @@ EVENTS = st.lists(
 def test_the_window_reads_as_one_trimmed_at_every_stream(
     events: list, count: int, window_s: float, trim_every: int
 ) -> None:
-    """Random streams (single steps, runs as lists and as arrays, past the buffers' first
-    size, ties at a step end), admissions and reads of the load at any time, also before
-    the last stream (the trimmed steps then still count as gone): every admission time,
-    every load and the final window equal the reference's, float for float."""
+    """Random streams (single steps, runs as lists and as arrays, short and long enough
+    for the `accumulate` path, ties at a step end), admissions and reads of the load at
+    any time, also before the last stream (the trimmed steps then still count as gone):
+    every admission time, every load and the final window equal the reference's, float
+    for float."""
     costs = FrontendCosts(api_server_count=count, request_s=2e-3, request_per_prompt_token_s=1e-5,
                           output_per_step_s=1e-3, output_per_token_s=5e-5)  # fmt: skip
     with patch.object(api_server, "TRIM_EVERY", trim_every):
