@@ -53,3 +53,20 @@ def test_a_count_beyond_int32_raises() -> None:
     rec.on_step(StepRow(0, 0.0, 1.0, 1, 2**31, 0, 0, 0, 0, 0.0, 0, 0, 1))
     with pytest.raises(pa.ArrowInvalid):
         rec.finish()
+
+
+def test_the_status_column_names_every_status() -> None:
+    """`requests_table` names a status by its value's index into a tuple: every status,
+    including the ones a run rarely ends in, gets its own lower-case name."""
+    from infsim.core.request import RequestState, Status
+    from infsim.metrics.requests import requests_table
+
+    reqs = []
+    for i, status in enumerate(Status):
+        req = RequestState(index=i, request_id=i, arrival_s=0.0, num_prompt_tokens=4,
+                           num_output_tokens=2)  # fmt: skip
+        req.status = status
+        reqs.append(req)
+    assert requests_table(reqs).column("status").to_pylist() == [
+        "waiting", "running", "finished", "rejected", "failed"
+    ]  # fmt: skip
