@@ -27,5 +27,7 @@ COMPILED_MODULES = (
     "infsim/frontend/api_server.py",
     "infsim/cost/roofline.py",
     "infsim/sim/replica.py",
+    "infsim/sim/cluster.py",
+    "infsim/metrics/recorder.py",
 )
 """The modules the compiled build compiles: the per-request and per-step paths of a run."""

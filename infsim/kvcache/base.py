@@ -73,6 +73,10 @@ class KVCacheManager(Protocol):
         and caches request by request, stepping interleaves requests)."""
         ...
 
+    def num_cached_prefix_blocks(self, block_keys: Sequence[int]) -> int:
+        """How many leading `block_keys` are cached now (read-only; for routers)."""
+        ...
+
 
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)

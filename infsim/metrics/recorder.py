@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from infsim import arrays
+from infsim.compiled import mypyc_attr
 from infsim.core.batch import StepOutcome
 from infsim.core.request import RequestState, Status
 from infsim.metrics.requests import requests_table
@@ -91,6 +92,7 @@ class RunSamples(NamedTuple):
     run_seqs: np.ndarray
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # split runs' StampedRecorder
 class Recorder:
     """Collects requests, engine steps and ITL samples of one simulation.
 
@@ -196,7 +198,7 @@ class Recorder:
         """A run of `num_steps` decode steps of `num_seqs` requests (one token each); its
         step ends a list, or a float64 array (a long run: copied as bytes)."""
         ends = ends_s if num_steps == len(ends_s) else ends_s[:num_steps]
-        if type(ends) is list:  # array.fromlist: half of extend's time per float
+        if isinstance(ends, list):  # array.fromlist: half of extend's time per float
             self._run_ends.fromlist(ends)
         else:  # (an array method: no numpy function dispatch)
             self._run_ends.frombytes(ends.astype(np.float64, copy=False).tobytes())
@@ -268,7 +270,7 @@ class Recorder:
         for name, values in zip(_SAMPLE_ARRAYS, samples, strict=True):
             target = getattr(self, name)
             dtype = np.float64 if target.typecode == "d" else np.int64
-            target.frombytes(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
+            target.frombytes(np.ascontiguousarray(values, dtype=dtype).tobytes())
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """All ITL samples as (gap_s, count) arrays: the per-step samples, then each
