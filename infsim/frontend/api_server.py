@@ -15,8 +15,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, repeat
 
-import numpy as np
-
 from infsim.frontend.costs import FrontendCosts
 
 MAX_LOAD = 0.95
@@ -71,58 +69,46 @@ class ApiServers:
         """`on_stream(end, 1, num_tokens)` for each of a run's step ends (a list, or a
         float64 array from a long run), in order: the same sums in the same order; the
         window is trimmed once, at the last end (the ends rise, so that drops exactly the
-        steps the step-by-step trims would have dropped, and no load is read in between)."""
-        if not self.costs.queueing or not len(ends_s):
+        steps the step-by-step trims would have dropped, and no load is read in between).
+
+        A run that spans more than the window mostly leaves it at once: the work of its
+        steps before the window is summed without list entries (into the base, as a trim
+        would put it) and, since every earlier step has left too, the lists restart from
+        its part in the window."""
+        n = len(ends_s)
+        if not self.costs.queueing or not n:
             return
-        work = self.costs.stream_work_s(1, num_tokens)
-        if type(ends_s) is not list:  # a long run's array
-            n = len(ends_s)
-            if n >= SHORT_RUN and ends_s[n - 1] - self.window_s > ends_s[0]:
-                self._stream_array(ends_s, work)  # type: ignore[arg-type]
-                return  # (it spans more than the window: most of it leaves at once)
-            ends_s = ends_s.tolist()  # type: ignore[attr-defined]
-        total, totals = self._stream_total_s, self._totals
-        if len(ends_s) < SHORT_RUN:
-            for _ in ends_s:
+        work: float = self.costs.stream_work_s(1, num_tokens)
+        total: float = self._stream_total_s
+        last = float(ends_s[n - 1])
+        cut = 0
+        if n >= SHORT_RUN and ends_s[0] < last - self.window_s:
+            if type(ends_s) is list:
+                cut = bisect_left(ends_s, last - self.window_s)  # its first end in it
+            else:
+                cut = int(ends_s.searchsorted(last - self.window_s))  # type: ignore[attr-defined]
+            for _ in range(cut):
+                total += work
+            self._base_s = total
+            self._times, self._totals = [], []
+        tail = ends_s[cut:] if cut else ends_s
+        if type(tail) is not list:
+            tail = tail.tolist()  # type: ignore[attr-defined]
+        totals = self._totals
+        if len(tail) < SHORT_RUN:
+            for _ in tail:
                 total += work
                 totals.append(total)
         else:  # total + work, + work, ...: the same float additions, in C
-            sums = accumulate(repeat(work, len(ends_s)), initial=total)
+            sums = accumulate(repeat(work, len(tail)), initial=total)
             next(sums)  # the initial total itself
             totals += sums
             total = totals[-1]
         self._stream_total_s = total
         times = self._times
-        times += ends_s
-        self._trim_s = ends_s[-1]
-        if len(times) >= self._trim_len:
-            self._trim()
-
-    def _stream_array(self, ends_s: np.ndarray, work: float) -> None:
-        """`on_stream_steps` for a long run's float64 ends: the cumulative work by numpy
-        (its cumulative sum adds left to right: the same floats), and only the steps still
-        in the window ending at the last end become list entries. When the run reaches
-        past a window, the steps before it and every earlier step have left (the ends
-        rise), so the lists restart from the run's part in it; its work before moves into
-        the base, as a trim would put it."""
-        n = len(ends_s)
-        totals = np.full(n, work)
-        totals[0] += self._stream_total_s  # total + work
-        totals.cumsum(out=totals)  # + work, + work, ...
-        last = float(ends_s[n - 1])
-        cut = int(ends_s.searchsorted(last - self.window_s, "left"))  # first end in it
-        if cut:
-            self._base_s = float(totals[cut - 1])
-            self._times = ends_s[cut:].tolist()
-            self._totals = totals[cut:].tolist()
-            live = n - cut
-            self._trim_len = live + live // 4 + TRIM_EVERY
-        else:
-            self._times += ends_s.tolist()
-            self._totals += totals.tolist()
-        self._stream_total_s = float(totals[n - 1])
+        times += tail
         self._trim_s = last
-        if len(self._times) >= self._trim_len:
+        if len(times) >= self._trim_len:
             self._trim()
 
     def _trim(self) -> None:
