@@ -11,8 +11,10 @@ enters model state; the same scenario and seed give identical records.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise, repeat
 from pathlib import Path
@@ -148,6 +150,30 @@ class ClosedLoopClient:
             self._slot_freed.succeed()
 
 
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Container allocations between young-generation collections while a run goes
+(CPython's default: 700). A run allocates many short-lived containers (batches, outcomes,
+step rows); at the default, a 12,000-request Mooncake run collects ~150 times (37 ms of
+its ~1.3 s), at 10,000 ten times (18 ms). Unreachable cycles then wait at most that many
+allocations longer; nothing else changes."""
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The cyclic collector's young threshold raised for the block, then restored."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], YOUNG_COLLECTION_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _run_events(env: simpy.Environment) -> None:
+    with fewer_collections():
+        env.run()
+
+
 def simulate(
     run: ResolvedRun,
     trace: Trace,
@@ -233,7 +259,7 @@ def simulate(
     env.process(_arrivals(env, run, trace, dispatch, recorder, ended, client, owned))
     if run.failures is not None or run.autoscaling is not None:  # stall watchdog
         env.process(_watchdog(env, trace.num_requests, recorder))
-    env.run()
+    _run_events(env)
     recorder.finish()
     simulated_s = recorder.latest_finish_s()
     simulated_s = max(simulated_s, float(trace.arrival_s[-1]) if trace.num_requests else 0.0)
