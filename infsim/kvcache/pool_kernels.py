@@ -29,6 +29,8 @@ Keys are non-negative integers below 2**63. The same functions also run as plain
 the pool loads this file a second time as `pool_kernels_plain` (no numba import) for the
 first block operations of a process, and without numba (or with NUMBA_DISABLE_JIT=1) it
 has only those, and says so once (`infsim.kvcache.prefix_cache`). Identical results.
+The keyer's kernels (`chain_keys`, `rehash_chains`: trace hash ids -> block keys, for
+`hashing.BlockKeyer`) live here too, so they share the compiled tiers.
 """
 
 from __future__ import annotations

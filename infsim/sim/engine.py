@@ -310,7 +310,7 @@ def _arrivals(
             yield from client.acquire()
             arrival = env.now
         keys = None
-        if keyer is not None and hash_ids is not None and len(hash_ids):
+        if keyer is not None and hash_ids is not None:  # (no keys for empty ids)
             keys = keyer.keys(hash_ids, prompt + output)
         if owned is not None and not owned[index]:
             continue
