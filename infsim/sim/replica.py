@@ -30,7 +30,6 @@ still holds its batch slot and KV blocks in vLLM's decision for step j+1 (one st
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from itertools import accumulate
@@ -45,22 +44,13 @@ from infsim.core.request import RequestState, Status
 from infsim.cost.base import CostModel
 from infsim.cost.config import HostOverhead
 from infsim.cost.noise import SpeedNoise
-from infsim.frontend.api_server import ApiServers
+from infsim.frontend.api_server import ApiServers, num_ends_before
 from infsim.metrics.recorder import Recorder
 from infsim.scheduling.continuous import ContinuousBatchingScheduler
 from infsim.sim.events import urgent_event
 
 STOP = "stop"  # interrupt cause: the replica is lost (`Replica.stop`)
 NO_RUN: list[float] = []  # `_run_ends` when no run is in flight (never appended to)
-
-
-def _num_ended_before(ends: Any, now: float) -> int:
-    """How many of a run's step ends (a list, or a float64 array) are before `now`:
-    `bisect_left`, by the array's own search for an array (bisecting one in Python costs a
-    numpy scalar per probe, ~5x longer)."""
-    if type(ends) is list:
-        return bisect_left(ends, now)
-    return int(ends.searchsorted(now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +124,7 @@ class Replica:
             return False
         self.num_outstanding_tokens += req.num_prompt_tokens + req.num_output_tokens
         if self.frontend is not None:
-            self._stream_run(_num_ended_before(self._run_ends, self.env.now))
+            self._stream_run(num_ends_before(self._run_ends, self.env.now))
             done = self.frontend.admit(self.env.now, req.num_prompt_tokens)
             self.in_frontend.append(req)
             urgent_event(self.env, done - self.env.now).callbacks.append(
@@ -155,7 +145,7 @@ class Replica:
         if self.async_scheduling and self._wake is None:  # a step is in flight
             started = self._num_started
             if len(self._run_ends):  # run steps start at the previous one's end (URGENT ties first)
-                started += 1 + _num_ended_before(self._run_ends, self.env.now)
+                started += 1 + num_ends_before(self._run_ends, self.env.now)
             self.inbox.append(req)
             self._inbox_seen.append(started)
         else:
@@ -298,7 +288,7 @@ class Replica:
             # as when stepping (its arrival event was scheduled before that step's end).
             # With async scheduling the step after it is already decided, so it runs too.
             ahead = 2 if self.async_scheduling else 1
-            k = min(_num_ended_before(ends, env.now) + ahead, k)
+            k = min(num_ends_before(ends, env.now) + ahead, k)
             if ends[k - 1] > env.now:
                 yield env.timeout(float(ends[k - 1]) - env.now)
         self._in_run = False
