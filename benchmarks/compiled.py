@@ -1,6 +1,10 @@
 """Build the optional compiled infsim: the checkout copied to DEST, its hot modules compiled.
 
-    pip install mypy                            # mypyc; and a C compiler
+For users the compiled build is a wheel (`INFSIM_BUILD=compiled pip install .`,
+hatch_build.py). This script makes a compiled copy of a whole checkout, tests and
+benchmarks included, to develop and measure it; both compile with the same functions.
+
+    pip install -e '.[compiled]'                # mypyc, hatchling; and a C compiler
     python benchmarks/compiled.py DEST          # copy the tracked files, compile in DEST
     PYTHONPATH=DEST infsim run scenario.yaml     # the compiled package (same outputs)
     cd DEST && PYTHONPATH=DEST python -m pytest  # the tests, on the compiled package
@@ -18,8 +22,6 @@ never in place, so a wheel built from the checkout stays pure Python.
 from __future__ import annotations
 
 import argparse
-import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -41,38 +43,6 @@ def copy_checkout(dest: Path) -> None:
             shutil.copy2(src, target)
 
 
-def compile_modules(dest: Path) -> None:
-    modules = runpy.run_path(str(dest / "infsim/compiled.py"))["COMPILED_MODULES"]
-    command = [sys.executable, "-m", "mypyc", "--ignore-missing-imports",
-               "--follow-imports=silent", *modules]  # fmt: skip
-    # mypyc's setuptools build must not see the project's pyproject (package discovery).
-    (dest / "pyproject.toml").rename(dest / "pyproject.toml.src")
-    try:
-        subprocess.run(command, cwd=dest, check=True)
-    finally:
-        (dest / "pyproject.toml.src").rename(dest / "pyproject.toml")
-    shutil.rmtree(dest / "build", ignore_errors=True)
-
-
-AOT = """
-from numba.pycc import CC
-from infsim.kvcache import pool_kernels as k
-cc = CC("_pool_kernels_aot")
-cc.output_dir = "infsim/kvcache"
-for name, signature in k.AOT_SIGNATURES.items():
-    cc.export(name, signature)(getattr(k, name).py_func)
-cc.compile()
-"""
-
-
-def compile_pool_kernels(dest: Path) -> None:
-    """The prefix pool's kernels compiled ahead of time by numba (`infsim/kvcache/
-    _pool_kernels_aot`): the compiled package then never imports numba (~0.55 s a
-    process, `prefix_cache.compiled_kernels`). Same functions, so the same results."""
-    env = {**os.environ, "PYTHONPATH": str(dest)}
-    subprocess.run([sys.executable, "-c", AOT], cwd=dest, env=env, check=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dest", type=Path, help="An empty (or absent) folder for the build.")
@@ -80,13 +50,15 @@ def main() -> None:
     dest = args.dest.resolve()
     if dest.exists() and any(dest.iterdir()):
         sys.exit(f"{dest}: not empty; give an empty or absent folder")
+    sys.path.insert(0, str(REPO))
     try:
         import mypyc  # noqa: F401
-    except ImportError:
-        sys.exit("mypyc is not installed: pip install mypy (and have a C compiler)")
+
+        from hatch_build import compile_package  # the wheel's build hook compiles the same
+    except ImportError as err:
+        sys.exit(f"{err.name} is not installed: pip install -e '.[compiled]' (and a C compiler)")
     copy_checkout(dest)
-    compile_modules(dest)
-    compile_pool_kernels(dest)
+    compile_package(dest)
     print(f"compiled infsim in {dest}: PYTHONPATH={dest} infsim ...")
 
 

@@ -7,8 +7,11 @@
 For each `scenarios/*.yaml` it runs `infsim run` (fixed seed) in a fresh process and prints
 the SHA-256 of `requests.parquet`, `timeline.parquet`, `fleet_timeline.parquet` and
 `summary.json` with its one wall-clock field (`simulation.wall_s`) removed; sweep scenarios
-are run as plain runs (their base point). A scenario that fails prints its exit status and
-the end of its error, and the script then exits 1 (CI runs every shipped scenario so).
+are run as plain runs (their base point). The runs start outside the checkout, so they run
+the infsim this interpreter has installed (`venv/bin/python benchmarks/identical_outputs.py`
+fingerprints that venv's build, a compiled wheel's for one). A scenario that fails prints
+its exit status and the end of its error, and the script then exits 1 (CI runs every
+shipped scenario so).
 """
 
 from __future__ import annotations
@@ -42,15 +45,14 @@ def main() -> None:
     failed = 0
     for scenario in scenarios:
         with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run(
-                [sys.executable, "-m", "infsim", "run", str(scenario), "--quiet", "-o", tmp],
-                capture_output=True, text=True, cwd=REPO, check=False,
-            )  # fmt: skip
+            command = [sys.executable, "-m", "infsim", "run", str(scenario), "--quiet"]
+            run = [*command, "-o", f"{tmp}/run"]
+            done = subprocess.run(run, capture_output=True, text=True, cwd=tmp, check=False)
             if done.returncode != 0:
                 print(f"{scenario.name}: exit {done.returncode}: {done.stderr.strip()[-200:]}")
                 failed += 1
                 continue
-            prints = fingerprint(Path(tmp))
+            prints = fingerprint(Path(tmp) / "run")
         print(scenario.name, " ".join(f"{k}={v}" for k, v in prints.items()))
     if failed:
         sys.exit(f"{failed} of {len(scenarios)} scenarios failed")

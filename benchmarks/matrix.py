@@ -241,6 +241,10 @@ def main() -> None:
         profile(args.profile, args.sampling)
         return
     compile_package()
+    import infsim
+    from infsim.compiled import build_description
+
+    print(f"infsim build: {build_description()} ({Path(infsim.__file__).parent})")
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(names) - set(CASES))
     if unknown:

@@ -96,8 +96,21 @@ def _crash_report(err: BaseException) -> str:
         return "(no report: the temp directory is not writable)"
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from infsim.compiled import build_description
+
+    click.echo(f"infsim, version {version('infsim')} ({build_description()})")
+    ctx.exit()
+
+
 @click.group(cls=_Group)
-@click.version_option(package_name="infsim")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Show the version and the build (pure Python or compiled); exit.")  # fmt: skip
 def main() -> None:
     """infsim: predict LLM-serving latency, throughput and cost from a trace."""
 
