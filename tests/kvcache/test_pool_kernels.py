@@ -146,6 +146,43 @@ def test_a_run_known_to_be_long_starts_on_numba(monkeypatch: pytest.MonkeyPatch)
     assert pc._active is pc.compiled_kernels()
 
 
+def test_the_pool_passes_its_kernels_contiguous_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ahead-of-time kernels are typed for C-contiguous arrays (`AOT_SIGNATURES`,
+    `[::1]`: no stride per index); numba's JIT and the plain copy take any layout, so a
+    strided view passed by the pool would only fail in the compiled build. Every array
+    the pool hands to a kernel, over a churning workload, is C-contiguous."""
+    import random
+    from types import SimpleNamespace
+
+    from infsim.kvcache import prefix_cache as pc
+    from infsim.kvcache.hashing import BlockKeyer
+    from tests.properties.test_prop_prefix_pool import NUM_DOCS, drive, random_ops
+
+    kernels = pc.compiled_kernels() or pc._load_plain()
+    calls: dict[str, int] = {}
+
+    def spy(name: str):
+        function = getattr(kernels, name)
+
+        def checked(*args):
+            for i, arg in enumerate(args):
+                if isinstance(arg, np.ndarray):
+                    assert arg.flags.c_contiguous, f"{name}: argument {i} is strided"
+            calls[name] = calls.get(name, 0) + 1
+            return function(*args)
+
+        return checked
+
+    monkeypatch.setattr(pc, "_active", SimpleNamespace(**{n: spy(n) for n in k.AOT_SIGNATURES}))
+    monkeypatch.setattr(pc, "_settled", True)
+    rng = random.Random(11)
+    specs = [(rng.randint(40, 400), rng.randint(1, 16), rng.randrange(NUM_DOCS),
+              rng.randrange(NUM_DOCS), rng.randint(0, 6), "all", 1) for _ in range(8)]  # fmt: skip
+    drive(300, specs, random_ops(rng, len(specs), 300, admit=400, step=60, run=100),
+          BlockKeyer(32 * 4, 4))  # fmt: skip
+    assert {"match", "allocate", "free", "free_for_run"} <= set(calls), calls
+
+
 NO_CACHE_LOCATION = """
 from numba.core import caching
 caching.CacheImpl._locator_classes = []  # as if no folder were writable (numba internals)
