@@ -49,8 +49,10 @@ from infsim.kvcache.pool_layout import (
     NUM_EVICTIONS,
     NUM_FREE,
     NUM_FREE_ROWS,
+    NUM_META,
     OFFSET,
     PAGE_BITS,
+    QUEUE_TAIL,
 )
 
 logger = logging.getLogger("infsim.kvcache")
@@ -162,20 +164,17 @@ class PrefixCachingKV:
         self.block_size = block_size
         self._ref = np.zeros(n, dtype=np.int32)
         self._slot_of = np.full(n, -1, dtype=np.int64)
-        # The free queue, all blocks in id order: a circular list through sentinel n.
-        links = np.empty(2 * (n + 1), dtype=np.int64)
-        links[0::2] = np.arange(1, n + 2)  # b's next: b + 1 (the last block's: S)
-        links[1::2] = np.arange(-1, n)  # b's previous: b - 1
-        links[2 * n] = 0  # S's next, the head: block 0 (S itself when n = 0)
-        links[2 * n + 1] = n - 1  # S's previous, the tail
-        links[1] = n  # block 0's previous: S (when n = 0, S's own previous: S)
-        self._links = links
-        self._meta = np.zeros(4, dtype=np.int64)
+        # The free queue, all blocks in id order: ring[0:n], each block's entry at pos[b].
+        self._ring = np.empty(4 * n + 4, dtype=np.int64)
+        self._ring[:n] = np.arange(n)
+        self._pos = np.arange(n, dtype=np.int64)
+        self._meta = np.zeros(NUM_META, dtype=np.int64)
         self._meta[NUM_FREE] = n
+        self._meta[QUEUE_TAIL] = n
         self._rows = np.empty(0, dtype=np.int32)
         self._rowmeta = np.empty(0, dtype=np.int64)
         self._grow_rows(max(8, n // 16))
-        self._mark = np.zeros(n + 1, dtype=np.int8)  # free_for_run's scratch
+        self._mark = np.zeros(n, dtype=np.int8)  # free_for_run's scratch
         self._out = np.empty(64, dtype=np.intp)  # match's scratch (grown on demand)
 
     def _grow_rows(self, num_new: int) -> None:
@@ -231,7 +230,7 @@ class PrefixCachingKV:
     def free_queue(self) -> list[int]:
         """Free block ids, head (evicted first) to tail."""
         out = np.empty(self.num_free_blocks, dtype=np.int64)
-        _kernels().queue_order(self._links, out)
+        _kernels().queue_order(self._ring, self._pos, self._meta, out)
         return out.tolist()
 
     @property
@@ -273,8 +272,9 @@ class PrefixCachingKV:
         run_keys = pending[0] if len(pending) == 1 else np.concatenate(pending)
         max_need = len(running) * (span - 1)  # what the run could take at most
         kernels = _kernels(len(run_keys) + max_need)
-        return int(kernels.free_for_run(self._ref, self._links, self._pages, self._rows,
-                                        self._meta, self._mark, run_keys, max_need))  # fmt: skip
+        return int(kernels.free_for_run(self._ref, self._ring, self._pos, self._pages,
+                                        self._rows, self._meta, self._mark, run_keys,
+                                        max_need))  # fmt: skip
 
     def num_blocks_held(self, req: RequestState) -> int:
         return req.num_blocks
@@ -351,9 +351,9 @@ class PrefixCachingKV:
             if stop - start > self._meta[NUM_FREE_ROWS]:  # a row per new page at most
                 self._grow_rows(max(stop - start, len(self._rowmeta) // 3))
         kernels = _kernels(num_hits + max(need, 0) + stop - start)
-        if not kernels.allocate(self._ref, self._slot_of, self._links, self._pages, self._rows,
-                                self._rowmeta, self._meta, table, num_held, hits, num_hits,
-                                need, array, start, stop):  # fmt: skip
+        if not kernels.allocate(self._ref, self._slot_of, self._ring, self._pos, self._pages,
+                                self._rows, self._rowmeta, self._meta, table, num_held, hits,
+                                num_hits, need, array, start, stop):  # fmt: skip
             return False
         req.num_blocks = total
         req.num_cached_blocks = stop
@@ -362,7 +362,8 @@ class PrefixCachingKV:
     def free(self, req: RequestState) -> None:
         num = req.num_blocks
         if num:
-            _kernels(num).free(self._ref, self._links, self._meta, req.block_table, num)
+            _kernels(num).free(self._ref, self._ring, self._pos, self._meta, req.block_table,
+                               num)  # fmt: skip
         req.block_table = NO_BLOCKS
         req.num_blocks = 0
         req.num_cached_blocks = 0
