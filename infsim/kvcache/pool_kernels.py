@@ -410,4 +410,7 @@ AOT_SIGNATURES = {
 }
 """The kernels' types as the pool calls them (ref and rows int32, mark int8, all else
 int64; block tables are intp, int64 on the 64-bit platforms the compiled build targets),
-for numba's ahead-of-time build of this module (`benchmarks/compiled.py`)."""
+for numba's ahead-of-time build of this module (hatch_build.py). Every array is
+C-contiguous (`[::1]`), as numba's JIT specialises them when it sees them: an array of
+any layout (`[:]`) costs a stride multiplication per index, and the compiled build's
+Mooncake run 6 % (perf: `imul` beside each load of the free queue's links)."""

@@ -22,9 +22,10 @@ How it is kept fast. A long prompt allocates, registers and later frees hundreds
 blocks at once (a Mooncake prompt: ~750 blocks of 16 tokens). Every operation is one call
 of a compiled per-block loop (`infsim.kvcache.pool_kernels`, numba): the free queue is a
 ring array with lazy deletion (O(1) amortised touch, pop and push; a pop reads forwards),
-the cached map an open-addressing hash table in arrays. The per-block semantics are written once, in the kernels, and are
-exactly those of the plain per-block pool the property tests keep as their oracle
-(tests/kvcache/reference_pool.py): same block ids, evictions and cached keys.
+the cached map an open-addressing hash table in arrays. The per-block semantics are
+written once, in the kernels, and are exactly those of the plain per-block pool the
+property tests keep as their oracle (tests/kvcache/reference_pool.py): same block ids,
+evictions and cached keys.
 A request's block ids are the first `num_blocks` entries of its `block_table` array, and a
 trace's keys come as an int64 array (`BlockKeys.array`), so nothing is converted per block.
 """
