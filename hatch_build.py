@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import runpy
+import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -57,6 +59,20 @@ def requested_build() -> str:
     return build
 
 
+def check_compiler() -> None:
+    """Stop with a clear reason when no C compiler is on PATH (the one setuptools will run:
+    $CC, else the compiler Python was built with)."""
+    command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    compiler = shlex.split(command)[0] if command.strip() else "cc"
+    if shutil.which(compiler) is None:
+        raise SystemExit(
+            f"{BUILD_VARIABLE}=compiled needs a C compiler: {compiler!r} (from "
+            f"{'$CC' if os.environ.get('CC') else 'the compiler Python was built with'}) is "
+            f"not on PATH. Install one (gcc or clang) or set CC; or build the pure package "
+            f"(unset {BUILD_VARIABLE})."
+        )
+
+
 def compile_modules(root: Path) -> None:
     """mypyc-compile `COMPILED_MODULES` of the package under `root`, in place: each module
     gets an extension beside its source, plus one shared library at `root`."""
@@ -85,6 +101,7 @@ def compile_pool_kernels(root: Path) -> None:
 
 def compile_package(root: Path) -> list[Path]:
     """Compile the infsim package under `root` in place; the extension files it made."""
+    check_compiler()
     compile_modules(root)
     compile_pool_kernels(root)
     return sorted(p for suffix in EXTENSION_SUFFIXES for p in root.rglob(f"*{suffix}"))

@@ -1,16 +1,20 @@
 """Which build `infsim --version` names (infsim.compiled.build_description), read from the
 extension modules beside the package's sources. CI sets INFSIM_EXPECT_BUILD when it runs
-the tests on an installed compiled wheel, so a wheel that silently came out pure fails."""
+the tests on an installed compiled wheel, so a wheel that silently came out pure fails.
+And the wheel's build hook (hatch_build.py) refuses what it cannot build, with a reason."""
 
 from __future__ import annotations
 
 import os
+import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
 
 from infsim.compiled import COMPILED_MODULES, POOL_KERNELS_AOT, build_description
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _package(tmp_path: Path, compiled: tuple[str, ...]) -> Path:
@@ -55,3 +59,41 @@ def test_the_running_build_is_the_expected_one() -> None:
     if not expected:
         pytest.skip("INFSIM_EXPECT_BUILD is not set (CI sets it for the compiled wheel's tests)")
     assert build_description().split(":")[0] == expected
+
+
+def _hook():
+    pytest.importorskip("hatchling", reason="the build hook needs hatchling (the test extra)")
+    sys.path.insert(0, str(REPO))
+    try:
+        import hatch_build
+    finally:
+        sys.path.remove(str(REPO))
+    return hatch_build
+
+
+@pytest.mark.parametrize(
+    ("value", "build"), [(None, "pure"), ("", "pure"), (" compiled ", "compiled")]
+)
+def test_the_hook_reads_the_build_asked_for(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, build: str
+) -> None:
+    hook = _hook()
+    if value is None:
+        monkeypatch.delenv("INFSIM_BUILD", raising=False)
+    else:
+        monkeypatch.setenv("INFSIM_BUILD", value)
+    assert hook.requested_build() == build
+
+
+def test_the_hook_refuses_an_unknown_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = _hook()
+    monkeypatch.setenv("INFSIM_BUILD", "fast")
+    with pytest.raises(SystemExit, match=r"INFSIM_BUILD='fast' is not a build of infsim: use"):
+        hook.requested_build()
+
+
+def test_the_hook_needs_a_c_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = _hook()
+    monkeypatch.setenv("CC", "no-such-cc --quiet")
+    with pytest.raises(SystemExit, match=r"needs a C compiler: 'no-such-cc' \(from \$CC\)"):
+        hook.check_compiler()
