@@ -112,3 +112,17 @@ def test_disk_full_while_streaming_is_one_error_and_changes_nothing(
     assert "Traceback" not in result.output
     assert (out / "summary.json").read_bytes() == before
     assert _siblings(out) == []
+
+
+def test_run_files_keep_dictionaries_for_all_but_float_columns(tmp_path: Path) -> None:
+    """Float columns (times, latencies, usage) are written without a dictionary, every
+    other column (ids, counts, statuses) with one (`sink.parquet_writer`)."""
+    _run("quickstart.yaml", ["workload.synthetic.num_requests=300"], None).write(tmp_path)
+    for name in ("requests.parquet", "timeline.parquet"):
+        meta = pq.ParquetFile(tmp_path / name).metadata
+        schema = meta.schema.to_arrow_schema()
+        for i in range(meta.num_columns):
+            column = meta.row_group(0).column(i)
+            dictionary = any("DICTIONARY" in e for e in column.encodings)
+            floating = str(schema.field(column.path_in_schema).type) in ("double", "float")
+            assert dictionary != floating, (name, column.path_in_schema, column.encodings)
