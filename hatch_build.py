@@ -124,11 +124,16 @@ class CompiledBuildHook(BuildHookInterface):
                 f"not an editable install: the compiled modules would shadow the sources "
                 f"being edited. For a compiled copy of a checkout use benchmarks/compiled.py."
             )
-        self._work = Path(tempfile.mkdtemp(prefix="infsim-compiled-"))
-        shutil.copytree(Path(self.root) / "infsim", self._work / "infsim",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))  # fmt: skip
-        for extension in compile_package(self._work):
-            relative = extension.relative_to(self._work).as_posix()
+        self._work = work = Path(tempfile.mkdtemp(prefix="infsim-compiled-"))
+        try:
+            skip = shutil.ignore_patterns("__pycache__", "*.so", "*.pyd")
+            shutil.copytree(Path(self.root) / "infsim", work / "infsim", ignore=skip)
+            extensions = compile_package(work)
+        except BaseException:  # (finalize does not run after a failed build)
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        for extension in extensions:
+            relative = extension.relative_to(work).as_posix()
             build_data["force_include"][str(extension)] = relative
             self.app.display_info(f"compiled: {relative}")
         build_data["pure_python"] = False
