@@ -13,7 +13,7 @@ mypyc compiles the modules of `infsim.compiled.COMPILED_MODULES` (the per-reques
 per-step paths: request state, batches, the block counter, the scheduler, the API
 servers, the roofline, the replica loop) into C extensions next to their sources in DEST;
 the rest stays Python; and numba compiles the prefix pool's kernels ahead of time
-(`compile_pool_kernels`). The pure-Python checkout is untouched and stays the reference:
+(`hatch_build.compile_pool_kernels`). The pure-Python checkout is untouched and stays the reference:
 `benchmarks/identical_outputs.py` run in both gives the same fingerprints, and the matrix
 measures both (`PYTHONPATH=DEST python DEST/benchmarks/matrix.py`). Compiled in a copy,
 never in place, so a wheel built from the checkout stays pure Python.

@@ -102,8 +102,8 @@ def _load_plain() -> ModuleType:
 
 def _promote() -> None:
     """Switch every pool of the process to compiled kernels (once): the ahead-of-time
-    ones when the compiled build made them (`benchmarks/compiled.py`: no numba import,
-    nothing to load), else numba's; without numba the plain ones stay, with a warning."""
+    ones when the compiled build made them (hatch_build.py: no numba import, nothing
+    to load), else numba's; without numba the plain ones stay, with a warning."""
     global _active, _settled
     _settled = True
     compiled = compiled_kernels()
