@@ -9,6 +9,11 @@ path builds and reads its columns here, through buffers (`pa.Array.from_buffers`
 numpy memory, `np.frombuffer` over Arrow's), which never touch pandas. Each function
 gives what the pyarrow call it stands for gives (`tests/test_arrays.py` compares them);
 `tests/test_startup.py` checks that a roofline run does not import pandas.
+
+Nor `pyarrow.compute`, whose import alone takes ~40 ms (a tenth of a small run's process;
+`Array.cast`, `.filter`, `.is_null` import it too): the run path compares strings
+(`equals_string`), reads validity (`is_valid`) and casts to integers (`array`) in numpy,
+and the trace parsers import it in the functions that use it.
 """
 
 from __future__ import annotations
@@ -62,11 +67,42 @@ def array(
         nulls = np.isnan(values)
     else:
         nulls = None
+    if type is not None and type != natural and pa.types.is_integer(type):
+        data, natural = _checked_integers(values, nulls, type), type  # no pyarrow.compute
     validity, null_count = _validity(nulls)
     out = pa.Array.from_buffers(
         natural, len(values), [validity, pa.py_buffer(data)], null_count=null_count
     )
     return out if type is None or type == natural else out.cast(type)
+
+
+def _checked_integers(
+    values: np.ndarray, nulls: np.ndarray | None, type: pa.DataType
+) -> np.ndarray:
+    """Numbers as an integer type, checked as Arrow's cast (which imports `pyarrow.compute`,
+    ~40 ms) checks them: a valid value that is fractional, not finite or out of the type's
+    range raises `pa.ArrowInvalid`."""
+    target = np.dtype(_NUMBERS[type])
+    valid = values if nulls is None else values[~nulls]
+    if valid.dtype.kind == "b":
+        valid = valid.astype(np.uint8)
+    if valid.dtype.kind == "f":
+        whole = np.isfinite(valid) & (np.trunc(valid) == valid)
+        if not whole.all():
+            value = valid[np.flatnonzero(~whole)[0]]
+            raise pa.ArrowInvalid(f"Float value {value} was truncated converting to {type}")
+    if valid.size:
+        info = np.iinfo(target)
+        low, high = valid.min(), valid.max()
+        if valid.dtype.kind == "f":  # exact: both bounds are powers of two, or one less
+            out = low < float(info.min) or high >= float(info.max) + 1
+        else:
+            out = int(low) < info.min or int(high) > info.max
+        if out:
+            bad = low if low < info.min else high
+            raise pa.ArrowInvalid(f"Integer value {bad} not in range: {info.min} to {info.max}")
+    with np.errstate(invalid="ignore"):  # a null slot's NaN becomes any integer
+        return values.astype(target)
 
 
 def nullable(values: Sequence[float | int | bool | None], type: pa.DataType) -> pa.Array:
@@ -172,6 +208,68 @@ def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     out = data.astype(np.float64 if data.dtype.kind in "iu" else data.dtype)
     out[~valid] = np.nan
     return out
+
+
+def equals_string(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
+    """`pc.equal(values, value)` as a numpy boolean array, a null row False, for a string,
+    large_string or dictionary-of-strings column: the rows' bytes compared in numpy
+    (importing `pyarrow.compute` alone takes ~40 ms, a tenth of a small run's process)."""
+    if isinstance(values, pa.ChunkedArray):
+        parts = [equals_string(chunk, value) for chunk in values.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    n = len(values)
+    if pa.types.is_dictionary(values.type):
+        indices = values.indices
+        kind = indices.type
+        start = indices.offset * kind.byte_width
+        codes = np.frombuffer(indices.buffers()[1], dtype=_NUMBERS[kind], count=n, offset=start)
+        codes = codes.astype(np.int64)
+        hits = np.append(equals_string(values.dictionary, value), False)
+        if indices.null_count:  # a null row's code is undefined: point it at the False
+            codes[~_valid(indices.buffers()[0], indices.offset, n)] = len(hits) - 1
+        return hits[codes]
+    if values.type not in _STRINGS:
+        raise TypeError(f"equals_string() compares string columns, not {values.type}")
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    buffers = values.buffers()
+    width = 4 if values.type == pa.string() else 8
+    offsets = np.frombuffer(
+        buffers[1], dtype=f"<i{width}", count=n + 1, offset=values.offset * width
+    )
+    target = np.frombuffer(str.encode(value), dtype=np.uint8)
+    rows = np.flatnonzero(np.diff(offsets) == len(target))
+    if len(target) and rows.size:
+        data = np.frombuffer(buffers[2], dtype=np.uint8)
+        starts = offsets[rows]
+        same = np.ones(rows.size, dtype=bool)
+        for k, byte in enumerate(target):  # a byte position at a time: no rows x bytes array
+            same &= data[starts + k] == byte
+        rows = rows[same]
+    out = np.zeros(n, dtype=bool)
+    out[rows] = True
+    if values.null_count:
+        out &= _valid(buffers[0], values.offset, n)
+    return out
+
+
+def raw_numbers(values: pa.Array) -> np.ndarray:
+    """A numeric array's data buffer as numpy, a read-only view: what a null row holds is
+    undefined (select the valid rows with `is_valid`)."""
+    dtype = _NUMBERS[values.type]
+    itemsize = np.dtype(dtype).itemsize
+    return np.frombuffer(
+        values.buffers()[1], dtype=dtype, count=len(values), offset=values.offset * itemsize
+    )
+
+
+def is_valid(values: pa.Array) -> np.ndarray:
+    """`pc.is_valid(values)` as a numpy boolean array (read from the validity bitmap)."""
+    if not values.null_count:
+        return np.ones(len(values), dtype=bool)
+    if pa.types.is_null(values.type):
+        return np.zeros(len(values), dtype=bool)
+    return _valid(values.buffers()[0], values.offset, len(values))
 
 
 def _dtype(kind: pa.DataType) -> type | np.dtype:

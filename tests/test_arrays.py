@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -165,3 +166,86 @@ def test_nullable_of_python_ints_into_floats() -> None:
     with pytest.raises(pa.ArrowInvalid):  # not exact in float64: refused, as by pyarrow
         arrays.nullable([2**53 + 1, None], pa.float64())
     _same(arrays.nullable([None, None], pa.int32()), pa.array([None, None], pa.int32()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_equals_string_matches_pc_equal(data) -> None:
+    """Plain, large and dictionary-encoded strings, nulls, slices and several chunks."""
+    alphabet = st.sampled_from(
+        ["finished", "finishes", "failed", "rejected", "", "finishe", "ﬁnished", "é", "è"]
+    )
+    chunks = data.draw(st.lists(st.lists(st.none() | alphabet, max_size=30), max_size=4))
+    kind = data.draw(st.sampled_from(["string", "large_string", "dictionary"]))
+    built = []
+    for values in chunks:
+        chunk = pa.array(values, pa.large_string() if kind == "large_string" else pa.string())
+        if kind == "dictionary":
+            chunk = chunk.dictionary_encode()
+        start = data.draw(st.integers(0, len(values)))
+        built.append(chunk.slice(start, data.draw(st.integers(0, len(values) - start))))
+    column = pa.chunked_array(built, type=built[0].type if built else pa.string())
+    value = data.draw(alphabet)
+    expected = pc.equal(column, value).to_numpy(zero_copy_only=False)
+    expected = np.array([bool(v) if v is not None else False for v in expected], dtype=bool)
+    got = arrays.equals_string(column, value)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, expected)
+    if len(built) == 1:
+        np.testing.assert_array_equal(arrays.equals_string(built[0], value), expected)
+
+
+def test_equals_string_refuses_other_types() -> None:
+    with pytest.raises(TypeError, match="string columns"):
+        arrays.equals_string(pa.array([1, 2]), "1")
+
+
+INTEGERS = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64()]
+EDGES = [2.0**k + d for k in (7, 8, 15, 16, 31, 32, 53, 63, 64) for d in (-1.0, 0.0, 1.0)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_integer_casts_match_arrows_checked_cast(data) -> None:
+    """Numbers (ints, floats with fractions, NaN, inf, the types' edges; nulls by NaN or
+    by mask) to every integer type: the same array as Arrow's cast, or both refuse."""
+    kind = data.draw(st.sampled_from(INTEGERS))
+    dtype = data.draw(st.sampled_from(["int64", "int32", "uint64", "float64", "float32", "bool"]))
+    if dtype.startswith("float"):
+        element = st.floats(width=32 if dtype == "float32" else 64) | st.sampled_from(
+            EDGES + [-e for e in EDGES]
+        )
+    else:
+        element = None
+    values = data.draw(hnp.arrays(dtype, st.integers(0, 12), elements=element))
+    nan_is_null = data.draw(st.booleans())
+    mask = data.draw(st.none() | hnp.arrays(bool, len(values)))
+    try:
+        expected = pa.array(values, from_pandas=nan_is_null, mask=mask).cast(kind)
+    except (pa.ArrowInvalid, OverflowError):
+        with pytest.raises(pa.ArrowInvalid):
+            arrays.array(values, kind, nan_is_null=nan_is_null, mask=mask)
+        return
+    _same(arrays.array(values, kind, nan_is_null=nan_is_null, mask=mask), expected)
+
+
+@pytest.mark.parametrize("kind", INTEGERS, ids=str)
+def test_integer_casts_at_the_types_edges(kind) -> None:
+    for value in [*EDGES, *(-e for e in EDGES), 0.5, -0.0, float("nan"), float("inf")]:
+        for values in (np.array([value]), np.array([value], dtype=np.float32)):
+            try:
+                expected = pa.array(values).cast(kind)
+            except pa.ArrowInvalid:
+                with pytest.raises(pa.ArrowInvalid):
+                    arrays.array(values, kind)
+                continue
+            _same(arrays.array(values, kind), expected)
+    for value in (2**63 - 1, -(2**63), 2**31, -(2**31) - 1, 2**32, 255, 256, -1):
+        values = np.array([value], dtype=np.int64)
+        try:
+            expected = pa.array(values).cast(kind)
+        except pa.ArrowInvalid:
+            with pytest.raises(pa.ArrowInvalid):
+                arrays.array(values, kind)
+            continue
+        _same(arrays.array(values, kind), expected)

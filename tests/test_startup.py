@@ -1,8 +1,9 @@
-"""Start-up stays small: a roofline run does not import pandas, `infsim --version` not even
-numpy (docs/performance.md, "Start-up without pandas"). Each check runs in a fresh
-process and reads its `sys.modules`: pyarrow imports pandas on its first Python-to-Arrow
-or Arrow-to-numpy conversion, so one `pa.array` or `.to_numpy()` added on the run path
-brings pandas' ~0.2 s back (`infsim.arrays` has the pandas-free forms)."""
+"""Start-up stays small: a roofline run imports neither pandas nor `pyarrow.compute`,
+`infsim --version` not even numpy (docs/performance.md, "Start-up without pandas"). Each
+check runs in a fresh process and reads its `sys.modules`: pyarrow imports pandas on its
+first Python-to-Arrow or Arrow-to-numpy conversion, so one `pa.array` or `.to_numpy()`
+added on the run path brings pandas' ~0.2 s back (`infsim.arrays` has the pandas-free
+forms)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _modules_after(code: str) -> set[str]:
-    """Top-level modules imported by running `code` in a fresh interpreter."""
-    script = (
-        code
-        + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    """Modules imported by running `code` in a fresh interpreter: each top-level name, and
+    the full names of pyarrow's submodules."""
+    script = code + (
+        "\nimport json, sys\nprint(json.dumps(sorted({m if m.startswith('pyarrow.') else"
+        " m.split('.')[0] for m in sys.modules})))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=False
@@ -79,6 +81,7 @@ def test_a_roofline_run_does_not_import_pandas(tmp_path) -> None:
     )
     assert "pyarrow" in modules
     assert "pandas" not in modules
+    assert "pyarrow.compute" not in modules  # ~40 ms to import: `arrays.equals_string`
     assert (out / "requests.parquet").exists()
 
     cli_out = tmp_path / "cli"
@@ -91,6 +94,7 @@ def test_a_roofline_run_does_not_import_pandas(tmp_path) -> None:
     )
     assert (cli_out / "summary.json").exists()
     assert "pandas" not in modules
+    assert "pyarrow.compute" not in modules
 
 
 def test_a_small_prefix_caching_run_does_not_load_numba(tmp_path) -> None:

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from infsim import arrays
 from infsim.metrics.percentiles import describe
@@ -44,10 +43,8 @@ def _col(table: pa.Table, name: str) -> np.ndarray:
 
 
 def status_is(table: pa.Table, status: str) -> np.ndarray:
-    """Boolean mask of the rows with this `status` (compared in Arrow: no Python string
-    per row)."""
-    mask = pc.equal(table.column("status"), arrays.scalar(status, pa.string()))
-    return np.asarray(arrays.to_numpy(mask), dtype=bool)
+    """Boolean mask of the rows with this `status` (no Python string per row)."""
+    return arrays.equals_string(table.column("status"), status)
 
 
 def slo_met(table: pa.Table, slo: SLOSpec) -> np.ndarray:

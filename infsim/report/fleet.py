@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from infsim import arrays
 from infsim.fleet.lifecycle import BILLED, STATE_NAMES, State
@@ -53,12 +52,14 @@ def state_seconds(pool: PoolRuntime, end_s: float) -> dict[str, float]:
 
 
 def _peak_live(pool_name: str, timeline: pa.Table) -> int:
-    rows = timeline.filter(pc.equal(timeline.column("pool"), arrays.scalar(pool_name, pa.string())))
+    rows = arrays.equals_string(timeline.column("pool"), pool_name)
+    if not rows.any():
+        return 0
     live = sum(
-        np.asarray(arrays.to_numpy(rows.column(f"num_{s}")), dtype=np.int64)
+        np.asarray(arrays.to_numpy(timeline.column(f"num_{s}")), dtype=np.int64)[rows]
         for s in ("provisioning", "loading", "starting", "serving")
     )
-    return int(live.max()) if len(rows) else 0
+    return int(live.max())
 
 
 def fleet_section(record: FleetRecord, end_s: float) -> dict[str, Any]:

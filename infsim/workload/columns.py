@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from infsim import arrays, errors
 from infsim.errors import SHOW_CHARS, InputError
@@ -100,6 +99,8 @@ def _numbers(values: Any, column: str, source: str, rows: RowLocator) -> np.ndar
                 + (" (seconds)" if column == "arrival_s" else "")
             )
         if values.null_count:
+            import pyarrow.compute as pc
+
             index = _first(arrays.to_numpy(pc.is_null(values)))
             raise _fail(source, rows, index or 0, column, "is missing (null)")
         values = arrays.to_numpy(values)
@@ -203,6 +204,11 @@ def _check_unique(request_id: np.ndarray, source: str, rows: RowLocator) -> None
 
 def _hash_ids_array(values: Any, source: str, rows: RowLocator) -> pa.Array:
     """Lists of int64 ids (or nulls), one per row; empty lists become null."""
+    no_ids = isinstance(values, pa.Array) and values.null_count == len(values)
+    if no_ids and values.type == HASH_IDS_TYPE:  # a synthetic workload's
+        return values
+    import pyarrow.compute as pc
+
     if isinstance(values, pa.ChunkedArray):
         if values.num_chunks > 1:
             HASH_IDS.check(_num_values(values), "the number of prefix hash ids", source)
@@ -246,6 +252,8 @@ def _hash_ids_array(values: Any, source: str, rows: RowLocator) -> pa.Array:
 
 
 def _num_values(values: pa.Array | pa.ChunkedArray) -> int:
+    import pyarrow.compute as pc
+
     lengths = pc.list_value_length(values)
     return int(pc.sum(lengths).as_py() or 0)
 
@@ -282,6 +290,8 @@ def _check_hash_ids(
 ) -> None:
     if hash_ids.null_count == len(hash_ids):
         return
+    import pyarrow.compute as pc
+
     if block_size_tokens is None:
         index = _first(~arrays.to_numpy(hash_ids.is_null()))
         raise _fail(
@@ -415,9 +425,16 @@ def _nullable_int64(values: Any, source: str, rows: RowLocator) -> pa.Array:
             values = pa.array([None if v is None else shown(v) for v in values], pa.string())
     if pa.types.is_null(values.type):
         return pa.nulls(len(values), pa.int64())
-    present = arrays.to_numpy(pc.is_valid(values))
-    dense = _as_int64(values.filter(arrays.array(present)), "session_id", source, rows.take(
-        np.flatnonzero(present)))  # fmt: skip
+    present = arrays.is_valid(values)
+    if present.all():
+        dense = _as_int64(values, "session_id", source, rows)
+    else:
+        kept = np.flatnonzero(present)
+        if pa.types.is_integer(values.type):  # without Array.filter's pyarrow.compute (~40 ms)
+            kept_values: Any = arrays.raw_numbers(values)[kept]
+        else:
+            kept_values = values.filter(arrays.array(present))
+        dense = _as_int64(kept_values, "session_id", source, rows.take(kept))
     parsed = np.zeros(len(values), np.int64)
     parsed[present] = dense
     return arrays.array(parsed, mask=~present)

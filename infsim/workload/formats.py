@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from infsim import arrays
@@ -252,6 +251,8 @@ def parse_numbers(
     float64, or with `integer` int64 when every cell is an exact integer (so large ids keep
     every digit); range checks are the caller's (`columns.build_table`).
     """
+    import pyarrow.compute as pc
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.nulls(0, pa.string())
     if integer and not values.null_count:
@@ -347,5 +348,7 @@ def require_no_nulls(table: pa.Table, names: Sequence[str], path: Path, rows: Ro
     for name in names:
         column = table.column(name)
         if column.null_count:
+            import pyarrow.compute as pc
+
             index = int(np.flatnonzero(arrays.to_numpy(pc.is_null(column)))[0])
             raise InputError(f"{path}: {rows.describe(index)}: {name!r} is missing or null")

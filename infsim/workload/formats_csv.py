@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infsim import arrays
@@ -93,6 +92,8 @@ def _plain_stamps_ns(stamps: pa.ChunkedArray) -> np.ndarray | None:
     """Nanoseconds since the epoch of a column of `_PLAIN_STAMP` timestamps, parsed by
     Arrow (without importing pandas); None if any cell is not one, or not a valid date and
     time (Arrow refuses Feb 30 or 24:00 as pandas does), for pandas to parse or refuse."""
+    import pyarrow.compute as pc
+
     if stamps.null_count or not len(stamps):
         return None
     if not pc.all(pc.match_substring_regex(stamps, _PLAIN_STAMP)).as_py():
@@ -105,6 +106,8 @@ def _plain_stamps_ns(stamps: pa.ChunkedArray) -> np.ndarray | None:
 
 
 def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> np.ndarray:
+    import pyarrow.compute as pc
+
     ns = _plain_stamps_ns(stamps)
     if ns is not None:
         return (ns - ns[0]) / 1e9
@@ -311,6 +314,8 @@ _HASH_ID = re.compile(r"-?\d{1,19}")
 
 
 def _parse_hash_ids(values: pa.ChunkedArray, path: Path, rows: RowLocator) -> pa.Array:
+    import pyarrow.compute as pc
+
     strings = pc.utf8_trim_whitespace(values.combine_chunks())
     empty = pc.equal(strings, arrays.scalar("", pa.string()))
     strings = pc.if_else(empty, arrays.scalar(None, pa.string()), strings)
@@ -332,11 +337,15 @@ def _parse_hash_ids(values: pa.ChunkedArray, path: Path, rows: RowLocator) -> pa
 
 
 def _count_values(lists: pa.Array) -> int:
+    import pyarrow.compute as pc
+
     return int(pc.sum(pc.list_value_length(lists)).as_py() or 0)
 
 
 def _nullable_ints(values: pa.ChunkedArray, column: str, path: Path, rows: RowLocator) -> pa.Array:
     """Numbers or nulls (empty fields); `columns.build_table` checks they are integers."""
+    import pyarrow.compute as pc
+
     present = arrays.to_numpy(pc.is_valid(values))
     if not present.any():
         return pa.nulls(len(values), pa.int64())

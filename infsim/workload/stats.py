@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from infsim.workload.trace import Trace
@@ -58,6 +57,8 @@ def trace_summary(trace: Trace) -> dict[str, Any]:
     over all rows (total = with repeats), so 1 - unique/total is the block reuse ratio.
     Burstiness: `burstiness`.
     """
+    import pyarrow.compute as pc
+
     arrival_s = trace.arrival_s
     span_s = float(arrival_s[-1] - arrival_s[0]) if trace.num_requests else 0.0
     hash_ids = trace.table.column("prefix_hash_ids")

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -143,6 +142,8 @@ class Trace:
             hi = min(hi, lo + max_requests)
         table = self.table.slice(lo, max(hi - lo, 0))
         if start_s:
+            import pyarrow.compute as pc
+
             shifted = pc.subtract(
                 table.column("arrival_s"), arrays.scalar(float(start_s), pa.float64())
             )
@@ -151,6 +152,8 @@ class Trace:
 
     def scale_time(self, factor: float) -> Trace:
         """Multiply every arrival time (hence every inter-arrival gap) by `factor` > 0."""
+        import pyarrow.compute as pc
+
         if not (factor > 0 and np.isfinite(factor)):
             raise InputError(f"time scale factor is {factor}; must be a finite number > 0")
         scaled = pc.multiply(
