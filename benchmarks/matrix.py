@@ -37,6 +37,8 @@ would otherwise compile its modules from source (~0.1 s each).
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import os
 import resource
@@ -146,9 +148,12 @@ CASES = {
 
 
 def child(case: str) -> dict:
-    """Run one case in this (fresh) process and measure it."""
+    """Run one case in this (fresh) process and measure it, as `infsim run` runs it: the
+    tables streamed to disk, and the heap frozen at exit (`infsim/cli.py`)."""
     from infsim import api
     from infsim.scenario.load import validate_scenario
+
+    atexit.register(gc.freeze)
 
     scenario = validate_scenario(CASES[case][0](), f"matrix:{case}")
     resolved, trace = api.prepare(scenario, ".")

@@ -6,6 +6,8 @@ the command exits with status 2; click's own usage errors also exit with 2.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import sys
 import time
@@ -20,6 +22,12 @@ from infsim.errors import InputError
 _SET_HELP = (
     "Override a scenario field: dotted.path=value (repeatable), e.g. engine.max_num_seqs=64."
 )
+
+
+atexit.register(gc.freeze)
+"""The process ends when its command does, and the interpreter's last collection would walk
+every object still alive (the imported modules, the run's tables): ~45 ms of a small run's
+~70 ms exit. Frozen objects are skipped; what infsim writes is flushed and closed by then."""
 
 
 MAX_MESSAGE_CHARS = 2000

@@ -112,3 +112,17 @@ def test_a_small_prefix_caching_run_does_not_load_numba(tmp_path) -> None:
     )
     assert "numba" not in modules
     assert "llvmlite" not in modules
+
+
+def test_the_command_line_freezes_the_heap_at_exit() -> None:
+    """`infsim` freezes the collector's heap when the process exits, so the interpreter's
+    last collection does not walk the run's objects (docs/performance.md)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import atexit, gc, infsim.cli\n"
+         "before = gc.get_freeze_count()\natexit._run_exitfuncs()\n"
+         "print(before, gc.get_freeze_count())"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    before, after = map(int, done.stdout.split())
+    assert before == 0
+    assert after > 10_000
