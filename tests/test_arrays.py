@@ -242,3 +242,19 @@ def test_integer_casts_at_the_types_edges(kind) -> None:
         _same_cast(np.array([value], dtype=np.float32), kind)
     for value in (2**63 - 1, -(2**63), 2**31, -(2**31) - 1, 2**32, 255, 256, -1):
         _same_cast(np.array([value], dtype=np.int64), kind)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_is_valid_and_raw_numbers_match_pyarrow(data) -> None:
+    kind = data.draw(st.sampled_from([*NUMERIC, pa.null()]))
+    values = data.draw(st.lists(st.none() | st.integers(0, 100), max_size=30))
+    array = pa.array(values, pa.int64()).cast(kind) if kind != pa.null() else pa.nulls(
+        len(values))  # fmt: skip
+    start = data.draw(st.integers(0, len(values)))
+    array = array.slice(start)
+    valid = arrays.is_valid(array)
+    np.testing.assert_array_equal(valid, pc.is_valid(array).to_numpy(zero_copy_only=False))
+    if kind != pa.null() and len(array):
+        kept = arrays.raw_numbers(array)[valid]
+        assert kept.tolist() == [v for v in array.to_pylist() if v is not None]
