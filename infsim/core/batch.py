@@ -26,27 +26,59 @@ per-row checks; `decode_limit` is the fewest output tokens any of them had left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from infsim.core.request import RequestState
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: the compiled build compiles it
 class Batch:
-    requests: list[RequestState] = field(default_factory=list)
-    num_new_tokens: list[int] = field(default_factory=list)
-    num_context_tokens: list[int] = field(default_factory=list)
-    num_batched_tokens: int = 0
-    num_sampled: int = 0
-    num_admitted: int = 0
-    num_preempted: int = 0
-    num_spec_tokens: int = 0
-    draft_k: int = 0
-    attn_pairs: int = 0
-    attn_kv_tokens: int = 0
-    attn_rows: int = 0
-    num_decode_rows: int = 0
-    decode_limit: int = 0
+    requests: list[RequestState]
+    num_new_tokens: list[int]
+    num_context_tokens: list[int]
+    num_batched_tokens: int
+    num_sampled: int
+    num_admitted: int
+    num_preempted: int
+    num_spec_tokens: int
+    draft_k: int
+    attn_pairs: int
+    attn_kv_tokens: int
+    attn_rows: int
+    num_decode_rows: int
+    decode_limit: int
+
+    def __init__(  # noqa: PLR0913 - every field, as the dataclass's own __init__ takes them
+        self,
+        requests: list[RequestState] | None = None,
+        num_new_tokens: list[int] | None = None,
+        num_context_tokens: list[int] | None = None,
+        num_batched_tokens: int = 0,
+        num_sampled: int = 0,
+        num_admitted: int = 0,
+        num_preempted: int = 0,
+        num_spec_tokens: int = 0,
+        draft_k: int = 0,
+        attn_pairs: int = 0,
+        attn_kv_tokens: int = 0,
+        attn_rows: int = 0,
+        num_decode_rows: int = 0,
+        decode_limit: int = 0,
+    ) -> None:
+        self.requests = [] if requests is None else requests
+        self.num_new_tokens = [] if num_new_tokens is None else num_new_tokens
+        self.num_context_tokens = [] if num_context_tokens is None else num_context_tokens
+        self.num_batched_tokens = num_batched_tokens
+        self.num_sampled = num_sampled
+        self.num_admitted = num_admitted
+        self.num_preempted = num_preempted
+        self.num_spec_tokens = num_spec_tokens
+        self.draft_k = draft_k
+        self.attn_pairs = attn_pairs
+        self.attn_kv_tokens = attn_kv_tokens
+        self.attn_rows = attn_rows
+        self.num_decode_rows = num_decode_rows
+        self.decode_limit = decode_limit
 
     @property
     def num_seqs(self) -> int:
@@ -83,7 +115,7 @@ class Batch:
         del self.requests[i], self.num_new_tokens[i], self.num_context_tokens[i]
 
 
-@dataclass(slots=True)  # not frozen: built once per step, and frozen __init__ is slow
+@dataclass(slots=True, init=False)  # not frozen, __init__ written out: built once per step
 class StepOutcome:
     """What a finished step (or run of decode steps) produced.
 
@@ -97,8 +129,26 @@ class StepOutcome:
     itl_step_s: list[float]
     itl_step_count: list[int]
     itl_other_s: list[float]
-    num_draft_tokens: int = 0  # drafts verified in the step (speculative decoding)
-    num_accepted_tokens: int = 0  # of which accepted
+    num_draft_tokens: int  # drafts verified in the step (speculative decoding)
+    num_accepted_tokens: int  # of which accepted
+
+    def __init__(
+        self,
+        finished: list[RequestState],
+        num_first_tokens: int,
+        itl_step_s: list[float],
+        itl_step_count: list[int],
+        itl_other_s: list[float],
+        num_draft_tokens: int = 0,
+        num_accepted_tokens: int = 0,
+    ) -> None:
+        self.finished = finished
+        self.num_first_tokens = num_first_tokens
+        self.itl_step_s = itl_step_s
+        self.itl_step_count = itl_step_count
+        self.itl_other_s = itl_other_s
+        self.num_draft_tokens = num_draft_tokens
+        self.num_accepted_tokens = num_accepted_tokens
 
 
 def batch_of(chunks: list[tuple[int, int]]) -> Batch:
