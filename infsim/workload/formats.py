@@ -26,6 +26,7 @@ from infsim.errors import InputError, did_you_mean
 from infsim.limits import TRACE_BYTES, TRACE_ROWS
 from infsim.registry import Registry
 from infsim.textio import read_text
+from infsim.workload import canonical
 from infsim.workload.columns import RowLocator, shown
 from infsim.workload.trace import Trace
 
@@ -251,11 +252,14 @@ def parse_numbers(
     float64, or with `integer` int64 when every cell is an exact integer (so large ids keep
     every digit); range checks are the caller's (`columns.build_table`).
     """
-    import pyarrow.compute as pc
-
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.nulls(0, pa.string())
     if integer and not values.null_count:
+        digits = canonical.digit_cells(values)  # the usual form, without pyarrow.compute
+        if digits is not None:
+            return digits
+        import pyarrow.compute as pc
+
         try:
             return arrays.to_numpy(pc.cast(pc.utf8_trim_whitespace(values), pa.int64()))
         except pa.ArrowException:

@@ -17,6 +17,7 @@ from infsim import arrays
 from infsim.errors import InputError
 from infsim.limits import HASH_IDS, TRACE_ROWS
 from infsim.textio import load_json
+from infsim.workload import canonical
 from infsim.workload.columns import TRACE_SCHEMA, RowLocator, check_block_size, shown
 from infsim.workload.formats import (
     LoadOptions,
@@ -92,10 +93,13 @@ def _plain_stamps_ns(stamps: pa.ChunkedArray) -> np.ndarray | None:
     """Nanoseconds since the epoch of a column of `_PLAIN_STAMP` timestamps, parsed by
     Arrow (without importing pandas); None if any cell is not one, or not a valid date and
     time (Arrow refuses Feb 30 or 24:00 as pandas does), for pandas to parse or refuse."""
-    import pyarrow.compute as pc
-
     if stamps.null_count or not len(stamps):
         return None
+    ns = canonical.plain_stamps_ns(stamps)  # the usual form, without pyarrow.compute
+    if ns is not None:
+        return ns
+    import pyarrow.compute as pc
+
     if not pc.all(pc.match_substring_regex(stamps, _PLAIN_STAMP)).as_py():
         return None
     try:
@@ -106,12 +110,11 @@ def _plain_stamps_ns(stamps: pa.ChunkedArray) -> np.ndarray | None:
 
 
 def _azure_arrivals_s(stamps: pa.ChunkedArray, path: Path, rows: RowLocator) -> np.ndarray:
-    import pyarrow.compute as pc
-
     ns = _plain_stamps_ns(stamps)
     if ns is not None:
         return (ns - ns[0]) / 1e9
     import pandas as pd  # other timestamp forms (~0.2 s to import)
+    import pyarrow.compute as pc
 
     series = pd.Series(stamps.to_pylist(), dtype=object)
     offsets = pc.match_substring_regex(stamps, _UTC_OFFSET)
