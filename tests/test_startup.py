@@ -126,3 +126,26 @@ def test_the_command_line_freezes_the_heap_at_exit() -> None:
     before, after = map(int, done.stdout.split())
     assert before == 0
     assert after > 10_000
+
+
+def test_an_azure_trace_run_does_not_import_pyarrow_compute(tmp_path) -> None:
+    """The shipped Azure CSV sample's timestamps and counts are in their canonical forms,
+    which `infsim.workload.canonical` parses without Arrow's compute functions."""
+    scenario = {**SCENARIO, "workload": {
+        "trace": {"path": str(REPO / "traces" / "azure_conv_2023_first3000.csv"),
+                  "format": "azure"},
+        "max_requests": 300, "rate_scale": 0.5}}  # fmt: skip
+    modules = _modules_after(
+        "import json, tempfile\n"
+        "from pathlib import Path\n"
+        "from infsim import api\n"
+        "from infsim.scenario.load import validate_scenario\n"
+        f"scenario = validate_scenario(json.loads({json.dumps(scenario)!r}), 'test')\n"
+        "resolved, trace = api.prepare(scenario, '.')\n"
+        "with tempfile.TemporaryDirectory() as spool:\n"
+        "    result = api.run_resolved(resolved, trace, spool_dir=Path(spool))\n"
+        "assert result.summary['requests']['completed'] == 300"
+    )
+    assert "pyarrow" in modules
+    assert "pyarrow.compute" not in modules
+    assert "pandas" not in modules
