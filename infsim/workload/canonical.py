@@ -20,8 +20,10 @@ MAX_DIGITS = 18
 _ZERO = ord("0")
 
 
-def _cells(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(bytes, cell starts, cell lengths) of a string array without nulls, else None."""
+def _cells(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(bytes, cell starts, cell lengths) of a string column without nulls, else None."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
     if values.type != pa.string() or values.null_count or not len(values):
         return None
     buffers = values.buffers()
@@ -34,36 +36,33 @@ def _cells(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     return data, offsets[:-1], np.diff(offsets)
 
 
-def _digits(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray | None:
-    """The `width`-digit numbers at `starts`, or None if any of those bytes is not 0-9."""
+def _digits(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int, *, pad: bool
+) -> np.ndarray | None:
+    """Each cell's first `lengths` bytes (at most `width`) as a decimal number, or None if
+    one of them is not 0-9. With `pad`, a shorter cell reads as if followed by zeros up to
+    `width` (a fraction's digits); without, it is its own number."""
     out = np.zeros(len(starts), dtype=np.int64)
-    for k in range(width):
-        digit = data[starts + k].astype(np.int64) - _ZERO
+    for k in range(width):  # digit k of every cell that long
+        has = lengths > k
+        digit = np.zeros(len(starts), dtype=np.int64)
+        digit[has] = data[starts[has] + k].astype(np.int64) - _ZERO
         if ((digit < 0) | (digit > 9)).any():
             return None
-        out = out * 10 + digit
+        out = out * 10 + digit if pad else np.where(has, out * 10 + digit, out)
     return out
 
 
 def digit_cells(values: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """int64 values of a string column whose every cell is 1 to 18 ASCII digits (what
     `pc.cast(values, pa.int64())` gives them), else None."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
     cells = _cells(values)
     if cells is None:
         return None
     data, starts, lengths = cells
     if lengths.min() < 1 or lengths.max() > MAX_DIGITS:
         return None
-    out = np.zeros(len(starts), dtype=np.int64)
-    for k in range(int(lengths.max())):  # digit k of every cell that long
-        longer = lengths > k
-        digit = data[starts[longer] + k].astype(np.int64) - _ZERO
-        if ((digit < 0) | (digit > 9)).any():
-            return None
-        out[longer] = out[longer] * 10 + digit
-    return out
+    return _digits(data, starts, lengths, int(lengths.max()), pad=False)
 
 
 _DATE_TIME = 19
@@ -75,8 +74,6 @@ def plain_stamps_ns(values: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     HH:MM:SS' (or with 'T'), optionally '.' and 1 to 9 digits, a year 1900 to 2199 and a
     valid date and time of day (seconds 0-59): what `pc.cast(values, pa.timestamp("ns"))`
     gives them. Else None."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
     cells = _cells(values)
     if cells is None:
         return None
@@ -91,7 +88,7 @@ def plain_stamps_ns(values: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     middle = data[starts + 10]
     if ((middle != ord(" ")) & (middle != ord("T"))).any():
         return None
-    fields = [_digits(data, starts + at, width) for at, width in
+    fields = [_digits(data, starts + at, lengths - at, width, pad=True) for at, width in
               ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2))]  # fmt: skip
     if any(f is None for f in fields):
         return None
@@ -110,19 +107,11 @@ def plain_stamps_ns(values: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         and (second <= 59).all()
     ):
         return None
-    nanos = np.zeros(len(starts), dtype=np.int64)
-    with_fraction = np.flatnonzero(fraction > 0)
-    if with_fraction.size:
-        if (data[starts[with_fraction] + _DATE_TIME] != ord(".")).any():
-            return None
-        for k in range(9):  # the fraction's digit k, or 0 past its end
-            has = fraction[with_fraction] > k
-            digit = np.zeros(with_fraction.size, dtype=np.int64)
-            at = starts[with_fraction[has]] + _DATE_TIME + 1 + k
-            digit[has] = data[at].astype(np.int64) - _ZERO
-            if ((digit < 0) | (digit > 9)).any():
-                return None
-            nanos[with_fraction] = nanos[with_fraction] * 10 + digit
+    if (data[starts[fraction > 0] + _DATE_TIME] != ord(".")).any():
+        return None
+    nanos = _digits(data, starts + _DATE_TIME + 1, np.maximum(fraction, 0), 9, pad=True)
+    if nanos is None:
+        return None
     days = _days_from_civil(year, month, day)
     return ((days * 24 + hour) * 60 + minute) * 60 * 1_000_000_000 + second * 1_000_000_000 + nanos
 
