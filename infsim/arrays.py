@@ -188,19 +188,15 @@ def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=dtype)
-    buffers = values.buffers()
     if kind == pa.bool_():
-        bits = np.frombuffer(buffers[1], dtype=np.uint8)
+        bits = np.frombuffer(values.buffers()[1], dtype=np.uint8)
         data = np.unpackbits(bits, count=values.offset + n, bitorder="little")[values.offset :]
         data = data.astype(bool)
     else:
-        itemsize = np.dtype(dtype).itemsize
-        data = np.frombuffer(buffers[1], dtype=dtype, count=n, offset=values.offset * itemsize)
+        data = raw_numbers(values)  # a read-only view of Arrow's memory, as pyarrow gives it
     if not values.null_count:
-        if kind != pa.bool_():
-            data.flags.writeable = False  # a view of Arrow's memory, as pyarrow gives it
         return data
-    valid = _valid(buffers[0], values.offset, n)
+    valid = is_valid(values)
     if kind == pa.bool_():
         out = data.astype(object)
         out[~valid] = None
@@ -219,14 +215,10 @@ def equals_string(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     n = len(values)
     if pa.types.is_dictionary(values.type):
-        indices = values.indices
-        kind = indices.type
-        start = indices.offset * kind.byte_width
-        codes = np.frombuffer(indices.buffers()[1], dtype=_NUMBERS[kind], count=n, offset=start)
-        codes = codes.astype(np.int64)
+        codes = raw_numbers(values.indices).astype(np.int64)
         hits = np.append(equals_string(values.dictionary, value), False)
-        if indices.null_count:  # a null row's code is undefined: point it at the False
-            codes[~_valid(indices.buffers()[0], indices.offset, n)] = len(hits) - 1
+        if values.indices.null_count:  # a null row's code is undefined: point it at the False
+            codes[~is_valid(values.indices)] = len(hits) - 1
         return hits[codes]
     if values.type not in _STRINGS:
         raise TypeError(f"equals_string() compares string columns, not {values.type}")
@@ -249,7 +241,7 @@ def equals_string(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     out[rows] = True
     if values.null_count:
-        out &= _valid(buffers[0], values.offset, n)
+        out &= is_valid(values)
     return out
 
 
@@ -258,13 +250,18 @@ def raw_numbers(values: pa.Array) -> np.ndarray:
     undefined (select the valid rows with `is_valid`)."""
     dtype = _NUMBERS[values.type]
     itemsize = np.dtype(dtype).itemsize
-    return np.frombuffer(
+    data = np.frombuffer(
         values.buffers()[1], dtype=dtype, count=len(values), offset=values.offset * itemsize
     )
+    data.flags.writeable = False  # (a buffer over numpy memory would be writeable)
+    return data
 
 
-def is_valid(values: pa.Array) -> np.ndarray:
+def is_valid(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """`pc.is_valid(values)` as a numpy boolean array (read from the validity bitmap)."""
+    if isinstance(values, pa.ChunkedArray):
+        parts = [is_valid(chunk) for chunk in values.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     if not values.null_count:
         return np.ones(len(values), dtype=bool)
     if pa.types.is_null(values.type):

@@ -99,9 +99,7 @@ def _numbers(values: Any, column: str, source: str, rows: RowLocator) -> np.ndar
                 + (" (seconds)" if column == "arrival_s" else "")
             )
         if values.null_count:
-            import pyarrow.compute as pc
-
-            index = _first(arrays.to_numpy(pc.is_null(values)))
+            index = _first(~arrays.is_valid(values))
             raise _fail(source, rows, index or 0, column, "is missing (null)")
         values = arrays.to_numpy(values)
     try:
@@ -293,14 +291,14 @@ def _check_hash_ids(
     import pyarrow.compute as pc
 
     if block_size_tokens is None:
-        index = _first(~arrays.to_numpy(hash_ids.is_null()))
+        index = _first(arrays.is_valid(hash_ids))
         raise _fail(
             source, rows, index or 0, "prefix_hash_ids",
             "is set but the trace has no hash_block_size_tokens; give the block size",
         )  # fmt: skip
     flat = pc.list_flatten(hash_ids)
     if flat.null_count:
-        index = _first(arrays.to_numpy(pc.is_null(flat))) or 0
+        index = _first(~arrays.is_valid(flat)) or 0
         row = int(pc.list_parent_indices(hash_ids)[index].as_py())
         raise _fail(source, rows, row, "prefix_hash_ids", "holds a null id inside its list")
     lengths = pc.list_value_length(hash_ids)

@@ -352,7 +352,5 @@ def require_no_nulls(table: pa.Table, names: Sequence[str], path: Path, rows: Ro
     for name in names:
         column = table.column(name)
         if column.null_count:
-            import pyarrow.compute as pc
-
-            index = int(np.flatnonzero(arrays.to_numpy(pc.is_null(column)))[0])
+            index = int(np.flatnonzero(~arrays.is_valid(column))[0])
             raise InputError(f"{path}: {rows.describe(index)}: {name!r} is missing or null")

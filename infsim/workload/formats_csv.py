@@ -347,9 +347,7 @@ def _count_values(lists: pa.Array) -> int:
 
 def _nullable_ints(values: pa.ChunkedArray, column: str, path: Path, rows: RowLocator) -> pa.Array:
     """Numbers or nulls (empty fields); `columns.build_table` checks they are integers."""
-    import pyarrow.compute as pc
-
-    present = arrays.to_numpy(pc.is_valid(values))
+    present = arrays.is_valid(values)
     if not present.any():
         return pa.nulls(len(values), pa.int64())
     dense = values.filter(arrays.array(present))

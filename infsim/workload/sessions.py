@@ -36,7 +36,7 @@ def derive_session_prefixes(trace: Trace, block_tokens: int) -> Trace:
     column = trace.table.column("session_id")
     if trace.hash_block_size_tokens is not None or column.null_count == len(column):
         return trace
-    present = arrays.to_numpy(column.is_valid())
+    present = arrays.is_valid(column)
     totals = trace.num_prompt_tokens + trace.num_output_tokens
     num_blocks = np.where(present, totals // block_tokens, 0)
     total = int(num_blocks.sum())
